@@ -1,0 +1,117 @@
+"""Shared validators that raise varlen's standard messages.
+
+Every message has the shape ``"<where>: <name> must <expectation>, got <actual>.[ <fix>]"``.
+Private helpers trust their inputs; public functions call these first, before any work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from varlen._types import SIDES, Padding
+
+_T = TypeVar("_T")
+
+
+def check_choice(where: str, name: str, value: _T, choices: Collection[_T]) -> _T:
+    """Return ``value`` if it is one of ``choices``, else raise ``ValueError``.
+
+    Args:
+        where: Name of the public function or class, first in the message.
+        name: Name of the argument.
+        value: The value received.
+        choices: The allowed values.
+
+    Returns:
+        ``value`` unchanged.
+
+    Raises:
+        ValueError: If ``value`` is not in ``choices``.
+    """
+    if value not in choices:
+        allowed = " or ".join(repr(choice) for choice in choices)
+        raise ValueError(f"{where}: {name} must be {allowed}, got {value!r}.")
+    return value
+
+
+def check_side(where: str, name: str, value: object) -> Padding:
+    """Return ``value`` as a :data:`~varlen._types.Padding` side, else raise ``ValueError``.
+
+    Args:
+        where: Name of the public function or class.
+        name: Name of the argument (``padding`` or ``truncating``).
+        value: The value received.
+
+    Returns:
+        ``"pre"`` or ``"post"``.
+
+    Raises:
+        ValueError: If ``value`` is not ``"pre"`` or ``"post"``.
+    """
+    if not isinstance(value, str) or value not in SIDES:
+        raise ValueError(f"{where}: {name} must be 'pre' or 'post', got {value!r}.")
+    return value
+
+
+def check_maxlen(where: str, maxlen: object) -> int | None:
+    """Return ``maxlen`` as an ``int >= 0`` or ``None``, else raise.
+
+    Args:
+        where: Name of the public function or class.
+        maxlen: The value received.
+
+    Returns:
+        ``maxlen`` as a Python ``int``, or ``None``.
+
+    Raises:
+        TypeError: If ``maxlen`` is not an integer or ``None``.
+        ValueError: If ``maxlen < 0``.
+    """
+    if maxlen is None:
+        return None
+    if isinstance(maxlen, bool) or not isinstance(maxlen, int | np.integer):
+        raise TypeError(f"{where}: maxlen must be an int or None, got {maxlen!r}.")
+    if maxlen < 0:
+        raise ValueError(f"{where}: maxlen must be >= 0, got {maxlen!r}.")
+    return int(maxlen)
+
+
+def check_lengths_array(
+    where: str, lengths: Any, *, maxlen: int | None = None
+) -> NDArray[np.int64]:
+    """Return ``lengths`` as an int64 ``(B,)`` array with ``0 <= lengths[i] (<= maxlen)``.
+
+    Args:
+        where: Name of the public function or class.
+        lengths: Array-like of shape ``(B,)`` with integer values.
+        maxlen: If given, the largest length allowed (the padded time length ``T``).
+
+    Returns:
+        An int64 array of shape ``(B,)``; a new array, never a view of the input.
+
+    Raises:
+        TypeError: If ``lengths`` is not of an integer dtype.
+        ValueError: If ``lengths`` is not 1-D, has a negative entry, or one above ``maxlen``.
+    """
+    array = np.asarray(lengths)
+    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
+        raise TypeError(
+            f"{where}: lengths must be integers, got dtype {array.dtype}. "
+            "Cast with .astype(np.int64)."
+        )
+    if array.ndim != 1:
+        raise ValueError(f"{where}: lengths must have shape (B,), got {array.shape}.")
+    out = array.astype(np.int64, copy=True)
+    if out.size and out.min() < 0:
+        index = int(np.argmin(out))
+        raise ValueError(f"{where}: lengths must be >= 0, got lengths[{index}] == {out[index]}.")
+    if maxlen is not None and out.size and out.max() > maxlen:
+        index = int(np.argmax(out))
+        raise ValueError(
+            f"{where}: lengths must be <= T = {maxlen}, got lengths[{index}] == {out[index]}."
+        )
+    return out
