@@ -2,67 +2,30 @@
 
 A batch of ``B`` sequences of shapes ``(T_i, *F)`` is stored as ``values (N, *F)``, all
 steps end to end with ``N = sum(T_i)``, and ``offsets (B + 1,)`` int64, so that sequence
-``i`` is ``values[offsets[i]:offsets[i + 1]]``.
+``i`` is ``values[offsets[i]:offsets[i + 1]]``. Conversions to and from padded batches,
+indexing and concatenation are vectorized: no Python loop runs over the sequences.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast, overload
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
+from varlen._checks import check_lengths_array, check_maxlen, check_side
+from varlen._types import Padding
+from varlen.data._flat import pad_flat, row_positions
+from varlen.data.masks import _check_mask, _mask_to_lengths
+
 __all__ = ["Ragged"]
 
-
-def _read_only(array: NDArray[Any]) -> NDArray[Any]:
-    """Return ``array`` with its ``writeable`` flag cleared (in place; for owned arrays)."""
-    array.flags.writeable = False
-    return array
-
-
-def _check_values(where: str, values: Any) -> NDArray[Any]:
-    """Return ``values`` as an array of shape ``(N, *F)`` with a non-object dtype, else raise."""
-    array = np.asarray(values)
-    if array.dtype == np.object_:
-        raise TypeError(
-            f"{where}: values must have a numeric, bool or string dtype, got dtype object. "
-            "Check that every step has the same trailing shape."
-        )
-    if array.ndim == 0:
-        raise ValueError(f"{where}: values must have shape (N, *F), got a scalar.")
-    return array
-
-
-def _check_offsets(where: str, offsets: Any, num_steps: int) -> NDArray[np.int64]:
-    """Return ``offsets`` as int64 ``(B + 1,)``: starts at 0, non-decreasing, ends at ``N``."""
-    array = np.asarray(offsets)
-    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(
-            f"{where}: offsets must be integers, got dtype {array.dtype}. "
-            "Cast with .astype(np.int64)."
-        )
-    if array.ndim != 1 or array.shape[0] == 0:
-        raise ValueError(
-            f"{where}: offsets must have shape (B + 1,) with B >= 0, got {array.shape}."
-        )
-    out = array.astype(np.int64, copy=True)
-    if out[0] != 0:
-        raise ValueError(f"{where}: offsets[0] must be 0, got {out[0]!r}.")
-    steps = np.diff(out)
-    if steps.size and steps.min() < 0:
-        index = int(np.argmin(steps))
-        raise ValueError(
-            f"{where}: offsets must be non-decreasing, got offsets[{index + 1}] == "
-            f"{out[index + 1]!r} < offsets[{index}] == {out[index]!r}."
-        )
-    if out[-1] != num_steps:
-        raise ValueError(
-            f"{where}: offsets[-1] must equal len(values) = {num_steps}, got {out[-1]!r}."
-        )
-    return out
+_KINDS = "biufcUS"  # bool, integers, floats, complex, str, bytes
+_NUMERIC = "biufc"
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -73,40 +36,49 @@ class Ragged:
     Every sequence shares the trailing shape ``*F`` and the dtype. ``B = 0`` and
     ``T_i = 0`` are allowed.
 
-    ``Ragged`` is an immutable value: the constructor copies ``values`` and ``offsets``
-    and marks both copies read-only, so neither the caller's arrays nor later writes
-    can break the invariants. Arrays handed out (``values``, ``offsets``, ``r[i]``) are
-    read-only views; copy them (``np.array(r[i])``) to get a writable array.
+    ``Ragged`` is an immutable value. The constructor copies ``values`` and ``offsets``
+    and stores read-only views of the copies, so neither the caller's arrays nor writes
+    through the attributes can break the invariants. Arrays handed out (``values``,
+    ``offsets``, ``r[i]``, iteration) are read-only views; :meth:`to_sequences` and
+    :meth:`to_padded` return new writable arrays. Results of slicing may share memory
+    with the original, which is safe because neither can change.
+
+    Equality (``==``) is structural: same dtype, trailing shape, offsets and values,
+    with NaN equal to NaN. A ``Ragged`` is unhashable, like an array.
 
     Args:
-        values: ``(N, *F)`` all steps end to end, ``N = sum(T_i)``; any non-object dtype.
+        values: ``(N, *F)`` all steps end to end, ``N = sum(T_i)``; a numeric, bool or
+            string dtype.
         offsets: ``(B + 1,)`` integer row boundaries: ``offsets[0] == 0``,
             non-decreasing, ``offsets[-1] == N``. Stored as int64.
 
     Raises:
-        TypeError: If ``values`` has object dtype or ``offsets`` is not integer.
+        TypeError: If ``values`` has another dtype (e.g. object) or ``offsets`` is not
+            integer.
         ValueError: If ``values`` is a scalar or ``offsets`` breaks the rules above.
 
     Example:
         >>> r = Ragged(np.array([1.0, 2.0, 3.0, 4.0]), np.array([0, 3, 3, 4]))
-        >>> len(r), r.lengths  # B = 3, T_i = (3, 0, 1)
-        (3, array([3, 0, 1]))
+        >>> r  # B = 3 sequences, T_i = (3, 0, 1)
+        Ragged(B=3, N=4, F=(), dtype=float64, lengths min/mean/max=0/1.3/3)
         >>> r[2]
         array([4.])
+        >>> r[[2, 0]].to_sequences()
+        [array([4.]), array([1., 2., 3.])]
     """
 
     values: NDArray[Any]
     offsets: NDArray[np.int64]
 
     def __post_init__(self) -> None:
-        values = _check_values("Ragged", self.values)
+        values = _check_values("Ragged", "values", self.values)
         offsets = _check_offsets("Ragged", self.offsets, values.shape[0])
         object.__setattr__(self, "values", _read_only(np.array(values, copy=True)))
         object.__setattr__(self, "offsets", _read_only(offsets))
 
     @classmethod
     def _trusted(cls, values: NDArray[Any], offsets: NDArray[np.int64]) -> Ragged:
-        """Build without validation or copies from arrays this module just allocated."""
+        """Build without validation or copies, from arrays that nobody else can write."""
         ragged = object.__new__(cls)
         object.__setattr__(ragged, "values", _read_only(values))
         object.__setattr__(ragged, "offsets", _read_only(offsets))
@@ -139,66 +111,77 @@ class Ragged:
         """The dtype of ``values``."""
         return self.values.dtype
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: ``values.nbytes + offsets.nbytes`` (no padding is stored)."""
+        return int(self.values.nbytes + self.offsets.nbytes)
+
+    # -------------------------------------------------------------------- sequence
+
     def __len__(self) -> int:
         return int(self.offsets.shape[0]) - 1
 
-    def __getitem__(self, index: int) -> NDArray[Any]:
-        B = len(self)
-        if isinstance(index, bool) or not isinstance(index, int | np.integer):
-            raise TypeError(f"Ragged: index must be an int, got {index!r}.")
-        if not -B <= index < B:
-            raise IndexError(f"Ragged: index must be in [-B, B) = [{-B}, {B}), got {index}.")
-        row = int(index) % B
-        return self.values[self.offsets[row] : self.offsets[row + 1]]
+    def __iter__(self) -> Iterator[NDArray[Any]]:
+        bounds = self.offsets.tolist()
+        for start, stop in itertools.pairwise(bounds):
+            yield self.values[start:stop]
 
-    # ---------------------------------------------------------------- constructors
+    @overload
+    def __getitem__(self, index: int | np.integer[Any]) -> NDArray[Any]: ...
 
-    @classmethod
-    def from_sequences(cls, sequences: Sequence[Any], *, dtype: DTypeLike | None = None) -> Ragged:
-        """Build a ``Ragged`` from ``B`` sequences, concatenating them once.
+    @overload
+    def __getitem__(
+        self, index: slice | Sequence[int] | Sequence[bool] | NDArray[Any]
+    ) -> Ragged: ...
 
-        Args:
-            sequences: ``B >= 0`` array-likes of shape ``(T_i, *F)`` (arrays or nested
-                lists) with equal ``*F``. An empty Python list is an empty sequence of
-                any ``*F``.
-            dtype: Dtype of ``values``; defaults to NumPy's promotion of the inputs
-                (float64 when there are no steps).
+    def __getitem__(self, index: Any) -> NDArray[Any] | Ragged:
+        """Return sequence ``index`` ``(T_i, *F)``, or a new ``Ragged`` for a selection.
 
-        Returns:
-            A new ``Ragged`` holding copies of the steps.
-
-        Raises:
-            ValueError: If a sequence is a scalar or ragged inside, or trailing shapes differ.
-
-        Example:
-            >>> r = Ragged.from_sequences([[1, 2, 3], [], [4]])
-            >>> r.values, r.offsets
-            (array([1, 2, 3, 4]), array([0, 3, 3, 4]))
+        An int (negative counts from the end) gives a read-only view of one sequence.
+        A slice, a 1-D integer array or list (any order, repeats allowed) or a ``(B,)``
+        bool array gives a ``Ragged`` of the selected sequences, gathered in one copy
+        (a contiguous slice is a view).
         """
-        where = "Ragged.from_sequences"
-        lengths = np.zeros(len(sequences), dtype=np.int64)
-        arrays: list[NDArray[Any]] = []
-        first: int | None = None
-        for index, sequence in enumerate(sequences):
-            if not isinstance(sequence, np.ndarray) and _is_empty_list(sequence):
-                continue  # contributes no steps, nor a dtype or trailing shape
-            array = _as_sequence_array(where, index, sequence, dtype)
-            if first is None:
-                first = index
-            elif array.shape[1:] != arrays[0].shape[1:]:
-                raise ValueError(
-                    f"{where}: sequences[{index}] has trailing shape {array.shape[1:]}, "
-                    f"expected {arrays[0].shape[1:]} like sequences[{first}]."
-                )
-            lengths[index] = array.shape[0]
-            arrays.append(array)
-        if arrays:
-            values = np.concatenate(arrays, axis=0, dtype=dtype)
-        else:
-            values = np.empty((0,), dtype=np.float64 if dtype is None else dtype)
-        offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        return cls._trusted(_check_values(where, values), offsets)
+        B = len(self)
+        if isinstance(index, int | np.integer) and not isinstance(index, bool | np.bool_):
+            if not -B <= index < B:
+                raise IndexError(f"Ragged: index must be in [-B, B) = [{-B}, {B}), got {index}.")
+            row = int(index) % B
+            return self.values[self.offsets[row] : self.offsets[row + 1]]
+        if isinstance(index, slice):
+            start, stop, step = index.indices(B)
+            if step == 1:
+                return self._slice(start, max(start, stop))
+            return self._gather(np.arange(start, stop, step, dtype=np.int64))
+        return self._gather(_check_rows("Ragged", index, B))
+
+    def _slice(self, start: int, stop: int) -> Ragged:
+        """Rows ``start:stop`` as a view of ``values`` with rebased offsets."""
+        offsets = self.offsets[start : stop + 1]
+        values = self.values[offsets[0] : offsets[-1]]
+        return Ragged._trusted(values, offsets - offsets[0])
+
+    def _gather(self, rows: NDArray[np.int64]) -> Ragged:
+        """Rows ``rows`` (in range, any order) in one vectorized copy."""
+        lengths = self.lengths[rows]  # (B',)
+        offsets = _offsets_from_lengths(lengths)
+        shift = self.offsets[rows] - offsets[:-1]  # (B',) source start - target start
+        source = np.arange(offsets[-1], dtype=np.int64) + np.repeat(shift, lengths)
+        return Ragged._trusted(self.values[source], offsets)
+
+    # -------------------------------------------------------------------- equality
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Ragged):
+            return NotImplemented
+        return bool(
+            self.dtype == other.dtype
+            and self.values.shape == other.values.shape
+            and np.array_equal(self.offsets, other.offsets)
+            and np.array_equal(self.values, other.values, equal_nan=self.dtype.kind in "fc")
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equal values, unhashable like arrays
 
     def __repr__(self) -> str:
         lengths = self.lengths
@@ -211,26 +194,426 @@ class Ragged:
             f"dtype={self.dtype}, {stats})"
         )
 
+    # ---------------------------------------------------------------- conversions
 
-def _is_empty_list(sequence: Any) -> bool:
-    """Return True for an empty Python list or tuple."""
-    return isinstance(sequence, list | tuple) and len(sequence) == 0
+    def to_sequences(self) -> list[NDArray[Any]]:
+        """Return the ``B`` sequences as new writable arrays ``(T_i, *F)``.
+
+        Returns:
+            A list of ``B`` arrays (views into one fresh copy of ``values``).
+
+        Example:
+            >>> Ragged.from_sequences([[1, 2], []]).to_sequences()
+            [array([1, 2]), array([], dtype=int64)]
+        """
+        if len(self) == 0:
+            return []
+        return np.split(self.values.copy(), self.offsets[1:-1].tolist())
+
+    def to_padded(
+        self,
+        *,
+        maxlen: int | None = None,
+        padding: Padding = "post",
+        truncating: Padding = "post",
+        value: Any = 0,
+        dtype: DTypeLike | None = None,
+    ) -> tuple[NDArray[Any], NDArray[np.int64]]:
+        """Pad the sequences into one dense ``(B, T, *F)`` array, in one vectorized copy.
+
+        Sequences longer than ``T`` lose steps on the ``truncating`` side. Zero-length
+        sequences become all-padding rows; ``B = 0`` gives shape ``(0, T, *F)``.
+        Values are cast to ``dtype`` with NumPy's assignment rules.
+
+        Args:
+            maxlen: Output length ``T``; defaults to ``max(T_i)`` (0 when ``B == 0``).
+                May be 0.
+            padding: End that receives padding: ``"pre"`` (before) or ``"post"`` (after).
+            truncating: End from which steps are dropped when ``T_i > T``.
+            value: Scalar written at padded steps; must be representable in ``dtype``.
+            dtype: Output dtype; defaults to ``self.dtype``.
+
+        Returns:
+            ``(padded, lengths)``: ``padded`` is ``(B, T, *F)``; ``lengths`` is int64
+            ``(B,)`` holding the kept lengths ``min(T_i, T)``.
+
+        Raises:
+            TypeError: If ``maxlen`` is not an int or ``dtype`` is not a numeric, bool or
+                string dtype.
+            ValueError: If ``maxlen < 0``, a side is not ``"pre"``/``"post"``, or
+                ``value`` is not a scalar representable in ``dtype``.
+
+        Example:
+            >>> r = Ragged.from_sequences([[1, 2, 3], [4]])
+            >>> padded, lengths = r.to_padded(maxlen=2, padding="pre", value=-1)
+            >>> padded  # (B, T) = (2, 2); [1, 2, 3] lost its last step
+            array([[ 1,  2],
+                   [-1,  4]])
+            >>> lengths
+            array([2, 1])
+        """
+        where = "Ragged.to_padded"
+        pad_side = check_side(where, "padding", padding)
+        cut_side = check_side(where, "truncating", truncating)
+        T = check_maxlen(where, maxlen)
+        out_dtype = self.dtype if dtype is None else _check_dtype(where, dtype)
+        fill = _check_fill(where, value, out_dtype)
+        return pad_flat(
+            self.values,
+            self.offsets,
+            maxlen=T,
+            value=fill,
+            padding=pad_side,
+            truncating=cut_side,
+            dtype=out_dtype,
+        )
+
+    def with_values(self, values: Any) -> Ragged:
+        """Return a ``Ragged`` with the same offsets and new per-step ``values``.
+
+        Use it for step-wise transforms such as normalization:
+        ``r.with_values((r.values - mean) / std)``.
+
+        Args:
+            values: ``(N, *F')`` new steps, ``N`` equal to ``self.num_steps``; the
+                trailing shape and dtype may change. Copied.
+
+        Returns:
+            A new ``Ragged`` with ``self.offsets``.
+
+        Raises:
+            TypeError: If ``values`` has an unsupported dtype (e.g. object).
+            ValueError: If ``values`` is a scalar or does not have ``N`` steps.
+
+        Example:
+            >>> r = Ragged.from_sequences([[1.0, 2.0], [3.0]])
+            >>> r.with_values(r.values * 10).to_sequences()
+            [array([10., 20.]), array([30.])]
+        """
+        where = "Ragged.with_values"
+        array = _check_values(where, "values", values)
+        if array.shape[0] != self.num_steps:
+            raise ValueError(
+                f"{where}: values must have N = {self.num_steps} steps (len(values)), "
+                f"got shape {array.shape}."
+            )
+        return Ragged._trusted(np.array(array, copy=True), self.offsets)
+
+    # --------------------------------------------------------------- constructors
+
+    @classmethod
+    def from_sequences(cls, sequences: Iterable[Any], *, dtype: DTypeLike | None = None) -> Ragged:
+        """Build a ``Ragged`` from ``B`` sequences, concatenating them once.
+
+        Args:
+            sequences: ``B >= 0`` array-likes of shape ``(T_i, *F)`` (arrays or nested
+                lists) with equal ``*F``. An empty Python list is an empty sequence of
+                any ``*F`` and takes no part in dtype promotion.
+            dtype: Dtype of ``values``; defaults to NumPy's promotion of the inputs
+                (float64 when there are no steps).
+
+        Returns:
+            A new ``Ragged`` holding copies of the steps.
+
+        Raises:
+            TypeError: If the steps have an unsupported dtype (e.g. object).
+            ValueError: If a sequence is a scalar or ragged inside, or trailing shapes
+                differ (the message names the sequence).
+
+        Example:
+            >>> r = Ragged.from_sequences([[1, 2, 3], [], [4]])
+            >>> r.values, r.offsets
+            (array([1, 2, 3, 4]), array([0, 3, 3, 4]))
+        """
+        where = "Ragged.from_sequences"
+        items = list(sequences)
+        lengths = np.zeros(len(items), dtype=np.int64)
+        arrays: list[NDArray[Any]] = []
+        first = 0
+        for index, sequence in enumerate(items):
+            if isinstance(sequence, list | tuple) and len(sequence) == 0:
+                continue  # no steps, and no dtype or trailing shape to impose
+            array = _as_sequence(where, index, sequence, dtype)
+            if not arrays:
+                first = index
+            elif array.shape[1:] != arrays[0].shape[1:]:
+                raise ValueError(
+                    f"{where}: sequences[{index}] has trailing shape {array.shape[1:]}, "
+                    f"expected {arrays[0].shape[1:]} like sequences[{first}]."
+                )
+            lengths[index] = array.shape[0]
+            arrays.append(array)
+        if arrays:
+            values = np.concatenate(arrays, axis=0, dtype=dtype)
+        else:
+            values = np.empty((0,), dtype=np.float64 if dtype is None else dtype)
+        values = _check_values(where, "sequences", values)
+        return cls._trusted(values, _offsets_from_lengths(lengths))
+
+    @classmethod
+    def from_padded(
+        cls, array: Any, lengths: Any = None, *, mask: Any = None, padding: Padding = "post"
+    ) -> Ragged:
+        """Extract the real steps of a padded batch, given its lengths or its mask.
+
+        Pass exactly one of ``lengths`` and ``mask``. The padded steps are never read, so
+        they may hold anything (NaN, garbage). Inverse of :meth:`to_padded` with the same
+        ``padding`` when nothing was truncated.
+
+        Args:
+            array: ``(B, T, *F)`` padded batch.
+            lengths: ``(B,)`` integer lengths, ``0 <= T_i <= T``.
+            mask: ``(B, T)`` bool, True = real step; each row must be one run of True at
+                the unpadded side (see :func:`varlen.data.masks.mask_to_lengths`).
+            padding: Side that holds the padding: ``"post"`` or ``"pre"``.
+
+        Returns:
+            A new ``Ragged`` of the ``B`` real-step sequences, in ``array``'s dtype.
+
+        Raises:
+            TypeError: If ``array`` has an unsupported dtype, ``lengths`` is not integer
+                or ``mask`` not bool.
+            ValueError: If both or neither of ``lengths`` and ``mask`` are given, shapes
+                disagree with ``array``, a length is outside ``[0, T]``, a mask row is not
+                contiguous (the message names the row), or ``padding`` is invalid.
+
+        Example:
+            >>> x = np.array([[0, 7, 8], [0, 0, 9]])  # (B, T) = (2, 3), pre-padded
+            >>> Ragged.from_padded(x, [2, 1], padding="pre").to_sequences()
+            [array([7, 8]), array([9])]
+        """
+        where = "Ragged.from_padded"
+        side = check_side(where, "padding", padding)
+        batch = _check_values(where, "array", array, shape="(B, T, *F)", min_ndim=2)
+        kept = _padded_lengths(where, batch.shape[0], batch.shape[1], lengths, mask, side)
+        row, step = row_positions(kept)  # (N,) each
+        column = step + (batch.shape[1] - kept)[row] if side == "pre" else step
+        return cls._trusted(batch[row, column], _offsets_from_lengths(kept))
+
+    @classmethod
+    def concatenate(cls, raggeds: Sequence[Ragged]) -> Ragged:
+        """Join several ragged batches into one, batch after batch (in one copy).
+
+        Args:
+            raggeds: One or more ``Ragged`` with equal trailing shapes; the dtype is
+                NumPy's promotion of theirs.
+
+        Returns:
+            A ``Ragged`` with ``sum(len(r))`` sequences.
+
+        Raises:
+            TypeError: If an element is not a ``Ragged``.
+            ValueError: If ``raggeds`` is empty or trailing shapes differ.
+
+        Example:
+            >>> a = Ragged.from_sequences([[1, 2]])
+            >>> Ragged.concatenate([a, Ragged.from_sequences([[3], []])]).lengths
+            array([2, 1, 0])
+        """
+        where = "Ragged.concatenate"
+        items = list(raggeds)
+        if not items:
+            raise ValueError(f"{where}: raggeds must hold at least one Ragged, got none.")
+        for index, item in enumerate(items):
+            if not isinstance(item, Ragged):
+                raise TypeError(
+                    f"{where}: raggeds[{index}] must be a Ragged, got {type(item).__name__}."
+                )
+            if item.trailing_shape != items[0].trailing_shape:
+                raise ValueError(
+                    f"{where}: raggeds[{index}] has trailing shape {item.trailing_shape}, "
+                    f"expected {items[0].trailing_shape} like raggeds[0]."
+                )
+        values = np.concatenate([item.values for item in items], axis=0)
+        lengths = np.concatenate([item.lengths for item in items])
+        return cls._trusted(values, _offsets_from_lengths(lengths))
+
+    @classmethod
+    def from_table(
+        cls,
+        df: Any,
+        *,
+        id: str,  # shadows the builtin on purpose: the name table_to_ragged uses
+        order: str | None = None,
+        features: Sequence[str] | None = None,
+    ) -> Ragged:
+        """Group a long-format table into one sequence per ``id`` (needs pandas).
+
+        Delegates to :func:`varlen.data.io.table.table_to_ragged`, imported on first
+        use so that ``varlen.data`` loads without pandas.
+
+        Args:
+            df: Long-format table (pandas ``DataFrame``): one row per step.
+            id: Column naming the sequence each row belongs to.
+            order: Column that orders the steps within a sequence; ``None`` keeps row
+                order.
+            features: Columns that become the features ``F``; ``None`` means all others.
+
+        Returns:
+            The ``Ragged`` built by ``table_to_ragged``.
+        """
+        table = importlib.import_module("varlen.data.io.table")
+        return cast(Ragged, table.table_to_ragged(df, id=id, order=order, features=features))
 
 
-def _as_sequence_array(
-    where: str, index: int, sequence: Any, dtype: DTypeLike | None
+# ---------------------------------------------------------------------- helpers
+
+
+def _read_only(array: NDArray[Any]) -> NDArray[Any]:
+    """Return a read-only view of ``array``, which must not be referenced elsewhere.
+
+    The owner is frozen too, so the view's ``writeable`` flag cannot be set back.
+    """
+    array.flags.writeable = False
+    return array.view()
+
+
+def _offsets_from_lengths(lengths: NDArray[np.int64]) -> NDArray[np.int64]:
+    """``(B + 1,)`` int64 offsets ``[0, cumsum(lengths)]``."""
+    offsets = np.zeros(lengths.shape[0] + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
+
+
+def _check_values(
+    where: str, name: str, values: Any, *, shape: str = "(N, *F)", min_ndim: int = 1
 ) -> NDArray[Any]:
+    """Return ``values`` as an array of ``min_ndim`` or more dimensions and a supported dtype."""
+    array = np.asarray(values)
+    if array.dtype.kind not in _KINDS:
+        raise TypeError(
+            f"{where}: {name} must have a numeric, bool or string dtype, got dtype "
+            f"{array.dtype}. Check that every step has the same trailing shape."
+        )
+    if array.ndim < min_ndim:
+        raise ValueError(f"{where}: {name} must have shape {shape}, got {array.shape}.")
+    return array
+
+
+def _check_offsets(where: str, offsets: Any, num_steps: int) -> NDArray[np.int64]:
+    """Return ``offsets`` as int64 ``(B + 1,)``: starts at 0, non-decreasing, ends at ``N``."""
+    array = np.asarray(offsets)
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(
+            f"{where}: offsets must be integers, got dtype {array.dtype}. "
+            "Cast with .astype(np.int64)."
+        )
+    if array.ndim != 1 or array.shape[0] == 0:
+        raise ValueError(f"{where}: offsets must have shape (B + 1,), got {array.shape}.")
+    out = array.astype(np.int64, copy=True)
+    if out[0] != 0:
+        raise ValueError(f"{where}: offsets[0] must be 0, got {out[0]!r}.")
+    drops = np.flatnonzero(np.diff(out) < 0)
+    if drops.size:
+        index = int(drops[0]) + 1
+        raise ValueError(
+            f"{where}: offsets must be non-decreasing, got offsets[{index}] == "
+            f"{out[index]!r} < offsets[{index - 1}] == {out[index - 1]!r}."
+        )
+    if out[-1] != num_steps:
+        raise ValueError(
+            f"{where}: offsets[-1] must equal len(values) = {num_steps}, got {out[-1]!r}."
+        )
+    return out
+
+
+def _check_rows(where: str, index: Any, B: int) -> NDArray[np.int64]:
+    """Return an integer or bool index array as in-range int64 rows, else raise."""
+    array = np.asarray(index)
+    if array.size == 0 and array.dtype.kind == "f" and isinstance(index, list | tuple):
+        array = array.astype(np.int64)  # [] selects nothing
+    if array.dtype == np.bool_:
+        if array.shape != (B,):
+            raise IndexError(
+                f"{where}: a bool index must have shape (B,) = ({B},), got {array.shape}."
+            )
+        return np.flatnonzero(array).astype(np.int64)
+    if not np.issubdtype(array.dtype, np.integer) or array.ndim != 1:
+        raise TypeError(
+            f"{where}: index must be an int, a slice, or a 1-D integer or bool array, "
+            f"got {index!r}."
+        )
+    rows = array.astype(np.int64)
+    outside = np.flatnonzero((rows < -B) | (rows >= B))
+    if outside.size:
+        position = int(outside[0])
+        raise IndexError(
+            f"{where}: index[{position}] must be in [-B, B) = [{-B}, {B}), got {rows[position]}."
+        )
+    return np.where(rows < 0, rows + B, rows)
+
+
+def _check_dtype(where: str, dtype: DTypeLike) -> np.dtype[Any]:
+    """Return ``dtype`` as a numeric, bool or string NumPy dtype, else raise ``TypeError``."""
+    try:
+        out = np.dtype(dtype)
+    except TypeError:
+        out = np.dtype(object)
+    if out.kind not in _KINDS:
+        raise TypeError(f"{where}: dtype must be a numeric, bool or string dtype, got {dtype!r}.")
+    return out
+
+
+def _check_fill(where: str, value: Any, dtype: np.dtype[Any]) -> Any:
+    """Return ``value`` cast to ``dtype``, if it is a scalar that ``dtype`` can hold.
+
+    Floating targets accept any real number that does not overflow (rounding is fine);
+    other targets need the value exactly (``1.5`` or NaN cannot pad int64).
+    """
+    fill = np.asarray(value)
+    same_family = (fill.dtype.kind in _NUMERIC) == (dtype.kind in _NUMERIC)
+    if fill.ndim != 0 or fill.dtype.kind not in _KINDS or not same_family:
+        raise ValueError(f"{where}: value must be a scalar of dtype {dtype}, got {value!r}.")
+    with np.errstate(all="ignore"):
+        cast_fill = fill.astype(dtype) if fill.dtype.kind != "c" or dtype.kind == "c" else None
+    if cast_fill is None:
+        exact = False  # complex -> real would drop the imaginary part
+    elif dtype.kind in "fc":
+        exact = bool(np.isfinite(cast_fill) == np.isfinite(fill))  # rounding ok, overflow not
+    else:
+        exact = bool(cast_fill == fill)
+    if cast_fill is None or not exact:
+        raise ValueError(
+            f"{where}: value must be representable in dtype {dtype}, got {value!r}. "
+            "Pass a value that fits, or a wider dtype."
+        )
+    return cast_fill[()]
+
+
+def _padded_lengths(
+    where: str, B: int, T: int, lengths: Any, mask: Any, padding: Padding
+) -> NDArray[np.int64]:
+    """Return the checked ``(B,)`` lengths of a padded batch from its lengths or its mask."""
+    if (lengths is None) == (mask is None):
+        given = "both" if lengths is not None else "neither"
+        raise ValueError(f"{where}: exactly one of lengths and mask must be given, got {given}.")
+    if mask is not None:
+        array = _check_mask(where, mask)
+        if array.shape != (B, T):
+            raise ValueError(
+                f"{where}: mask must have shape (B, T) = {(B, T)} like array, got {array.shape}."
+            )
+        return _mask_to_lengths(where, array, padding)
+    kept = check_lengths_array(where, lengths, maxlen=T)
+    if kept.shape != (B,):
+        raise ValueError(
+            f"{where}: lengths must have shape (B,) = ({B},) like array, got {kept.shape}."
+        )
+    return kept
+
+
+def _as_sequence(where: str, index: int, sequence: Any, dtype: DTypeLike | None) -> NDArray[Any]:
     """Return ``sequences[index]`` as an array of shape ``(T_i, *F)``, else raise."""
     try:
         array = np.asarray(sequence, dtype=dtype)
     except ValueError as error:
         raise ValueError(
             f"{where}: sequences[{index}] must be an array-like of shape (T_i, *F) with "
-            f"equal-sized steps, got a ragged nested list ({error})."
+            f"equal-sized steps, got {error}"
         ) from None
     if array.ndim == 0:
         raise ValueError(
-            f"{where}: sequences[{index}] must have shape (T_i, *F), got a scalar "
+            f"{where}: sequences[{index}] must have shape (T_i, *F), got the scalar "
             f"{sequence!r}. Wrap it in a list."
         )
     return array
