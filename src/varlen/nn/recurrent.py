@@ -1,0 +1,640 @@
+"""Mask-aware LSTM and GRU that keep the central promise on torch's fused kernels.
+
+Each sequence's outputs and final state equal what that sequence gives when run alone through
+the same weights, whatever its padding side, pad values, batch-mates or direction.
+
+How (the ``"padded"`` method, the default on CPU)
+-------------------------------------------------
+Packed input falls off torch's fused (oneDNN) CPU kernel into per-step ops. varlen keeps the
+padded tensor on the fused kernel and makes every padded step a no-op instead: each layer's input
+gets one extra column, a pad indicator (1 at padded steps, 0 at real ones), and the layer's input
+weights get one matching column that pushes the gates to exact saturation at padded steps::
+
+    LSTM: input gate -> 0, forget gate -> 1, output gate -> 1     (c' = c exactly)
+    GRU:  update gate -> 1                                         (h' = h up to rounding)
+
+``sigmoid(+-1e30)`` is exactly 1 or 0 in floating point, so at a padded step the cell state is
+carried unchanged, all gate derivatives vanish exactly, and no gradient reaches the weights or
+the inputs through a padded step. A state that is still zero (before a sequence starts, with the
+default zero initial state) stays exactly zero, so padding *before* the real steps is harmless;
+padding *after* them carries ``c`` to the end, and ``h`` is gathered at the last real step.
+With a non-zero initial state ``hx``, every direction must meet its real steps first, so the
+batch is moved to post-padding and the backward direction runs on sequences reversed in place.
+The real input values at padded steps are replaced by zeros first, so NaN or garbage pads
+cannot leak. The added column is built from the module's own weights on each call: the
+parameters, their names and the state dict are exactly those of :class:`torch.nn.LSTM`.
+
+Which path a mask takes
+-----------------------
+- ``lengths``, a contiguous ``mask`` or nothing: the padded method above, in the given layout.
+- A ``mask`` with holes (missing steps inside a sequence): Keras semantics, a masked step leaves
+  the state unchanged and outputs zeros. That equals running the sequence with its masked steps
+  removed, which is what happens: real steps are gathered to the front (post-padding), run as
+  above, and the outputs scattered back to their places.
+- ``method="packed"`` (the default on CUDA, where cuDNN runs packed input fast): the batch is
+  packed internally (any order, lengths on any device; moving lengths to the CPU is one sync),
+  with length-0 rows left out of the pack and given the initial state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple, TypeAlias
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from varlen._checks import check_choice, check_side
+from varlen._types import Padding
+from varlen.data.ragged import Ragged
+from varlen.nn.functional import lengths_to_mask, repad, reverse_padded
+
+__all__ = ["GRU", "LSTM", "LSTMState", "Method"]
+
+Method: TypeAlias = Literal["auto", "padded", "packed"]
+_METHODS: tuple[Method, ...] = ("auto", "padded", "packed")
+_BATCH_FIRST = True
+_State: TypeAlias = tuple[Tensor, ...]  # LSTM: (h, c); GRU: (h,); each (L * D, B, H_k)
+
+
+class LSTMState(NamedTuple):
+    """Final (or initial) LSTM state in torch's layout.
+
+    ``h`` is ``(L * D, B, H_out)`` and ``c`` is ``(L * D, B, H)``, layer-major and, within a
+    layer, forward direction first — the layout of :class:`torch.nn.LSTM`, so ``h, c = state``
+    and ``lstm(x, hx=(h, c))`` work as with torch. ``H_out`` is ``proj_size`` if set, else ``H``.
+    """
+
+    h: Tensor
+    c: Tensor
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """What differs between LSTM and GRU for the drivers below."""
+
+    name: str
+    torch_class: type[nn.RNNBase]
+    # Per gate block, in torch's gate order: -1 drives the gate to 0 at padded steps, +1 to 1.
+    pad_gate_signs: tuple[float, ...]
+    num_states: int
+
+    def kernel(
+        self, x: Tensor, state: _State, params: list[Tensor], *, bidirectional: bool, train: bool
+    ) -> tuple[Tensor, _State]:
+        """Run one fused layer on batch-first ``x``; return ``(output, final states)``."""
+        has_biases = len(params) > 2
+        # torch.lstm/gru positional tail: has_biases, num_layers, dropout, train, bidirectional,
+        # batch_first.
+        if self.name == "LSTM":
+            out, h, c = torch.lstm(
+                x, state, params, has_biases, 1, 0.0, train, bidirectional, _BATCH_FIRST
+            )
+            return out, (h, c)
+        out, h = torch.gru(
+            x, state[0], params, has_biases, 1, 0.0, train, bidirectional, _BATCH_FIRST
+        )
+        return out, (h,)
+
+
+_LSTM_CELL = _Cell(
+    "LSTM", nn.LSTM, pad_gate_signs=(-1.0, 1.0, 0.0, 1.0), num_states=2
+)  # i, f, g, o
+_GRU_CELL = _Cell("GRU", nn.GRU, pad_gate_signs=(0.0, 1.0, 0.0), num_states=1)  # r, z, n
+
+
+def _saturation(dtype: torch.dtype) -> float:
+    """Return a pre-activation large enough that sigmoid is exactly 0 or 1 in ``dtype``."""
+    return 1e4 if dtype == torch.float16 else 1e30
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """A validated call: ``x`` in ``layout`` (pads NOT zeroed) and how to restore the layout."""
+
+    x: Tensor  # (B, T, F)
+    lengths: Tensor  # (B,) int64 on x.device
+    layout: Padding
+    padding: Padding  # the caller's layout
+    gather: Tensor | None  # (B, T) positions of the real steps when the mask had holes
+
+
+def _unpack_input(
+    where: str, module: nn.RNNBase, x: Any, lengths: Any, mask: Any, padding: Any
+) -> tuple[Tensor, Any, Any, Any]:
+    """Turn a Ragged or a batch object into ``(x, lengths, mask, padding)``."""
+    if isinstance(x, Tensor):
+        return x, lengths, mask, padding
+    given = [name for name, value in (("lengths", lengths), ("mask", mask)) if value is not None]
+    if isinstance(x, Ragged):
+        if given:
+            raise ValueError(f"{where}: {given[0]} must be None when x is a Ragged, got a value.")
+        padded, kept = x.to_padded(padding="post")
+        weight = _input_weight(module)
+        tensor = torch.from_numpy(padded).to(device=weight.device, dtype=weight.dtype)
+        return tensor, torch.from_numpy(kept), None, "post"
+    if hasattr(x, "x") and hasattr(x, "lengths"):
+        if given:
+            raise ValueError(f"{where}: {given[0]} must be None when x is a batch, got a value.")
+        return x.x, x.lengths, None, getattr(x, "padding", padding)
+    raise TypeError(
+        f"{where}: x must be a Tensor (B, T, F), a varlen.Ragged or a batch with .x and "
+        f".lengths, got {type(x).__name__}."
+    )
+
+
+def _input_weight(module: nn.RNNBase) -> Tensor:
+    weight = module.weight_ih_l0
+    if not isinstance(weight, Tensor):
+        raise RuntimeError("varlen bug: weight_ih_l0 is not a tensor.")
+    return weight
+
+
+def _check_x(where: str, module: nn.RNNBase, x: Tensor) -> None:
+    if x.ndim != 3:
+        raise ValueError(f"{where}: x must have shape (B, T, F), got {tuple(x.shape)}.")
+    if x.shape[2] != module.input_size:
+        raise ValueError(
+            f"{where}: x must have F = input_size = {module.input_size} features, "
+            f"got shape {tuple(x.shape)}."
+        )
+    weight = _input_weight(module)
+    if x.device != weight.device:
+        raise ValueError(
+            f"{where}: x must be on the device of the weights, {weight.device}, got {x.device}."
+        )
+    if x.dtype != weight.dtype:
+        raise TypeError(
+            f"{where}: x must have the dtype of the weights, {weight.dtype}, got {x.dtype}. "
+            f"Cast x with .to({weight.dtype}) or the module with .to({x.dtype})."
+        )
+
+
+def _check_lengths(where: str, lengths: Any, B: int, T: int, device: torch.device) -> Tensor:
+    if isinstance(lengths, tuple):
+        raise TypeError(
+            f"{where}: lengths must be a (B,) int tensor, got a tuple. "
+            "Pass an initial state by keyword: forward(x, lengths, hx=(h0, c0))."
+        )
+    given: Tensor = torch.as_tensor(lengths)
+    if given.dtype.is_floating_point or given.dtype == torch.bool or given.is_complex():
+        raise TypeError(f"{where}: lengths must be integers, got dtype {given.dtype}.")
+    if given.shape != (B,):
+        raise ValueError(
+            f"{where}: lengths must have shape (B,) = ({B},), got {tuple(given.shape)}."
+        )
+    result = given.to(device=device, dtype=torch.int64)
+    bad_rows = (result < 0) | (result > T)
+    if bool(bad_rows.any()):  # one host sync, validation only
+        bad = int(bad_rows.nonzero()[0, 0])
+        raise ValueError(
+            f"{where}: lengths must be in [0, T] = [0, {T}], "
+            f"got lengths[{bad}] == {int(result[bad])}."
+        )
+    return result
+
+
+def _check_mask(where: str, mask: Any, B: int, T: int) -> Tensor:
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+        raise TypeError(f"{where}: mask must be a bool tensor (True = real step), got {got}.")
+    if mask.shape != (B, T):
+        raise ValueError(
+            f"{where}: mask must have shape (B, T) = ({B}, {T}), got {tuple(mask.shape)}."
+        )
+    return mask
+
+
+def _compress(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Gather each row's real steps to the front; return ``(x_post, lengths, positions)``."""
+    # A stable sort of "is padding" lists real steps first, in their order: (B, T) positions.
+    positions = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
+    rows = torch.arange(x.shape[0], device=x.device)[:, None]
+    return x[rows, positions], mask.sum(dim=1, dtype=torch.int64), positions
+
+
+def _resolve(
+    where: str, module: nn.RNNBase, x: Any, lengths: Any, mask: Any, padding: Any
+) -> _Inputs:
+    """Validate one call and bring it to a padded batch with lengths and a known layout."""
+    x, lengths, mask, padding = _unpack_input(where, module, x, lengths, mask, padding)
+    padding = check_side(where, "padding", padding)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{where}: x must be a Tensor, got {type(x).__name__}.")
+    _check_x(where, module, x)
+    B, T, _ = x.shape
+    if lengths is not None:
+        lengths = _check_lengths(where, lengths, B, T, x.device)
+    if mask is None:
+        if lengths is None:
+            lengths = torch.full((B,), T, dtype=torch.int64, device=x.device)
+        return _Inputs(x, lengths, padding, padding, None)
+    mask = _check_mask(where, mask, B, T).to(x.device)
+    if lengths is not None and not bool(
+        (lengths_to_mask(lengths, T, padding=padding) == mask).all()
+    ):
+        raise ValueError(
+            f"{where}: mask and lengths must agree (padding={padding!r}), got a mask whose rows "
+            "differ from lengths_to_mask(lengths). Pass only one of them."
+        )
+    contiguous = lengths_to_mask(mask.sum(dim=1), T, padding=padding) == mask
+    if bool(contiguous.all()):
+        return _Inputs(x, mask.sum(dim=1, dtype=torch.int64), padding, padding, None)
+    x, lengths, positions = _compress(x, mask)
+    return _Inputs(x, lengths, "post", padding, positions)
+
+
+def _restore(inputs: _Inputs, out: Tensor) -> Tensor:
+    """Put outputs computed in ``inputs.layout`` back in the caller's layout."""
+    if inputs.gather is not None:
+        # Real step k of row b came from position gather[b, k]: send it back there.
+        inverse = torch.argsort(inputs.gather, dim=1)
+        rows = torch.arange(out.shape[0], device=out.device)[:, None]
+        return out[rows, inverse]  # pads receive zeros from the compressed pads
+    return repad(out, inputs.lengths, padding=inputs.layout, to=inputs.padding)
+
+
+def _check_state(
+    where: str, module: nn.RNNBase, cell: _Cell, hx: Any, B: int, x: Tensor
+) -> _State | None:
+    if hx is None:
+        return None
+    D = 2 if module.bidirectional else 1
+    H_out = module.proj_size or module.hidden_size
+    shapes = [(module.num_layers * D, B, H_out), (module.num_layers * D, B, module.hidden_size)]
+    if cell.num_states == 1:
+        if not isinstance(hx, Tensor):
+            raise TypeError(f"{where}: hx must be a Tensor (L*D, B, H), got {type(hx).__name__}.")
+        state: _State = (hx,)
+    else:
+        if not (isinstance(hx, tuple) and len(hx) == 2 and all(isinstance(t, Tensor) for t in hx)):
+            raise TypeError(
+                f"{where}: hx must be a tuple (h0, c0) of two tensors, got {type(hx).__name__}."
+            )
+        state = tuple(hx)
+    for name, tensor, shape in zip(("h0", "c0"), state, shapes, strict=False):
+        if tuple(tensor.shape) != shape:
+            raise ValueError(
+                f"{where}: {name} must have shape (L*D, B, H) = {shape}, got {tuple(tensor.shape)}."
+            )
+        if tensor.dtype != x.dtype or tensor.device != x.device:
+            raise TypeError(
+                f"{where}: {name} must have dtype {x.dtype} on {x.device}, "
+                f"got {tensor.dtype} on {tensor.device}."
+            )
+    return state
+
+
+def _layer_params(module: nn.RNNBase, cell: _Cell, layer: int, direction: int) -> list[Tensor]:
+    """Return one layer-direction's parameters with the pad-indicator column added to W_ih."""
+    D = 2 if module.bidirectional else 1
+    names = module._all_weights[layer * D + direction]
+    params: list[Tensor] = [getattr(module, name) for name in names]
+    w_ih = params[0]  # (G * H, F_l)
+    H = module.hidden_size
+    signs = torch.tensor(cell.pad_gate_signs, dtype=w_ih.dtype, device=w_ih.device)
+    column = (signs * _saturation(w_ih.dtype)).repeat_interleave(H)[:, None]  # (G * H, 1)
+    params[0] = torch.cat([w_ih, column], dim=1)
+    return params
+
+
+def _last_processed(lengths: Tensor, T: int, layout: Padding, *, reverse: bool) -> Tensor:
+    """Index of the last real step a direction processes: (B,) int64, clamped for length 0."""
+    if reverse:  # the backward direction ends on the first real step
+        index = T - lengths if layout == "pre" else torch.zeros_like(lengths)
+    else:
+        index = torch.full_like(lengths, T - 1) if layout == "pre" else lengths - 1
+    return index.clamp(0, max(T - 1, 0))
+
+
+def _final_h(out: Tensor, lengths: Tensor, layout: Padding, h0: Tensor, *, reverse: bool) -> Tensor:
+    """Gather h at the last real step a direction processes; length-0 rows keep ``h0 (B, H)``."""
+    B, T, _ = out.shape
+    if T == 0:
+        return h0
+    index = _last_processed(lengths, T, layout, reverse=reverse)
+    picked = out[torch.arange(B, device=out.device), index]  # (B, H)
+    return torch.where((lengths > 0)[:, None], picked, h0)
+
+
+def _run_direction(
+    module: nn.RNNBase, cell: _Cell, layer: int, direction: int, x: Tensor, init: _State
+) -> tuple[Tensor, _State]:
+    """Run one direction of one layer forward in time on ``x``; init states ``(1, B, H_k)``."""
+    params = _layer_params(module, cell, layer, direction)
+    return cell.kernel(x, init, params, bidirectional=False, train=module.training)
+
+
+def _run_layer(
+    module: nn.RNNBase,
+    cell: _Cell,
+    layer: int,
+    x: Tensor,
+    lengths: Tensor,
+    layout: Padding,
+    init: _State,
+    *,
+    zero_init: bool,
+) -> tuple[Tensor, _State]:
+    """Run one layer on ``x (B, T, F_l + 1)`` whose pads are no-ops; init states ``(D, B, H_k)``.
+
+    Returns ``out (B, T, D * H_out)`` (NOT zeroed at pads) and final states ``(D, B, H_k)``.
+    """
+    D = 2 if module.bidirectional else 1
+    H_out = init[0].shape[2]
+    if zero_init:
+        # One fused call for both directions: leading pads keep the zero state at zero and
+        # trailing pads carry c, so any layout works.
+        params = [p for d in range(D) for p in _layer_params(module, cell, layer, d)]
+        out, finals = cell.kernel(x, init, params, bidirectional=D == 2, train=module.training)
+        hs = [
+            _final_h(
+                out[..., d * H_out : (d + 1) * H_out], lengths, layout, init[0][d], reverse=d == 1
+            )
+            for d in range(D)
+        ]
+        return out, (torch.stack(hs), *finals[1:])
+    # A given initial state must meet the real steps first: post layout, and the backward
+    # direction runs forward in time over the sequences reversed in place.
+    outs, hs, rests = [], [], []
+    for d in range(D):
+        x_d = reverse_padded(x, lengths, padding="post") if d == 1 else x
+        out_d, finals = _run_direction(
+            module, cell, layer, d, x_d, tuple(s[d : d + 1] for s in init)
+        )
+        hs.append(_final_h(out_d, lengths, "post", init[0][d], reverse=False))
+        rests.append(finals[1:])
+        outs.append(reverse_padded(out_d, lengths, padding="post") if d == 1 else out_d)
+    rest = tuple(torch.cat(parts) for parts in zip(*rests, strict=True))
+    return torch.cat(outs, dim=-1), (torch.stack(hs), *rest)
+
+
+def _zero_state(module: nn.RNNBase, cell: _Cell, B: int, x: Tensor) -> _State:
+    D = 2 if module.bidirectional else 1
+    sizes = [module.proj_size or module.hidden_size, module.hidden_size][: cell.num_states]
+    return tuple(x.new_zeros(module.num_layers * D, B, size) for size in sizes)
+
+
+def _drive_padded(
+    module: nn.RNNBase, cell: _Cell, inputs: _Inputs, hx: _State | None
+) -> tuple[Tensor, _State]:
+    """The padded method: layer by layer on the fused kernel, pads made no-ops."""
+    x, lengths, layout = inputs.x, inputs.lengths, inputs.layout
+    if hx is not None and layout == "pre":
+        x, layout = repad(x, lengths, padding="pre", to="post"), "post"
+        inputs = _Inputs(x, lengths, "post", inputs.padding, inputs.gather)
+    B, T, _ = x.shape
+    D = 2 if module.bidirectional else 1
+    real = lengths_to_mask(lengths, T, padding=layout)[:, :, None]  # (B, T, 1)
+    indicator = (~real).to(x.dtype)
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    state = hx if hx is not None else _zero_state(module, cell, B, x)
+    finals: list[_State] = []
+    layer_input = x
+    for layer in range(module.num_layers):
+        if layer > 0 and module.training and module.dropout > 0:
+            layer_input = nn.functional.dropout(layer_input, module.dropout, training=True)
+        init = tuple(s[layer * D : (layer + 1) * D] for s in state)
+        augmented = torch.cat([layer_input, indicator], dim=-1)  # (B, T, F_l + 1)
+        if layer == 0:
+            # Replace whatever the caller left at padded steps (NaN, garbage) by zeros.
+            augmented[..., :-1].masked_fill_(~real, 0)
+        out, final = _run_layer(
+            module, cell, layer, augmented, lengths, layout, init, zero_init=hx is None
+        )
+        layer_input = torch.where(real, out, zero)  # (B, T, D * H_out), zero at pads
+        finals.append(final)
+    merged = tuple(torch.cat(parts) for parts in zip(*finals, strict=True))
+    return _restore(inputs, layer_input), merged
+
+
+def _drive_packed(
+    module: nn.RNNBase, cell: _Cell, inputs: _Inputs, hx: _State | None
+) -> tuple[Tensor, _State]:
+    """The packed method: torch's own packed path, length-0 rows left out of the pack."""
+    x = repad(inputs.x, inputs.lengths, padding=inputs.layout, to="post")
+    B, T, _ = x.shape
+    state = hx if hx is not None else _zero_state(module, cell, B, x)
+    lengths_cpu = inputs.lengths.cpu()  # packing needs host lengths: one sync
+    keep = (lengths_cpu > 0).nonzero()[:, 0].to(x.device)  # rows that enter the pack
+    H_total = (2 if module.bidirectional else 1) * (module.proj_size or module.hidden_size)
+    out = x.new_zeros(B, T, H_total)
+    finals = state
+    if keep.numel():
+        packed = pack_padded_sequence(
+            x[keep], lengths_cpu[keep.cpu()], batch_first=True, enforce_sorted=False
+        )
+        sub_state = tuple(s[:, keep] for s in state)
+        torch_hx = sub_state if cell.num_states == 2 else sub_state[0]
+        packed_out, sub_final = cell.torch_class.forward(module, packed, torch_hx)
+        padded_out, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=T)
+        out = out.index_copy(0, keep, padded_out)
+        sub_finals = sub_final if isinstance(sub_final, tuple) else (sub_final,)
+        finals = tuple(f.index_copy(1, keep, s) for f, s in zip(state, sub_finals, strict=True))
+    post = _Inputs(x, inputs.lengths, "post", inputs.padding, inputs.gather)
+    return _restore(post, out), finals
+
+
+def _forward(
+    module: nn.RNNBase,
+    cell: _Cell,
+    x: Any,
+    lengths: Any,
+    *,
+    mask: Any,
+    padding: Any,
+    hx: Any,
+    method: Method,
+) -> tuple[Tensor, _State]:
+    """Validate, pick the method, run."""
+    where = f"varlen.nn.{cell.name}"
+    inputs = _resolve(where, module, x, lengths, mask, padding)
+    state = _check_state(where, module, cell, hx, inputs.x.shape[0], inputs.x)
+    use_packed = method == "packed" or (method == "auto" and inputs.x.device.type == "cuda")
+    if use_packed:
+        return _drive_packed(module, cell, inputs, state)
+    return _drive_padded(module, cell, inputs, state)
+
+
+_FORWARD_DOC = """
+        Args:
+            x: ``(B, T, F)`` padded batch with the dtype of the weights; or a
+                :class:`varlen.Ragged` (padded here, ``post``); or a batch object with ``.x``,
+                ``.lengths`` and ``.padding`` (e.g. :class:`varlen.batching.Batch`).
+            lengths: ``(B,)`` integer lengths, ``0 <= lengths <= T``, on any device.
+            mask: ``(B, T)`` bool, True at real steps. Contiguous masks run like ``lengths``; a
+                mask with holes follows Keras semantics (a masked step leaves the state
+                unchanged and outputs zeros). Give ``lengths`` or ``mask`` or neither (every
+                step real); if both are given they must agree.
+            padding: Where the pads are: ``"post"`` (after the real steps) or ``"pre"``.
+            hx: Initial state in torch's layout (see below); zeros when ``None``.
+
+        Returns:
+            ``(output, state)``: ``output (B, T, D * H_out)`` in the layout of ``x``, exactly
+            zero at padded steps; ``state`` the final state taken at each sequence's last real
+            step (for the backward direction, its first real step); length-0 sequences keep
+            the initial state.
+
+        Raises:
+            TypeError: For a wrong type or dtype of ``x``, ``lengths``, ``mask`` or ``hx``.
+            ValueError: For wrong shapes, lengths outside ``[0, T]``, a mask that disagrees
+                with ``lengths``, or ``padding`` not ``"pre"``/``"post"``.
+"""
+
+
+class LSTM(nn.LSTM):
+    """A batch-first LSTM whose results never depend on padding or batching.
+
+    Takes the constructor arguments of :class:`torch.nn.LSTM` (always batch-first) and has the
+    same parameters, so a trained ``torch.nn.LSTM`` state dict loads unchanged.
+
+    Args:
+        input_size: ``F``, features per step.
+        hidden_size: ``H``.
+        num_layers: ``L``.
+        bias: Whether the layers have bias terms.
+        dropout: Dropout on the outputs of each layer but the last, in training.
+        bidirectional: ``D = 2`` if True.
+        proj_size: ``H_out``, the size of the projected ``h`` (0: no projection, ``H_out = H``).
+        method: ``"padded"`` (fused kernel on the padded batch, pads made exact no-ops),
+            ``"packed"`` (pack internally: no compute on pads), or ``"auto"``: packed on CUDA,
+            padded elsewhere. All give the same results.
+        device: Device of the parameters.
+        dtype: Dtype of the parameters.
+
+    Example:
+        >>> lstm = LSTM(3, 5, bidirectional=True)
+        >>> x = torch.randn(2, 4, 3)  # (B, T, F)
+        >>> out, (h, c) = lstm(x, torch.tensor([4, 2]), padding="pre")
+        >>> out.shape, h.shape  # (B, T, D * H), (L * D, B, H)
+        (torch.Size([2, 4, 10]), torch.Size([2, 2, 5]))
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        bias: bool = True,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        method: Method = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        self.method: Method = check_choice("LSTM", "method", method, _METHODS)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias=bias,
+            batch_first=True,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            proj_size=proj_size,
+            device=device,
+            dtype=dtype,
+        )
+
+    def forward(  # type: ignore[override]  # takes lengths/mask/padding; see the class docstring
+        self,
+        x: Tensor | Ragged | Any,
+        lengths: Tensor | None = None,
+        *,
+        mask: Tensor | None = None,
+        padding: Padding = "post",
+        hx: tuple[Tensor, Tensor] | None = None,
+    ) -> tuple[Tensor, LSTMState]:
+        """Run the LSTM over the real steps of each sequence.
+
+        ``hx`` is ``(h0, c0)`` with ``h0 (L * D, B, H_out)`` and ``c0 (L * D, B, H)``; the
+        returned state is an :class:`LSTMState` in the same layout.
+        """
+        out, (h, c) = _forward(
+            self, _LSTM_CELL, x, lengths, mask=mask, padding=padding, hx=hx, method=self.method
+        )
+        return out, LSTMState(h, c)
+
+    def extra_repr(self) -> str:
+        """Describe the module as torch does, plus the method."""
+        return f"{super().extra_repr()}, method={self.method!r}"
+
+
+class GRU(nn.GRU):
+    """A batch-first GRU whose results never depend on padding or batching.
+
+    Takes the constructor arguments of :class:`torch.nn.GRU` (always batch-first) and has the
+    same parameters, so a trained ``torch.nn.GRU`` state dict loads unchanged.
+
+    Args:
+        input_size: ``F``, features per step.
+        hidden_size: ``H``.
+        num_layers: ``L``.
+        bias: Whether the layers have bias terms.
+        dropout: Dropout on the outputs of each layer but the last, in training.
+        bidirectional: ``D = 2`` if True.
+        method: As for :class:`LSTM`.
+        device: Device of the parameters.
+        dtype: Dtype of the parameters.
+
+    Example:
+        >>> gru = GRU(3, 5, num_layers=2)
+        >>> out, h = gru(torch.randn(2, 4, 3), torch.tensor([1, 4]))  # x: (B, T, F)
+        >>> out.shape, h.shape  # (B, T, H), (L, B, H)
+        (torch.Size([2, 4, 5]), torch.Size([2, 2, 5]))
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        bias: bool = True,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        method: Method = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        self.method: Method = check_choice("GRU", "method", method, _METHODS)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias=bias,
+            batch_first=True,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            device=device,
+            dtype=dtype,
+        )
+
+    def forward(  # type: ignore[override]  # takes lengths/mask/padding; see the class docstring
+        self,
+        x: Tensor | Ragged | Any,
+        lengths: Tensor | None = None,
+        *,
+        mask: Tensor | None = None,
+        padding: Padding = "post",
+        hx: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Run the GRU over the real steps of each sequence.
+
+        ``hx`` is ``h0 (L * D, B, H)``; the returned state has the same layout.
+        """
+        out, (h,) = _forward(
+            self, _GRU_CELL, x, lengths, mask=mask, padding=padding, hx=hx, method=self.method
+        )
+        return out, h
+
+    def extra_repr(self) -> str:
+        """Describe the module as torch does, plus the method."""
+        return f"{super().extra_repr()}, method={self.method!r}"
+
+
+LSTM.forward.__doc__ = (LSTM.forward.__doc__ or "") + _FORWARD_DOC
+GRU.forward.__doc__ = (GRU.forward.__doc__ or "") + _FORWARD_DOC
