@@ -1,0 +1,42 @@
+"""Data pipeline for variable-length batches: collate, length bucketing, padding reports.
+
+- :class:`RaggedDataset` serves ``(index, sequence, target)`` items from a ``Ragged``;
+  :class:`Collate` pads them into a :class:`Batch` (``x``, ``lengths``, ``mask``,
+  ``targets``, ``indices``) that ``varlen.nn`` layers take directly.
+- :class:`BucketBatchSampler` groups similar lengths into batches of a fixed size or a
+  token budget, reshuffles per epoch, resumes mid-epoch and shards across
+  ``torch.distributed`` ranks (see :mod:`varlen.batching.sampler` for ``torchrun``).
+- :func:`padding_report` and :func:`compare_policies` measure padding waste from the
+  lengths alone (NumPy only).
+
+Example:
+    >>> import numpy as np
+    >>> from torch.utils.data import DataLoader
+    >>> from varlen.data.ragged import Ragged
+    >>> x = Ragged.from_sequences([np.ones((T, 2)) for T in (5, 1, 4, 2)])
+    >>> data = RaggedDataset(x, targets=[0, 1, 0, 1])
+    >>> sampler = BucketBatchSampler(x.lengths, batch_size=2, seed=0)
+    >>> loader = DataLoader(data, batch_sampler=sampler, collate_fn=Collate())
+    >>> sorted(tuple(batch.lengths.tolist()) for batch in loader)  # (B, T, F) = (2, T, 2)
+    [(1, 2), (4, 5)]
+"""
+
+from __future__ import annotations
+
+from varlen.batching.batch import Batch
+from varlen.batching.collate import Collate
+from varlen.batching.dataset import RaggedDataset, RaggedItems
+from varlen.batching.report import PaddingReport, compare_policies, format_reports, padding_report
+from varlen.batching.sampler import BucketBatchSampler
+
+__all__ = [
+    "Batch",
+    "BucketBatchSampler",
+    "Collate",
+    "PaddingReport",
+    "RaggedDataset",
+    "RaggedItems",
+    "compare_policies",
+    "format_reports",
+    "padding_report",
+]

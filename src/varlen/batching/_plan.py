@@ -1,0 +1,128 @@
+"""Batch plans: which sequences go together, computed from lengths with NumPy only.
+
+A plan over ``n`` sequences is a pair ``(order, bounds)``: ``order (n_kept,)`` int64 holds
+sequence indices and ``bounds (M + 1,)`` int64 cuts it into ``M`` batches, batch ``j`` being
+``order[bounds[j]:bounds[j + 1]]`` (the same layout as a ``Ragged``'s offsets). Batches are
+never empty. The padded cost of a batch is ``B * T_max``.
+
+These helpers are private and trust their inputs; the sampler and the padding report
+validate first. They import no torch, so the report can run without it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+IntArray = NDArray[np.int64]
+
+
+def length_order(
+    lengths: IntArray, *, rng: np.random.Generator | None, jitter: float = 0.0
+) -> IntArray:
+    """Return the indices of ``lengths`` sorted by length, shortest first.
+
+    Args:
+        lengths: ``(n,)`` int64 lengths.
+        rng: Breaks ties between equal lengths at random; ``None`` keeps index order.
+        jitter: Sort key is ``T_i * (1 + jitter * u)`` with ``u`` uniform in ``[0, 1)``,
+            so lengths within a fraction ``jitter`` of each other may swap. Needs ``rng``.
+
+    Returns:
+        ``(n,)`` int64 permutation.
+    """
+    if rng is None:
+        return np.argsort(lengths, kind="stable").astype(np.int64)
+    n = int(lengths.shape[0])
+    key = lengths * (1.0 + jitter * rng.random(n)) if jitter > 0 else lengths
+    return np.lexsort((rng.random(n), key)).astype(np.int64)
+
+
+def cut_fixed(n: int, batch_size: int) -> IntArray:
+    """Return the bounds that cut ``n`` ordered sequences into batches of ``batch_size``.
+
+    The last batch holds the remainder ``n % batch_size`` when it is not 0.
+
+    Args:
+        n: Number of sequences.
+        batch_size: Sequences per batch, ``>= 1``.
+
+    Returns:
+        ``(M + 1,)`` int64 bounds with ``M = ceil(n / batch_size)``.
+    """
+    return np.append(np.arange(0, n, batch_size, dtype=np.int64), np.int64(n))
+
+
+def cut_budget(ordered_lengths: IntArray, max_tokens: int) -> IntArray:
+    """Cut ordered sequences greedily into batches whose padded cost fits ``max_tokens``.
+
+    A batch grows while ``B * max(T_max, 1) <= max_tokens`` (an empty sequence costs as
+    much as a length-1 one, which bounds ``B`` by ``max_tokens``). A sequence that alone
+    exceeds the budget forms a batch of its own. The loop runs once per batch, each step
+    vectorized over a window that doubles until the batch closes.
+
+    Args:
+        ordered_lengths: ``(n,)`` int64 lengths in batching order.
+        max_tokens: Budget of padded steps per batch, ``>= 1``.
+
+    Returns:
+        ``(M + 1,)`` int64 bounds.
+    """
+    costs = np.maximum(ordered_lengths, 1)
+    n = costs.shape[0]
+    bounds = [0]
+    start, window = 0, 16
+    while start < n:
+        while True:
+            segment = costs[start : start + window]  # (w,)
+            padded = np.maximum.accumulate(segment) * np.arange(1, segment.shape[0] + 1)
+            over = np.flatnonzero(padded > max_tokens)
+            if over.size or start + window >= n:
+                size = max(int(over[0]), 1) if over.size else int(segment.shape[0])
+                break
+            window *= 2
+        start += size
+        bounds.append(start)
+        window = max(2 * size, 16)
+    return np.asarray(bounds, dtype=np.int64)
+
+
+def batch_costs(ordered_lengths: IntArray, bounds: IntArray) -> tuple[IntArray, IntArray]:
+    """Return ``(sizes, maxima)`` per batch: ``B`` and ``T_max``; the cost is their product.
+
+    Args:
+        ordered_lengths: ``(n,)`` int64 lengths in batching order.
+        bounds: ``(M + 1,)`` int64 bounds of non-empty batches.
+
+    Returns:
+        Two ``(M,)`` int64 arrays.
+    """
+    sizes = np.diff(bounds)
+    if sizes.shape[0] == 0:
+        return sizes, np.zeros(0, dtype=np.int64)
+    maxima = np.maximum.reduceat(ordered_lengths, bounds[:-1]).astype(np.int64)
+    return sizes, maxima
+
+
+def split_largest(bounds: IntArray, count: int) -> tuple[IntArray, int]:
+    """Split the batch with the most sequences in two, ``count`` times.
+
+    Halves of a batch never cost more than the batch, so budgets still hold. Splits stop
+    early when every batch holds one sequence.
+
+    Args:
+        bounds: ``(M + 1,)`` int64 bounds.
+        count: Number of splits wanted, ``>= 0``.
+
+    Returns:
+        ``(new_bounds, shortfall)``: bounds of ``M + count - shortfall`` batches, and the
+        number of splits that could not be made.
+    """
+    points = bounds.tolist()
+    for done in range(count):
+        sizes = np.diff(points)
+        j = int(np.argmax(sizes))
+        if sizes[j] < 2:
+            return np.asarray(points, dtype=np.int64), count - done
+        points.insert(j + 1, points[j] + int(sizes[j]) // 2)
+    return np.asarray(points, dtype=np.int64), 0

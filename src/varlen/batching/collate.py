@@ -1,0 +1,237 @@
+"""``Collate``: turn dataset items into a padded :class:`~varlen.batching.Batch`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from varlen._checks import check_side
+from varlen._types import Padding
+from varlen.batching._validate import check_int
+from varlen.batching.batch import Batch
+from varlen.batching.dataset import Item, RaggedItems
+from varlen.data._flat import pad_flat, row_positions
+
+__all__ = ["Collate"]
+
+
+def _numpy_dtype(dtype: torch.dtype | None) -> np.dtype[Any] | None:
+    """Return the NumPy dtype matching a torch dtype, or ``None`` if NumPy has none."""
+    if dtype is None:
+        return None
+    try:
+        return torch.empty(0, dtype=dtype).numpy().dtype
+    except TypeError:  # e.g. bfloat16: pad in the source dtype, convert in torch
+        return None
+
+
+def _gather_padded(
+    items: RaggedItems, T: int, *, padding: Padding, value: Any, dtype: np.dtype[Any]
+) -> NDArray[Any]:
+    """Pad the selected rows straight from the flat storage: one gather, one scatter."""
+    values, offsets = items.sequences.values, items.sequences.offsets
+    lengths = offsets[items.indices + 1] - offsets[items.indices]  # (B,)
+    B = lengths.shape[0]
+    out = np.full((B, T, *values.shape[1:]), value, dtype=dtype)
+    if B == 0 or T == 0:
+        return out
+    row, step = row_positions(lengths)  # (N_batch,) each
+    source = offsets[items.indices][row] + step  # (N_batch,) rows of values
+    first = T - lengths if padding == "pre" else np.zeros_like(lengths)  # (B,) first real column
+    out.reshape(B * T, *values.shape[1:])[row * T + first[row] + step] = values[source]
+    return out
+
+
+def _check_item(index: int, item: object) -> tuple[int, NDArray[Any], Any]:
+    """Return one generic item as ``(index, sequence array, target)``, else raise."""
+    if not isinstance(item, tuple | list) or len(item) != 3:
+        raise TypeError(
+            f"Collate: items[{index}] must be an (index, sequence, target) tuple, got "
+            f"{type(item).__name__}. Use a RaggedDataset or return such tuples."
+        )
+    sequence = np.asarray(item[1])
+    if sequence.ndim == 0:
+        raise ValueError(f"Collate: items[{index}] sequence must have shape (T_i, *F), got ().")
+    return int(item[0]), sequence, item[2]
+
+
+class Collate:
+    """Collate ``(index, sequence, target)`` items into a padded :class:`Batch`.
+
+    The time length is ``T = max(T_i)``, rounded up to a multiple of
+    ``pad_to_multiple_of`` if given; every row is padded with ``value`` on the
+    ``padding`` side, in one vectorized copy (no loop over steps). Items fetched by
+    :meth:`RaggedDataset.__getitems__ <varlen.batching.RaggedDataset.__getitems__>` are
+    padded straight from the dataset's flat storage; any other list of items is first
+    concatenated once. Targets, if any, are stacked to ``(B, *K)`` with their dtype kept;
+    they must be all ``None`` or all given. ``B = 0`` works only for ``RaggedItems``
+    (a plain empty list has no feature shape).
+
+    Args:
+        padding: Side that receives the padding, ``"post"`` (default) or ``"pre"``.
+        value: Value written at padded steps; must fit the output dtype.
+        pad_to_multiple_of: Round ``T`` up to a multiple of this (``>= 1``), e.g. for
+            kernels that like aligned lengths; ``None`` keeps ``max(T_i)``.
+        dtype: torch dtype of ``x``; ``None`` keeps the sequences' dtype (NumPy float64
+            stays float64: pass ``torch.float32`` for the usual layers).
+
+    Raises:
+        ValueError: If ``padding`` is not ``"pre"``/``"post"`` or ``pad_to_multiple_of < 1``.
+        TypeError: If ``value`` is not a number or ``dtype`` not a ``torch.dtype``.
+
+    Example:
+        >>> collate = Collate(padding="pre", value=-1.0, pad_to_multiple_of=4)
+        >>> batch = collate([(0, np.array([1.0, 2.0]), None), (1, np.array([3.0]), None)])
+        >>> batch.x  # (B, T) = (2, 4)
+        tensor([[-1., -1.,  1.,  2.],
+                [-1., -1., -1.,  3.]], dtype=torch.float64)
+    """
+
+    def __init__(
+        self,
+        *,
+        padding: Padding = "post",
+        value: float = 0.0,
+        pad_to_multiple_of: int | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        where = "Collate"
+        self.padding = check_side(where, "padding", padding)
+        if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+            raise TypeError(f"{where}: value must be a number, got {value!r}.")
+        self.value = value
+        self.pad_to_multiple_of = (
+            None
+            if pad_to_multiple_of is None
+            else check_int(where, "pad_to_multiple_of", pad_to_multiple_of, minimum=1)
+        )
+        if dtype is not None and not isinstance(dtype, torch.dtype):
+            raise TypeError(f"{where}: dtype must be a torch.dtype or None, got {dtype!r}.")
+        self.dtype = dtype
+
+    def __repr__(self) -> str:
+        return (
+            f"Collate(padding={self.padding!r}, value={self.value!r}, "
+            f"pad_to_multiple_of={self.pad_to_multiple_of!r}, dtype={self.dtype!r})"
+        )
+
+    def __call__(self, items: Sequence[Item]) -> Batch:
+        """Pad a batch of items.
+
+        Args:
+            items: ``B`` items ``(index, sequence (T_i, *F), target)``, e.g. a
+                ``RaggedItems`` or a list of ``RaggedDataset`` items.
+
+        Returns:
+            The padded :class:`Batch`.
+
+        Raises:
+            TypeError: If an item is not an ``(index, sequence, target)`` triple, or some
+                targets are ``None`` and others not.
+            ValueError: If a sequence is a scalar, trailing shapes differ, or ``items`` is
+                an empty list.
+        """
+        if isinstance(items, RaggedItems):
+            return self._collate_ragged(items)
+        return self._collate_list(items)
+
+    def _pad_dtype(self, source: np.dtype[Any]) -> np.dtype[Any]:
+        """Return the NumPy dtype to pad into: the requested one if NumPy has it."""
+        requested = _numpy_dtype(self.dtype)
+        return source if requested is None else requested
+
+    def _time_length(self, lengths: NDArray[np.int64]) -> int:
+        """Return ``T``: the longest length, rounded up to ``pad_to_multiple_of``."""
+        T = int(lengths.max(initial=0))
+        multiple = self.pad_to_multiple_of
+        return T if multiple is None else -(-T // multiple) * multiple
+
+    def _collate_ragged(self, items: RaggedItems) -> Batch:
+        """Fast path: gather and pad the selected rows of the flat storage at once."""
+        offsets = items.sequences.offsets
+        lengths = offsets[items.indices + 1] - offsets[items.indices]  # (B,)
+        x = _gather_padded(
+            items,
+            self._time_length(lengths),
+            padding=self.padding,
+            value=self.value,
+            dtype=self._pad_dtype(items.sequences.dtype),
+        )
+        targets = None if items.targets is None else items.targets[items.indices]
+        return self._batch(x, lengths, items.indices, targets)
+
+    def _collate_list(self, items: Sequence[Item]) -> Batch:
+        """Generic path: concatenate the sequences once, then pad in one copy."""
+        if len(items) == 0:
+            raise ValueError(
+                "Collate: items must hold at least one item, got an empty list. Use "
+                "RaggedDataset (whose empty batches keep their feature shape)."
+            )
+        checked = [_check_item(index, item) for index, item in enumerate(items)]
+        sequences = [sequence for _, sequence, _ in checked]
+        trailing = sequences[0].shape[1:]
+        for index, sequence in enumerate(sequences):
+            if sequence.shape[1:] != trailing:
+                raise ValueError(
+                    f"Collate: items[{index}] sequence has trailing shape "
+                    f"{sequence.shape[1:]}, expected {trailing} like items[0]."
+                )
+        lengths = np.array([sequence.shape[0] for sequence in sequences], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        values = np.concatenate(sequences, axis=0)  # (N_batch, *F)
+        x, _ = pad_flat(
+            values,
+            offsets,
+            maxlen=self._time_length(lengths),
+            value=self.value,
+            padding=self.padding,
+            truncating="post",
+            dtype=self._pad_dtype(values.dtype),
+        )
+        indices = np.array([index for index, _, _ in checked], dtype=np.int64)
+        return self._batch(x, lengths, indices, _stack_targets([t for _, _, t in checked]))
+
+    def _batch(
+        self,
+        x: NDArray[Any],
+        lengths: NDArray[np.int64],
+        indices: NDArray[np.int64],
+        targets: NDArray[Any] | None,
+    ) -> Batch:
+        """Wrap the padded arrays as tensors and build the mask."""
+        T = x.shape[1]  # x is (B, T, *F)
+        x_tensor = torch.from_numpy(x)
+        if self.dtype is not None and x_tensor.dtype != self.dtype:
+            x_tensor = x_tensor.to(self.dtype)
+        lengths_tensor = torch.from_numpy(lengths)
+        steps = torch.arange(T, dtype=torch.int64)  # (T,)
+        if self.padding == "post":
+            mask = steps < lengths_tensor[:, None]  # (B, T)
+        else:
+            mask = steps >= (T - lengths_tensor)[:, None]  # (B, T)
+        return Batch(
+            x=x_tensor,
+            lengths=lengths_tensor,
+            mask=mask,
+            targets=None if targets is None else torch.from_numpy(np.array(targets, copy=True)),
+            indices=torch.from_numpy(np.array(indices, dtype=np.int64)),
+            padding=self.padding,
+        )
+
+
+def _stack_targets(targets: list[Any]) -> NDArray[Any] | None:
+    """Stack per-item targets to ``(B, *K)``, or return ``None`` if every one is ``None``."""
+    missing = [target is None for target in targets]
+    if all(missing):
+        return None
+    if any(missing):
+        index = missing.index(not missing[0])
+        raise TypeError(
+            f"Collate: targets must be all None or all given, got items[0] target "
+            f"{targets[0]!r} and items[{index}] target {targets[index]!r}."
+        )
+    return np.stack([np.asarray(target) for target in targets])

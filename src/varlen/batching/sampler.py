@@ -1,0 +1,340 @@
+r"""Length-bucketing batch sampler with token budgets, exact resume and distributed sharding.
+
+:class:`BucketBatchSampler` yields lists of dataset indices whose sequences have similar
+lengths, so padding to the batch maximum wastes little compute. Feed it to a
+``torch.utils.data.DataLoader`` as ``batch_sampler`` together with
+:class:`~varlen.batching.RaggedDataset` and :class:`~varlen.batching.Collate`.
+
+Distributed training
+--------------------
+Every process builds the same sampler (same lengths, seed and options) and takes its own
+share of each epoch's batches; ``num_replicas`` and ``rank`` default to the initialised
+``torch.distributed`` process group. Every rank gets the same number of batches, so
+``DistributedDataParallel`` never waits at the end of an epoch for a rank that ran out,
+and each sequence is used exactly once per epoch across all ranks (unless
+``drop_last=True``). Call ``set_epoch(epoch)`` on every rank at the start of every epoch,
+or every epoch repeats the same order. A training script::
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data import DataLoader
+    from varlen.batching import BucketBatchSampler, Collate, RaggedDataset
+
+    dist.init_process_group("gloo")  # "nccl" on GPUs; rank/world size come from env://
+    dataset = RaggedDataset(sequences, targets)
+    sampler = BucketBatchSampler(sequences.lengths, max_tokens=8192, seed=0)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=Collate())
+    model = DistributedDataParallel(model)
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        for batch in loader:
+            ...  # forward, loss, backward, step as usual
+    dist.destroy_process_group()
+
+launched with ``torchrun`` on one machine (one process per CPU socket or per GPU)::
+
+    torchrun --standalone --nproc-per-node=2 train.py
+
+or on several machines, running the same command on each (node ranks 0..N-1)::
+
+    torchrun --nnodes=2 --nproc-per-node=4 --node-rank=0 \\
+        --rdzv-backend=c10d --rdzv-endpoint=host0:29500 train.py
+
+``torchrun`` sets ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``, which
+``init_process_group`` reads through its default ``env://`` method. On GPUs, also call
+``torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))`` before building the model.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch.distributed as dist
+from torch.utils.data import Sampler
+
+from varlen._checks import check_lengths_array
+from varlen.batching._plan import (
+    IntArray,
+    cut_budget,
+    cut_fixed,
+    length_order,
+    split_largest,
+)
+from varlen.batching._validate import check_int, check_sizing
+
+__all__ = ["BucketBatchSampler"]
+
+_STATE_KEYS = ("epoch", "num_replicas", "num_sequences", "position", "seed")
+
+
+def _check_world(where: str, num_replicas: object, rank: object) -> tuple[int, int]:
+    """Return ``(num_replicas, rank)``, defaulting from an initialised process group."""
+    initialised = dist.is_available() and dist.is_initialized()
+    if num_replicas is None:
+        num_replicas = dist.get_world_size() if initialised else 1
+    if rank is None:
+        rank = dist.get_rank() if initialised else 0
+    replicas = check_int(where, "num_replicas", num_replicas, minimum=1)
+    index = check_int(where, "rank", rank, minimum=0)
+    if index >= replicas:
+        raise ValueError(
+            f"{where}: rank must be in [0, num_replicas) = [0, {replicas}), got {index}."
+        )
+    return replicas, index
+
+
+def _warn_over_budget(where: str, lengths: IntArray, max_tokens: int) -> None:
+    """Warn when some sequences alone exceed the token budget."""
+    over = np.flatnonzero(lengths > max_tokens)
+    if over.size:
+        longest = int(lengths[over].max())
+        warnings.warn(
+            f"{where}: {over.size} sequence(s) are longer than max_tokens = {max_tokens} "
+            f"(the longest has {longest} steps); each goes in a batch of its own, over the "
+            "budget. Raise max_tokens or truncate these sequences.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Yield batches of dataset indices with similar lengths, sharded across ranks.
+
+    Each epoch, the sequences are sorted by length (ties, and with ``jitter`` nearby
+    lengths, broken at random) and cut into batches: ``batch_size`` sequences each, or as
+    many as fit a budget of ``max_tokens`` padded steps, counted as ``B * T_max`` (an
+    empty sequence counts as one step). A batch never exceeds the budget, except that a
+    sequence longer than the budget forms a batch of its own (with a warning at
+    construction). Batches are then grouped ``num_replicas`` at a time (neighbours in
+    length, so ranks wait little for each other at each step), and the order of the
+    groups is shuffled. Everything is a function of ``(seed, epoch)``: every rank computes
+    the same plan and takes its own column.
+
+    Across ranks, every rank yields the same number of batches. With
+    ``drop_last=False`` each sequence appears exactly once per epoch across all ranks:
+    when the batch count is not a multiple of ``num_replicas``, the batches with the most
+    sequences are split in two (halves never exceed a budget) until it is. Only when no
+    batch can be split (every batch holds one sequence, e.g. ``batch_size=1`` with fewer
+    sequences than needed) are the first batches repeated, with a warning. With
+    ``drop_last=True``, the ``n % batch_size`` leftover sequences (picked at random per
+    epoch when shuffling) and then the surplus batches are dropped instead; with
+    ``max_tokens`` only surplus batches are dropped.
+
+    With ``shuffle=False`` there is no randomness: ties keep index order and batches come
+    shortest first. ``B = 0`` (no sequences) gives no batches.
+
+    Resuming: :meth:`state_dict` records the epoch and the number of batches this rank has
+    yielded; after :meth:`load_state_dict`, the next pass yields the rest of that epoch,
+    exactly as an uninterrupted run would. A ``DataLoader`` with workers draws batches
+    ahead of the training loop; to resume at the last batch actually trained on, set
+    ``state["position"]`` to the number of batches consumed in the epoch before saving.
+
+    Args:
+        lengths: ``(n,)`` integer sequence lengths ``T_i >= 0``, indexed like the dataset.
+        batch_size: Sequences per batch. Exactly one of ``batch_size`` and ``max_tokens``.
+        max_tokens: Budget of padded steps ``B * T_max`` per batch.
+        shuffle: Randomize ties and the batch order, per epoch.
+        drop_last: Drop leftovers instead of splitting or repeating (see above).
+        seed: Non-negative seed; the plan of an epoch depends only on ``(seed, epoch)``.
+        num_replicas: Number of ranks; defaults to the ``torch.distributed`` world size
+            when a process group is initialised, else 1.
+        rank: This process's rank in ``[0, num_replicas)``; defaults likewise, else 0.
+        jitter: Relative noise on the sort key, ``T_i * (1 + jitter * u)`` with ``u`` in
+            ``[0, 1)``: more variety between epochs for a little more padding. Default 0
+            (lengths still shuffle among equals).
+
+    Raises:
+        TypeError: If ``lengths`` is not integer, or an int argument is not an int.
+        ValueError: If ``lengths`` is not 1-D or negative, both or neither of
+            ``batch_size`` and ``max_tokens`` are given, a size is ``< 1``, ``seed`` or
+            ``jitter`` is negative, or ``rank`` is not in ``[0, num_replicas)``.
+
+    Example:
+        >>> sampler = BucketBatchSampler([5, 1, 4, 2, 3, 1], batch_size=2, shuffle=False)
+        >>> list(sampler)  # lengths (1, 1), (2, 3), (4, 5)
+        [[1, 5], [3, 4], [2, 0]]
+        >>> list(BucketBatchSampler([5, 1, 4, 2, 3, 1], max_tokens=6, shuffle=False))
+        [[1, 5, 3], [4], [2], [0]]
+    """
+
+    def __init__(
+        self,
+        lengths: Any,
+        batch_size: int | None = None,
+        max_tokens: int | None = None,
+        *,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        jitter: float = 0.0,
+    ) -> None:
+        where = "BucketBatchSampler"
+        self._lengths = check_lengths_array(where, lengths)
+        self.batch_size, self.max_tokens = check_sizing(where, batch_size, max_tokens)
+        self.seed = check_int(where, "seed", seed, minimum=0)
+        self.num_replicas, self.rank = _check_world(where, num_replicas, rank)
+        if not isinstance(jitter, int | float) or not jitter >= 0:
+            raise ValueError(f"{where}: jitter must be a number >= 0, got {jitter!r}.")
+        self.jitter = float(jitter)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.epoch = 0
+        self._start = 0  # batches to skip in the next pass (set by load_state_dict)
+        self._position = 0  # batches of this epoch yielded so far, counting skipped ones
+        self._cache: tuple[tuple[int, int], list[list[int]]] | None = None
+        if self.max_tokens is not None:
+            _warn_over_budget(where, self._lengths, self.max_tokens)
+
+    @property
+    def lengths(self) -> IntArray:
+        """``(n,)`` int64 sequence lengths (a copy)."""
+        return self._lengths.copy()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose plan the next pass yields, from its start.
+
+        Args:
+            epoch: Epoch number ``>= 0``; call it with the same value on every rank.
+
+        Raises:
+            TypeError: If ``epoch`` is not an int.
+            ValueError: If ``epoch < 0``.
+        """
+        self.epoch = check_int("BucketBatchSampler.set_epoch", "epoch", epoch, minimum=0)
+        self._start = 0
+        self._position = 0
+
+    def __len__(self) -> int:
+        return len(self._rank_batches()) - self._start
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._rank_batches()
+        start = self._start
+        self._position = start
+        for position in range(start, len(batches)):
+            self._position = position + 1
+            yield batches[position]
+        self._start = 0
+
+    def state_dict(self) -> dict[str, int]:
+        """Return the resumable state: seed, epoch, and batches yielded by this rank.
+
+        Returns:
+            A dict of ints with keys ``epoch``, ``num_replicas``, ``num_sequences``,
+            ``position`` and ``seed``.
+        """
+        return {
+            "epoch": self.epoch,
+            "num_replicas": self.num_replicas,
+            "num_sequences": int(self._lengths.shape[0]),
+            "position": self._position,
+            "seed": self.seed,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; the next pass resumes where it stopped.
+
+        Args:
+            state: A mapping from :meth:`state_dict`, possibly with ``position`` lowered to
+                the number of batches actually consumed.
+
+        Raises:
+            TypeError: If a value is not an int.
+            ValueError: If a key is missing, or the state was saved for another number of
+                sequences or ranks, or ``position`` is out of range for its epoch.
+        """
+        where = "BucketBatchSampler.load_state_dict"
+        missing = [key for key in _STATE_KEYS if key not in state]
+        if missing:
+            raise ValueError(f"{where}: state must have keys {_STATE_KEYS}, missing {missing}.")
+        values = {
+            key: check_int(where, f"state[{key!r}]", state[key], minimum=0) for key in _STATE_KEYS
+        }
+        for key, mine in (
+            ("num_sequences", len(self._lengths)),
+            ("num_replicas", self.num_replicas),
+        ):
+            if values[key] != mine:
+                raise ValueError(
+                    f"{where}: state[{key!r}] must equal this sampler's {key} = {mine}, got "
+                    f"{values[key]}. Build the sampler over the same data and world size."
+                )
+        self.seed, self.epoch = values["seed"], values["epoch"]
+        total = len(self._rank_batches())
+        if values["position"] > total:
+            raise ValueError(
+                f"{where}: state['position'] must be <= {total} (batches of epoch "
+                f"{self.epoch} on this rank), got {values['position']}."
+            )
+        self._start = self._position = values["position"]
+
+    def _rank_batches(self) -> list[list[int]]:
+        """Return this rank's batches of the current epoch (cached per seed and epoch)."""
+        key = (self.seed, self.epoch)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self._plan_rank())
+        return self._cache[1]
+
+    def _plan_rank(self) -> list[list[int]]:
+        """Compute the epoch's plan for all ranks and return this rank's batches."""
+        rng = np.random.default_rng([self.seed, self.epoch]) if self.shuffle else None
+        order = self._kept_order(rng)
+        if self.batch_size is not None:
+            bounds = cut_fixed(order.shape[0], self.batch_size)
+        else:
+            bounds = cut_budget(self._lengths[order], int(self.max_tokens or 0))
+        batches = self._equalize(order, bounds, rng)
+        steps = _step_order(len(batches), self.num_replicas, rng)  # (G, R) batch ids
+        return [batches[j].tolist() for j in steps[:, self.rank]]
+
+    def _kept_order(self, rng: np.random.Generator | None) -> IntArray:
+        """Sort by length, then drop the ``n % batch_size`` leftovers if ``drop_last``."""
+        order = length_order(self._lengths, rng=rng, jitter=self.jitter)
+        n = order.shape[0]
+        leftover = n % self.batch_size if self.drop_last and self.batch_size else 0
+        if leftover == 0:
+            return order
+        if rng is None:
+            return order[: n - leftover]
+        return np.delete(order, rng.choice(n, size=leftover, replace=False))
+
+    def _equalize(
+        self, order: IntArray, bounds: IntArray, rng: np.random.Generator | None
+    ) -> list[IntArray]:
+        """Make the batch count a multiple of ``num_replicas``: drop, split, or repeat."""
+        R = self.num_replicas
+        M = bounds.shape[0] - 1
+        if self.drop_last:
+            keep = np.arange(M - M % R) if rng is None else np.sort(rng.permutation(M)[: M - M % R])
+            return [order[bounds[j] : bounds[j + 1]] for j in keep]
+        bounds, shortfall = split_largest(bounds, -M % R)
+        batches = [order[bounds[j] : bounds[j + 1]] for j in range(bounds.shape[0] - 1)]
+        if shortfall:
+            warnings.warn(
+                f"BucketBatchSampler: cannot give each of num_replicas = {R} ranks the same "
+                f"number of batches without repeating: every batch holds one sequence. "
+                f"Repeating {shortfall} sequence(s) this epoch. Use drop_last=True, a larger "
+                "batch_size or max_tokens, or fewer ranks.",
+                UserWarning,
+                stacklevel=4,
+            )
+            batches += batches[:shortfall]
+        return batches
+
+
+def _step_order(M: int, R: int, rng: np.random.Generator | None) -> IntArray:
+    """Group ``M`` batches (a multiple of ``R``) into steps of ``R`` neighbours, shuffled.
+
+    Returns:
+        ``(M // R, R)`` int64 batch ids: row ``s`` is step ``s``, column ``r`` is rank ``r``.
+    """
+    grid = np.arange(M, dtype=np.int64).reshape(M // R, R)
+    if rng is None:
+        return grid
+    grid = grid[rng.permutation(M // R)]
+    return np.take_along_axis(grid, np.argsort(rng.random(grid.shape), axis=1), axis=1)
