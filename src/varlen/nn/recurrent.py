@@ -451,6 +451,11 @@ def _forward(
     where = f"varlen.nn.{cell.name}"
     inputs = _resolve(where, module, x, lengths, mask, padding)
     state = _check_state(where, module, cell, hx, inputs.x.shape[0], inputs.x)
+    B, T, _ = inputs.x.shape
+    if B == 0 or T == 0:  # nothing to run: the kernels reject empty input
+        H_total = (2 if module.bidirectional else 1) * (module.proj_size or module.hidden_size)
+        initial = state if state is not None else _zero_state(module, cell, B, inputs.x)
+        return inputs.x.new_zeros(B, T, H_total), tuple(s.clone() for s in initial)
     use_packed = method == "packed" or (method == "auto" and inputs.x.device.type == "cuda")
     if use_packed:
         return _drive_packed(module, cell, inputs, state)

@@ -1,0 +1,351 @@
+"""varlen.nn.LSTM and GRU against the per-sequence oracle: the central promise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from torch import Tensor, nn
+
+from tests.reference.recurrent import run_sequence
+from varlen.data.ragged import Ragged
+from varlen.nn import GRU, LSTM
+from varlen.nn.functional import lengths_to_mask
+
+F_IN, H = 3, 4
+
+# torch's own notice that oneDNN has no projected LSTM (it falls back to its native kernel).
+pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported:UserWarning")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One randomly drawn configuration and batch."""
+
+    kind: str
+    lengths: tuple[int, ...]
+    T: int
+    padding: str
+    bidirectional: bool
+    num_layers: int
+    proj: bool
+    with_hx: bool
+    method: str
+    holes: bool
+    pad_value: float
+    seed: int
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> Case:
+    """Random lengths (0, 1, equal, skewed), sides, directions, depths, cells and methods."""
+    lengths = draw(
+        st.one_of(
+            st.lists(st.integers(0, 9), min_size=1, max_size=6),
+            st.lists(st.sampled_from([0, 1]), min_size=1, max_size=4),
+            st.integers(1, 9).flatmap(lambda n: st.lists(st.just(n), min_size=1, max_size=4)),
+            st.lists(st.sampled_from([1, 1, 1, 14]), min_size=2, max_size=6),  # skewed
+        )
+    )
+    T = max(lengths) + draw(st.integers(0, 2))
+    return Case(
+        kind=draw(st.sampled_from(["LSTM", "GRU"])),
+        lengths=tuple(lengths),
+        T=T,
+        padding=draw(st.sampled_from(["pre", "post"])),
+        bidirectional=draw(st.booleans()),
+        num_layers=draw(st.integers(1, 3)),
+        proj=draw(st.booleans()),
+        with_hx=draw(st.booleans()),
+        method=draw(st.sampled_from(["padded", "packed"])),
+        holes=draw(st.booleans()),
+        pad_value=draw(st.sampled_from([0.0, float("nan"), 1e6, -3.0])),
+        seed=draw(st.integers(0, 2**16)),
+    )
+
+
+def _module(case: Case, dtype: torch.dtype = torch.float64) -> LSTM | GRU:
+    torch.manual_seed(case.seed)
+    common = {"bidirectional": case.bidirectional, "method": case.method, "dtype": dtype}
+    if case.kind == "LSTM":
+        return LSTM(F_IN, H, case.num_layers, proj_size=2 if case.proj else 0, **common)
+    return GRU(F_IN, H, case.num_layers, **common)
+
+
+def _batch(case: Case, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """Return ``x (B, T, F)`` with pad values at pads, ``lengths``, and the real-step mask."""
+    generator = torch.Generator().manual_seed(case.seed)
+    B = len(case.lengths)
+    x = torch.randn(B, case.T, F_IN, generator=generator, dtype=dtype)
+    lengths = torch.tensor(case.lengths)
+    if case.holes:
+        mask = torch.rand(B, case.T, generator=generator) < 0.6
+    else:
+        mask = lengths_to_mask(lengths, case.T, padding=case.padding)  # type: ignore[arg-type]
+    x = x.masked_fill(~mask[:, :, None], case.pad_value)
+    return x.requires_grad_(), lengths, mask
+
+
+def _initial_state(module: nn.RNNBase, case: Case, dtype: torch.dtype) -> tuple[Tensor, ...] | None:
+    if not case.with_hx:
+        return None
+    generator = torch.Generator().manual_seed(case.seed + 1)
+    D = 2 if module.bidirectional else 1
+    B = len(case.lengths)
+    sizes = [module.proj_size or H, H][: 2 if case.kind == "LSTM" else 1]
+    shape = (module.num_layers * D, B)
+    return tuple(
+        torch.randn(*shape, size, generator=generator, dtype=dtype).requires_grad_()
+        for size in sizes
+    )
+
+
+def _run_varlen(module, case, x, lengths, mask, hx):
+    state_arg = (hx if case.kind == "LSTM" else hx[0]) if hx is not None else None
+    if case.holes:
+        out, state = module(x, mask=mask, hx=state_arg)
+    else:
+        out, state = module(x, lengths, padding=case.padding, hx=state_arg)
+    return out, (tuple(state) if case.kind == "LSTM" else (state,))
+
+
+def _loss(outputs: list[Tensor], states: list[tuple[Tensor, ...]], seed: int) -> Tensor:
+    """A random linear functional of every output and state, so gradients test everything."""
+    generator = torch.Generator().manual_seed(seed)
+    total = torch.zeros((), dtype=torch.float64)
+    for tensor in [*outputs, *(s for group in states for s in group)]:
+        weights = torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype)
+        total = total + (tensor * weights).sum()
+    return total
+
+
+def _compare(case: Case, dtype: torch.dtype, atol: float) -> None:
+    module = _module(case, dtype)
+    x, lengths, mask = _batch(case, dtype)
+    hx = _initial_state(module, case, dtype)
+    out, state = _run_varlen(module, case, x, lengths, mask, hx)
+    B = len(case.lengths)
+
+    # Outputs: exactly zero at pads; the oracle's outputs at real steps.
+    assert torch.equal(out[~mask], torch.zeros_like(out[~mask]))
+    ref_outputs, ref_states = [], []
+    for b in range(B):
+        row_hx = tuple(s[:, b] for s in hx) if hx is not None else None
+        ref_out, ref_state = run_sequence(module, x[b][mask[b]], row_hx)
+        ref_outputs.append(ref_out)
+        ref_states.append(ref_state)
+        torch.testing.assert_close(out[b][mask[b]], ref_out, atol=atol, rtol=0)
+        for got, want in zip(state, ref_state, strict=True):
+            torch.testing.assert_close(got[:, b], want, atol=atol, rtol=0)
+
+    # Gradients with respect to the inputs, the initial state and every weight.
+    leaves = [x, *(hx or ()), *module.parameters()]
+    ours = [out[b][mask[b]] for b in range(B)]
+    ours_states = [tuple(s[:, b] for s in state) for b in range(B)]
+    got_grads = _grads(_loss(ours, ours_states, case.seed), leaves)
+    ref_grads = _grads(_loss(ref_outputs, ref_states, case.seed), leaves)
+    for got, want in zip(got_grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, want, atol=atol * 10, rtol=0)
+
+
+def _grads(loss: Tensor, leaves: list[Tensor]) -> list[Tensor]:
+    """Gradients of ``loss`` for each leaf, zeros where it does not depend on the leaf."""
+    if not loss.requires_grad:
+        return [torch.zeros_like(leaf) for leaf in leaves]
+    grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+    return [
+        torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves, strict=True)
+    ]
+
+
+@settings(max_examples=200)
+@given(case=cases())
+@example(
+    case=Case("LSTM", (0, 0), 0, "pre", True, 2, True, True, "padded", False, float("nan"), 0)
+).via("all lengths 0 and T = 0")
+@example(
+    case=Case("GRU", (1, 9, 0), 9, "pre", True, 3, False, True, "padded", False, float("nan"), 1)
+).via("length 1 and 0 beside a long one, pre-padding, given hx")
+def test_recurrent_matches_per_sequence_oracle_float64(case):
+    """Outputs, final states and all gradients equal each sequence run alone (float64, 1e-10)."""
+    _compare(case, torch.float64, atol=1e-10)
+
+
+@settings(max_examples=60)
+@given(case=cases())
+def test_recurrent_matches_per_sequence_oracle_float32(case):
+    """On float32 (the fused oneDNN kernel), results match the oracle to 1e-5."""
+    _compare(case, torch.float32, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+def test_recurrent_pre_and_post_padding_give_the_same_results(kind, bidirectional):
+    """A batch padded before or after its real steps gives the same per-sequence results."""
+    torch.manual_seed(0)
+    cls = LSTM if kind == "LSTM" else GRU
+    module = cls(F_IN, H, 2, bidirectional=bidirectional)
+    seqs = [torch.randn(n, F_IN) for n in (5, 1, 3, 0, 7)]
+    lengths = torch.tensor([len(s) for s in seqs])
+    post = nn.utils.rnn.pad_sequence(seqs, batch_first=True)
+    pre = nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_side="left")
+    out_post, state_post = module(post, lengths)
+    out_pre, state_pre = module(pre, lengths, padding="pre")
+    for b, n in enumerate(lengths.tolist()):
+        torch.testing.assert_close(out_post[b, :n], out_pre[b, pre.shape[1] - n :])
+    torch.testing.assert_close(state_post, state_pre)
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_recurrent_loads_a_torch_state_dict_and_matches_torch_without_padding(cls):
+    """A torch state dict loads unchanged, and full-length batches give torch's results."""
+    torch.manual_seed(0)
+    torch_cls = nn.LSTM if cls is LSTM else nn.GRU
+    reference = torch_cls(F_IN, H, 2, batch_first=True, bidirectional=True)
+    module = cls(F_IN, H, 2, bidirectional=True)
+    module.load_state_dict(reference.state_dict())
+    assert list(module.state_dict()) == list(reference.state_dict())
+    x = torch.randn(3, 6, F_IN)
+    want_out, want_state = reference(x)
+    got_out, got_state = module(x)
+    torch.testing.assert_close(got_out, want_out)
+    torch.testing.assert_close(tuple(got_state) if cls is LSTM else got_state, want_state)
+
+
+def test_recurrent_takes_a_ragged_and_a_batch_object():
+    """A Ragged input and any object with .x/.lengths/.padding give the tensor-path results."""
+    torch.manual_seed(0)
+    module = LSTM(F_IN, H)
+    rng = np.random.default_rng(0)
+    ragged = Ragged.from_sequences([rng.normal(size=(n, F_IN)).astype(np.float32) for n in (4, 2)])
+    padded, lengths = ragged.to_padded(padding="pre")
+
+    @dataclass
+    class Batch:
+        x: Tensor
+        lengths: Tensor
+        padding: str
+
+    want_out, want_state = module(
+        torch.from_numpy(padded), torch.from_numpy(lengths), padding="pre"
+    )
+    got_out, got_state = module(Batch(torch.from_numpy(padded), torch.from_numpy(lengths), "pre"))
+    torch.testing.assert_close(got_out, want_out)
+    torch.testing.assert_close(got_state, want_state)
+    ragged_out, ragged_state = module(ragged)
+    torch.testing.assert_close(ragged_state, want_state)
+    torch.testing.assert_close(ragged_out[1, :2], want_out[1, 2:])
+
+
+def test_recurrent_mask_with_holes_skips_masked_steps():
+    """A masked step inside a sequence leaves the state unchanged and outputs zeros (Keras)."""
+    torch.manual_seed(0)
+    module = GRU(F_IN, H, dtype=torch.float64)
+    x = torch.randn(1, 5, F_IN, dtype=torch.float64)
+    mask = torch.tensor([[True, False, True, False, True]])
+    out, h = module(x, mask=mask)
+    want_out, want_h = run_sequence(module, x[0, [0, 2, 4]])
+    torch.testing.assert_close(out[0, [0, 2, 4]], want_out)
+    assert torch.equal(out[0, [1, 3]], torch.zeros(2, H, dtype=torch.float64))
+    torch.testing.assert_close(h[:, 0], want_h[0])
+
+
+def test_recurrent_dropout_keeps_pads_zero_in_training():
+    """Between-layer dropout in training leaves padded outputs exactly zero."""
+    torch.manual_seed(0)
+    module = LSTM(F_IN, H, 3, dropout=0.5).train()
+    out, _ = module(torch.randn(3, 6, F_IN), torch.tensor([6, 2, 0]))
+    assert torch.equal(out[1, 2:], torch.zeros(4, H))
+    assert torch.equal(out[2], torch.zeros(6, H))
+
+
+def test_recurrent_backward_works_in_eval_mode():
+    """Gradients flow in eval mode too (e.g. for attributions)."""
+    module = LSTM(F_IN, H).eval()
+    x = torch.randn(2, 4, F_IN, requires_grad=True)
+    out, _ = module(x, torch.tensor([4, 1]))
+    out.sum().backward()
+    assert x.grad is not None
+    assert torch.equal(x.grad[1, 1:], torch.zeros(3, F_IN))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"lengths": torch.tensor([5, 1])}, ValueError, r"lengths must be in \[0, T\] = \[0, 4\]"),
+        ({"lengths": torch.tensor([-1, 1])}, ValueError, r"got lengths\[0\] == -1"),
+        ({"lengths": torch.tensor([[1], [2]])}, ValueError, r"lengths must have shape \(B,\)"),
+        ({"lengths": torch.tensor([1.0, 2.0])}, TypeError, "lengths must be integers"),
+        (
+            {"lengths": (torch.zeros(1), torch.zeros(1))},
+            TypeError,
+            "Pass an initial state by keyword",
+        ),
+        ({"mask": torch.ones(2, 4)}, TypeError, "mask must be a bool tensor"),
+        (
+            {"mask": torch.ones(2, 3, dtype=torch.bool)},
+            ValueError,
+            r"mask must have shape \(B, T\)",
+        ),
+        (
+            {"lengths": torch.tensor([4, 1]), "mask": torch.ones(2, 4, dtype=torch.bool)},
+            ValueError,
+            "mask and lengths must agree",
+        ),
+        ({"padding": "left"}, ValueError, "padding must be 'pre' or 'post', got 'left'"),
+        ({"hx": torch.zeros(1, 2, H)}, TypeError, r"hx must be a tuple \(h0, c0\)"),
+        (
+            {"hx": (torch.zeros(1, 3, H), torch.zeros(1, 2, H))},
+            ValueError,
+            r"h0 must have shape \(L\*D, B, H\) = \(1, 2, 4\)",
+        ),
+        (
+            {"hx": (torch.zeros(1, 2, H, dtype=torch.float64), torch.zeros(1, 2, H))},
+            TypeError,
+            "h0 must have dtype torch.float32",
+        ),
+    ],
+)
+def test_lstm_rejects_bad_arguments(kwargs, error, match):
+    """Bad lengths, masks, sides and states get an error naming what was expected and received."""
+    module = LSTM(F_IN, H)
+    with pytest.raises(error, match=match):
+        module(torch.zeros(2, 4, F_IN), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("x", "error", "match"),
+    [
+        (torch.zeros(2, 4), ValueError, r"x must have shape \(B, T, F\), got \(2, 4\)"),
+        (torch.zeros(2, 4, 5), ValueError, "x must have F = input_size = 3 features"),
+        (torch.zeros(2, 4, F_IN, dtype=torch.float64), TypeError, "Cast x with"),
+        ([[1.0]], TypeError, "x must be a Tensor"),
+    ],
+)
+def test_gru_rejects_bad_inputs(x, error, match):
+    """Bad inputs get an error that says what was expected and how to fix it."""
+    with pytest.raises(error, match=match):
+        GRU(F_IN, H)(x)
+
+
+def test_gru_rejects_hx_that_is_not_a_tensor():
+    """A GRU state must be one tensor, not an LSTM-style tuple."""
+    with pytest.raises(TypeError, match=r"hx must be a Tensor \(L\*D, B, H\)"):
+        GRU(F_IN, H)(torch.zeros(2, 4, F_IN), hx=(torch.zeros(1, 2, H),))
+
+
+def test_recurrent_rejects_lengths_beside_a_ragged():
+    """A Ragged carries its own lengths; passing lengths too is an error."""
+    ragged = Ragged.from_sequences([np.zeros((2, F_IN), dtype=np.float32)])
+    with pytest.raises(ValueError, match="lengths must be None when x is a Ragged"):
+        LSTM(F_IN, H)(ragged, torch.tensor([2]))
+
+
+def test_recurrent_rejects_unknown_method():
+    """The method is checked when the module is built."""
+    with pytest.raises(ValueError, match="method must be 'auto' or 'padded' or 'packed'"):
+        LSTM(F_IN, H, method="fast")  # type: ignore[arg-type]
