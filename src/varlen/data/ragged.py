@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, cast, overload
 
 import numpy as np
-from numpy.typing import DTypeLike, NDArray
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from varlen._checks import check_lengths_array, check_maxlen, check_side
 from varlen._types import Padding
@@ -28,7 +28,7 @@ _KINDS = "biufcUS"  # bool, integers, floats, complex, str, bytes
 _NUMERIC = "biufc"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(frozen=True, init=False, eq=False, repr=False)
 class Ragged:
     """A batch of ``B`` variable-length sequences, stored flat without padding.
 
@@ -70,9 +70,9 @@ class Ragged:
     values: NDArray[Any]
     offsets: NDArray[np.int64]
 
-    def __post_init__(self) -> None:
-        values = _check_values("Ragged", "values", self.values)
-        offsets = _check_offsets("Ragged", self.offsets, values.shape[0])
+    def __init__(self, values: ArrayLike, offsets: ArrayLike) -> None:
+        values = _check_values("Ragged", "values", values)
+        offsets = _check_offsets("Ragged", offsets, values.shape[0])
         object.__setattr__(self, "values", _read_only(np.array(values, copy=True)))
         object.__setattr__(self, "offsets", _read_only(offsets))
 
@@ -502,25 +502,30 @@ def _check_offsets(where: str, offsets: Any, num_steps: int) -> NDArray[np.int64
         raise ValueError(f"{where}: offsets must have shape (B + 1,), got {array.shape}.")
     out = array.astype(np.int64, copy=True)
     if out[0] != 0:
-        raise ValueError(f"{where}: offsets[0] must be 0, got {out[0]!r}.")
+        raise ValueError(f"{where}: offsets[0] must be 0, got {int(out[0])}.")
     drops = np.flatnonzero(np.diff(out) < 0)
     if drops.size:
         index = int(drops[0]) + 1
         raise ValueError(
             f"{where}: offsets must be non-decreasing, got offsets[{index}] == "
-            f"{out[index]!r} < offsets[{index - 1}] == {out[index - 1]!r}."
+            f"{int(out[index])} < offsets[{index - 1}] == {int(out[index - 1])}."
         )
     if out[-1] != num_steps:
         raise ValueError(
-            f"{where}: offsets[-1] must equal len(values) = {num_steps}, got {out[-1]!r}."
+            f"{where}: offsets[-1] must equal len(values) = {num_steps}, got {int(out[-1])}."
         )
     return out
 
 
 def _check_rows(where: str, index: Any, B: int) -> NDArray[np.int64]:
     """Return an integer or bool index array as in-range int64 rows, else raise."""
+    if isinstance(index, tuple):
+        raise TypeError(
+            f"{where}: index must be an int, a slice, or a 1-D integer or bool array, "
+            f"got the tuple {index!r}. Use r[i][j] for a step, or a list to select rows."
+        )
     array = np.asarray(index)
-    if array.size == 0 and array.dtype.kind == "f" and isinstance(index, list | tuple):
+    if array.size == 0 and array.dtype.kind == "f" and isinstance(index, list):
         array = array.astype(np.int64)  # [] selects nothing
     if array.dtype == np.bool_:
         if array.shape != (B,):
@@ -538,7 +543,8 @@ def _check_rows(where: str, index: Any, B: int) -> NDArray[np.int64]:
     if outside.size:
         position = int(outside[0])
         raise IndexError(
-            f"{where}: index[{position}] must be in [-B, B) = [{-B}, {B}), got {rows[position]}."
+            f"{where}: index[{position}] must be in [-B, B) = [{-B}, {B}), "
+            f"got {int(rows[position])}."
         )
     return np.where(rows < 0, rows + B, rows)
 
