@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import sys
 import types
 from typing import Any
@@ -662,6 +664,17 @@ def test_ragged_equality_is_structural():
     assert ints == Ragged.from_sequences([[1, 2]])
     with pytest.raises(TypeError, match="unhashable"):
         hash(a)
+
+
+@pytest.mark.parametrize(
+    "clone", [copy.copy, copy.deepcopy, lambda r: pickle.loads(pickle.dumps(r))]
+)
+def test_ragged_copies_and_pickles_stay_valid_and_read_only(clone):
+    """Copies and unpickled values equal the original and are read-only again."""
+    r = Ragged.from_sequences([[1.0, np.nan], [], [2.0]])
+    other = clone(r)
+    assert other == r
+    assert_valid(other)
 
 
 def test_ragged_repr_is_concise():

@@ -41,7 +41,8 @@ class Ragged:
     through the attributes can break the invariants. Arrays handed out (``values``,
     ``offsets``, ``r[i]``, iteration) are read-only views; :meth:`to_sequences` and
     :meth:`to_padded` return new writable arrays. Results of slicing may share memory
-    with the original, which is safe because neither can change.
+    with the original, which is safe because neither can change. Copies and pickles
+    (e.g. to ``DataLoader`` workers) go back through the constructor.
 
     Equality (``==``) is structural: same dtype, trailing shape, offsets and values,
     with NaN equal to NaN. A ``Ragged`` is unhashable, like an array.
@@ -84,6 +85,10 @@ class Ragged:
         object.__setattr__(ragged, "offsets", _read_only(offsets))
         return ragged
 
+    def __reduce__(self) -> tuple[type[Ragged], tuple[NDArray[Any], NDArray[np.int64]]]:
+        # Unpickling goes through the constructor: checked, copied and read-only again.
+        return (Ragged, (self.values, self.offsets))
+
     # ------------------------------------------------------------------ properties
 
     @property
@@ -113,7 +118,11 @@ class Ragged:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held: ``values.nbytes + offsets.nbytes`` (no padding is stored)."""
+        """Bytes of ``values`` plus ``offsets``; no padding is stored.
+
+        For a contiguous slice this counts its own steps, though it shares them with
+        its parent.
+        """
         return int(self.values.nbytes + self.offsets.nbytes)
 
     # -------------------------------------------------------------------- sequence
@@ -167,7 +176,7 @@ class Ragged:
         offsets = _offsets_from_lengths(lengths)
         shift = self.offsets[rows] - offsets[:-1]  # (B',) source start - target start
         source = np.arange(offsets[-1], dtype=np.int64) + np.repeat(shift, lengths)
-        return Ragged._trusted(self.values[source], offsets)
+        return Ragged._trusted(np.take(self.values, source, axis=0), offsets)
 
     # -------------------------------------------------------------------- equality
 
@@ -386,9 +395,11 @@ class Ragged:
         side = check_side(where, "padding", padding)
         batch = _check_values(where, "array", array, shape="(B, T, *F)", min_ndim=2)
         kept = _padded_lengths(where, batch.shape[0], batch.shape[1], lengths, mask, side)
+        B, T = batch.shape[:2]
         row, step = row_positions(kept)  # (N,) each
-        column = step + (batch.shape[1] - kept)[row] if side == "pre" else step
-        return cls._trusted(batch[row, column], _offsets_from_lengths(kept))
+        column = step + (T - kept)[row] if side == "pre" else step
+        flat = batch.reshape(B * T, *batch.shape[2:])  # (B * T, *F), a view when possible
+        return cls._trusted(np.take(flat, row * T + column, axis=0), _offsets_from_lengths(kept))
 
     @classmethod
     def concatenate(cls, raggeds: Sequence[Ragged]) -> Ragged:
