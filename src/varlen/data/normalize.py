@@ -286,6 +286,7 @@ class Standardizer:
         eps: Relative tolerance below which a feature counts as constant; finite, ``>= 0``.
 
     Raises:
+        TypeError: If ``eps`` is not a float.
         ValueError: If the arrays are not 1-D of equal length or break the rules above.
 
     Example:
@@ -383,11 +384,12 @@ class Standardizer:
             A new fitted :class:`Standardizer`.
 
         Raises:
-            TypeError: If ``x`` is not integer or floating, or ``mask`` / ``lengths`` have
-                the wrong dtype.
+            TypeError: If ``x`` is not integer or floating, ``mask`` / ``lengths`` have
+                the wrong dtype, or ``eps`` is not a float.
             ValueError: If shapes are wrong, both or neither of ``mask`` and ``lengths``
                 are given for padded ``x`` (or either for a Ragged), ``padding`` is not
-                ``'pre'`` or ``'post'``, ``eps`` is invalid, or a real step is infinite.
+                ``'pre'`` or ``'post'``, ``eps`` is negative or not finite, or a real
+                step is infinite.
         """
         where = "Standardizer.fit"
         eps = _check_eps(where, eps)
