@@ -57,6 +57,11 @@ class _Groups(NamedTuple):
     ids: AnyArray
 
 
+def _plain(value: object) -> object:
+    """Return NumPy scalars as Python scalars, for readable messages (``1`` not ``np.int64(1)``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _require_pandas(where: str) -> None:
     """Import pandas once up front, to fail with an install hint when it is missing."""
     try:
@@ -138,12 +143,7 @@ def _codes(where: str, frame: pd.DataFrame, role: str, name: str) -> tuple[IntAr
     """Return ``(codes, sorted distinct values)`` of a column, rejecting missing values."""
     import pandas as pd
 
-    try:
-        codes, uniques = pd.factorize(frame[name], sort=True)
-    except TypeError as error:
-        raise TypeError(
-            f"{where}: {role} column {name!r} must hold values of one sortable type, got {error}."
-        ) from None
+    codes, uniques = pd.factorize(frame[name], sort=True)  # mixed types: pandas' safe sort
     missing = np.flatnonzero(codes < 0)
     if missing.size:
         raise ValueError(
@@ -167,9 +167,10 @@ def _step_order(
     )
     if repeats.size:
         first = int(repeats[0])
+        value, key = _plain(values[rank_sorted[first]]), _plain(ids[id_sorted[first]])
         raise ValueError(
             f"{where}: order column {order!r} must be unique within each id, got "
-            f"{values[rank_sorted[first]]!r} twice for id {ids[id_sorted[first]]!r}."
+            f"{value!r} twice for id {key!r}."
         )
     return permutation
 
@@ -189,7 +190,8 @@ def _targets(where: str, frame: pd.DataFrame, name: str, *, groups: _Groups) -> 
         case = int(np.searchsorted(offsets, row, side="right")) - 1
         raise ValueError(
             f"{where}: target column {name!r} must be constant within each id, got "
-            f"{column[offsets[case]]!r} and {column[row]!r} for id {groups.ids[case]!r}."
+            f"{_plain(column[offsets[case]])!r} and {_plain(column[row])!r} "
+            f"for id {_plain(groups.ids[case])!r}."
         )
     return np.asarray(column[offsets[:-1]])
 
@@ -240,8 +242,7 @@ def group_table(
     Args:
         table: pandas ``DataFrame`` or pyarrow ``Table`` (anything with ``to_pandas()``),
             one row per time step. Not modified.
-        id: Column naming the sequence each row belongs to; no missing values, one
-            sortable type.
+        id: Column naming the sequence each row belongs to; no missing values.
         order: Column that orders the steps within an id (time, step index); its values
             must be unique within each id. ``None`` keeps the table order.
         features: Real numeric (or bool) columns that become the ``F`` features, in this
@@ -254,8 +255,8 @@ def group_table(
 
     Raises:
         ImportError: If pandas is not installed.
-        TypeError: If ``table`` is not a table, a column name is not a str, a feature
-            column is not numeric, or the id or order column mixes unsortable types.
+        TypeError: If ``table`` is not a table, a column name is not a str, or a feature
+            column is not numeric.
         ValueError: If a column is missing (the message lists the available ones), no
             feature column is left, an id or order value is missing, an order value repeats
             within an id, or the target varies within an id (the message names the id).
