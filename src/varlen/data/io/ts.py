@@ -428,6 +428,7 @@ def read_ts(source: Source) -> TSData:
         A :class:`TSData` with ``x`` holding float64 values ``(N, C)`` and ``B`` cases.
 
     Raises:
+        OSError: If the file cannot be read (e.g. ``FileNotFoundError``).
         ValueError: If the file is malformed; the message names the file, the line and
             what was expected there.
 
