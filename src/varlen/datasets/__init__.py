@@ -14,18 +14,19 @@ Run ``python -m varlen.datasets`` to print their length statistics.
 
 from __future__ import annotations
 
+import typing as _typing
 from importlib import resources
-from typing import TYPE_CHECKING, Literal, TypeAlias
 
-from varlen._checks import check_choice
+from varlen._checks import check_choice as _check_choice
 from varlen.data.io.ts import read_ts as _read_ts
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
     from varlen.data.io.ts import TSData
 
-Split: TypeAlias = Literal["train", "test"]
+Split: _typing.TypeAlias = _typing.Literal["train", "test"]
+"""A split of a bundled dataset."""
 
 _FILES: dict[str, dict[str, str]] = {
     "japanese_vowels": {"train": "JapaneseVowels_TRAIN.ts", "test": "JapaneseVowels_TEST.ts"},
@@ -65,9 +66,9 @@ def path(name: str, *, split: Split = "train") -> Traversable:
         'JapaneseVowels_TEST.ts'
     """
     where = "path"
-    check_choice(where, "name", name, list_datasets())
+    _check_choice(where, "name", name, list_datasets())
     files = _FILES[name]
-    check_choice(where, "split", split, list(files))
+    _check_choice(where, "split", split, list(files))
     return resources.files(__name__).joinpath(name, files[split])
 
 
