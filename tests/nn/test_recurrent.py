@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -70,7 +71,11 @@ def cases(draw: st.DrawFn) -> Case:
 
 def _module(case: Case, dtype: torch.dtype = torch.float64) -> LSTM | GRU:
     torch.manual_seed(case.seed)
-    common = {"bidirectional": case.bidirectional, "method": case.method, "dtype": dtype}
+    common: dict[str, Any] = {
+        "bidirectional": case.bidirectional,
+        "method": case.method,
+        "dtype": dtype,
+    }
     if case.kind == "LSTM":
         return LSTM(F_IN, H, case.num_layers, proj_size=2 if case.proj else 0, **common)
     return GRU(F_IN, H, case.num_layers, **common)
