@@ -29,6 +29,19 @@ def _numpy_dtype(dtype: torch.dtype | None) -> np.dtype[Any] | None:
         return None
 
 
+def _fill_value(value: Any, dtype: np.dtype[Any]) -> Any:
+    """Return ``value`` cast to ``dtype``, or raise if ``dtype`` cannot hold it exactly."""
+    with np.errstate(all="ignore"):
+        fill = np.asarray(value).astype(dtype)
+    exact = bool(np.isfinite(fill) == np.isfinite(value)) if dtype.kind in "fc" else fill == value
+    if not exact:
+        raise ValueError(
+            f"Collate: value must be representable in dtype {dtype}, got {value!r}. Pass a "
+            "value that fits, or a wider dtype (e.g. dtype=torch.float32)."
+        )
+    return fill[()]
+
+
 def _gather_padded(
     items: RaggedItems, T: int, *, padding: Padding, value: Any, dtype: np.dtype[Any]
 ) -> NDArray[Any]:
@@ -132,8 +145,9 @@ class Collate:
         Raises:
             TypeError: If an item is not an ``(index, sequence, target)`` triple, or some
                 targets are ``None`` and others not.
-            ValueError: If a sequence is a scalar, trailing shapes differ, or ``items`` is
-                an empty list.
+            ValueError: If a sequence is a scalar, trailing shapes differ, ``items`` is
+                an empty list, or ``value`` does not fit the dtype of ``x`` (NaN or 0.5 into
+                integers).
         """
         if isinstance(items, RaggedItems):
             return self._collate_ragged(items)
@@ -154,12 +168,13 @@ class Collate:
         """Fast path: gather and pad the selected rows of the flat storage at once."""
         offsets = items.sequences.offsets
         lengths = offsets[items.indices + 1] - offsets[items.indices]  # (B,)
+        dtype = self._pad_dtype(items.sequences.dtype)
         x = _gather_padded(
             items,
             self._time_length(lengths),
             padding=self.padding,
-            value=self.value,
-            dtype=self._pad_dtype(items.sequences.dtype),
+            value=_fill_value(self.value, dtype),
+            dtype=dtype,
         )
         targets = None if items.targets is None else items.targets[items.indices]
         return self._batch(x, lengths, items.indices, targets)
@@ -183,14 +198,15 @@ class Collate:
         lengths = np.array([sequence.shape[0] for sequence in sequences], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         values = np.concatenate(sequences, axis=0)  # (N_batch, *F)
+        dtype = self._pad_dtype(values.dtype)
         x, _ = pad_flat(
             values,
             offsets,
             maxlen=self._time_length(lengths),
-            value=self.value,
+            value=_fill_value(self.value, dtype),
             padding=self.padding,
             truncating="post",
-            dtype=self._pad_dtype(values.dtype),
+            dtype=dtype,
         )
         indices = np.array([index for index, _, _ in checked], dtype=np.int64)
         return self._batch(x, lengths, indices, _stack_targets([t for _, _, t in checked]))

@@ -62,8 +62,8 @@ class RaggedItems(Sequence[Item]):
     @overload
     def __getitem__(self, position: int) -> Item: ...
     @overload
-    def __getitem__(self, position: slice) -> Sequence[Item]: ...
-    def __getitem__(self, position: int | slice) -> Item | Sequence[Item]:
+    def __getitem__(self, position: slice) -> RaggedItems: ...
+    def __getitem__(self, position: int | slice) -> Item | RaggedItems:
         if isinstance(position, slice):
             return RaggedItems(self.sequences, self.targets, self.indices[position])
         index = int(self.indices[position])

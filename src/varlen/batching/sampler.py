@@ -323,7 +323,7 @@ class BucketBatchSampler(Sampler[list[int]]):
                 UserWarning,
                 stacklevel=4,
             )
-            batches += batches[:shortfall]
+            batches += [batches[j % len(batches)] for j in range(shortfall)]
         return batches
 
 
