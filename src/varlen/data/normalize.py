@@ -265,7 +265,9 @@ class Standardizer:
 
     Build it with :meth:`fit` (or :meth:`partial_fit` / :meth:`merge` for streamed or
     sharded data) rather than by hand. It is an immutable value: arrays are copied to
-    float64 and marked read-only, and every method returns new objects.
+    float64 and marked read-only, and every method returns new objects. Save it without
+    pickle as ``json.dump(scaler.state_dict(), f)`` and load it with
+    :meth:`from_state_dict`.
 
     Statistics ignore padded steps and NaN entries. Contract of the edge cases:
 
