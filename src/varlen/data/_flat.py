@@ -82,16 +82,32 @@ def pad_flat(
     trailing = values.shape[1:]
     out = np.full((B, T, *trailing), value, dtype=dtype)
     kept, skip = kept_spans(lengths, T, truncating)
-    if B == 0 or T == 0:
+    if out.size == 0 or not kept.any():
         return out, kept
-    row, step = row_positions(kept)
-    source = offsets[:-1][row] + skip[row] + step  # (N_kept,) index into values
+    # Step k of the kept steps (all rows end to end) belongs to row r; it goes to column
+    # first[r] + (k - starts[r]) and comes from values[offsets[r] + skip[r] + (k - starts[r])].
+    # Both are "k plus a per-row constant": one repeat and one add each.
+    starts = np.cumsum(kept) - kept  # (B,) first kept-step index of each row
     first = T - kept if padding == "pre" else np.zeros_like(kept)  # (B,) first real column
-    target = row * T + first[row] + step  # (N_kept,) index into out viewed as (B * T, *F)
-    flat_out = out.reshape(B * T, *trailing)
-    if row.shape[0] == values.shape[0]:
-        # Nothing truncated: every step is copied, and source is the identity.
-        flat_out[target] = values
+    steps = np.arange(int(kept.sum()), dtype=np.int64)
+    target = steps + np.repeat(np.arange(B, dtype=np.int64) * T + first - starts, kept)
+    flat_out, flat_values = _as_rows(out.reshape(B * T, *trailing)), _as_rows(values)
+    if steps.shape[0] == values.shape[0]:
+        # Nothing truncated: every step is copied, and the source index is the identity.
+        flat_out[target] = flat_values
     else:
-        flat_out[target] = values[source]
+        flat_out[target] = flat_values[steps + np.repeat(offsets[:-1] + skip - starts, kept)]
     return out, kept
+
+
+def _as_rows(array: NDArray[Any]) -> NDArray[Any]:
+    """View ``(N, *F)`` as ``(N,)`` items of ``prod(F)`` elements each, when that is possible.
+
+    Fancy indexing then moves one block per step instead of ``prod(F)`` elements, which is
+    several times faster for multi-feature data. Object arrays and non-contiguous arrays
+    are returned unchanged (a view of writable memory either way).
+    """
+    if array.ndim < 2 or array.size == 0 or array.dtype.hasobject or not array.flags.c_contiguous:
+        return array
+    step = np.dtype((np.void, array.dtype.itemsize * int(np.prod(array.shape[1:]))))
+    return array.reshape(array.shape[0], -1).view(step).reshape(array.shape[0])
