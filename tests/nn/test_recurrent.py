@@ -39,6 +39,7 @@ class Case:
     holes: bool
     pad_value: float
     seed: int
+    bias: bool = True
 
 
 @st.composite
@@ -66,6 +67,7 @@ def cases(draw: st.DrawFn) -> Case:
         holes=draw(st.booleans()),
         pad_value=draw(st.sampled_from([0.0, float("nan"), 1e6, -3.0])),
         seed=draw(st.integers(0, 2**16)),
+        bias=draw(st.booleans()),
     )
 
 

@@ -78,13 +78,23 @@ class _Cell:
     torch_class: type[nn.RNNBase]
     # Per gate block, in torch's gate order: -1 drives the gate to 0 at padded steps, +1 to 1.
     pad_gate_signs: tuple[float, ...]
+    # The same at reset steps, which set the state to exactly zero (lanes, see varlen.nn.lanes).
+    reset_gate_signs: tuple[float, ...]
+    # A gate whose input bias the reset column cancels (GRU: n, so that n = tanh(0) = 0).
+    reset_cancels_bias_of: int | None
     num_states: int
 
     def kernel(
-        self, x: Tensor, state: _State, params: list[Tensor], *, bidirectional: bool, train: bool
+        self,
+        x: Tensor,
+        state: _State,
+        params: list[Tensor],
+        *,
+        has_biases: bool,
+        bidirectional: bool,
+        train: bool,
     ) -> tuple[Tensor, _State]:
         """Run one fused layer on batch-first ``x``; return ``(output, final states)``."""
-        has_biases = len(params) > 2
         # torch.lstm/gru positional tail: has_biases, num_layers, dropout, train, bidirectional,
         # batch_first.
         if self.name == "LSTM":
@@ -98,10 +108,25 @@ class _Cell:
         return out, (h,)
 
 
+# LSTM gates i, f, g, o. Pad: i = 0, f = 1, o = 1 (c' = c). Reset: i = 0, f = 0 (c' = 0, h' = 0).
 _LSTM_CELL = _Cell(
-    "LSTM", nn.LSTM, pad_gate_signs=(-1.0, 1.0, 0.0, 1.0), num_states=2
-)  # i, f, g, o
-_GRU_CELL = _Cell("GRU", nn.GRU, pad_gate_signs=(0.0, 1.0, 0.0), num_states=1)  # r, z, n
+    "LSTM",
+    nn.LSTM,
+    pad_gate_signs=(-1.0, 1.0, 0.0, 1.0),
+    reset_gate_signs=(-1.0, -1.0, 0.0, 0.0),
+    reset_cancels_bias_of=None,
+    num_states=2,
+)
+# GRU gates r, z, n. Pad: z = 1 (h' = h). Reset: r = 0, z = 0 and n's input bias cancelled, so
+# n = tanh(0) = 0 and h' = 0.
+_GRU_CELL = _Cell(
+    "GRU",
+    nn.GRU,
+    pad_gate_signs=(0.0, 1.0, 0.0),
+    reset_gate_signs=(-1.0, -1.0, 0.0),
+    reset_cancels_bias_of=2,
+    num_states=1,
+)
 
 
 def _saturation(dtype: torch.dtype) -> float:
@@ -286,17 +311,37 @@ def _check_state(
     return state
 
 
-def _layer_params(module: nn.RNNBase, cell: _Cell, layer: int, direction: int) -> list[Tensor]:
-    """Return one layer-direction's parameters with the pad-indicator column added to W_ih."""
+def _layer_params(
+    module: nn.RNNBase, cell: _Cell, layer: int, direction: int, *, reset: bool = False
+) -> list[Tensor]:
+    """Return one layer-direction's parameters with control columns appended to ``W_ih``.
+
+    The first column matches the pad indicator; with ``reset``, a second one matches the
+    reset indicator of lanes. The result feeds the fused kernel on ``(B, T, F_l + 1 [+ 1])``.
+    """
     D = 2 if module.bidirectional else 1
     names = module._all_weights[layer * D + direction]
     params: list[Tensor] = [getattr(module, name) for name in names]
     w_ih = params[0]  # (G * H, F_l)
-    H = module.hidden_size
-    signs = torch.tensor(cell.pad_gate_signs, dtype=w_ih.dtype, device=w_ih.device)
-    column = (signs * _saturation(w_ih.dtype)).repeat_interleave(H)[:, None]  # (G * H, 1)
-    params[0] = torch.cat([w_ih, column], dim=1)
+    columns = [_control_column(cell.pad_gate_signs, module.hidden_size, w_ih)]
+    if reset:
+        column = _control_column(cell.reset_gate_signs, module.hidden_size, w_ih)
+        gate = cell.reset_cancels_bias_of
+        if gate is not None and module.bias:
+            # Put -b_ih of that gate in the column (with its gradient, so both cancel exactly).
+            H = module.hidden_size
+            block = slice(gate * H, (gate + 1) * H)
+            cancelled = column[block] - params[2][block, None]
+            column = torch.cat([column[: block.start], cancelled, column[block.stop :]])
+        columns.append(column)
+    params[0] = torch.cat([w_ih, *columns], dim=1)
     return params
+
+
+def _control_column(signs: tuple[float, ...], H: int, w_ih: Tensor) -> Tensor:
+    """Return ``(G * H, 1)``: each gate block's sign times the saturating pre-activation."""
+    values = torch.tensor(signs, dtype=w_ih.dtype, device=w_ih.device) * _saturation(w_ih.dtype)
+    return values.repeat_interleave(H)[:, None]
 
 
 def _last_processed(lengths: Tensor, T: int, layout: Padding, *, reverse: bool) -> Tensor:
@@ -323,7 +368,9 @@ def _run_direction(
 ) -> tuple[Tensor, _State]:
     """Run one direction of one layer forward in time on ``x``; init states ``(1, B, H_k)``."""
     params = _layer_params(module, cell, layer, direction)
-    return cell.kernel(x, init, params, bidirectional=False, train=module.training)
+    return cell.kernel(
+        x, init, params, has_biases=module.bias, bidirectional=False, train=module.training
+    )
 
 
 def _run_layer(
@@ -347,7 +394,9 @@ def _run_layer(
         # One fused call for both directions: leading pads keep the zero state at zero and
         # trailing pads carry c, so any layout works.
         params = [p for d in range(D) for p in _layer_params(module, cell, layer, d)]
-        out, finals = cell.kernel(x, init, params, bidirectional=D == 2, train=module.training)
+        out, finals = cell.kernel(
+            x, init, params, has_biases=module.bias, bidirectional=D == 2, train=module.training
+        )
         hs = [
             _final_h(
                 out[..., d * H_out : (d + 1) * H_out], lengths, layout, init[0][d], reverse=d == 1

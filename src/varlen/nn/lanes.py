@@ -1,0 +1,298 @@
+"""Run an LSTM or GRU over sequences laid end to end in lanes, with the state reset between them.
+
+Sequences are placed by :func:`varlen.data.lanes.plan_lanes`: back to back in ``L`` rows, one
+reset step between two sequences of a lane, padding only at each lane's end. Each layer then
+runs on the fused kernel over ``(L, W)`` windows, the state carried from window to window, so a
+sequence longer than a window simply continues in the next one.
+
+Both control steps are exact, with the same mechanism as :mod:`varlen.nn.recurrent`: each layer's
+input gets two indicator columns (pad, reset) and ``W_ih`` two matching columns that saturate
+gates. At a reset step an LSTM gets ``i = f = 0`` (so ``c' = 0`` and ``h' = 0``) and a GRU
+``r = z = 0`` with the input bias of ``n`` cancelled (so ``n = tanh(0) = 0`` and ``h' = 0``);
+all gate derivatives vanish there, so no gradient crosses from one sequence into the next.
+
+The fused kernel returns ``h`` at every step but ``c`` only at the end of a call. An LSTM's
+final ``c`` for each sequence is therefore recomputed from the exact ``h`` outputs: the gates at
+every step follow from the layer input and the previous ``h``, and ``c_t = f_t * c_(t-1) + i_t *
+g_t`` is a linear recurrence, run by a small autograd function (one pass each way, no graph per
+step). Pass ``cell_state=False`` to skip it when only ``h`` is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from varlen.data.lanes import LanePlan, plan_lanes
+from varlen.data.ragged import Ragged
+from varlen.nn.recurrent import (
+    _GRU_CELL,
+    _LSTM_CELL,
+    GRU,
+    LSTM,
+    _Cell,
+    _layer_params,
+)
+
+__all__ = ["LanesOutput", "run_lanes"]
+
+
+class LanesOutput(NamedTuple):
+    """What :func:`run_lanes` returns, every sequence in its input order.
+
+    Attributes:
+        values: ``(N, D * H_out)`` outputs at every real step, sequences end to end (the
+            offsets of the input).
+        h: ``(L * D, B, H_out)`` final hidden state of each sequence (torch's layout;
+            zeros for length-0 sequences).
+        c: ``(L * D, B, H)`` final cell state (LSTM with ``cell_state=True``), else ``None``.
+        plan: The lane plan that was run.
+    """
+
+    values: Tensor
+    h: Tensor
+    c: Tensor | None
+    plan: LanePlan
+
+
+def run_lanes(
+    module: LSTM | GRU,
+    x: Tensor | Ragged,
+    lengths: Any = None,
+    *,
+    num_lanes: int,
+    window: int | None = None,
+    cell_state: bool = True,
+) -> LanesOutput:
+    """Run ``module`` over variable-length sequences laid end to end in ``num_lanes`` lanes.
+
+    Results equal each sequence run alone with a zero initial state (the per-sequence oracle).
+
+    Args:
+        module: A :class:`varlen.nn.LSTM` or :class:`varlen.nn.GRU`. A bidirectional module
+            needs every lane in one window (``window=None`` or at least the longest lane).
+        x: ``(N, F)`` steps of all sequences end to end (a tensor with the dtype and device
+            of the weights), or a :class:`varlen.Ragged` with ``(N, F)`` values.
+        lengths: ``(B,)`` integer lengths summing to ``N``; ``None`` for a Ragged.
+        num_lanes: ``L``, the rows of every call.
+        window: ``W``, steps per call; defaults to the longest lane (one call per layer).
+        cell_state: For an LSTM, also return each sequence's final ``c`` (recomputed, see
+            the module docstring).
+
+    Returns:
+        :class:`LanesOutput`.
+
+    Raises:
+        TypeError: If ``module`` is not a varlen LSTM/GRU, or ``x`` has a wrong type or dtype.
+        ValueError: For shapes or lengths that do not fit, or a bidirectional module whose
+            lanes need more than one window.
+
+    Example:
+        >>> lstm = LSTM(2, 3)
+        >>> out = run_lanes(lstm, torch.randn(9, 2), torch.tensor([4, 1, 4]), num_lanes=2)
+        >>> out.values.shape, out.h.shape, out.plan.total_length  # (N, H), (L * D, B, H)
+        (torch.Size([9, 3]), torch.Size([1, 3, 3]), 6)
+    """
+    cell = _check_module(module)
+    values, sizes = _check_inputs(module, x, lengths)
+    plan = plan_lanes(sizes, num_lanes=num_lanes, window=window)
+    if module.bidirectional and plan.num_windows > 1:
+        raise ValueError(
+            f"run_lanes: window must cover the longest lane ({plan.total_length} steps) for a "
+            f"bidirectional module, got window={window}. "
+            "Use window=None or a unidirectional module."
+        )
+    return _run(module, cell, values, plan, cell_state=cell_state and cell is _LSTM_CELL)
+
+
+def _check_module(module: Any) -> _Cell:
+    if isinstance(module, LSTM):
+        return _LSTM_CELL
+    if isinstance(module, GRU):
+        return _GRU_CELL
+    raise TypeError(
+        f"run_lanes: module must be a varlen.nn.LSTM or GRU, got {type(module).__name__}."
+    )
+
+
+def _check_inputs(module: LSTM | GRU, x: Any, lengths: Any) -> tuple[Tensor, np.ndarray]:
+    weight = module.weight_ih_l0
+    if isinstance(x, Ragged):
+        if lengths is not None:
+            raise ValueError("run_lanes: lengths must be None when x is a Ragged, got a value.")
+        sizes = x.lengths
+        x = torch.tensor(
+            x.values, device=weight.device, dtype=weight.dtype
+        )  # a copy: values are read-only
+    elif isinstance(x, Tensor):
+        if lengths is None:
+            raise ValueError("run_lanes: lengths must be given with a tensor x, got None.")
+        sizes = np.asarray(torch.as_tensor(lengths).cpu())
+        if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.integer):
+            raise ValueError(
+                f"run_lanes: lengths must be (B,) integers, got shape {sizes.shape} "
+                f"of dtype {sizes.dtype}."
+            )
+    else:
+        raise TypeError(
+            f"run_lanes: x must be a Tensor (N, F) or a varlen.Ragged, got {type(x).__name__}."
+        )
+    if x.ndim != 2 or x.shape[1] != module.input_size:
+        raise ValueError(
+            f"run_lanes: x must have shape (N, F) with F = input_size = {module.input_size}, "
+            f"got {tuple(x.shape)}."
+        )
+    if x.dtype != weight.dtype:
+        raise TypeError(
+            f"run_lanes: x must have the dtype of the weights, {weight.dtype}, got {x.dtype}."
+        )
+    if (sizes < 0).any() or int(sizes.sum()) != x.shape[0]:
+        raise ValueError(
+            f"run_lanes: lengths must be >= 0 and sum to N = {x.shape[0]}, "
+            f"got sum {int(sizes.sum())} (min {int(sizes.min(initial=0))})."
+        )
+    return x, sizes.astype(np.int64)
+
+
+def _run(
+    module: LSTM | GRU, cell: _Cell, values: Tensor, plan: LanePlan, *, cell_state: bool
+) -> LanesOutput:
+    device, dtype = values.device, values.dtype
+    L, S, B = plan.num_lanes, plan.total_length, plan.lengths.shape[0]
+    D = 2 if module.bidirectional else 1
+    H, H_out = module.hidden_size, module.proj_size or module.hidden_size
+    if S == 0:  # every sequence is empty: zero outputs, zero states
+        shape = (module.num_layers * D, B)
+        c = values.new_zeros(*shape, H) if cell_state else None
+        return LanesOutput(values.new_zeros(0, D * H_out), values.new_zeros(*shape, H_out), c, plan)
+    step_lane, step_pos = (torch.from_numpy(a).to(device) for a in plan.step_positions())
+    reset_lane, reset_pos = (torch.from_numpy(a).to(device) for a in plan.reset_positions())
+    kind = torch.zeros(L, S, dtype=torch.int8, device=device)  # 0 pad, 1 real, 2 reset
+    kind[step_lane, step_pos] = 1
+    kind[reset_lane, reset_pos] = 2
+    controls = torch.stack([kind == 0, kind == 2], dim=-1).to(dtype)  # (L, S, 2)
+    real = (kind == 1)[:, :, None]  # (L, S, 1)
+    layer_input = values.new_zeros(L, S, values.shape[1])
+    layer_input = layer_input.index_put((step_lane, step_pos), values)
+    hs, cs = [], []
+    for layer in range(module.num_layers):
+        if layer > 0 and module.training and module.dropout > 0:
+            layer_input = nn.functional.dropout(layer_input, module.dropout, training=True)
+        augmented = torch.cat([layer_input, controls], dim=-1)  # (L, S, F_l + 2)
+        params = [_layer_params(module, cell, layer, d, reset=True) for d in range(D)]
+        raw = _run_layer(module, cell, augmented, params, plan)  # (L, S, D * H_out)
+        for d in range(D):
+            hs.append(_gather_final(raw[..., d * H_out : (d + 1) * H_out], plan, reverse=d == 1))
+            if cell_state:
+                c_all = _recompute_cell(
+                    augmented,
+                    raw[..., d * H_out : (d + 1) * H_out],
+                    params[d],
+                    has_biases=module.bias,
+                    reverse=d == 1,
+                )
+                cs.append(_gather_final(c_all, plan, reverse=d == 1))
+        layer_input = torch.where(real, raw, torch.zeros((), dtype=dtype, device=device))
+    out = layer_input[step_lane, step_pos]  # (N, D * H_out)
+    h = torch.stack(hs) if hs else values.new_zeros(0, B, H_out)
+    c = torch.stack(cs) if cell_state else None
+    return LanesOutput(out, h, c, plan)
+
+
+def _run_layer(
+    module: LSTM | GRU, cell: _Cell, x: Tensor, params: list[list[Tensor]], plan: LanePlan
+) -> Tensor:
+    """Run one layer over all windows; return the raw kernel output ``(L, S, D * H_out)``."""
+    L, S, W = plan.num_lanes, plan.total_length, plan.window
+    D = len(params)
+    H, H_out = module.hidden_size, module.proj_size or module.hidden_size
+    sizes = [H_out, H][: cell.num_states]
+    state = tuple(x.new_zeros(D, L, size) for size in sizes)
+    flat = [p for direction in params for p in direction]
+    outs = []
+    for start in range(0, S, W):
+        out, state = cell.kernel(
+            x[:, start : start + W],
+            state,
+            flat,
+            has_biases=module.bias,
+            bidirectional=D == 2,
+            train=module.training,
+        )
+        outs.append(out)
+    return torch.cat(outs, dim=1) if outs else x.new_zeros(L, 0, D * H_out)
+
+
+def _gather_final(per_step: Tensor, plan: LanePlan, *, reverse: bool) -> Tensor:
+    """Pick each sequence's last processed step from ``(L, S, K)``: ``(B, K)``, 0 for length 0."""
+    lengths = torch.from_numpy(plan.lengths).to(per_step.device)
+    lane = torch.from_numpy(plan.lane).clamp(min=0).to(per_step.device)
+    start = torch.from_numpy(plan.start).to(per_step.device)
+    step = start if reverse else start + (lengths - 1).clamp(min=0)
+    if per_step.shape[1] == 0:
+        return per_step.new_zeros(lengths.shape[0], per_step.shape[2])
+    picked = per_step[lane, step]
+    return torch.where(
+        (lengths > 0)[:, None], picked, torch.zeros((), dtype=picked.dtype, device=picked.device)
+    )
+
+
+def _recompute_cell(
+    x: Tensor, h: Tensor, params: list[Tensor], *, has_biases: bool, reverse: bool
+) -> Tensor:
+    """Rebuild an LSTM direction's ``c`` at every step from its input and exact ``h`` outputs.
+
+    Args:
+        x: ``(L, S, F_l + 2)`` the layer input the kernel saw (controls included).
+        h: ``(L, S, H_out)`` the kernel's output for this direction.
+        params: This direction's parameters as given to the kernel (``W_ih`` with controls).
+        has_biases: Whether ``params`` holds the two bias vectors.
+        reverse: Whether the direction runs backward in time.
+
+    Returns:
+        ``(L, S, H)`` the cell state after each step.
+    """
+    w_ih, w_hh = params[0], params[1]
+    bias = params[2] + params[3] if has_biases else None
+    # The h each step saw: the previous step's output, zero before the first.
+    shift = (0, 0, 0, 1) if reverse else (0, 0, 1, 0)
+    h_prev = nn.functional.pad(h, shift)[:, 1:] if reverse else nn.functional.pad(h, shift)[:, :-1]
+    gates = x @ w_ih.T + h_prev @ w_hh.T  # (L, S, 4H)
+    if bias is not None:
+        gates = gates + bias
+    i, f, g, _ = gates.chunk(4, dim=-1)
+    update = torch.sigmoid(i) * torch.tanh(g)
+    forget = torch.sigmoid(f)
+    if reverse:
+        return _LinearScan.apply(forget.flip(1), update.flip(1)).flip(1)
+    return _LinearScan.apply(forget, update)
+
+
+class _LinearScan(torch.autograd.Function):
+    """``c_t = a_t * c_(t-1) + b_t`` along dim 1 with ``c_(-1) = 0``, and its adjoint."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Tensor, b: Tensor) -> Tensor:
+        c = torch.empty_like(b)
+        previous = torch.zeros_like(b[:, 0])
+        for t in range(b.shape[1]):
+            previous = torch.addcmul(b[:, t], a[:, t], previous)
+            c[:, t] = previous
+        ctx.save_for_backward(a, c)
+        return c
+
+    @staticmethod
+    def backward(ctx: Any, grad_c: Tensor) -> tuple[Tensor, Tensor]:
+        a, c = ctx.saved_tensors
+        grad_b = torch.empty_like(grad_c)
+        carried = torch.zeros_like(grad_c[:, 0])
+        for t in range(grad_c.shape[1] - 1, -1, -1):
+            carried = grad_c[:, t] + carried
+            grad_b[:, t] = carried
+            carried = carried * a[:, t]
+        grad_a = torch.zeros_like(a)
+        grad_a[:, 1:] = grad_b[:, 1:] * c[:, :-1]
+        return grad_a, grad_b
