@@ -109,7 +109,7 @@ def test_run_lanes_skips_the_cell_state_on_request():
     ("call", "error", "match"),
     [
         (
-            lambda m: run_lanes(torch.nn.LSTM(2, 3), torch.zeros(3, 2), [3], num_lanes=1),
+            lambda m: run_lanes(torch.nn.LSTM(2, 3), torch.zeros(3, 2), [3], num_lanes=1),  # type: ignore[arg-type]
             TypeError,
             "module must be a varlen.nn.LSTM or GRU",
         ),
@@ -134,7 +134,7 @@ def test_run_lanes_skips_the_cell_state_on_request():
             "x must have the dtype of the weights",
         ),
         (
-            lambda m: run_lanes(m, [[0.0, 0.0]], [1], num_lanes=1),
+            lambda m: run_lanes(m, [[0.0, 0.0]], [1], num_lanes=1),  # type: ignore[arg-type]
             TypeError,
             r"x must be a Tensor \(N, F\) or a varlen.Ragged",
         ),

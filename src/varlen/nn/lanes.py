@@ -34,6 +34,7 @@ from varlen.nn.recurrent import (
     GRU,
     LSTM,
     _Cell,
+    _input_weight,
     _layer_params,
 )
 
@@ -119,7 +120,7 @@ def _check_module(module: Any) -> _Cell:
 
 
 def _check_inputs(module: LSTM | GRU, x: Any, lengths: Any) -> tuple[Tensor, np.ndarray]:
-    weight = module.weight_ih_l0
+    weight = _input_weight(module)
     if isinstance(x, Ragged):
         if lengths is not None:
             raise ValueError("run_lanes: lengths must be None when x is a Ragged, got a value.")
@@ -267,8 +268,14 @@ def _recompute_cell(
     update = torch.sigmoid(i) * torch.tanh(g)
     forget = torch.sigmoid(f)
     if reverse:
-        return _LinearScan.apply(forget.flip(1), update.flip(1)).flip(1)
-    return _LinearScan.apply(forget, update)
+        return _linear_scan(forget.flip(1), update.flip(1)).flip(1)
+    return _linear_scan(forget, update)
+
+
+def _linear_scan(a: Tensor, b: Tensor) -> Tensor:
+    """Return ``c (L, S, H)`` with ``c_t = a_t * c_(t-1) + b_t``, differentiable."""
+    result: Tensor = _LinearScan.apply(a, b)  # type: ignore[no-untyped-call]
+    return result
 
 
 class _LinearScan(torch.autograd.Function):
