@@ -1,0 +1,157 @@
+"""pad_sequences: varlen against Keras, and against the cost of just filling the output.
+
+Setting (issue 2): 100,000 id sequences (``--quick``: 10,000) with lengths log-normal, median 50
+(sigma 1), clipped to [1, 2000], ids in [1, 20000), given once as int64 NumPy arrays and once
+as Python lists. Rows, all in one run, interleaved round by round after a warm-up round:
+
+- ``maxlen=100``: ``varlen.data.padding.pad_sequences`` against ``keras.utils.pad_sequences``
+  (target: varlen at least 3x faster). Without Keras installed, against a per-sequence loop
+  written the way Keras's is (``keras-style loop``).
+- ``maxlen=None`` (``T = 2000``, an 800 MB int32 output): varlen against ``np.full`` of the
+  output alone, the floor of any padding (target: within 1.3x), and against Keras. The pad
+  value 0 lets varlen start from ``np.zeros``; the ``value=-1`` rows show the ``np.full`` path.
+
+Each row reports the median time over rounds and its ratio to the ``varlen`` row of its group.
+Run: ``python benchmarks/bench_padding.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from varlen.data.padding import pad_sequences
+
+SEED = 0
+MEDIAN_LENGTH, SIGMA, MIN_LENGTH, MAX_LENGTH, VOCABULARY = 50, 1.0, 1, 2000, 20_000
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured row of the table: a candidate's median time and its ratio to varlen."""
+
+    group: str
+    candidate: str
+    median_ms: float
+    ratio: float
+
+
+def make_sequences(count: int, seed: int = SEED) -> tuple[list[np.ndarray], list[list[int]]]:
+    """Return the same ``count`` id sequences as int64 arrays and as lists of Python ints."""
+    rng = np.random.default_rng(seed)
+    raw = rng.lognormal(np.log(MEDIAN_LENGTH), SIGMA, size=count)
+    lengths = np.clip(np.round(raw), MIN_LENGTH, MAX_LENGTH).astype(np.int64)
+    arrays = [rng.integers(1, VOCABULARY, size=n) for n in lengths.tolist()]
+    return arrays, [a.tolist() for a in arrays]
+
+
+def keras_style_loop(
+    sequences: Sequence[Any], maxlen: int | None, value: float = 0.0
+) -> np.ndarray:
+    """Pad with one NumPy conversion and one row assignment per sequence ("pre" sides, int32).
+
+    The stand-in for ``keras.utils.pad_sequences`` when Keras is not installed: the same
+    per-sequence work (slice, ``np.asarray`` to the dtype, assign into a ``np.full`` output).
+    """
+    T = max(len(s) for s in sequences) if maxlen is None else maxlen
+    out = np.full((len(sequences), T), value, dtype=np.int32)
+    for row, sequence in enumerate(sequences):
+        kept = np.asarray(sequence[max(len(sequence) - T, 0) :], dtype=np.int32)
+        if len(kept):
+            out[row, T - len(kept) :] = kept
+    return out
+
+
+def load_keras_pad() -> tuple[str, Callable[..., np.ndarray]]:
+    """Return ``("keras", keras.utils.pad_sequences)``, or the Keras-style loop without Keras."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # pad_sequences is NumPy; torch is here
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import keras  # type: ignore[import-not-found]  # noqa: PLC0415
+    except ImportError:
+        return "keras-style loop", keras_style_loop
+    return "keras", keras.utils.pad_sequences
+
+
+def cases(count: int) -> list[tuple[str, str, Callable[[], object]]]:
+    """Return ``(group, candidate, thunk)`` for every row, in the order of one round."""
+    arrays, lists = make_sequences(count)
+    T = max(len(a) for a in arrays)
+    keras_name, keras_pad = load_keras_pad()
+    rows: list[tuple[str, str, Callable[[], object]]] = []
+    for kind, data in (("arrays", arrays), ("lists", lists)):
+        rows += [
+            (f"maxlen=100, {kind}", "varlen", lambda d=data: pad_sequences(d, maxlen=100)),
+            (f"maxlen=100, {kind}", keras_name, lambda d=data: keras_pad(d, maxlen=100)),
+        ]
+    for kind, data in (("arrays", arrays), ("lists", lists)):
+        group = f"maxlen=None, {kind}"
+        rows += [
+            (group, "varlen", lambda d=data: pad_sequences(d)),
+            (group, "np.full (B, T) only", lambda: np.full((count, T), 0, dtype=np.int32)),
+            (group, keras_name, lambda d=data: keras_pad(d)),
+        ]
+    group = "maxlen=None, arrays, value=-1"
+    rows += [
+        (group, "varlen", lambda: pad_sequences(arrays, value=-1)),
+        (group, "np.full (B, T) only", lambda: np.full((count, T), -1, dtype=np.int32)),
+    ]
+    return rows
+
+
+def time_once(thunk: Callable[[], object]) -> float:
+    """Return the seconds one call takes; the result is dropped before the next call."""
+    gc.collect()
+    start = time.perf_counter()
+    result = thunk()
+    elapsed = time.perf_counter() - start
+    del result
+    return elapsed
+
+
+def run(*, quick: bool = False) -> list[Row]:
+    """Measure every row, interleaved round by round after one warm-up round."""
+    count, rounds = (10_000, 5) if quick else (100_000, 7)
+    plan = cases(count)
+    times: dict[tuple[str, str], list[float]] = {(g, c): [] for g, c, _ in plan}
+    for round_ in range(rounds + 1):
+        for group, candidate, thunk in plan:
+            elapsed = time_once(thunk)
+            if round_ > 0:  # round 0 warms up caches, allocator and imports
+                times[group, candidate].append(elapsed)
+    medians = {key: statistics.median(values) for key, values in times.items()}
+    return [
+        Row(group, candidate, 1e3 * median, median / medians[group, "varlen"])
+        for (group, candidate), median in medians.items()
+    ]
+
+
+def format_table(rows: list[Row]) -> str:
+    """Return the rows as an aligned text table."""
+    lines = [f"{'case':32} {'candidate':22} {'median ms':>10} {'x varlen':>9}"]
+    for row in rows:
+        lines.append(f"{row.group:32} {row.candidate:22} {row.median_ms:10.1f} {row.ratio:9.2f}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``--quick``, run the benchmark and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="10,000 sequences, 5 rounds")
+    args = parser.parse_args(argv)
+    print(format_table(run(quick=args.quick)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

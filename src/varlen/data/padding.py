@@ -1,0 +1,746 @@
+"""Pad variable-length sequences into one dense array, and take them out again.
+
+Two front doors share one vectorized kernel:
+
+- :func:`pad_sequences` is a drop-in for ``keras.utils.pad_sequences`` (Keras 3): same positional
+  signature, defaults (``"pre"`` padding and truncation, ``int32``) and outputs, with Keras's
+  crashes fixed and its silent data loss turned into a ``UserWarning``.
+- :func:`pad` / :func:`unpad` are the native pair: ``"post"`` by default (ready for packing),
+  the common dtype of the inputs, strict validation, and the kept lengths returned.
+
+How it is fast: one ``O(1)`` Python step per sequence (``len()``, and a slice for the sequences
+that are too long), one conversion of all kept steps into one flat ``(N, *F)`` array (one
+``np.concatenate`` for arrays; one pass over all the items for lists of Python numbers), and
+one vectorized scatter of that array into the output (a boolean mask when the output is dense
+enough, flat indices otherwise). The output of a zero pad value comes from ``np.zeros``, whose
+pages the kernel zeroes lazily, instead of ``np.full``.
+"""
+
+from __future__ import annotations
+
+import array
+import math
+import warnings
+from collections.abc import Collection, Iterable, Sequence
+from itertools import chain
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+from varlen._checks import check_lengths_array, check_maxlen, check_side
+from varlen._types import AnyArray, IntArray, Padding
+
+__all__ = ["pad", "pad_sequences", "unpad"]
+
+_KERAS = "pad_sequences"
+
+_DENSE_RATIO = 4
+"""Scatter through a ``(B * T,)`` boolean mask when ``B * T <= _DENSE_RATIO * N``, else through
+``N`` flat indices: measured, a mask element costs about a fifth of an index element."""
+
+_NUMERIC = "biufc"
+
+_SLICE_COST = 256
+"""Slicing one long array costs about as much as copying this many extra steps: below that
+many dropped steps per long array, concatenate whole arrays and drop the steps after."""
+
+
+class _Parts(NamedTuple):
+    """The sequences of a batch that keep at least one step, before truncation to ``T``."""
+
+    items: list[Any]  # the sequences, in batch order
+    lengths: IntArray  # (n,) their full lengths, all >= 1
+    rows: IntArray  # (n,) their rows in the batch
+    T: int  # output length, >= 1
+    truncating: Padding
+
+    @property
+    def kept(self) -> IntArray:
+        """``(n,)`` int64 steps kept per sequence: ``min(lengths, T)``."""
+        return np.minimum(self.lengths, self.T)
+
+    def truncated(self, where: str) -> list[Any]:
+        """Return the items with the ones longer than ``T`` sliced (views for arrays).
+
+        Only the long items are touched. The front bound is ``len - T``, never ``-T``:
+        ``s[-0:]`` would keep everything (the Keras ``maxlen=0`` bug).
+        """
+        T, pre = self.T, self.truncating == "pre"
+        long = np.flatnonzero(self.lengths > T)
+        out = list(self.items)
+        for j, n in zip(long.tolist(), self.lengths[long].tolist(), strict=True):
+            try:
+                out[j] = self.items[j][n - T :] if pre else self.items[j][:T]
+            except (TypeError, KeyError) as error:
+                raise TypeError(
+                    f"{where}: sequences[{int(self.rows[j])}] is longer than maxlen, so it must "
+                    f"support slicing, got {type(self.items[j]).__name__}."
+                ) from error
+        return out
+
+    def concat_arrays(
+        self, where: str, trailing: tuple[int, ...], dtype: np.dtype[Any] | None
+    ) -> AnyArray | None:
+        """Concatenate array items into ``(N, *F)`` kept steps (see :func:`_concat_arrays`).
+
+        Whole arrays are concatenated and the dropped steps removed by one boolean mask,
+        unless slicing the long arrays first copies much less.
+        """
+        dropped = self.lengths - self.kept  # (n,)
+        long = np.count_nonzero(dropped)
+        if long == 0 or int(dropped.sum()) > _SLICE_COST * long:
+            return _concat_arrays(self.truncated(where), where, self.rows, trailing, dtype)
+        values = _concat_arrays(self.items, where, self.rows, trailing, dtype)
+        if values is None:
+            return None
+        if self.truncating == "pre":
+            pattern, counts = (False, True), (dropped, self.kept)
+        else:
+            pattern, counts = (True, False), (self.kept, dropped)
+        runs = np.stack(counts, axis=1).reshape(-1)  # (2n,) lengths of alternating runs
+        kept_steps: AnyArray = values[np.repeat(np.tile(pattern, len(self.items)), runs)]
+        return kept_steps  # (N, *F)
+
+
+def _nonempty_parts(
+    seqs: list[Any], lengths: IntArray, T: int, truncating: Padding
+) -> _Parts | None:
+    """Return the sequences that keep a step, or ``None`` if none does (or ``T == 0``)."""
+    index = np.flatnonzero(lengths) if T > 0 else np.zeros(0, dtype=np.int64)
+    if index.size == 0:
+        return None
+    items = seqs if index.size == len(seqs) else [seqs[i] for i in index.tolist()]
+    return _Parts(items, lengths[index], index, T, truncating)
+
+
+# ----------------------------------------------------------------------------- pad_sequences
+
+
+def pad_sequences(
+    sequences: Collection[Any],
+    maxlen: int | None = None,
+    dtype: DTypeLike | None = "int32",
+    padding: Padding = "pre",
+    truncating: Padding = "pre",
+    value: Any = 0.0,
+) -> AnyArray:
+    """Pad sequences to one length, as ``keras.utils.pad_sequences`` does, but vectorized.
+
+    A drop-in for Keras 3's ``pad_sequences``: the same positional signature and defaults, and
+    the same output (values, shape and dtype) for every input Keras accepts: lists of ids,
+    multi-feature sequences ``(T_i, *F)``, NumPy arrays, lists and tuples, numeric dtypes,
+    ``dtype=object`` (e.g. strings), NumPy string dtypes (which, as in Keras, keep only as many
+    characters as ``np.full`` gives them: one for ``dtype=str``), ``dtype=None`` (the dtype of
+    ``value``), and any ``value`` that ``np.full`` accepts. Each kept part of a sequence is
+    converted exactly as Keras converts it (``np.asarray(part, dtype=dtype)``), so lists raise
+    where Keras raises (a Python int too large for ``dtype``: ``OverflowError``; NaN into an
+    integer dtype: ``ValueError``), with the sequence's index in the message.
+
+    Where Keras fails or is wrong, this function does the right thing instead:
+
+    - ``maxlen=0`` gives shape ``(B, 0, *F)`` (Keras's ``s[-maxlen:]`` keeps the whole
+      sequence and crashes). Nothing is kept, so no step is converted or checked.
+    - No sequences give shape ``(0, maxlen)``, or ``(0, 0)`` when ``maxlen`` is ``None``
+      (Keras crashes on the maximum of no lengths).
+    - ``padding`` and ``truncating`` are checked first, also when every sequence is empty.
+    - A string ``value`` is accepted with every spelling of the object dtype (``"object"``,
+      ``"O"``, ``np.object_``; Keras only accepts the builtin ``object``).
+    - ``maxlen`` must be an ``int`` (not a ``bool``) or ``None``.
+
+    Where Keras silently loses data, the output is the same but a ``UserWarning`` says what to
+    pass instead: float (or complex) values, NaN or infinity cast into an integer or bool dtype
+    (the default ``int32``!), a ``value`` that the dtype cannot hold, and strings cut to fit a
+    fixed-width string dtype. Integer arrays narrowed to a smaller integer dtype wrap around as
+    in Keras (and NumPy's ``astype``), without a warning.
+
+    Args:
+        sequences: ``B`` sequences, each of shape ``(T_i, *F)`` (anything with ``len()``,
+            slicing and a NumPy conversion: lists, tuples, arrays). ``sequences`` itself must
+            have ``len()``; its ``*F`` is taken from the first non-empty sequence.
+        maxlen: Output length ``T``; ``None`` means ``max(T_i)``. May be 0.
+        dtype: Output dtype; ``None`` takes the dtype of ``value``.
+        padding: ``"pre"`` puts the padding before each sequence, ``"post"`` after it.
+        truncating: ``"pre"`` drops the first steps of a sequence longer than ``T``,
+            ``"post"`` the last ones.
+        value: Value written at padded steps (broadcast as ``np.full`` does).
+
+    Returns:
+        ``(B, T, *F)`` array of ``dtype``; row ``i`` holds the kept ``min(T_i, T)`` steps of
+        sequence ``i`` and ``value`` everywhere else.
+
+    Raises:
+        ValueError: If ``padding`` or ``truncating`` is not ``"pre"`` or ``"post"``,
+            ``maxlen < 0``, ``value`` is a string and ``dtype`` is neither object nor a string
+            dtype, ``sequences`` or one of its items has no ``len()``, or a sequence has other
+            trailing dims than the first non-empty one (or cannot be converted, as in Keras).
+        TypeError: If ``maxlen`` is not an int or ``None``, ``dtype`` is not a dtype, or (as in
+            Keras) a step or ``value`` cannot be converted to ``dtype``.
+        OverflowError: As in Keras, if a Python int (in a list, or ``value``) does not fit.
+
+    Example:
+        >>> pad_sequences([[1], [2, 3], [4, 5, 6]])  # (B, T) = (3, 3)
+        array([[0, 0, 1],
+               [0, 2, 3],
+               [4, 5, 6]], dtype=int32)
+        >>> pad_sequences([[1], [2, 3], [4, 5, 6]], maxlen=2, padding="post", value=-1)
+        array([[ 1, -1],
+               [ 2,  3],
+               [ 5,  6]], dtype=int32)
+    """
+    check_side(_KERAS, "padding", padding)
+    check_side(_KERAS, "truncating", truncating)
+    T_arg = check_maxlen(_KERAS, maxlen)
+    _check_keras_dtype(dtype, value)
+    seqs = _as_list(sequences)
+    lengths = _lengths(_KERAS, seqs)
+    T = int(lengths.max(initial=0)) if T_arg is None else T_arg
+    trailing = _sample_shape(seqs, lengths)
+    out = _filled((len(seqs), T, *trailing), value, dtype)
+    _warn_if_value_changed(value, out.dtype)
+    parts = _nonempty_parts(seqs, lengths, T, truncating)
+    if parts is None or out.size == 0:
+        return out
+    values = _keras_values(parts, trailing, dtype, out.dtype)
+    values = _as_output_dtype(values, out.dtype, parts)
+    _warn_if_strings_cut(values, value, out.dtype)
+    _scatter_(out, values, np.minimum(lengths, T), padding)
+    return out
+
+
+def _check_keras_dtype(dtype: DTypeLike | None, value: Any) -> None:
+    """Check that ``dtype`` is a dtype (or ``None``) and Keras's string-``value`` rule."""
+    if dtype is None:
+        resolved = np.asarray(value).dtype
+    else:
+        try:
+            resolved = np.dtype(dtype)
+        except TypeError as error:
+            raise TypeError(f"{_KERAS}: dtype must be a NumPy dtype, got {dtype!r}.") from error
+    if isinstance(value, str) and (dtype is None or resolved.kind not in "OUS"):
+        raise ValueError(
+            f"{_KERAS}: dtype must be object or a string dtype when value is a string, "
+            f"got dtype {dtype!r} with value {value!r}. "
+            "Pass dtype=object for variable-length strings."
+        )
+
+
+def _as_list(sequences: Any) -> list[Any]:
+    """Return ``sequences`` as a list (no copy for a list), requiring ``len()`` as Keras does."""
+    if not hasattr(sequences, "__len__"):
+        raise ValueError(
+            f"{_KERAS}: sequences must be a collection with len(), "
+            f"got {type(sequences).__name__}. Pass list(sequences)."
+        )
+    return sequences if isinstance(sequences, list) else list(sequences)
+
+
+def _sample_shape(seqs: list[Any], lengths: IntArray) -> tuple[int, ...]:
+    """Return ``*F`` as Keras does: the trailing shape of the first non-empty sequence."""
+    nonempty = np.flatnonzero(lengths)
+    if nonempty.size == 0:
+        return ()
+    first = int(nonempty[0])
+    try:
+        return tuple(np.shape(seqs[first])[1:])
+    except ValueError as error:
+        raise ValueError(
+            f"{_KERAS}: sequences[{first}] must convert to an array of shape (T_i, *F): {error}"
+        ) from error
+
+
+def _filled(shape: tuple[int, ...], value: Any, dtype: DTypeLike | None) -> AnyArray:
+    """Return ``np.full(shape, value, dtype)``, from ``np.zeros`` when that is the same array."""
+    resolved = np.asarray(value).dtype if dtype is None else np.dtype(dtype)
+    if resolved.kind in _NUMERIC and _is_positive_zero(value):
+        return np.zeros(shape, dtype=resolved)
+    try:
+        with np.errstate(invalid="ignore"):  # NaN into an integer dtype: warned about after
+            return np.full(shape, value, dtype=dtype)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise type(error)(
+            f"{_KERAS}: value must be storable in dtype {resolved}, got {value!r} ({error})."
+        ) from error
+
+
+def _is_positive_zero(value: Any) -> bool:
+    """Whether ``value`` is a real scalar ``0`` (not ``-0.0``): then ``np.zeros`` is ``np.full``."""
+    if not isinstance(value, bool | int | float | np.bool_ | np.integer | np.floating):
+        return False
+    return bool(value == 0) and math.copysign(1.0, float(value)) > 0
+
+
+def _keras_values(
+    parts: _Parts, trailing: tuple[int, ...], dtype: DTypeLike | None, out_dtype: np.dtype[Any]
+) -> AnyArray:
+    """Convert the kept steps into one ``(N, *F)`` array, as Keras would.
+
+    Fast paths for the common inputs, each falling back to the exact per-sequence conversion
+    (which raises Keras's exception, with the sequence index) when its input is unusual.
+    """
+    kinds = set(map(type, parts.items))
+    numeric = out_dtype.kind in _NUMERIC
+    values = None
+    if numeric and kinds == {np.ndarray}:
+        values = parts.concat_arrays(_KERAS, trailing, None if dtype is None else out_dtype)
+    elif numeric and dtype is not None and trailing == () and kinds <= {list, tuple}:
+        values = _flatten_scalar_lists(parts, out_dtype)
+    if values is None:
+        values = _convert_each(parts, trailing, dtype, out_dtype)
+    return values
+
+
+def _concat_arrays(
+    parts: list[AnyArray],
+    where: str,
+    index: IntArray,
+    trailing: tuple[int, ...],
+    dtype: np.dtype[Any] | None,
+) -> AnyArray | None:
+    """Concatenate arrays into ``dtype`` if that cast is same-kind, else in their common dtype.
+
+    The common dtype (e.g. float data for an int output) is cast, with a loss check, by the
+    caller. Returns ``None`` when even that fails (mixed kinds), for the exact path.
+    """
+    try:
+        return np.concatenate(parts, dtype=dtype, casting="same_kind")
+    except ValueError as error:
+        raise _trailing_error(where, parts, index, trailing) from error
+    except TypeError:
+        pass
+    try:
+        values = np.concatenate(parts)
+    except TypeError:
+        return None
+    return values if values.dtype.kind in _NUMERIC else None
+
+
+def _trailing_error(
+    where: str, parts: Sequence[Any], index: IntArray, trailing: tuple[int, ...]
+) -> ValueError:
+    """Return the error naming the first part whose trailing shape is not ``trailing``."""
+    for j, part in enumerate(parts):
+        shape = np.shape(part)
+        if len(shape) == 0 or shape[1:] != trailing:
+            return _shape_mismatch(where, int(index[j]), shape, trailing)
+    return ValueError(f"{where}: sequences must concatenate along their first axis.")
+
+
+def _shape_mismatch(
+    where: str, i: int, shape: tuple[int, ...], trailing: tuple[int, ...]
+) -> ValueError:
+    """Return the standard error for a sequence whose shape is not ``(T_i, *F)``."""
+    if len(shape) == 0:
+        return ValueError(
+            f"{where}: sequences[{i}] must have shape (T_i, *F), got a scalar (shape ()). "
+            "Wrap a single item in a list."
+        )
+    return ValueError(
+        f"{where}: sequences[{i}] has trailing shape {shape[1:]}, expected {trailing} "
+        "like the first non-empty sequence."
+    )
+
+
+def _flatten_scalar_lists(parts: _Parts, out_dtype: np.dtype[Any]) -> AnyArray | None:
+    """Convert lists of Python numbers in one pass over all items, or return ``None``.
+
+    Integer and bool outputs go through ``array.array("q")``, which refuses floats, strings and
+    ``None`` (so nothing is truncated silently) and is as fast as any NumPy conversion;
+    other outputs (and lists that hold floats) go through ``np.fromiter``, item by item as
+    ``np.asarray`` converts them in Keras. ``None`` means: use the exact per-sequence path.
+    """
+    if out_dtype.kind in "iub":
+        values = _int64_from_lists(parts)
+        if values is not None:
+            return values if out_dtype.kind == "b" or _fits(values, out_dtype) else None
+    items, total = parts.truncated(_KERAS), int(parts.kept.sum())
+    try:
+        with np.errstate(invalid="ignore", over="ignore"):
+            converted = np.fromiter(chain.from_iterable(items), dtype=out_dtype, count=total)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if out_dtype.kind in "iub":
+        _warn_if_lossy(_float_items(items, total), converted, parts)
+    return converted
+
+
+def _int64_from_lists(parts: _Parts) -> IntArray | None:
+    """Return all kept items as int64, or ``None`` if one is not an integer or does not fit.
+
+    Each long list is sliced right before its conversion, while its items are in cache:
+    slicing them all first, then converting, reads every item twice from memory.
+    """
+    buffer = array.array("q")
+    T, pre = parts.T, parts.truncating == "pre"
+    try:
+        for item, n in zip(parts.items, parts.lengths.tolist(), strict=True):
+            part = item if n <= T else item[n - T :] if pre else item[:T]
+            if type(part) is list:
+                buffer.fromlist(part)
+            else:
+                buffer.extend(part)
+    except (TypeError, OverflowError):
+        return None
+    return np.frombuffer(buffer, dtype=np.int64)
+
+
+def _fits(values: IntArray, dtype: np.dtype[Any]) -> bool:
+    """Whether int64 ``values`` all fit in integer ``dtype`` (Keras raises when they do not)."""
+    if dtype.itemsize == 8 and dtype.kind == "i":
+        return True
+    info = np.iinfo(dtype)
+    return int(values.min()) >= info.min and int(values.max()) <= info.max
+
+
+def _float_items(parts: list[Sequence[Any]], total: int) -> AnyArray | None:
+    """Return all items as float64 for the loss check, or ``None`` if they are not numbers."""
+    try:
+        return np.fromiter(chain.from_iterable(parts), dtype=np.float64, count=total)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _part_lengths(parts: Sequence[Any]) -> IntArray:
+    """Return the ``(len(parts),)`` int64 lengths of ``parts``."""
+    return np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+
+
+def _convert_each(
+    parts: _Parts, trailing: tuple[int, ...], dtype: DTypeLike | None, out_dtype: np.dtype[Any]
+) -> AnyArray:
+    """Convert each part with ``np.asarray(part, dtype)`` as Keras does, then concatenate.
+
+    The exact path: one NumPy conversion per sequence (the copy into the output stays one
+    vectorized scatter). Errors name the sequence; float data cast into an integer or bool
+    dtype is compared with its natural conversion and warned about.
+    """
+    converted = []
+    items = parts.truncated(_KERAS)
+    for j, part in enumerate(items):
+        i = int(parts.rows[j])
+        try:
+            with np.errstate(invalid="ignore", over="ignore"):  # warned about below
+                item = np.asarray(part, dtype=dtype)
+        except (TypeError, ValueError, OverflowError) as error:
+            raise type(error)(
+                f"{_KERAS}: sequences[{i}] must convert to dtype {out_dtype}: {error}"
+            ) from error
+        if item.ndim == 0:
+            raise TypeError(
+                f"{_KERAS}: sequences[{i}] must be a sequence of steps, got "
+                f"{type(part).__name__} {part!r}, which converts to a scalar. Wrap it in a list."
+            )
+        if item.shape[1:] != trailing:
+            raise _shape_mismatch(_KERAS, i, item.shape, trailing)
+        converted.append(item)
+    values = np.concatenate(converted)
+    if dtype is not None and out_dtype.kind in "iub":
+        _warn_if_lossy(_natural(items), values, parts)
+    return values
+
+
+def _natural(parts: list[Any]) -> AnyArray | None:
+    """Return the parts converted without a dtype and concatenated, or ``None`` if they fail."""
+    try:
+        return np.concatenate([np.asarray(part) for part in parts])
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_output_dtype(values: AnyArray, out_dtype: np.dtype[Any], parts: _Parts) -> AnyArray:
+    """Cast float or complex ``values`` to an integer or bool output dtype, warning on loss."""
+    if values.dtype.kind not in "fc" or out_dtype.kind not in "iub":
+        return values
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN, inf, too large: warned about
+        cast = values.astype(out_dtype)
+    _warn_if_lossy(values, cast, parts)
+    return cast
+
+
+def _warn_if_lossy(natural: AnyArray | None, converted: AnyArray, parts: _Parts) -> None:
+    """Warn if float ``natural`` values changed when converted to an integer or bool dtype."""
+    if natural is None or natural.dtype.kind not in "fc" or natural.shape != converted.shape:
+        return
+    changed = natural != converted  # (N, *F); NaN differs from everything
+    if not changed.any():
+        return
+    changed_steps = changed.reshape(changed.shape[0], -1).any(axis=1)  # (N,)
+    first = int(np.argmax(changed_steps))
+    row = int(np.searchsorted(np.cumsum(parts.kept), first, side="right"))
+    example = natural[first].flat[int(np.argmax(changed[first].reshape(-1)))]
+    warnings.warn(
+        f"{_KERAS}: dtype {converted.dtype} cannot hold {int(changed.sum())} of the values, "
+        f"e.g. {example.item()!r} in sequences[{int(parts.rows[row])}], which were changed as "
+        "in Keras (truncated, or garbage for NaN and infinity). "
+        "Pass dtype='float32' to keep them.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def _warn_if_value_changed(value: Any, out_dtype: np.dtype[Any]) -> None:
+    """Warn if a numeric ``value`` changed when stored in an integer or bool output dtype."""
+    if out_dtype.kind not in "iub" or isinstance(value, str):
+        return
+    natural = np.asarray(value)
+    if natural.dtype.kind not in _NUMERIC:
+        return
+    with np.errstate(invalid="ignore", over="ignore"):
+        stored = natural.astype(out_dtype)
+    if not np.array_equal(stored, natural):
+        warnings.warn(
+            f"{_KERAS}: dtype {out_dtype} cannot hold value {value!r}, which was stored as "
+            f"{stored.reshape(-1)[0].item()!r} as in Keras. Pass dtype='float32' "
+            "(or a value that the dtype can hold).",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _warn_if_strings_cut(values: AnyArray, value: Any, out_dtype: np.dtype[Any]) -> None:
+    """Warn if strings are longer than a fixed-width string output dtype can hold."""
+    if out_dtype.kind not in "US":
+        return
+    width = out_dtype.itemsize // (4 if out_dtype.kind == "U" else 1)
+    longest = int(np.char.str_len(values).max()) if values.dtype.kind in "US" else 0
+    if isinstance(value, str | bytes):
+        longest = max(longest, len(value))
+    if longest > width:
+        warnings.warn(
+            f"{_KERAS}: dtype {out_dtype} holds {width} character(s), so strings of up to "
+            f"{longest} were cut as in Keras. Pass dtype=object for variable-length strings.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+# ------------------------------------------------------------------------------ pad / unpad
+
+
+def pad(
+    sequences: Iterable[ArrayLike],
+    *,
+    maxlen: int | None = None,
+    value: Any = 0,
+    padding: Padding = "post",
+    truncating: Padding = "post",
+    dtype: DTypeLike | None = None,
+) -> tuple[AnyArray, IntArray]:
+    """Pad variable-length sequences into one dense batch, and return the kept lengths.
+
+    Sequences longer than ``maxlen`` are truncated first. Zero-length sequences are allowed
+    and become all-padding rows; they do not take part in choosing the default dtype (so an
+    empty ``[]``, float64 to NumPy, does not turn int data into floats). Every argument is
+    checked before any work. The output is always a new array.
+
+    Args:
+        sequences: ``B >= 1`` array-likes of shape ``(T_i, *F)`` with equal ``*F`` (an empty
+            ``[]`` of shape ``(0,)`` matches any ``*F``).
+        maxlen: Output length ``T``; defaults to ``max(T_i)``. May be 0.
+        value: Scalar written at padded steps; ``dtype`` must hold it exactly.
+        padding: End that receives padding: ``"pre"`` (before) or ``"post"`` (after).
+        truncating: End from which steps are dropped when ``T_i > T``.
+        dtype: Output dtype; defaults to the common dtype (``np.result_type``) of the
+            non-empty sequences. Each sequence must cast to it within its kind (no float to
+            int: cast such data yourself).
+
+    Returns:
+        ``(padded, lengths)``: ``padded`` is ``(B, T, *F)``; ``lengths`` is int64 ``(B,)``
+        holding the kept lengths ``min(T_i, T)``.
+
+    Raises:
+        ValueError: If ``sequences`` is empty, a sequence is a scalar, trailing shapes differ,
+            ``maxlen < 0``, ``padding`` or ``truncating`` is not ``"pre"`` or ``"post"``, or
+            ``value`` is not a scalar that ``dtype`` holds exactly.
+        TypeError: If ``maxlen`` is not an int or ``None``, ``dtype`` is not a dtype, or a
+            sequence cannot be cast to ``dtype`` within its kind.
+
+    Example:
+        >>> padded, lengths = pad([np.array([1, 2, 3]), np.array([4])])
+        >>> padded  # (B, T) = (2, 3)
+        array([[1, 2, 3],
+               [4, 0, 0]])
+        >>> lengths
+        array([3, 1])
+    """
+    check_side("pad", "padding", padding)
+    check_side("pad", "truncating", truncating)
+    T_arg = check_maxlen("pad", maxlen)
+    arrays = _as_arrays(sequences)
+    lengths = _part_lengths(arrays)
+    trailing = _common_trailing(arrays)
+    out_dtype = _common_dtype(arrays, lengths, dtype)
+    fill = _exact_value(value, out_dtype)
+    T = int(lengths.max()) if T_arg is None else T_arg
+    kept = np.minimum(lengths, T)
+    out = _filled((len(arrays), T, *trailing), fill, out_dtype)
+    parts = _nonempty_parts(arrays, lengths, T, truncating)
+    if parts is None or out.size == 0:
+        return out, kept
+    values = parts.concat_arrays("pad", trailing, out_dtype)
+    if values is None:
+        raise RuntimeError("varlen bug: pad: the arrays do not concatenate into their dtype.")
+    _scatter_(out, values, kept, padding)
+    return out, kept
+
+
+def _as_arrays(sequences: Iterable[ArrayLike]) -> list[AnyArray]:
+    """Return the sequences as a non-empty list of arrays with at least one dimension."""
+    arrays = [s if type(s) is np.ndarray else np.asarray(s) for s in sequences]
+    if not arrays:
+        raise ValueError(
+            "pad: sequences must hold at least one sequence, got none. "
+            "The output's dtype and trailing shape come from the sequences."
+        )
+    for i, a in enumerate(arrays):
+        if a.ndim == 0:
+            raise _shape_mismatch("pad", i, a.shape, ())
+    return arrays
+
+
+def _common_trailing(arrays: list[AnyArray]) -> tuple[int, ...]:
+    """Return the ``*F`` shared by all arrays, else raise naming the first odd one.
+
+    A plain empty sequence (shape ``(0,)``, e.g. ``[]``) matches every ``*F``.
+    """
+    if len({a.shape[1:] for a in arrays}) == 1:
+        return arrays[0].shape[1:]
+    first = next((i for i, a in enumerate(arrays) if a.shape != (0,)), 0)
+    trailing: tuple[int, ...] = arrays[first].shape[1:]
+    for i, a in enumerate(arrays):
+        if a.shape[1:] != trailing and a.shape != (0,):
+            raise ValueError(
+                f"pad: sequences[{i}] has trailing shape {a.shape[1:]}, "
+                f"expected {trailing} like sequences[{first}]."
+            )
+    return trailing
+
+
+def _common_dtype(
+    arrays: list[AnyArray], lengths: IntArray, dtype: DTypeLike | None
+) -> np.dtype[Any]:
+    """Return ``dtype``, or the common dtype of the non-empty arrays, checking every cast."""
+    voters = np.flatnonzero(lengths).tolist() or list(range(len(arrays)))
+    dtypes = {arrays[i].dtype for i in voters}
+    if dtype is None:
+        try:
+            return np.result_type(*dtypes)
+        except TypeError as error:
+            raise TypeError(
+                f"pad: sequences must share a common dtype, got {sorted(map(str, dtypes))}. "
+                "Pass dtype, or convert the sequences first."
+            ) from error
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError as error:
+        raise TypeError(f"pad: dtype must be a NumPy dtype or None, got {dtype!r}.") from error
+    bad = {d for d in dtypes if not np.can_cast(d, resolved, casting="same_kind")}
+    if bad:
+        i = next(i for i in voters if arrays[i].dtype in bad)
+        raise TypeError(
+            f"pad: sequences[{i}] has dtype {arrays[i].dtype}, which does not cast to "
+            f"dtype {resolved} within its kind. Pass a dtype of its kind, or cast it first."
+        )
+    return resolved
+
+
+def _exact_value(value: Any, dtype: np.dtype[Any]) -> Any:
+    """Return ``value`` if it is a scalar that ``dtype`` holds exactly, else raise."""
+    if np.ndim(value) != 0:
+        raise ValueError(f"pad: value must be a scalar, got shape {np.shape(value)}.")
+    try:
+        stored = np.asarray(value, dtype=dtype)
+        same = dtype.kind == "O" or bool(stored == value) or bool(value != value)
+    except (TypeError, ValueError, OverflowError):
+        same = False
+    if not same or (dtype.kind not in "fcO" and value != value):
+        raise ValueError(
+            f"pad: value must be representable in dtype {dtype}, got {value!r}. "
+            "Pass a dtype that holds it, or another value."
+        )
+    return value
+
+
+def unpad(padded: ArrayLike, lengths: ArrayLike, *, padding: Padding = "post") -> list[AnyArray]:
+    """Take the real steps out of a padded batch: the inverse of :func:`pad`.
+
+    ``unpad(*pad(x))`` gives back ``x`` (as arrays of the padded dtype). The returned arrays
+    never share memory with ``padded``: they are consecutive slices of one new array holding
+    all ``N`` real steps, so writing to one never changes ``padded`` or another sequence.
+
+    Args:
+        padded: ``(B, T, *F)`` padded batch.
+        lengths: ``(B,)`` integer number of real steps per row, ``0 <= lengths[i] <= T``.
+        padding: End that holds the padding: ``"pre"`` (before) or ``"post"`` (after).
+
+    Returns:
+        ``B`` arrays; array ``i`` has shape ``(lengths[i], *F)`` and ``padded``'s dtype.
+
+    Raises:
+        ValueError: If ``padded`` has fewer than 2 dims, ``lengths`` is not ``(B,)``, a length
+            is negative or above ``T``, or ``padding`` is not ``"pre"`` or ``"post"``.
+        TypeError: If ``lengths`` is not of an integer dtype.
+
+    Example:
+        >>> unpad(np.array([[1, 2, 3], [4, 0, 0]]), [3, 1])  # (B, T) = (2, 3)
+        [array([1, 2, 3]), array([4])]
+    """
+    check_side("unpad", "padding", padding)
+    dense = np.asarray(padded)
+    if dense.ndim < 2:
+        raise ValueError(f"unpad: padded must have shape (B, T, *F), got {dense.shape}.")
+    B, T = dense.shape[:2]
+    kept = check_lengths_array("unpad", lengths, maxlen=T)
+    if kept.shape != (B,):
+        raise ValueError(f"unpad: lengths must have shape (B,) = ({B},), got {kept.shape}.")
+    values = dense.reshape(B * T, *dense.shape[2:])[_selector(kept, T, padding)]  # (N, *F) copy
+    ends = np.cumsum(kept).tolist()
+    return [values[end - n : end] for end, n in zip(ends, kept.tolist(), strict=True)]
+
+
+# ------------------------------------------------------------------------------------ kernel
+
+
+def _lengths(where: str, seqs: list[Any]) -> IntArray:
+    """Return the ``(B,)`` int64 ``len()`` of every sequence, naming one that has none."""
+    try:
+        return np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+    except TypeError:
+        pass
+    for i, s in enumerate(seqs):
+        try:
+            len(s)
+        except TypeError as error:
+            raise ValueError(
+                f"{where}: sequences[{i}] must be a sequence with len(), "
+                f"got {type(s).__name__} {s!r}."
+            ) from error
+    raise RuntimeError(f"varlen bug: {where}: len() failed on no sequence.")
+
+
+def _selector(kept: IntArray, T: int, padding: Padding) -> NDArray[np.bool_] | IntArray:
+    """Return where the ``N`` kept steps go in the ``(B * T, ...)`` flat view of the output.
+
+    A ``(B * T,)`` boolean mask when the output is dense enough, else ``(N,)`` flat indices;
+    either selects the steps in row-major order, which is the order of the flat values.
+    """
+    B = kept.shape[0]
+    N = int(kept.sum())
+    if B * T <= _DENSE_RATIO * N:
+        columns = np.arange(T)
+        if padding == "pre":
+            return (columns >= (T - kept)[:, None]).reshape(B * T)
+        return (columns < kept[:, None]).reshape(B * T)
+    starts = np.cumsum(kept) - kept  # (B,) flat index of each row's first kept step
+    first = T - kept if padding == "pre" else 0  # (B,) column of each row's first kept step
+    shift = np.arange(B, dtype=np.int64) * T + first - starts  # (B,) target minus source
+    target = np.repeat(shift, kept)  # (N,)
+    target += np.arange(N, dtype=np.int64)
+    return target
+
+
+def _scatter_(out: AnyArray, values: AnyArray, kept: IntArray, padding: Padding) -> None:
+    """Write the ``(N, *F)`` flat ``values`` into the ``(B, T, *F)`` ``out``, in place."""
+    B, T = out.shape[:2]
+    flat = out.reshape(B * T, *out.shape[2:])  # a view: out is new and contiguous
+    flat[_selector(kept, T, padding)] = values
