@@ -2,4 +2,50 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from varlen.data.features import AlignedFeatures, FeatureSchema, align_features, concat_presence
+from varlen.data.io import (
+    TableData,
+    TSData,
+    group_table,
+    read_table,
+    read_ts,
+    table_to_ragged,
+    write_ts,
+)
+from varlen.data.lanes import LanePlan, plan_lanes
+from varlen.data.masks import (
+    is_contiguous,
+    lengths_to_mask,
+    mask_from_ids,
+    mask_from_predicate,
+    mask_from_value,
+    mask_to_lengths,
+)
+from varlen.data.normalize import MeanStd, Standardizer, masked_mean_std
+from varlen.data.ragged import Ragged
+
+__all__ = [
+    "AlignedFeatures",
+    "FeatureSchema",
+    "LanePlan",
+    "MeanStd",
+    "Ragged",
+    "Standardizer",
+    "TSData",
+    "TableData",
+    "align_features",
+    "concat_presence",
+    "group_table",
+    "is_contiguous",
+    "lengths_to_mask",
+    "mask_from_ids",
+    "mask_from_predicate",
+    "mask_from_value",
+    "mask_to_lengths",
+    "masked_mean_std",
+    "plan_lanes",
+    "read_table",
+    "read_ts",
+    "table_to_ragged",
+    "write_ts",
+]

@@ -1,0 +1,440 @@
+"""fit / evaluate / predict for :class:`~varlen.training.models.SequenceModel`, with checkpoints.
+
+The loop is a sequence of named steps: each epoch seeds torch from ``(seed, epoch)`` and asks a
+:class:`~varlen.batching.BucketBatchSampler` (or a random permutation) for batches that are a
+function of ``(seed, epoch)`` alone, so resuming from the checkpoint of epoch ``k`` gives the same
+result as an uninterrupted run. Checkpoints are written atomically (a temporary file, then
+``os.replace``) after every epoch and hold only tensors and plain values, so they load with
+``torch.load(..., weights_only=True)``.
+
+Under ``torchrun`` (a ``torch.distributed`` process group initialised), each rank takes its shard
+of every epoch's batches and gradients are averaged across ranks after each backward pass, so any
+technique works; only rank 0 writes checkpoints and shows progress.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from varlen.batching.dataset import RaggedDataset
+from varlen.batching.report import padding_report
+from varlen.batching.sampler import BucketBatchSampler
+from varlen.data.ragged import Ragged
+from varlen.training.models import SequenceModel
+from varlen.training.techniques import Technique, get_technique
+
+__all__ = [
+    "EpochStats",
+    "FitResult",
+    "TrainConfig",
+    "choose_technique",
+    "evaluate",
+    "fit",
+    "predict",
+    "split_validation",
+]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train.
+
+    Args:
+        technique: A name from :data:`varlen.training.TECHNIQUES`.
+        epochs: Maximum number of epochs.
+        batch_size: Sequences per batch.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        patience: Stop after this many epochs without a better validation loss (``None``:
+            never stop early). Without validation data, nothing stops early.
+        grad_clip: Clip the gradient norm to this (``None``: no clipping).
+        seed: Seed of everything random: initial weights, batches, dropout.
+    """
+
+    technique: str = "bucket"
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    patience: int | None = 10
+    grad_clip: float | None = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        get_technique(self.technique)
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig: {name} must be an int >= 1, got {value!r}.")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig: lr must be > 0, got {self.lr!r}.")
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """What one epoch measured."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float | None
+    val_metric: float | None
+    real_steps_per_second: float
+    padding_efficiency: float
+    seconds: float
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns: the history and the best epoch (whose weights the model holds)."""
+
+    history: list[EpochStats] = field(default_factory=list)
+    best_epoch: int = -1
+    best_val_loss: float = math.inf
+    stopped_early: bool = False
+
+
+def split_validation(
+    y: np.ndarray, fraction: float, *, seed: int, stratify: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices ``0..n-1`` into ``(train, validation)``, stratified by class if asked.
+
+    Args:
+        y: ``(n,)`` targets.
+        fraction: Share of each class (or of all) that goes to validation, in ``[0, 1)``.
+        seed: Seed of the shuffle.
+        stratify: Split every class separately (classification).
+
+    Returns:
+        Two sorted int64 index arrays.
+
+    Raises:
+        ValueError: If ``fraction`` is not in ``[0, 1)``.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"split_validation: fraction must be in [0, 1), got {fraction!r}.")
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(len(y))]
+    val = []
+    for group in groups:
+        shuffled = rng.permutation(group)
+        val.append(shuffled[: round(fraction * len(group))])
+    val_idx = np.sort(np.concatenate(val)) if val else np.zeros(0, dtype=np.int64)
+    train_idx = np.setdiff1d(np.arange(len(y)), val_idx)
+    return train_idx.astype(np.int64), val_idx.astype(np.int64)
+
+
+def choose_technique(lengths: np.ndarray, *, batch_size: int) -> tuple[str, str]:
+    """Pick a technique from the length distribution; return ``(name, reason)``.
+
+    Random batches waste ``1 - efficiency`` of the compute on pads. When that is small
+    (efficiency >= 0.9), bucketing gains little and ``mask`` keeps batches fully random;
+    otherwise ``bucket`` groups similar lengths.
+
+    Args:
+        lengths: ``(n,)`` sequence lengths.
+        batch_size: Sequences per batch.
+
+    Returns:
+        The technique name and a one-line reason with the measured efficiencies.
+    """
+    random = padding_report(lengths, batch_size=batch_size, policy="random")
+    bucket = padding_report(lengths, batch_size=batch_size, policy="bucket")
+    if random.efficiency >= 0.9:
+        return "mask", (
+            f"random batches of {batch_size} are already {random.efficiency:.0%} real steps: "
+            "padding + masking, no bucketing needed"
+        )
+    return "bucket", (
+        f"random batches of {batch_size} are only {random.efficiency:.0%} real steps, "
+        f"bucketed {bucket.efficiency:.0%}: masking + length bucketing"
+    )
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _batches(
+    technique: Technique, lengths: np.ndarray, config: TrainConfig, epoch: int, *, shuffle: bool
+) -> list[np.ndarray]:
+    """This rank's batches of an epoch: bucketed or random, a function of (seed, epoch)."""
+    rank, world = _rank_and_world()
+    if technique.bucketed:
+        sampler = BucketBatchSampler(
+            lengths,
+            config.batch_size,
+            shuffle=shuffle,
+            seed=config.seed,
+            num_replicas=world,
+            rank=rank,
+        )
+        sampler.set_epoch(epoch)
+        return [np.asarray(batch, dtype=np.int64) for batch in sampler]
+    order = np.arange(len(lengths))
+    if shuffle:
+        order = np.random.default_rng([config.seed, epoch]).permutation(len(lengths))
+    batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+    if world > 1:  # equal counts on every rank: repeat the first batches if needed
+        count = -(-len(batches) // world) * world
+        batches = (batches * 2)[:count] if len(batches) < count else batches
+        batches = batches[rank::world]
+    return batches
+
+
+def _loss(model: SequenceModel, scores: Tensor, targets: Tensor) -> Tensor:
+    if model.config.task == "classification":
+        return nn.functional.cross_entropy(scores, targets)
+    return nn.functional.mse_loss(scores, targets.reshape(scores.shape))
+
+
+def _targets(model: SequenceModel, y: np.ndarray, indices: np.ndarray) -> Tensor:
+    dtype = torch.int64 if model.config.task == "classification" else torch.float32
+    return torch.as_tensor(y[indices], dtype=dtype, device=model.device)
+
+
+def _average_gradients(model: nn.Module, world: int) -> None:
+    if world == 1:
+        return
+    for parameter in model.parameters():
+        if parameter.grad is not None:
+            dist.all_reduce(parameter.grad)
+            parameter.grad /= world
+
+
+def _train_epoch(
+    model: SequenceModel,
+    data: RaggedDataset,
+    y: np.ndarray,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    epoch: int,
+    *,
+    progress: bool,
+) -> tuple[float, float, float]:
+    """Return ``(mean loss, real steps/s, padding efficiency)`` of one training epoch."""
+    technique = get_technique(config.technique)
+    torch.manual_seed(config.seed * 100_003 + epoch)  # dropout: a function of (seed, epoch)
+    batches = _batches(technique, data.lengths, config, epoch, shuffle=True)
+    _, world = _rank_and_world()
+    model.train()
+    losses, real, computed, busy = [], 0, 0, 0.0
+    bar = tqdm(
+        batches, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not progress
+    )
+    for indices in bar:
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        step = technique.run(model, data, indices)
+        loss = _loss(model, step.scores, _targets(model, y, indices))
+        loss.backward()  # type: ignore[no-untyped-call]
+        _average_gradients(model, world)
+        if config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        busy += time.perf_counter() - start
+        losses.append(float(loss.detach()))
+        real, computed = real + step.real_steps, computed + step.computed_steps
+        bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+    efficiency = real / computed if computed else 1.0
+    return float(np.mean(losses)) if losses else math.nan, real / max(busy, 1e-9), efficiency
+
+
+def evaluate(
+    model: SequenceModel,
+    x: Ragged,
+    y: np.ndarray,
+    *,
+    technique: str = "bucket",
+    batch_size: int = 256,
+) -> tuple[float, float]:
+    """Return ``(loss, metric)`` on ``(x, y)``: accuracy for classification, MAE for regression.
+
+    Args:
+        model: The model.
+        x: ``B`` sequences ``(T_i, F)``.
+        y: ``(B,)`` class ids or ``(B, K)`` targets.
+        technique: How to batch (any exact technique gives the same numbers).
+        batch_size: Sequences per batch.
+
+    Returns:
+        The mean loss and the metric.
+    """
+    scores = predict_scores(model, x, technique=technique, batch_size=batch_size)
+    targets = torch.as_tensor(
+        y, dtype=torch.int64 if model.config.task == "classification" else torch.float32
+    )
+    loss = float(_loss(model, scores, targets))
+    if model.config.task == "classification":
+        return loss, float((scores.argmax(dim=1) == targets).double().mean()) if len(
+            y
+        ) else math.nan
+    return loss, float((scores - targets.reshape(scores.shape)).abs().mean())
+
+
+def predict_scores(
+    model: SequenceModel, x: Ragged, *, technique: str = "bucket", batch_size: int = 256
+) -> Tensor:
+    """Return ``(B, output_size)`` scores for every sequence, in input order, on the CPU.
+
+    Args:
+        model: The model.
+        x: ``B`` sequences ``(T_i, F)`` of any lengths.
+        technique: How to batch; ``bucket`` sorts by length so little is padded.
+        batch_size: Sequences per batch.
+
+    Returns:
+        Logits (classification) or values (regression).
+    """
+    chosen = get_technique(technique)
+    data = RaggedDataset(x)
+    order = np.argsort(x.lengths, kind="stable") if chosen.bucketed else np.arange(len(x))
+    out = torch.zeros(len(x), model.config.output_size)
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            indices = order[start : start + batch_size]
+            out[torch.from_numpy(indices)] = chosen.run(model, data, indices).scores.float().cpu()
+    return out
+
+
+def predict(model: SequenceModel, x: Ragged, *, batch_size: int = 256) -> np.ndarray:
+    """Predict class ids (classification) or values (regression) for every sequence.
+
+    Args:
+        model: The model.
+        x: ``B`` sequences ``(T_i, F)``.
+        batch_size: Sequences per batch (batches are bucketed by length).
+
+    Returns:
+        ``(B,)`` int64 class ids, or ``(B, K)`` float values.
+    """
+    scores = predict_scores(model, x, batch_size=batch_size)
+    if model.config.task == "classification":
+        return scores.argmax(dim=1).numpy().astype(np.int64)
+    return scores.numpy()
+
+
+def _save_atomic(payload: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(payload, temporary)
+    os.replace(temporary, path)
+
+
+def _checkpoint(
+    model: SequenceModel,
+    optimizer: torch.optim.Optimizer,
+    result: FitResult,
+    best_state: dict[str, Tensor],
+    epoch: int,
+) -> dict[str, Any]:
+    return {
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "best_state": best_state,
+        "history": [asdict(stats) for stats in result.history],
+        "best_epoch": result.best_epoch,
+        "best_val_loss": result.best_val_loss,
+    }
+
+
+def _restore(
+    path: Path, model: SequenceModel, optimizer: torch.optim.Optimizer, result: FitResult
+) -> tuple[int, dict[str, Tensor]]:
+    """Load a checkpoint into ``model``/``optimizer``/``result``; return (next epoch, best)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    result.history = [EpochStats(**stats) for stats in state["history"]]
+    result.best_epoch = int(state["best_epoch"])
+    result.best_val_loss = float(state["best_val_loss"])
+    return int(state["epoch"]) + 1, dict(state["best_state"])
+
+
+def _epochs(start: int, config: TrainConfig, *, progress: bool) -> Iterator[int]:
+    bar = tqdm(
+        range(start, config.epochs),
+        desc="training",
+        initial=start,
+        total=config.epochs,
+        disable=not progress,
+    )
+    yield from bar
+
+
+def fit(
+    model: SequenceModel,
+    x: Ragged,
+    y: np.ndarray,
+    *,
+    config: TrainConfig,
+    validation: tuple[Ragged, np.ndarray] | None = None,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> FitResult:
+    """Train ``model`` on ``(x, y)``; keep the weights of the best validation epoch.
+
+    Args:
+        model: The model (trained in place).
+        x: ``B`` training sequences ``(T_i, F)``, float32 and already normalized.
+        y: ``(B,)`` class ids or ``(B, K)`` targets.
+        config: How to train.
+        validation: ``(x_val, y_val)`` for early stopping and model selection.
+        checkpoint: File written atomically after each epoch (``None``: no checkpoints).
+        resume: Continue from ``checkpoint`` if it exists.
+        progress: Show progress bars (on rank 0).
+
+    Returns:
+        The :class:`FitResult`.
+    """
+    rank, _ = _rank_and_world()
+    progress = progress and rank == 0
+    data = RaggedDataset(x)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    result = FitResult()
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    start = 0
+    if resume and checkpoint is not None and checkpoint.exists():
+        start, best_state = _restore(checkpoint, model, optimizer, result)
+    stale = sum(1 for s in result.history if s.epoch > result.best_epoch)
+    for epoch in _epochs(start, config, progress=progress):
+        if config.patience is not None and validation is not None and stale >= config.patience:
+            result.stopped_early = True
+            break
+        began = time.perf_counter()
+        train_loss, speed, efficiency = _train_epoch(
+            model, data, y, optimizer, config, epoch, progress=progress
+        )
+        val_loss, val_metric = (
+            evaluate(model, *validation) if validation is not None else (None, None)
+        )
+        score = val_loss if val_loss is not None else train_loss
+        if score < result.best_val_loss:
+            result.best_val_loss, result.best_epoch, stale = score, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+        stats = EpochStats(
+            epoch, train_loss, val_loss, val_metric, speed, efficiency, time.perf_counter() - began
+        )
+        result.history.append(stats)
+        if checkpoint is not None and rank == 0:
+            _save_atomic(_checkpoint(model, optimizer, result, best_state, epoch), checkpoint)
+    model.load_state_dict(best_state)
+    return result
