@@ -22,6 +22,7 @@ from varlen.data.masks import (
     mask_to_lengths,
 )
 from varlen.data.normalize import MeanStd, Standardizer, masked_mean_std
+from varlen.data.padding import pad, pad_sequences, unpad
 from varlen.data.ragged import Ragged
 
 __all__ = [
@@ -43,9 +44,12 @@ __all__ = [
     "mask_from_value",
     "mask_to_lengths",
     "masked_mean_std",
+    "pad",
+    "pad_sequences",
     "plan_lanes",
     "read_table",
     "read_ts",
     "table_to_ragged",
+    "unpad",
     "write_ts",
 ]

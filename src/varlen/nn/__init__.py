@@ -1,8 +1,55 @@
-"""The torch layer: mask-aware recurrent modules, pooling and functions over padded batches."""
+"""The torch layer: mask-aware recurrent modules, lanes, streaming, pooling and embeddings."""
 
 from __future__ import annotations
 
 from varlen.nn import functional
+from varlen.nn.embedding import MaskedEmbedding
+from varlen.nn.lanes import LanesOutput, run_lanes
+from varlen.nn.pooling import (
+    AttentionPooling,
+    LastStepPooling,
+    MaxPooling,
+    MeanPooling,
+    attention_pool,
+    first_step,
+    last_and_first,
+    last_step,
+    masked_max,
+    masked_mean,
+    masked_softmax,
+)
 from varlen.nn.recurrent import GRU, LSTM, LSTMState, Method
+from varlen.nn.streaming import (
+    StreamingRNN,
+    StreamPool,
+    StreamState,
+    reset_state,
+    run_one_at_a_time,
+)
 
-__all__ = ["GRU", "LSTM", "LSTMState", "Method", "functional"]
+__all__ = [
+    "GRU",
+    "LSTM",
+    "AttentionPooling",
+    "LSTMState",
+    "LanesOutput",
+    "LastStepPooling",
+    "MaskedEmbedding",
+    "MaxPooling",
+    "MeanPooling",
+    "Method",
+    "StreamPool",
+    "StreamState",
+    "StreamingRNN",
+    "attention_pool",
+    "first_step",
+    "functional",
+    "last_and_first",
+    "last_step",
+    "masked_max",
+    "masked_mean",
+    "masked_softmax",
+    "reset_state",
+    "run_lanes",
+    "run_one_at_a_time",
+]
