@@ -1,0 +1,99 @@
+"""The ``varlen`` command line: ``varlen demo | train | predict | inspect | bench``.
+
+Each command is a module of this package exposing ``add_arguments(parser)`` and
+``run(args) -> int``. Modules are imported lazily: only the chosen command's module loads,
+so ``varlen --help`` is fast and a command whose optional dependency is missing fails alone.
+
+Exit codes: 0 success, 1 failure, 2 bad input (usage errors and invalid data), reported as
+one line ``varlen <command>: error: <message>`` on stderr. ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Protocol, cast
+
+from varlen import __version__
+from varlen.cli._common import add_common_options, run_guarded
+
+__all__ = ["COMMANDS", "main"]
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "varlen.cli.demo",
+        "train one LSTM per technique on JapaneseVowels and compare them in one table",
+    ),
+    "train": ("varlen.cli.train", "train a classifier or regressor on your .ts, CSV or Parquet"),
+    "predict": ("varlen.cli.predict", "predict new series of any lengths with a trained model"),
+    "inspect": (
+        "varlen.cli.inspect",
+        "length statistics, histogram, padding efficiency and the technique 'auto' picks",
+    ),
+    "bench": ("varlen.cli.bench", "run the benchmarks and print their tables"),
+}
+"""Command name -> ``(module, one-line help)``."""
+
+
+class _Command(Protocol):
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def _chosen(argv: Sequence[str]) -> str | None:
+    """Return the command named in ``argv`` (the first non-option token), if any."""
+    for token in argv:
+        if not token.startswith("-"):
+            return token if token in COMMANDS else None
+    return None
+
+
+def _load(name: str) -> _Command:
+    module: ModuleType = importlib.import_module(COMMANDS[name][0])
+    return cast(_Command, module)
+
+
+def _build_parser(chosen: str | None) -> tuple[argparse.ArgumentParser, ImportError | None]:
+    """Build the parser; only ``chosen``'s module is imported to add its arguments."""
+    parser = argparse.ArgumentParser(
+        prog="varlen",
+        description="Variable-length sequences for recurrent networks: train, predict, inspect.",
+    )
+    parser.add_argument("--version", action="version", version=f"varlen {__version__}")
+    add_common_options(parser, top_level=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    failure = None
+    for name, (_, summary) in COMMANDS.items():
+        sub = commands.add_parser(name, help=summary, description=summary[0].upper() + summary[1:])
+        add_common_options(sub, top_level=False)
+        if name == chosen:
+            try:
+                _load(name).add_arguments(sub)
+            except ImportError as error:  # a missing optional dependency: this command only
+                failure = error
+    return parser, failure
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``varlen`` command line.
+
+    Args:
+        argv: Arguments without the program name; ``None`` reads ``sys.argv[1:]``.
+
+    Returns:
+        The exit code: 0 success, 1 failure, 2 bad input.
+    """
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    chosen = _chosen(arguments)
+    parser, failure = _build_parser(chosen)
+    if failure is not None:
+        print(f"varlen {chosen}: error: cannot load the command: {failure}", file=sys.stderr)
+        return 1
+    try:
+        args = parser.parse_args(arguments)
+    except SystemExit as stop:  # --help, --version and usage errors
+        return stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 2
+    return run_guarded(args.command, _load(args.command).run, args)

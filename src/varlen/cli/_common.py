@@ -1,0 +1,422 @@
+"""Pieces shared by the commands: error policy, configs, progress, output and data loading.
+
+- **Errors.** :func:`run_guarded` turns bad input (``ValueError``, ``TypeError``,
+  ``OSError``, ``KeyError``, :class:`CommandError`) into one line
+  ``varlen <command>: error: <message>`` on stderr and exit code 2; any other exception is
+  exit code 1, also in one line. ``--debug`` re-raises instead, for a traceback.
+- **Configs.** Each command has a typed frozen dataclass config. :func:`build_config` fills it
+  from the dataclass defaults, then an optional ``--config file.toml`` (top-level keys and the
+  ``[<command>]`` table), then the flags given on the command line (which win). Options that
+  feed a config are declared with ``default=argparse.SUPPRESS`` so that only given flags
+  override.
+- **Output.** Results go to stdout; diagnostics (:func:`say`) and progress bars
+  (:func:`progress_enabled`) to stderr, silenced by ``--quiet``; bars also vanish when
+  stderr is not a terminal.
+- **Data.** :func:`load_data` reads ``.ts``, ``.csv`` and ``.parquet`` files into one
+  :class:`LoadedData`.
+
+This module does not import torch, so ``varlen --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+import numpy as np
+
+from varlen._types import AnyArray
+from varlen.data.ragged import Ragged
+
+__all__ = [
+    "TABLE_SUFFIXES",
+    "TS_SUFFIXES",
+    "CommandError",
+    "LoadedData",
+    "add_common_options",
+    "add_table_options",
+    "build_config",
+    "load_data",
+    "progress_enabled",
+    "run_guarded",
+    "say",
+    "table_options",
+]
+
+TS_SUFFIXES = (".ts",)
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+_USER_ERRORS = (ValueError, TypeError, OSError, KeyError)
+_C = TypeVar("_C")
+
+
+class CommandError(Exception):
+    """Bad input found by a command itself: reported in one line, exit code 2."""
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def _message(error: BaseException) -> str:
+    """Return the one-line text of an exception."""
+    if isinstance(error, KeyError) and error.args:
+        text = f"missing key {error.args[0]!r}"
+    elif isinstance(error, OSError) and error.strerror and error.filename is not None:
+        text = f"{error.strerror}: {os.fsdecode(error.filename)!r}"
+    else:
+        text = str(error) or type(error).__name__
+    return " ".join(text.split())  # one line, whatever the message holds
+
+
+def run_guarded(command: str, run: Callable[[argparse.Namespace], int], args: Any) -> int:
+    """Run a command's ``run(args)`` under the error policy.
+
+    Args:
+        command: The command's name, for the message prefix.
+        run: The command's ``run`` function.
+        args: The parsed arguments; ``args.debug`` re-raises errors for a traceback.
+
+    Returns:
+        ``run``'s exit code; 2 for bad input, 1 for another failure, 130 on Ctrl-C.
+    """
+    debug = bool(getattr(args, "debug", False))
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"varlen {command}: interrupted", file=sys.stderr)
+        return 130
+    except (CommandError, *_USER_ERRORS) as error:
+        if debug:
+            raise
+        print(f"varlen {command}: error: {_message(error)}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        if debug:
+            raise
+        print(
+            f"varlen {command}: error: {type(error).__name__}: {_message(error)} "
+            "(rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+# ----------------------------------------------------------------------------- options
+
+
+def add_common_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
+    """Add ``--debug`` and ``--quiet`` (and ``--config`` on a command's parser).
+
+    On a command's parser the flags default to ``SUPPRESS``, so ``varlen --quiet train``
+    and ``varlen train --quiet`` both work.
+
+    Args:
+        parser: The top-level parser or a command's parser.
+        top_level: Whether ``parser`` is the top-level one.
+    """
+    default: Any = False if top_level else argparse.SUPPRESS
+    parser.add_argument(
+        "--debug", action="store_true", default=default, help="show tracebacks on errors"
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", default=default, help="no progress bars or diagnostics"
+    )
+    if not top_level:
+        parser.add_argument(
+            "--config",
+            type=Path,
+            metavar="FILE.toml",
+            default=None,
+            help="read options from a TOML file (flags given here override it)",
+        )
+
+
+def add_table_options(parser: argparse.ArgumentParser, *, target: bool) -> None:
+    """Add the long-format table options ``--id --order --features [--target]``.
+
+    Args:
+        parser: A command's parser.
+        target: Whether to add ``--target``.
+    """
+    group = parser.add_argument_group("tables (CSV/Parquet long format, one row per step)")
+    group.add_argument(
+        "--id", default=argparse.SUPPRESS, metavar="COLUMN", help="column naming the sequence"
+    )
+    group.add_argument(
+        "--order",
+        default=argparse.SUPPRESS,
+        metavar="COLUMN",
+        help="column ordering the steps within a sequence (default: file order)",
+    )
+    group.add_argument(
+        "--features",
+        default=argparse.SUPPRESS,
+        metavar="A,B,...",
+        type=_comma_list,
+        help="feature columns, comma separated (default: every other column)",
+    )
+    if target:
+        group.add_argument(
+            "--target",
+            default=argparse.SUPPRESS,
+            metavar="COLUMN",
+            help="column holding the per-sequence label or value",
+        )
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated column names, got {text!r}")
+    return names
+
+
+def say(args: Any, message: str) -> None:
+    """Print a diagnostic line to stderr unless ``--quiet``.
+
+    Args:
+        args: The parsed arguments.
+        message: The line.
+    """
+    if not getattr(args, "quiet", False):
+        print(message, file=sys.stderr)
+
+
+def progress_enabled(args: Any) -> bool:
+    """Return whether to show progress bars: not ``--quiet`` and stderr is a terminal.
+
+    Args:
+        args: The parsed arguments.
+
+    Returns:
+        Whether bars are shown.
+    """
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+# ----------------------------------------------------------------------------- configs
+
+
+def _read_toml(path: Path, command: str) -> dict[str, Any]:
+    """Return the top-level keys of a TOML file updated by its ``[command]`` table."""
+    try:
+        with path.open("rb") as file:
+            document = tomllib.load(file)
+    except tomllib.TOMLDecodeError as error:
+        raise CommandError(f"--config {os.fspath(path)!r}: invalid TOML: {error}.") from None
+    values = {key: value for key, value in document.items() if not isinstance(value, dict)}
+    section = document.get(command, {})
+    if not isinstance(section, dict):
+        raise CommandError(f"--config {os.fspath(path)!r}: [{command}] must be a table.")
+    values.update(section)
+    return {key.replace("-", "_"): value for key, value in values.items()}
+
+
+_NO = object()  # "this value does not fit the type"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_PLAIN: dict[Any, Callable[[Any], Any]] = {
+    float: lambda value: float(value) if _is_number(value) else _NO,
+    int: lambda value: value if isinstance(value, int) and not isinstance(value, bool) else _NO,
+    bool: lambda value: value if isinstance(value, bool) else _NO,
+    str: lambda value: value if isinstance(value, str) else _NO,
+    Path: lambda value: Path(value) if isinstance(value, str) else _NO,
+    type(None): lambda value: _NO,  # TOML has no null: a None field keeps its default
+}
+
+
+def _convert(value: Any, hint: Any) -> Any:
+    """Return a TOML ``value`` converted to the type ``hint``, or ``_NO``."""
+    origin, options = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in options:
+            converted = _convert(value, option)
+            if converted is not _NO:
+                return converted
+        return _NO
+    if origin is typing.Literal:
+        return value if value in options else _NO
+    if origin is tuple:
+        strings = isinstance(value, list) and all(isinstance(item, str) for item in value)
+        return tuple(value) if strings else _NO
+    plain = _PLAIN.get(hint)
+    return _NO if plain is None else plain(value)
+
+
+def _type_name(hint: Any) -> str:
+    origin, options = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(option) for option in options if option is not type(None))
+    if origin is typing.Literal:
+        return " or ".join(repr(choice) for choice in options)
+    if origin is tuple:
+        return "a list of strings"
+    return {float: "a number", int: "an integer", bool: "true or false"}.get(hint, "a string")
+
+
+def _check_value(where: str, name: str, value: Any, hint: Any) -> Any:
+    """Return a TOML ``value`` converted to the field type ``hint``, else raise."""
+    converted = _convert(value, hint)
+    if converted is _NO:
+        raise CommandError(f"{where}: {name} must be {_type_name(hint)}, got {value!r}.")
+    return converted
+
+
+def build_config(cls: type[_C], args: Any, *, command: str) -> _C:
+    """Build a command's config: dataclass defaults < ``--config`` TOML < given flags.
+
+    Args:
+        cls: A frozen dataclass; its field names are the flags' ``dest`` names.
+        args: The parsed arguments; every attribute named like a field overrides.
+        command: The command's name (its TOML table).
+
+    Returns:
+        The config.
+
+    Raises:
+        CommandError: If the TOML file is invalid, has an unknown key or a value of the
+            wrong type.
+        OSError: If the TOML file cannot be read.
+    """
+    hints = typing.get_type_hints(cls)
+    names = [field.name for field in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    path = getattr(args, "config", None)
+    if path is not None:
+        where = f"--config {os.fspath(path)!r}"
+        for key, value in _read_toml(Path(path), command).items():
+            if key not in names:
+                raise CommandError(f"{where}: key {key!r} must be one of {sorted(names)}.")
+            values[key] = _check_value(where, key, value, hints[key])
+    for name in names:
+        if hasattr(args, name):
+            values[name] = getattr(args, name)
+    return cls(**values)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class LoadedData(NamedTuple):
+    """Sequences read from a ``.ts``, CSV or Parquet file.
+
+    Attributes:
+        x: ``B`` sequences with float64 values ``(N, F)``; NaN marks missing values.
+        y: ``(B,)`` targets (strings or numbers as stored), or ``None`` without targets.
+        features: The ``F`` feature names (``.ts``: ``dim_0``, ``dim_1``, ...).
+        ids: ``(B,)`` sequence ids (``.ts``: the case numbers ``0..B-1``).
+        class_labels: Labels declared by a ``.ts`` header (``@classLabel true``), else ``()``.
+    """
+
+    x: Ragged
+    y: AnyArray | None
+    features: tuple[str, ...]
+    ids: AnyArray
+    class_labels: tuple[str, ...]
+
+
+def load_data(
+    path: str | os.PathLike[str],
+    *,
+    id: str | None = None,
+    order: str | None = None,
+    features: Sequence[str] | None = None,
+    target: str | None = None,
+) -> LoadedData:
+    """Read sequences from a file, dispatching on its suffix.
+
+    ``.ts`` files are read by :func:`varlen.data.io.read_ts` and take no table options;
+    ``.csv`` and ``.parquet`` (``.pq``) files are long-format tables read by
+    :func:`varlen.data.io.read_table` and need ``id``.
+
+    Args:
+        path: The file.
+        id: Table column naming the sequence of each row.
+        order: Table column ordering the steps within a sequence.
+        features: Table feature columns; ``None`` means every other column.
+        target: Table column holding the per-sequence target.
+
+    Returns:
+        The :class:`LoadedData`.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        CommandError: If the suffix is unknown, table options are given for a ``.ts`` file,
+            or ``id`` is missing for a table.
+        ValueError: If the file is malformed (the reader names the file, line or column).
+        TypeError: If a table feature column is not numeric.
+    """
+    file = Path(path)
+    suffix = file.suffix.lower()
+    if suffix not in TS_SUFFIXES + TABLE_SUFFIXES:
+        raise CommandError(
+            f"DATA must be a .ts, .csv or .parquet file, got {os.fspath(path)!r}. "
+            "Convert other formats to a long-format CSV (one row per step)."
+        )
+    if not file.is_file():
+        raise FileNotFoundError(f"DATA file {os.fspath(path)!r} does not exist.")
+    if suffix in TS_SUFFIXES:
+        return _load_ts(file, id=id, order=order, features=features, target=target)
+    if id is None:
+        raise CommandError(
+            f"a table needs --id COLUMN to group its rows into sequences, got none for "
+            f"{os.fspath(path)!r}."
+        )
+    from varlen.data.io.table import read_table
+
+    table = read_table(file, id=id, order=order, features=features, target=target)
+    return LoadedData(table.x, table.y, table.features, table.ids, ())
+
+
+def _load_ts(file: Path, **options: Any) -> LoadedData:
+    given = sorted(f"--{name}" for name, value in options.items() if value is not None)
+    if given:
+        raise CommandError(f"{', '.join(given)} apply to tables only, got them for {file.name!r}.")
+    from varlen.data.io.ts import read_ts
+
+    data = read_ts(file)
+    features = tuple(f"dim_{index}" for index in range(data.x.values.shape[1]))
+    ids = np.arange(len(data.x), dtype=np.int64)
+    return LoadedData(data.x, data.y, features, ids, data.class_labels)
+
+
+def table_options(config: Any) -> dict[str, Any]:
+    """Return the table options of a config as keyword arguments of :func:`load_data`.
+
+    Args:
+        config: A config with ``id``, ``order``, ``features`` and optionally ``target``.
+
+    Returns:
+        ``{"id": ..., "order": ..., "features": ..., "target": ...}``.
+    """
+    names = ("id", "order", "features", "target")
+    return {name: getattr(config, name, None) for name in names}
+
+
+def check_keys(where: str, mapping: Mapping[str, Any], required: Sequence[str]) -> None:
+    """Raise ``CommandError`` naming the first key of ``required`` missing from ``mapping``.
+
+    Args:
+        where: The place, first in the message.
+        mapping: The mapping.
+        required: The keys it must hold.
+
+    Raises:
+        CommandError: If a key is missing.
+    """
+    for key in required:
+        if key not in mapping:
+            raise CommandError(f"{where}: must have the key {key!r}, got {sorted(mapping)}.")
