@@ -25,6 +25,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -77,7 +78,7 @@ def load_keras_pad() -> tuple[str, Callable[..., np.ndarray]]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import keras  # type: ignore[import-not-found]  # noqa: PLC0415
+            import keras
     except ImportError:
         return "keras-style loop", keras_style_loop
     return "keras", keras.utils.pad_sequences
@@ -88,23 +89,25 @@ def cases(count: int) -> list[tuple[str, str, Callable[[], object]]]:
     arrays, lists = make_sequences(count)
     T = max(len(a) for a in arrays)
     keras_name, keras_pad = load_keras_pad()
+    fill = partial(np.full, (count, T), dtype=np.int32)
     rows: list[tuple[str, str, Callable[[], object]]] = []
+    data: Sequence[Any]
     for kind, data in (("arrays", arrays), ("lists", lists)):
         rows += [
-            (f"maxlen=100, {kind}", "varlen", lambda d=data: pad_sequences(d, maxlen=100)),
-            (f"maxlen=100, {kind}", keras_name, lambda d=data: keras_pad(d, maxlen=100)),
+            (f"maxlen=100, {kind}", "varlen", partial(pad_sequences, data, maxlen=100)),
+            (f"maxlen=100, {kind}", keras_name, partial(keras_pad, data, maxlen=100)),
         ]
     for kind, data in (("arrays", arrays), ("lists", lists)):
         group = f"maxlen=None, {kind}"
         rows += [
-            (group, "varlen", lambda d=data: pad_sequences(d)),
-            (group, "np.full (B, T) only", lambda: np.full((count, T), 0, dtype=np.int32)),
-            (group, keras_name, lambda d=data: keras_pad(d)),
+            (group, "varlen", partial(pad_sequences, data)),
+            (group, "np.full (B, T) only", partial(fill, 0)),
+            (group, keras_name, partial(keras_pad, data)),
         ]
     group = "maxlen=None, arrays, value=-1"
     rows += [
-        (group, "varlen", lambda: pad_sequences(arrays, value=-1)),
-        (group, "np.full (B, T) only", lambda: np.full((count, T), -1, dtype=np.int32)),
+        (group, "varlen", partial(pad_sequences, arrays, value=-1)),
+        (group, "np.full (B, T) only", partial(fill, -1)),
     ]
     return rows
 

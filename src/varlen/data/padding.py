@@ -81,19 +81,21 @@ class _Parts(NamedTuple):
 
     def concat_arrays(
         self, where: str, trailing: tuple[int, ...], dtype: np.dtype[Any] | None
-    ) -> AnyArray | None:
-        """Concatenate array items into ``(N, *F)`` kept steps (see :func:`_concat_arrays`).
+    ) -> AnyArray:
+        """Concatenate array items into their ``(N, *F)`` kept steps, cast within its kind.
 
         Whole arrays are concatenated and the dropped steps removed by one boolean mask,
         unless slicing the long arrays first copies much less.
+
+        Raises:
+            ValueError: If an item's trailing shape is not ``trailing`` (naming it).
+            TypeError: If an item does not cast to ``dtype`` within its kind.
         """
         dropped = self.lengths - self.kept  # (n,)
         long = np.count_nonzero(dropped)
         if long == 0 or int(dropped.sum()) > _SLICE_COST * long:
-            return _concat_arrays(self.truncated(where), where, self.rows, trailing, dtype)
-        values = _concat_arrays(self.items, where, self.rows, trailing, dtype)
-        if values is None:
-            return None
+            return self._concat(self.truncated(where), where, trailing, dtype)
+        values = self._concat(self.items, where, trailing, dtype)
         if self.truncating == "pre":
             pattern, counts = (False, True), (dropped, self.kept)
         else:
@@ -102,9 +104,23 @@ class _Parts(NamedTuple):
         kept_steps: AnyArray = values[np.repeat(np.tile(pattern, len(self.items)), runs)]
         return kept_steps  # (N, *F)
 
+    def _concat(
+        self, items: list[AnyArray], where: str, trailing: tuple[int, ...], dtype: Any
+    ) -> AnyArray:
+        """``np.concatenate`` with a same-kind cast, naming an item whose shape does not fit."""
+        try:
+            return np.concatenate(items, dtype=dtype, casting="same_kind")
+        except ValueError as error:
+            for j, item in enumerate(items):
+                if item.shape[1:] != trailing:
+                    raise _shape_mismatch(
+                        where, int(self.rows[j]), item.shape, trailing=trailing
+                    ) from error
+            raise
+
 
 def _nonempty_parts(
-    seqs: list[Any], lengths: IntArray, T: int, truncating: Padding
+    seqs: list[Any], lengths: IntArray, T: int, *, truncating: Padding
 ) -> _Parts | None:
     """Return the sequences that keep a step, or ``None`` if none does (or ``T == 0``)."""
     index = np.flatnonzero(lengths) if T > 0 else np.zeros(0, dtype=np.int64)
@@ -198,13 +214,13 @@ def pad_sequences(
     trailing = _sample_shape(seqs, lengths)
     out = _filled((len(seqs), T, *trailing), value, dtype)
     _warn_if_value_changed(value, out.dtype)
-    parts = _nonempty_parts(seqs, lengths, T, truncating)
+    parts = _nonempty_parts(seqs, lengths, T, truncating=truncating)
     if parts is None or out.size == 0:
         return out
-    values = _keras_values(parts, trailing, dtype, out.dtype)
+    values = _keras_values(parts, trailing, dtype=dtype, out_dtype=out.dtype)
     values = _as_output_dtype(values, out.dtype, parts)
     _warn_if_strings_cut(values, value, out.dtype)
-    _scatter_(out, values, np.minimum(lengths, T), padding)
+    _scatter_(out, values, np.minimum(lengths, T), padding=padding)
     return out
 
 
@@ -271,7 +287,7 @@ def _is_positive_zero(value: Any) -> bool:
 
 
 def _keras_values(
-    parts: _Parts, trailing: tuple[int, ...], dtype: DTypeLike | None, out_dtype: np.dtype[Any]
+    parts: _Parts, trailing: tuple[int, ...], *, dtype: DTypeLike | None, out_dtype: np.dtype[Any]
 ) -> AnyArray:
     """Convert the kept steps into one ``(N, *F)`` array, as Keras would.
 
@@ -282,52 +298,35 @@ def _keras_values(
     numeric = out_dtype.kind in _NUMERIC
     values = None
     if numeric and kinds == {np.ndarray}:
-        values = parts.concat_arrays(_KERAS, trailing, None if dtype is None else out_dtype)
+        values = _concat_keras(parts, trailing, None if dtype is None else out_dtype)
     elif numeric and dtype is not None and trailing == () and kinds <= {list, tuple}:
         values = _flatten_scalar_lists(parts, out_dtype)
     if values is None:
-        values = _convert_each(parts, trailing, dtype, out_dtype)
+        values = _convert_each(parts, trailing, dtype=dtype, out_dtype=out_dtype)
     return values
 
 
-def _concat_arrays(
-    parts: list[AnyArray],
-    where: str,
-    index: IntArray,
-    trailing: tuple[int, ...],
-    dtype: np.dtype[Any] | None,
+def _concat_keras(
+    parts: _Parts, trailing: tuple[int, ...], dtype: np.dtype[Any] | None
 ) -> AnyArray | None:
     """Concatenate arrays into ``dtype`` if that cast is same-kind, else in their common dtype.
 
     The common dtype (e.g. float data for an int output) is cast, with a loss check, by the
-    caller. Returns ``None`` when even that fails (mixed kinds), for the exact path.
+    caller. Returns ``None`` when the arrays have no common numeric dtype, for the exact path.
     """
     try:
-        return np.concatenate(parts, dtype=dtype, casting="same_kind")
-    except ValueError as error:
-        raise _trailing_error(where, parts, index, trailing) from error
-    except TypeError:
+        return parts.concat_arrays(_KERAS, trailing, dtype)
+    except TypeError:  # not a same-kind cast, e.g. float data into the default int32
         pass
     try:
-        values = np.concatenate(parts)
-    except TypeError:
+        values = parts.concat_arrays(_KERAS, trailing, None)
+    except TypeError:  # no common dtype, e.g. str and int arrays
         return None
     return values if values.dtype.kind in _NUMERIC else None
 
 
-def _trailing_error(
-    where: str, parts: Sequence[Any], index: IntArray, trailing: tuple[int, ...]
-) -> ValueError:
-    """Return the error naming the first part whose trailing shape is not ``trailing``."""
-    for j, part in enumerate(parts):
-        shape = np.shape(part)
-        if len(shape) == 0 or shape[1:] != trailing:
-            return _shape_mismatch(where, int(index[j]), shape, trailing)
-    return ValueError(f"{where}: sequences must concatenate along their first axis.")
-
-
 def _shape_mismatch(
-    where: str, i: int, shape: tuple[int, ...], trailing: tuple[int, ...]
+    where: str, i: int, shape: tuple[int, ...], *, trailing: tuple[int, ...] = ()
 ) -> ValueError:
     """Return the standard error for a sequence whose shape is not ``(T_i, *F)``."""
     if len(shape) == 0:
@@ -406,7 +405,7 @@ def _part_lengths(parts: Sequence[Any]) -> IntArray:
 
 
 def _convert_each(
-    parts: _Parts, trailing: tuple[int, ...], dtype: DTypeLike | None, out_dtype: np.dtype[Any]
+    parts: _Parts, trailing: tuple[int, ...], *, dtype: DTypeLike | None, out_dtype: np.dtype[Any]
 ) -> AnyArray:
     """Convert each part with ``np.asarray(part, dtype)`` as Keras does, then concatenate.
 
@@ -431,7 +430,7 @@ def _convert_each(
                 f"{type(part).__name__} {part!r}, which converts to a scalar. Wrap it in a list."
             )
         if item.shape[1:] != trailing:
-            raise _shape_mismatch(_KERAS, i, item.shape, trailing)
+            raise _shape_mismatch(_KERAS, i, item.shape, trailing=trailing)
         converted.append(item)
     values = np.concatenate(converted)
     if dtype is not None and out_dtype.kind in "iub":
@@ -574,13 +573,10 @@ def pad(
     T = int(lengths.max()) if T_arg is None else T_arg
     kept = np.minimum(lengths, T)
     out = _filled((len(arrays), T, *trailing), fill, out_dtype)
-    parts = _nonempty_parts(arrays, lengths, T, truncating)
+    parts = _nonempty_parts(arrays, lengths, T, truncating=truncating)
     if parts is None or out.size == 0:
         return out, kept
-    values = parts.concat_arrays("pad", trailing, out_dtype)
-    if values is None:
-        raise RuntimeError("varlen bug: pad: the arrays do not concatenate into their dtype.")
-    _scatter_(out, values, kept, padding)
+    _scatter_(out, parts.concat_arrays("pad", trailing, out_dtype), kept, padding=padding)
     return out, kept
 
 
@@ -594,7 +590,7 @@ def _as_arrays(sequences: Iterable[ArrayLike]) -> list[AnyArray]:
         )
     for i, a in enumerate(arrays):
         if a.ndim == 0:
-            raise _shape_mismatch("pad", i, a.shape, ())
+            raise _shape_mismatch("pad", i, a.shape)
     return arrays
 
 
@@ -620,8 +616,8 @@ def _common_dtype(
     arrays: list[AnyArray], lengths: IntArray, dtype: DTypeLike | None
 ) -> np.dtype[Any]:
     """Return ``dtype``, or the common dtype of the non-empty arrays, checking every cast."""
-    voters = np.flatnonzero(lengths).tolist() or list(range(len(arrays)))
-    dtypes = {arrays[i].dtype for i in voters}
+    voters = np.flatnonzero(lengths).tolist()
+    dtypes = {arrays[i].dtype for i in voters or range(len(arrays))}
     if dtype is None:
         try:
             return np.result_type(*dtypes)
@@ -634,6 +630,7 @@ def _common_dtype(
         resolved = np.dtype(dtype)
     except TypeError as error:
         raise TypeError(f"pad: dtype must be a NumPy dtype or None, got {dtype!r}.") from error
+    dtypes = {arrays[i].dtype for i in voters}  # empty sequences hold nothing to cast
     bad = {d for d in dtypes if not np.can_cast(d, resolved, casting="same_kind")}
     if bad:
         i = next(i for i in voters if arrays[i].dtype in bad)
@@ -715,7 +712,7 @@ def _lengths(where: str, seqs: list[Any]) -> IntArray:
                 f"{where}: sequences[{i}] must be a sequence with len(), "
                 f"got {type(s).__name__} {s!r}."
             ) from error
-    raise RuntimeError(f"varlen bug: {where}: len() failed on no sequence.")
+    return _part_lengths(seqs)
 
 
 def _selector(kept: IntArray, T: int, padding: Padding) -> NDArray[np.bool_] | IntArray:
@@ -739,7 +736,7 @@ def _selector(kept: IntArray, T: int, padding: Padding) -> NDArray[np.bool_] | I
     return target
 
 
-def _scatter_(out: AnyArray, values: AnyArray, kept: IntArray, padding: Padding) -> None:
+def _scatter_(out: AnyArray, values: AnyArray, kept: IntArray, *, padding: Padding) -> None:
     """Write the ``(N, *F)`` flat ``values`` into the ``(B, T, *F)`` ``out``, in place."""
     B, T = out.shape[:2]
     flat = out.reshape(B * T, *out.shape[2:])  # a view: out is new and contiguous
