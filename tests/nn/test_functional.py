@@ -192,7 +192,7 @@ def test_mask_to_lengths_round_trips_contiguous_masks_and_rejects_others(mask, p
         (
             lambda: mask_to_lengths(torch.tensor([[1, 0]])),
             TypeError,
-            "mask_to_lengths: mask must be bool, got torch.int64",
+            r"mask_to_lengths: mask must be bool \(True = real step\), got torch.int64",
         ),
         (
             lambda: mask_to_lengths(torch.tensor([True, False])),
@@ -285,9 +285,8 @@ def test_mask_to_lengths_raises_the_same_exception_types_as_numpy(value):
     assert torch_error.type is numpy_error.type
 
 
-# Known divergences, reported to the lead: the torch functions do not validate these inputs.
-# strict=True: once functional.py validates them, these start passing and must be unmarked.
-DIVERGENT: dict[str, tuple[str, tuple[Any, ...], dict[str, Any]]] = {
+# Invalid inputs: the torch functions raise the NumPy twins' exception types.
+INVALID: dict[str, tuple[str, tuple[Any, ...], dict[str, Any]]] = {
     "float lengths": ("lengths_to_mask", ([1.5, 2.0],), {}),
     "bool lengths": ("lengths_to_mask", ([True, False],), {}),
     "negative lengths": ("lengths_to_mask", ([-1, 2],), {}),
@@ -299,15 +298,10 @@ DIVERGENT: dict[str, tuple[str, tuple[Any, ...], dict[str, Any]]] = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="varlen.nn.functional does not validate these inputs (reported)",
-)
-@pytest.mark.parametrize("case", list(DIVERGENT))
+@pytest.mark.parametrize("case", list(INVALID))
 def test_functional_raises_like_numpy_on_invalid_input(case):
     """Invalid lengths, maxlen and masks raise the NumPy twin's exception type in torch too."""
-    name, (value, *rest), kwargs = DIVERGENT[case]
+    name, (value, *rest), kwargs = INVALID[case]
     numpy_outcome = _outcome(lambda: getattr(np_masks, name)(np.array(value), *rest, **kwargs))
     torch_outcome = _outcome(
         lambda: getattr(torch_functional, name)(torch.tensor(value), *rest, **kwargs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from varlen._checks import check_side
+from varlen._checks import check_maxlen, check_side
 from varlen._types import Padding
 
 __all__ = [
@@ -37,18 +37,21 @@ def lengths_to_mask(
 ) -> Tensor:
     """Build a bool mask, True at real steps, from sequence lengths.
 
-    The torch twin of :func:`varlen.data.masks.lengths_to_mask`.
+    The torch twin of :func:`varlen.data.masks.lengths_to_mask`, with the same checks and
+    exception types. Checking the values reads ``min``/``max`` on the host (one sync).
 
     Args:
         lengths: ``(B,)`` integer lengths, ``0 <= lengths <= T``.
-        maxlen: ``T``; defaults to ``max(lengths)`` (which reads it on the host).
+        maxlen: ``T``; defaults to ``max(lengths)``.
         padding: Side of the padding: ``"post"`` (real steps first) or ``"pre"``.
 
     Returns:
         ``(B, T)`` bool, on the device of ``lengths``.
 
     Raises:
-        ValueError: If ``lengths`` is not 1-D or ``padding`` is not pre/post.
+        TypeError: If ``lengths`` is not integer or ``maxlen`` not an int.
+        ValueError: If ``lengths`` is not 1-D, has a value below 0 or above ``maxlen``,
+            ``maxlen < 0``, or ``padding`` is not pre/post.
 
     Example:
         >>> lengths_to_mask(torch.tensor([2, 0, 3]), padding="pre").int()  # (B, T) = (3, 3)
@@ -56,12 +59,34 @@ def lengths_to_mask(
                 [0, 0, 0],
                 [1, 1, 1]], dtype=torch.int32)
     """
-    padding = check_side("lengths_to_mask", "padding", padding)
+    where = "lengths_to_mask"
+    padding = check_side(where, "padding", padding)
+    T = check_maxlen(where, maxlen)
+    _check_lengths(where, lengths, T)
+    if T is None:
+        T = int(lengths.max()) if lengths.numel() else 0
+    return _mask(lengths.to(torch.int64), T, padding)
+
+
+def _check_lengths(where: str, lengths: Tensor, T: int | None) -> None:
+    if lengths.dtype == torch.bool or lengths.dtype.is_floating_point or lengths.is_complex():
+        raise TypeError(f"{where}: lengths must be integers, got dtype {lengths.dtype}.")
     if lengths.ndim != 1:
+        raise ValueError(f"{where}: lengths must have shape (B,), got {tuple(lengths.shape)}.")
+    if lengths.numel() and bool((lengths < 0).any()):
+        index = int((lengths < 0).nonzero()[0, 0])
         raise ValueError(
-            f"lengths_to_mask: lengths must have shape (B,), got {tuple(lengths.shape)}."
+            f"{where}: lengths must be >= 0, got lengths[{index}] == {int(lengths[index])}."
         )
-    T = int(lengths.max()) if maxlen is None and lengths.numel() else (maxlen or 0)
+    if T is not None and lengths.numel() and bool((lengths > T).any()):
+        index = int((lengths > T).nonzero()[0, 0])
+        raise ValueError(
+            f"{where}: lengths must be <= T = {T}, got lengths[{index}] == {int(lengths[index])}."
+        )
+
+
+def _mask(lengths: Tensor, T: int, padding: Padding) -> Tensor:
+    """Unchecked :func:`lengths_to_mask` with an explicit ``T``: ``(B, T)`` bool."""
     steps = _steps(T, lengths.device)  # (T,)
     if padding == "post":
         return steps[None, :] < lengths[:, None]
@@ -76,11 +101,28 @@ def is_contiguous(mask: Tensor, *, padding: Padding = "post") -> Tensor:
         padding: Side where the padding must be.
 
     Returns:
-        ``(B,)`` bool.
+        ``(B,)`` bool (NumPy's twin returns one bool for the batch: ``.all()`` of this).
+
+    Raises:
+        TypeError: If ``mask`` is not bool.
+        ValueError: If ``mask`` is not 2-D or ``padding`` is not pre/post.
     """
-    padding = check_side("is_contiguous", "padding", padding)
+    where = "is_contiguous"
+    padding = check_side(where, "padding", padding)
+    _check_mask(where, mask)
+    return _contiguous_rows(mask, padding)
+
+
+def _check_mask(where: str, mask: Tensor) -> None:
+    if mask.dtype != torch.bool:
+        raise TypeError(f"{where}: mask must be bool (True = real step), got {mask.dtype}.")
+    if mask.ndim != 2:
+        raise ValueError(f"{where}: mask must have shape (B, T), got {tuple(mask.shape)}.")
+
+
+def _contiguous_rows(mask: Tensor, padding: Padding) -> Tensor:
     lengths = mask.sum(dim=1)
-    return (lengths_to_mask(lengths, mask.shape[1], padding=padding) == mask).all(dim=1)
+    return (_mask(lengths, mask.shape[1], padding) == mask).all(dim=1)
 
 
 def mask_to_lengths(mask: Tensor, *, padding: Padding = "post") -> Tensor:
@@ -101,11 +143,8 @@ def mask_to_lengths(mask: Tensor, *, padding: Padding = "post") -> Tensor:
         ValueError: If ``mask`` is not 2-D, or a row is not one contiguous run.
     """
     padding = check_side("mask_to_lengths", "padding", padding)
-    if mask.dtype != torch.bool:
-        raise TypeError(f"mask_to_lengths: mask must be bool, got {mask.dtype}.")
-    if mask.ndim != 2:
-        raise ValueError(f"mask_to_lengths: mask must have shape (B, T), got {tuple(mask.shape)}.")
-    ok = is_contiguous(mask, padding=padding)
+    _check_mask("mask_to_lengths", mask)
+    ok = _contiguous_rows(mask, padding)
     if not bool(ok.all()):
         row = int((~ok).nonzero()[0, 0])
         side = "start" if padding == "post" else "end"

@@ -48,7 +48,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from varlen._checks import check_choice, check_side
 from varlen._types import Padding
 from varlen.data.ragged import Ragged
-from varlen.nn.functional import lengths_to_mask, repad, reverse_padded
+from varlen.nn.functional import _mask, repad, reverse_padded
 
 __all__ = ["GRU", "LSTM", "LSTMState", "Method"]
 
@@ -256,14 +256,12 @@ def _resolve(
             lengths = torch.full((B,), T, dtype=torch.int64, device=x.device)
         return _Inputs(x, lengths, padding, padding, None)
     mask = _check_mask(where, mask, B, T).to(x.device)
-    if lengths is not None and not bool(
-        (lengths_to_mask(lengths, T, padding=padding) == mask).all()
-    ):
+    if lengths is not None and not bool((_mask(lengths, T, padding) == mask).all()):
         raise ValueError(
             f"{where}: mask and lengths must agree (padding={padding!r}), got a mask whose rows "
             "differ from lengths_to_mask(lengths). Pass only one of them."
         )
-    contiguous = lengths_to_mask(mask.sum(dim=1), T, padding=padding) == mask
+    contiguous = _mask(mask.sum(dim=1), T, padding) == mask
     if bool(contiguous.all()):
         return _Inputs(x, mask.sum(dim=1, dtype=torch.int64), padding, padding, None)
     x, lengths, positions = _compress(x, mask)
@@ -435,7 +433,7 @@ def _drive_padded(
         inputs = _Inputs(x, lengths, "post", inputs.padding, inputs.gather)
     B, T, _ = x.shape
     D = 2 if module.bidirectional else 1
-    real = lengths_to_mask(lengths, T, padding=layout)[:, :, None]  # (B, T, 1)
+    real = _mask(lengths, T, layout)[:, :, None]  # (B, T, 1)
     indicator = (~real).to(x.dtype)
     zero = torch.zeros((), dtype=x.dtype, device=x.device)
     state = hx if hx is not None else _zero_state(module, cell, B, x)
