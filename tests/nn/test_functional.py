@@ -192,7 +192,7 @@ def test_mask_to_lengths_round_trips_contiguous_masks_and_rejects_others(mask, p
         (
             lambda: mask_to_lengths(torch.tensor([[1, 0]])),
             TypeError,
-            r"mask_to_lengths: mask must be bool \(True = real step\), got torch.int64",
+            r"mask_to_lengths: mask must be a bool tensor \(True = real step\), got torch.int64",
         ),
         (
             lambda: mask_to_lengths(torch.tensor([True, False])),

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from varlen._checks import check_maxlen, check_side
 from varlen._types import Padding
+from varlen.nn._checks import check_lengths, check_mask
 
 __all__ = [
     "is_contiguous",
@@ -62,27 +63,10 @@ def lengths_to_mask(
     where = "lengths_to_mask"
     padding = check_side(where, "padding", padding)
     T = check_maxlen(where, maxlen)
-    _check_lengths(where, lengths, T)
+    check_lengths(where, lengths, T=T)
     if T is None:
         T = int(lengths.max()) if lengths.numel() else 0
     return _mask(lengths.to(torch.int64), T, padding)
-
-
-def _check_lengths(where: str, lengths: Tensor, T: int | None) -> None:
-    if lengths.dtype == torch.bool or lengths.dtype.is_floating_point or lengths.is_complex():
-        raise TypeError(f"{where}: lengths must be integers, got dtype {lengths.dtype}.")
-    if lengths.ndim != 1:
-        raise ValueError(f"{where}: lengths must have shape (B,), got {tuple(lengths.shape)}.")
-    if lengths.numel() and bool((lengths < 0).any()):
-        index = int((lengths < 0).nonzero()[0, 0])
-        raise ValueError(
-            f"{where}: lengths must be >= 0, got lengths[{index}] == {int(lengths[index])}."
-        )
-    if T is not None and lengths.numel() and bool((lengths > T).any()):
-        index = int((lengths > T).nonzero()[0, 0])
-        raise ValueError(
-            f"{where}: lengths must be <= T = {T}, got lengths[{index}] == {int(lengths[index])}."
-        )
 
 
 def _mask(lengths: Tensor, T: int, padding: Padding) -> Tensor:
@@ -109,15 +93,8 @@ def is_contiguous(mask: Tensor, *, padding: Padding = "post") -> Tensor:
     """
     where = "is_contiguous"
     padding = check_side(where, "padding", padding)
-    _check_mask(where, mask)
+    check_mask(where, mask)
     return _contiguous_rows(mask, padding)
-
-
-def _check_mask(where: str, mask: Tensor) -> None:
-    if mask.dtype != torch.bool:
-        raise TypeError(f"{where}: mask must be bool (True = real step), got {mask.dtype}.")
-    if mask.ndim != 2:
-        raise ValueError(f"{where}: mask must have shape (B, T), got {tuple(mask.shape)}.")
 
 
 def _contiguous_rows(mask: Tensor, padding: Padding) -> Tensor:
@@ -143,7 +120,7 @@ def mask_to_lengths(mask: Tensor, *, padding: Padding = "post") -> Tensor:
         ValueError: If ``mask`` is not 2-D, or a row is not one contiguous run.
     """
     padding = check_side("mask_to_lengths", "padding", padding)
-    _check_mask("mask_to_lengths", mask)
+    check_mask("mask_to_lengths", mask)
     ok = _contiguous_rows(mask, padding)
     if not bool(ok.all()):
         row = int((~ok).nonzero()[0, 0])

@@ -25,7 +25,8 @@ from torch import Tensor, nn
 
 from varlen._checks import check_choice, check_side
 from varlen._types import Padding
-from varlen.nn.functional import lengths_to_mask
+from varlen.nn._checks import check_agreement, check_lengths, check_mask
+from varlen.nn.functional import _mask
 
 __all__ = [
     "AttentionPooling",
@@ -59,43 +60,6 @@ def _check_x(where: str, x: Any, *, ndim: int | None, floating: bool) -> Tensor:
     return x
 
 
-def _check_lengths(where: str, lengths: Any, B: int, T: int, device: torch.device) -> Tensor:
-    """Return ``lengths`` as int64 ``(B,)`` on ``device`` with ``0 <= lengths <= T``."""
-    given = torch.as_tensor(lengths)
-    if given.dtype.is_floating_point or given.dtype == torch.bool or given.is_complex():
-        raise TypeError(
-            f"{where}: lengths must be integers, got dtype {given.dtype}. Cast with .long()."
-        )
-    if given.shape != (B,):
-        raise ValueError(
-            f"{where}: lengths must have shape (B,) = ({B},), got {tuple(given.shape)}."
-        )
-    result = given.to(device=device, dtype=torch.int64)
-    bad_rows = (result < 0) | (result > T)
-    if bool(bad_rows.any()):  # one host sync, validation only
-        bad = int(bad_rows.nonzero()[0, 0])
-        raise ValueError(
-            f"{where}: lengths must be in [0, T] = [0, {T}], "
-            f"got lengths[{bad}] == {int(result[bad])}."
-        )
-    return result
-
-
-def _check_mask(where: str, mask: Any, B: int, T: int, device: torch.device) -> Tensor:
-    """Return ``mask`` as a bool ``(B, T)`` tensor on ``device``, else raise."""
-    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
-        got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
-        raise TypeError(
-            f"{where}: mask must be a bool tensor (True = real step), got {got}. "
-            "Convert with mask != 0 if 1 marks real steps."
-        )
-    if mask.shape != (B, T):
-        raise ValueError(
-            f"{where}: mask must have shape (B, T) = ({B}, {T}), got {tuple(mask.shape)}."
-        )
-    return mask.to(device)
-
-
 def _real_steps(
     where: str,
     x: Any,
@@ -114,17 +78,14 @@ def _real_steps(
     x = _check_x(where, x, ndim=ndim, floating=floating)
     B, T = x.shape[:2]
     if lengths is not None:
-        lengths = _check_lengths(where, lengths, B, T, x.device)
+        lengths = check_lengths(where, lengths, B=B, T=T, device=x.device)
     if mask is None:
         if lengths is None:
             return x, torch.ones(B, T, dtype=torch.bool, device=x.device)
-        return x, lengths_to_mask(lengths, T, padding=side)
-    real = _check_mask(where, mask, B, T, x.device)
-    if lengths is not None and not bool((lengths_to_mask(lengths, T, padding=side) == real).all()):
-        raise ValueError(
-            f"{where}: mask and lengths must agree (padding={side!r}), got a mask whose rows "
-            "differ from lengths_to_mask(lengths). Pass only one of them."
-        )
+        return x, _mask(lengths, T, side)
+    real = check_mask(where, mask, B=B, T=T).to(x.device)
+    if lengths is not None:
+        check_agreement(where, lengths, real, padding=side, expected=_mask(lengths, T, side))
     return x, real
 
 

@@ -48,6 +48,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from varlen._checks import check_choice, check_side
 from varlen._types import Padding
 from varlen.data.ragged import Ragged
+from varlen.nn._checks import check_agreement, check_lengths, check_mask
 from varlen.nn.functional import _mask, repad, reverse_padded
 
 __all__ = ["GRU", "LSTM", "LSTMState", "Method"]
@@ -196,41 +197,6 @@ def _check_x(where: str, module: nn.RNNBase, x: Tensor) -> None:
         )
 
 
-def _check_lengths(where: str, lengths: Any, B: int, T: int, device: torch.device) -> Tensor:
-    if isinstance(lengths, tuple):
-        raise TypeError(
-            f"{where}: lengths must be a (B,) int tensor, got a tuple. "
-            "Pass an initial state by keyword: forward(x, lengths, hx=(h0, c0))."
-        )
-    given: Tensor = torch.as_tensor(lengths)
-    if given.dtype.is_floating_point or given.dtype == torch.bool or given.is_complex():
-        raise TypeError(f"{where}: lengths must be integers, got dtype {given.dtype}.")
-    if given.shape != (B,):
-        raise ValueError(
-            f"{where}: lengths must have shape (B,) = ({B},), got {tuple(given.shape)}."
-        )
-    result = given.to(device=device, dtype=torch.int64)
-    bad_rows = (result < 0) | (result > T)
-    if bool(bad_rows.any()):  # one host sync, validation only
-        bad = int(bad_rows.nonzero()[0, 0])
-        raise ValueError(
-            f"{where}: lengths must be in [0, T] = [0, {T}], "
-            f"got lengths[{bad}] == {int(result[bad])}."
-        )
-    return result
-
-
-def _check_mask(where: str, mask: Any, B: int, T: int) -> Tensor:
-    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
-        got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
-        raise TypeError(f"{where}: mask must be a bool tensor (True = real step), got {got}.")
-    if mask.shape != (B, T):
-        raise ValueError(
-            f"{where}: mask must have shape (B, T) = ({B}, {T}), got {tuple(mask.shape)}."
-        )
-    return mask
-
-
 def _compress(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Gather each row's real steps to the front; return ``(x_post, lengths, positions)``."""
     # A stable sort of "is padding" lists real steps first, in their order: (B, T) positions.
@@ -250,17 +216,15 @@ def _resolve(
     _check_x(where, module, x)
     B, T, _ = x.shape
     if lengths is not None:
-        lengths = _check_lengths(where, lengths, B, T, x.device)
+        lengths = check_lengths(where, lengths, B=B, T=T, device=x.device)
     if mask is None:
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.int64, device=x.device)
         return _Inputs(x, lengths, padding, padding, None)
-    mask = _check_mask(where, mask, B, T).to(x.device)
-    if lengths is not None and not bool((_mask(lengths, T, padding) == mask).all()):
-        raise ValueError(
-            f"{where}: mask and lengths must agree (padding={padding!r}), got a mask whose rows "
-            "differ from lengths_to_mask(lengths). Pass only one of them."
-        )
+    mask = check_mask(where, mask, B=B, T=T).to(x.device)
+    if lengths is not None:
+        expected = _mask(lengths, T, padding)
+        check_agreement(where, lengths, mask, padding=padding, expected=expected)
     contiguous = _mask(mask.sum(dim=1), T, padding) == mask
     if bool(contiguous.all()):
         return _Inputs(x, mask.sum(dim=1, dtype=torch.int64), padding, padding, None)
