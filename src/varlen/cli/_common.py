@@ -75,6 +75,15 @@ def _message(error: BaseException) -> str:
     return " ".join(text.split())  # one line, whatever the message holds
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that flushing it at exit raises nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (captured output)
+        pass
+
+
 def run_guarded(command: str, run: Callable[[argparse.Namespace], int], args: Any) -> int:
     """Run a command's ``run(args)`` under the error policy.
 
@@ -89,6 +98,9 @@ def run_guarded(command: str, run: Callable[[argparse.Namespace], int], args: An
     debug = bool(getattr(args, "debug", False))
     try:
         return run(args)
+    except BrokenPipeError:  # the reader of stdout went away (`varlen ... | head`)
+        _silence_stdout()
+        return 1
     except KeyboardInterrupt:
         if debug:
             raise
@@ -384,7 +396,10 @@ def load_data(
 def _load_ts(file: Path, **options: Any) -> LoadedData:
     given = sorted(f"--{name}" for name, value in options.items() if value is not None)
     if given:
-        raise CommandError(f"{', '.join(given)} apply to tables only, got them for {file.name!r}.")
+        raise CommandError(
+            f"table options ({', '.join(given)}) apply to .csv and .parquet files only, "
+            f"got them for {file.name!r}."
+        )
     from varlen.data.io.ts import read_ts
 
     data = read_ts(file)

@@ -1,0 +1,187 @@
+"""Turn the targets read from a file into what a model trains on, and check they fit the task.
+
+Classification targets become int64 class ids with a label list (id -> original label as a
+string); regression targets become float64 values. A target that does not fit the task (text
+for regression, fractional numbers for classification, a missing value) raises
+:class:`~varlen.cli._common.CommandError` naming the sequence, so the user sees one line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal, NamedTuple, TypeAlias
+
+import numpy as np
+
+from varlen._types import AnyArray, IntArray
+from varlen.cli._common import CommandError
+from varlen.data.ragged import Ragged
+
+__all__ = ["Targets", "TaskChoice", "encode_targets", "infer_task", "normalize_inputs"]
+
+TaskChoice: TypeAlias = Literal["auto", "classification", "regression"]
+
+
+class Targets(NamedTuple):
+    """Encoded targets.
+
+    Attributes:
+        task: ``"classification"`` or ``"regression"``.
+        y: ``(B,)`` int64 class ids, or ``(B,)`` float64 values.
+        labels: Class id -> original label (classification), else ``None``.
+    """
+
+    task: Literal["classification", "regression"]
+    y: AnyArray
+    labels: tuple[str, ...] | None
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float | np.floating) and math.isnan(value))
+
+
+def _first_missing(y: AnyArray) -> int | None:
+    if y.dtype.kind == "f":
+        bad = np.flatnonzero(np.isnan(y))
+        return int(bad[0]) if bad.size else None
+    if y.dtype.kind == "O":
+        for index, value in enumerate(y.tolist()):
+            if _is_missing(value):
+                return index
+    return None
+
+
+def infer_task(y: AnyArray, requested: TaskChoice) -> Literal["classification", "regression"]:
+    """Return the task: ``requested``, or inferred from the targets' type for ``"auto"``.
+
+    Text, bool and integer targets are labels (classification); floating targets are values
+    (regression).
+
+    Args:
+        y: ``(B,)`` targets as read.
+        requested: ``"auto"``, ``"classification"`` or ``"regression"``.
+
+    Returns:
+        The task.
+    """
+    if requested != "auto":
+        return requested
+    return "regression" if y.dtype.kind == "f" else "classification"
+
+
+def _label_text(value: object) -> str:
+    """A label as text; integral floats lose their ``.0`` (``2.0`` -> ``"2"``)."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, np.generic):
+        return str(value.item())
+    return str(value)
+
+
+def _class_labels(y: AnyArray, ids: AnyArray, declared: Sequence[str]) -> tuple[str, ...]:
+    """The sorted distinct labels (numerically for numbers) or the declared ones."""
+    if y.dtype.kind == "f":
+        fractional = np.flatnonzero(y != np.round(y))
+        if fractional.size:
+            index = int(fractional[0])
+            raise CommandError(
+                f"target must hold class labels for classification, got the fractional number "
+                f"{y[index].item()!r} for sequence {_name(ids, index)}. "
+                "Use --task regression to predict numbers."
+            )
+    if declared:
+        return tuple(declared)
+    distinct = np.unique(y) if y.dtype.kind in "biuf" else np.unique(y.astype(str))
+    return tuple(_label_text(value) for value in distinct.tolist())
+
+
+def _name(ids: AnyArray, index: int) -> str:
+    value = ids[index]
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def encode_targets(
+    y: AnyArray | None,
+    *,
+    task: TaskChoice,
+    ids: AnyArray,
+    declared: Sequence[str] = (),
+    labels: Sequence[str] | None = None,
+) -> Targets:
+    """Check the targets against the task and encode them.
+
+    Args:
+        y: ``(B,)`` targets as read, or ``None`` (an error: training needs targets).
+        task: The requested task (``"auto"`` infers it, see :func:`infer_task`).
+        ids: ``(B,)`` sequence ids, for messages.
+        declared: Class labels declared by the file (``.ts``), kept in that order.
+        labels: Labels to encode with (those of the training data, for test data); a label
+            outside them is an error.
+
+    Returns:
+        The :class:`Targets`.
+
+    Raises:
+        CommandError: If there are no targets, one is missing, or they do not fit the task.
+    """
+    if y is None:
+        raise CommandError(
+            "DATA must hold targets to train on, got none. For a table, name the target "
+            "column with --target COLUMN; a .ts file needs @classLabel or @targetLabel."
+        )
+    missing = _first_missing(y)
+    if missing is not None:
+        raise CommandError(
+            f"target must not be missing, got none for sequence {_name(ids, missing)}."
+        )
+    chosen = infer_task(y, task)
+    if chosen == "regression":
+        return Targets("regression", _values(y, ids), None)
+    known = tuple(labels) if labels is not None else _class_labels(y, ids, declared)
+    return Targets("classification", _class_ids(y, ids, known), known)
+
+
+def _values(y: AnyArray, ids: AnyArray) -> AnyArray:
+    if y.dtype.kind in "iuf":
+        return y.astype(np.float64)
+    for index, value in enumerate(y.tolist()):
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            raise CommandError(
+                f"target must be numbers for regression, got {value!r} for sequence "
+                f"{_name(ids, index)}. Use --task classification to predict labels."
+            ) from None
+    return y.astype(np.float64)
+
+
+def _class_ids(y: AnyArray, ids: AnyArray, labels: tuple[str, ...]) -> IntArray:
+    text = [_label_text(value) for value in y.tolist()]
+    position = {label: index for index, label in enumerate(labels)}
+    unknown = [index for index, label in enumerate(text) if label not in position]
+    if unknown:
+        first = unknown[0]
+        raise CommandError(
+            f"target labels must be among the training labels {list(labels)}, got "
+            f"{text[first]!r} for sequence {_name(ids, first)}."
+        )
+    return np.array([position[label] for label in text], dtype=np.int64)
+
+
+def normalize_inputs(x: Ragged, normalizer: object) -> Ragged:
+    """Standardize real steps and replace missing values (NaN) by the mean (0); float32.
+
+    Args:
+        x: ``B`` sequences, values ``(N, F)``.
+        normalizer: A fitted :class:`~varlen.data.normalize.Standardizer`, or ``None``.
+
+    Returns:
+        A new ``Ragged`` with float32 values ``(N, F)`` and no NaN.
+    """
+    from varlen.data.normalize import Standardizer
+
+    scaled = (
+        x.values if not isinstance(normalizer, Standardizer) else normalizer.transform(x).values
+    )
+    return x.with_values(np.nan_to_num(scaled, nan=0.0).astype(np.float32))

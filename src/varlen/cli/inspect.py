@@ -1,0 +1,153 @@
+"""``varlen inspect DATA``: what the lengths of a dataset mean for batching.
+
+Prints the length statistics (count, min, median, mean, p90, max), the padding efficiency of
+random vs length-bucketed batching at ``--batch-size`` (from the lengths alone, see
+:func:`varlen.batching.compare_policies`) and the technique ``varlen train --technique auto``
+would pick, with its reason. ``--plot FILE.png`` also draws a length histogram (matplotlib,
+imported only then).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from varlen.cli._common import add_table_options, build_config, load_data, say, table_options
+
+__all__ = ["InspectOptions", "add_arguments", "length_summary", "plot_lengths", "run"]
+
+
+@dataclass(frozen=True)
+class InspectOptions:
+    """Everything ``varlen inspect`` takes.
+
+    Args:
+        data: The file.
+        batch_size: Sequences per batch for the padding comparison.
+        plot: Where to write the length histogram (PNG), or ``None``.
+        id: Table column naming the sequence of each row.
+        order: Table column ordering the steps.
+        features: Table feature columns.
+        target: Table column holding a target (left out of the features).
+    """
+
+    data: Path
+    batch_size: int = 32
+    plot: Path | None = None
+    id: str | None = None
+    order: str | None = None
+    features: tuple[str, ...] | None = None
+    target: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"inspect: batch_size must be >= 1, got {self.batch_size!r}.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``varlen inspect``'s arguments.
+
+    Args:
+        parser: The command's parser.
+    """
+    parser.add_argument("data", type=Path, metavar="DATA", help=".ts, .csv or .parquet file")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=argparse.SUPPRESS,
+        help="sequences per batch for the padding comparison (default 32)",
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="FILE.png",
+        help="write a length histogram (needs matplotlib)",
+    )
+    add_table_options(parser, target=True)
+
+
+def length_summary(lengths: np.ndarray) -> str:
+    """Return one line of length statistics.
+
+    Args:
+        lengths: ``(B,)`` sequence lengths, ``B >= 0``.
+
+    Returns:
+        ``"sequences B, length min .. median .. mean .. p90 .. max .."``.
+
+    Example:
+        >>> length_summary(np.array([1, 2, 3, 10]))
+        'sequences 4, length min 1, median 2.5, mean 4.0, p90 7.9, max 10, steps 16'
+    """
+    if lengths.size == 0:
+        return "sequences 0"
+    return (
+        f"sequences {lengths.size}, length min {lengths.min()}, "
+        f"median {np.median(lengths):.1f}, mean {lengths.mean():.1f}, "
+        f"p90 {np.percentile(lengths, 90):.1f}, max {lengths.max()}, steps {lengths.sum()}"
+    )
+
+
+def plot_lengths(lengths: np.ndarray, path: Path, *, title: str) -> None:
+    """Write a histogram of ``lengths`` to a PNG file (matplotlib, Agg backend).
+
+    Args:
+        lengths: ``(B,)`` sequence lengths.
+        path: The PNG file.
+        title: The chart title.
+
+    Raises:
+        ImportError: If matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+    except ImportError:
+        raise ImportError('inspect --plot needs matplotlib: pip install "varlen[plot]".') from None
+    figure, axes = plt.subplots(figsize=(6, 3.5))
+    low, high = (int(lengths.min()), int(lengths.max())) if lengths.size else (0, 0)
+    edges = np.arange(low, high + 2) - 0.5  # one bar per length ...
+    if edges.size > 61:
+        edges = np.linspace(edges[0], edges[-1], 61)  # ... or 60 bars at most
+    axes.hist(lengths, bins=edges.tolist(), color="#4c72b0")
+    axes.set_xlabel("sequence length (steps)")
+    axes.set_ylabel("sequences")
+    axes.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``varlen inspect``.
+
+    Args:
+        args: The parsed arguments.
+
+    Returns:
+        The exit code, 0.
+    """
+    options = build_config(InspectOptions, args, command="inspect")
+    data = load_data(options.data, **table_options(options))
+    lengths = data.x.lengths
+    from varlen.batching.report import compare_policies, format_reports
+    from varlen.training.loop import choose_technique
+
+    print(f"{options.data.name}: {len(data.features)} features")
+    print(length_summary(lengths))
+    if lengths.size:
+        print(f"\npadding at batch size {options.batch_size}:")
+        print(format_reports(compare_policies(lengths, batch_size=options.batch_size)))
+        name, reason = choose_technique(lengths, batch_size=options.batch_size)
+        print(f"\ntechnique auto would pick: {name} ({reason})")
+    if options.plot is not None:
+        plot_lengths(lengths, options.plot, title=f"{options.data.name}: sequence lengths")
+        say(args, f"wrote the length histogram to {os.fspath(options.plot)}")
+    return 0
