@@ -11,7 +11,8 @@ as Python lists. Rows, all in one run, interleaved round by round after a warm-u
   output alone, the floor of any padding (target: within 1.3x), and against Keras. The pad
   value 0 lets varlen start from ``np.zeros``; the ``value=-1`` rows show the ``np.full`` path.
 
-Each row reports the median time over rounds and its ratio to the ``varlen`` row of its group.
+Each row reports the median time over rounds and its ratio to the ``varlen`` row of its group
+(above 1: slower than varlen).
 Run: ``python benchmarks/bench_padding.py [--quick]``.
 """
 
@@ -123,15 +124,23 @@ def time_once(thunk: Callable[[], object]) -> float:
 
 
 def run(*, quick: bool = False) -> list[Row]:
-    """Measure every row, interleaved round by round after one warm-up round."""
+    """Measure every row, interleaved round by round after one warm-up round.
+
+    Within a group, the candidate that goes first changes from round to round: the first
+    large allocation after a pause can cost much more (the kernel finds fresh huge pages).
+    """
     count, rounds = (10_000, 5) if quick else (100_000, 7)
     plan = cases(count)
+    groups = list(dict.fromkeys(group for group, _, _ in plan))
     times: dict[tuple[str, str], list[float]] = {(g, c): [] for g, c, _ in plan}
     for round_ in range(rounds + 1):
-        for group, candidate, thunk in plan:
-            elapsed = time_once(thunk)
-            if round_ > 0:  # round 0 warms up caches, allocator and imports
-                times[group, candidate].append(elapsed)
+        for group in groups:
+            members = [(c, thunk) for g, c, thunk in plan if g == group]
+            shift = round_ % len(members)
+            for candidate, thunk in members[shift:] + members[:shift]:
+                elapsed = time_once(thunk)
+                if round_ > 0:  # round 0 warms up caches, allocator and imports
+                    times[group, candidate].append(elapsed)
     medians = {key: statistics.median(values) for key, values in times.items()}
     return [
         Row(group, candidate, 1e3 * median, median / medians[group, "varlen"])

@@ -8,12 +8,16 @@ Two front doors share one vectorized kernel:
 - :func:`pad` / :func:`unpad` are the native pair: ``"post"`` by default (ready for packing),
   the common dtype of the inputs, strict validation, and the kept lengths returned.
 
-How it is fast: one ``O(1)`` Python step per sequence (``len()``, and a slice for the sequences
-that are too long), one conversion of all kept steps into one flat ``(N, *F)`` array (one
-``np.concatenate`` for arrays; one pass over all the items for lists of Python numbers), and
-one vectorized scatter of that array into the output (a boolean mask when the output is dense
-enough, flat indices otherwise). The output of a zero pad value comes from ``np.zeros``, whose
-pages the kernel zeroes lazily, instead of ``np.full``.
+How it is fast: only ``O(1)`` Python steps per sequence (``len()``, and a slice for the
+sequences that are too long), and every step copied by NumPy in C:
+
+- Arrays: the output is one ``np.concatenate`` of, row by row, a view of a padding block and
+  the row's (sliced) array: each output byte is written once, in order, and no index array
+  is built.
+- Lists of Python numbers: one pass over all kept items into one flat ``(N, *F)`` array, then
+  one boolean-mask assignment into the output (short rows), or the same single
+  ``np.concatenate`` over views of the flat array (long rows, where a mask would be mostly
+  padding).
 """
 
 from __future__ import annotations
@@ -36,14 +40,14 @@ __all__ = ["pad", "pad_sequences", "unpad"]
 _KERAS = "pad_sequences"
 
 _DENSE_RATIO = 4
-"""Scatter through a ``(B * T,)`` boolean mask when ``B * T <= _DENSE_RATIO * N``, else through
-``N`` flat indices: measured, a mask element costs about a fifth of an index element."""
+"""``unpad`` gathers through a ``(B * T,)`` boolean mask when ``B * T <= _DENSE_RATIO * N``,
+else through ``N`` flat indices: a mask element costs about a fifth of an index element."""
+
+_MASK_MAX_T = 256
+"""Flat values go into the output through a ``(B, T)`` mask up to this ``T``, and by one
+``np.concatenate`` of row views beyond (a row view costs about as much as ~300 mask cells)."""
 
 _NUMERIC = "biufc"
-
-_SLICE_COST = 256
-"""Slicing one long array costs about as much as copying this many extra steps: below that
-many dropped steps per long array, concatenate whole arrays and drop the steps after."""
 
 
 class _Parts(NamedTuple):
@@ -79,44 +83,35 @@ class _Parts(NamedTuple):
                 ) from error
         return out
 
-    def concat_arrays(
-        self, where: str, trailing: tuple[int, ...], dtype: np.dtype[Any] | None
-    ) -> AnyArray:
-        """Concatenate array items into their ``(N, *F)`` kept steps, cast within its kind.
-
-        Whole arrays are concatenated and the dropped steps removed by one boolean mask,
-        unless slicing the long arrays first copies much less.
+    def concat(self, where: str, trailing: tuple[int, ...], dtype: Any) -> AnyArray:
+        """Concatenate the truncated array items into ``(N, *F)``, cast within its kind.
 
         Raises:
             ValueError: If an item's trailing shape is not ``trailing`` (naming it).
             TypeError: If an item does not cast to ``dtype`` within its kind.
         """
-        dropped = self.lengths - self.kept  # (n,)
-        long = np.count_nonzero(dropped)
-        if long == 0 or int(dropped.sum()) > _SLICE_COST * long:
-            return self._concat(self.truncated(where), where, trailing, dtype)
-        values = self._concat(self.items, where, trailing, dtype)
-        if self.truncating == "pre":
-            pattern, counts = (False, True), (dropped, self.kept)
-        else:
-            pattern, counts = (True, False), (self.kept, dropped)
-        runs = np.stack(counts, axis=1).reshape(-1)  # (2n,) lengths of alternating runs
-        kept_steps: AnyArray = values[np.repeat(np.tile(pattern, len(self.items)), runs)]
-        return kept_steps  # (N, *F)
-
-    def _concat(
-        self, items: list[AnyArray], where: str, trailing: tuple[int, ...], dtype: Any
-    ) -> AnyArray:
-        """``np.concatenate`` with a same-kind cast, naming an item whose shape does not fit."""
         try:
-            return np.concatenate(items, dtype=dtype, casting="same_kind")
-        except ValueError as error:
-            for j, item in enumerate(items):
-                if item.shape[1:] != trailing:
-                    raise _shape_mismatch(
-                        where, int(self.rows[j]), item.shape, trailing=trailing
-                    ) from error
+            return np.concatenate(self.truncated(where), dtype=dtype, casting="same_kind")
+        except ValueError:
+            self.check_trailing(where, trailing)
             raise
+
+    def check_trailing(self, where: str, trailing: tuple[int, ...]) -> None:
+        """Raise ``ValueError`` naming the first item whose shape is not ``(T_i, *trailing)``."""
+        for j, item in enumerate(self.items):
+            shape = np.shape(item)
+            if shape[1:] != trailing:
+                raise _shape_mismatch(where, int(self.rows[j]), shape, trailing=trailing)
+
+    def row_pieces(self, where: str, B: int, empty: AnyArray) -> list[Any]:
+        """Return ``B`` row contents: the truncated items at their rows, ``empty`` elsewhere."""
+        items = self.truncated(where)
+        if len(items) == B:
+            return items
+        rows = [empty] * B
+        for row, item in zip(self.rows.tolist(), items, strict=True):
+            rows[row] = item
+        return rows
 
 
 def _nonempty_parts(
@@ -211,16 +206,19 @@ def pad_sequences(
     seqs = _as_list(sequences)
     lengths = _lengths(_KERAS, seqs)
     T = int(lengths.max(initial=0)) if T_arg is None else T_arg
-    trailing = _sample_shape(seqs, lengths)
-    out = _filled((len(seqs), T, *trailing), value, dtype)
-    _warn_if_value_changed(value, out.dtype)
+    block = _fill_block((T, *_sample_shape(seqs, lengths)), value, dtype)  # one padded row
+    _warn_if_value_changed(value, block.dtype)
     parts = _nonempty_parts(seqs, lengths, T, truncating=truncating)
-    if parts is None or out.size == 0:
-        return out
-    values = _keras_values(parts, trailing, dtype=dtype, out_dtype=out.dtype)
-    values = _as_output_dtype(values, out.dtype, parts)
-    _warn_if_strings_cut(values, value, out.dtype)
-    _scatter_(out, values, np.minimum(lengths, T), padding=padding)
+    if parts is None or block.size == 0:
+        return _repeat(block, len(seqs))
+    kept = np.minimum(lengths, T)
+    out = _keras_from_arrays(parts, kept, block, padding=padding)
+    if out is None:
+        values = _keras_values(parts, block.shape[1:], dtype=dtype, out_dtype=block.dtype)
+        values = _as_output_dtype(values, block.dtype, parts)
+        _warn_if_strings_cut(values, value, block.dtype)
+        zero = block.dtype.kind in _NUMERIC and _is_positive_zero(value)
+        out = _from_flat(values, kept, block, padding=padding, zero=zero)
     return out
 
 
@@ -265,15 +263,13 @@ def _sample_shape(seqs: list[Any], lengths: IntArray) -> tuple[int, ...]:
         ) from error
 
 
-def _filled(shape: tuple[int, ...], value: Any, dtype: DTypeLike | None) -> AnyArray:
-    """Return ``np.full(shape, value, dtype)``, from ``np.zeros`` when that is the same array."""
-    resolved = np.asarray(value).dtype if dtype is None else np.dtype(dtype)
-    if resolved.kind in _NUMERIC and _is_positive_zero(value):
-        return np.zeros(shape, dtype=resolved)
+def _fill_block(shape: tuple[int, ...], value: Any, dtype: DTypeLike | None) -> AnyArray:
+    """Return ``np.full(shape, value, dtype)`` (one padded row), naming ``value`` on failure."""
     try:
         with np.errstate(invalid="ignore"):  # NaN into an integer dtype: warned about after
             return np.full(shape, value, dtype=dtype)
     except (TypeError, ValueError, OverflowError) as error:
+        resolved = np.asarray(value).dtype if dtype is None else np.dtype(dtype)
         raise type(error)(
             f"{_KERAS}: value must be storable in dtype {resolved}, got {value!r} ({error})."
         ) from error
@@ -284,6 +280,26 @@ def _is_positive_zero(value: Any) -> bool:
     if not isinstance(value, bool | int | float | np.bool_ | np.integer | np.floating):
         return False
     return bool(value == 0) and math.copysign(1.0, float(value)) > 0
+
+
+def _keras_from_arrays(
+    parts: _Parts, kept: IntArray, block: AnyArray, *, padding: Padding
+) -> AnyArray | None:
+    """Pad NumPy arrays that cast within their kind into a numeric output, else ``None``.
+
+    ``None`` sends float data bound for an integer dtype (and every other input) to the
+    conversion path, which casts with a loss check.
+    """
+    if block.dtype.kind not in _NUMERIC or set(map(type, parts.items)) != {np.ndarray}:
+        return None
+    rows = parts.row_pieces(_KERAS, len(kept), block[:0])
+    try:
+        return _assemble(rows, kept, block, padding=padding, casting="same_kind")
+    except TypeError:  # not a same-kind cast, e.g. float data into the default int32
+        return None
+    except ValueError:
+        parts.check_trailing(_KERAS, block.shape[1:])
+        raise
 
 
 def _keras_values(
@@ -298,7 +314,7 @@ def _keras_values(
     numeric = out_dtype.kind in _NUMERIC
     values = None
     if numeric and kinds == {np.ndarray}:
-        values = _concat_keras(parts, trailing, None if dtype is None else out_dtype)
+        values = _concat_keras(parts, trailing)
     elif numeric and dtype is not None and trailing == () and kinds <= {list, tuple}:
         values = _flatten_scalar_lists(parts, out_dtype)
     if values is None:
@@ -306,20 +322,13 @@ def _keras_values(
     return values
 
 
-def _concat_keras(
-    parts: _Parts, trailing: tuple[int, ...], dtype: np.dtype[Any] | None
-) -> AnyArray | None:
-    """Concatenate arrays into ``dtype`` if that cast is same-kind, else in their common dtype.
+def _concat_keras(parts: _Parts, trailing: tuple[int, ...]) -> AnyArray | None:
+    """Concatenate arrays in their common dtype, to be cast with a loss check by the caller.
 
-    The common dtype (e.g. float data for an int output) is cast, with a loss check, by the
-    caller. Returns ``None`` when the arrays have no common numeric dtype, for the exact path.
+    Returns ``None`` when the arrays have no common numeric dtype, for the exact path.
     """
     try:
-        return parts.concat_arrays(_KERAS, trailing, dtype)
-    except TypeError:  # not a same-kind cast, e.g. float data into the default int32
-        pass
-    try:
-        values = parts.concat_arrays(_KERAS, trailing, None)
+        values = parts.concat(_KERAS, trailing, None)
     except TypeError:  # no common dtype, e.g. str and int arrays
         return None
     return values if values.dtype.kind in _NUMERIC else None
@@ -572,12 +581,12 @@ def pad(
     fill = _exact_value(value, out_dtype)
     T = int(lengths.max()) if T_arg is None else T_arg
     kept = np.minimum(lengths, T)
-    out = _filled((len(arrays), T, *trailing), fill, out_dtype)
+    block = np.full((T, *trailing), fill, dtype=out_dtype)  # one padded row
     parts = _nonempty_parts(arrays, lengths, T, truncating=truncating)
-    if parts is None or out.size == 0:
-        return out, kept
-    _scatter_(out, parts.concat_arrays("pad", trailing, out_dtype), kept, padding=padding)
-    return out, kept
+    if parts is None or block.size == 0:
+        return _repeat(block, len(arrays)), kept
+    rows = parts.row_pieces("pad", len(arrays), block[:0])
+    return _assemble(rows, kept, block, padding=padding, casting="same_kind"), kept
 
 
 def _as_arrays(sequences: Iterable[ArrayLike]) -> list[AnyArray]:
@@ -736,8 +745,53 @@ def _selector(kept: IntArray, T: int, padding: Padding) -> NDArray[np.bool_] | I
     return target
 
 
-def _scatter_(out: AnyArray, values: AnyArray, kept: IntArray, *, padding: Padding) -> None:
-    """Write the ``(N, *F)`` flat ``values`` into the ``(B, T, *F)`` ``out``, in place."""
-    B, T = out.shape[:2]
-    flat = out.reshape(B * T, *out.shape[2:])  # a view: out is new and contiguous
-    flat[_selector(kept, T, padding)] = values
+def _repeat(block: AnyArray, B: int) -> AnyArray:
+    """Return ``(B, T, *F)``: ``B`` copies of the padded row ``block``, as ``np.full`` would."""
+    out = np.empty((B, *block.shape), dtype=block.dtype)
+    out[...] = block
+    return out
+
+
+def _assemble(
+    rows: list[AnyArray], kept: IntArray, block: AnyArray, *, padding: Padding, casting: Any
+) -> AnyArray:
+    """Return ``(B, T, *F)``: each row's padding and kept steps, from one ``np.concatenate``.
+
+    Args:
+        rows: ``B`` arrays, row ``i`` of shape ``(kept[i], *F)``.
+        kept: ``(B,)`` int64 steps per row, ``<= T``.
+        block: ``(T, *F)`` padded row; its views give the padding, its dtype the output's.
+        padding: Side of the padding.
+        casting: NumPy casting rule from the rows' dtypes to the block's.
+
+    Returns:
+        A new ``(B, T, *F)`` array of the block's dtype.
+    """
+    B, T = len(rows), block.shape[0]
+    counts = (T - kept).tolist()  # (B,) padded steps per row
+    fills = {count: block[:count] for count in set(counts)}  # one view per distinct count
+    pads = list(map(fills.__getitem__, counts))
+    pieces = [block] * (2 * B)
+    pieces[0::2], pieces[1::2] = (pads, rows) if padding == "pre" else (rows, pads)
+    flat = np.concatenate(pieces, dtype=block.dtype, casting=casting)  # (B * T, *F)
+    return flat.reshape(B, *block.shape)
+
+
+def _from_flat(
+    values: AnyArray, kept: IntArray, block: AnyArray, *, padding: Padding, zero: bool
+) -> AnyArray:
+    """Return ``(B, T, *F)`` from the ``(N, *F)`` kept steps of all rows, end to end.
+
+    Short rows go through one ``(B, T)`` boolean mask assignment (into ``np.zeros`` when the
+    pad value is zero); long rows through row views and :func:`_assemble`.
+    """
+    B, T = len(kept), block.shape[0]
+    if T <= _MASK_MAX_T:
+        out = np.zeros((B, *block.shape), dtype=block.dtype) if zero else _repeat(block, B)
+        columns = np.arange(T)
+        mask = columns >= (T - kept)[:, None] if padding == "pre" else columns < kept[:, None]
+        out[mask] = values  # row-major order of the mask is the order of values
+        return out
+    ends = np.cumsum(kept).tolist()
+    rows = [values[end - n : end] for end, n in zip(ends, kept.tolist(), strict=True)]
+    return _assemble(rows, kept, block, padding=padding, casting="unsafe")
