@@ -273,6 +273,7 @@ def test_pad_sequences_output_is_a_new_array():
         ({"value": "<pad>", "dtype": None}, ValueError, r"dtype must be object or a string"),
         ({"value": None}, TypeError, r"value must be storable in dtype int32, got None"),
         ({"value": 2**40}, OverflowError, r"value must be storable in dtype int32"),
+        ({"value": [[0], [0]]}, ValueError, r"value must be storable in dtype int32"),
     ],
 )
 def test_pad_sequences_rejects_bad_arguments(kwargs, error, match):

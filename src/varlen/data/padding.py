@@ -158,6 +158,10 @@ def pad_sequences(
     - A string ``value`` is accepted with every spelling of the object dtype (``"object"``,
       ``"O"``, ``np.object_``; Keras only accepts the builtin ``object``).
     - ``maxlen`` must be an ``int`` (not a ``bool``) or ``None``.
+    - ``value`` must broadcast to one padded row ``(T, *F)`` (Keras broadcasts it to the
+      whole ``(B, T, *F)`` output; a per-row value was never documented there).
+    - A string item (e.g. ``"abc"`` among lists) raises ``TypeError`` naming it, for every
+      dtype (Keras fails on it in several ways).
 
     Where Keras silently loses data, the output is the same but a ``UserWarning`` says what to
     pass instead: float (or complex) values, NaN or infinity cast into an integer or bool dtype
@@ -174,7 +178,7 @@ def pad_sequences(
         padding: ``"pre"`` puts the padding before each sequence, ``"post"`` after it.
         truncating: ``"pre"`` drops the first steps of a sequence longer than ``T``,
             ``"post"`` the last ones.
-        value: Value written at padded steps (broadcast as ``np.full`` does).
+        value: Value written at padded steps: a scalar, or an array broadcast to ``(T, *F)``.
 
     Returns:
         ``(B, T, *F)`` array of ``dtype``; row ``i`` holds the kept ``min(T_i, T)`` steps of
@@ -185,8 +189,9 @@ def pad_sequences(
             ``maxlen < 0``, ``value`` is a string and ``dtype`` is neither object nor a string
             dtype, ``sequences`` or one of its items has no ``len()``, or a sequence has other
             trailing dims than the first non-empty one (or cannot be converted, as in Keras).
-        TypeError: If ``maxlen`` is not an int or ``None``, ``dtype`` is not a dtype, or (as in
-            Keras) a step or ``value`` cannot be converted to ``dtype``.
+        TypeError: If ``maxlen`` is not an int or ``None``, ``dtype`` is not a dtype, an item
+            converts to a scalar (a string) or must be truncated but cannot be sliced, or (as
+            in Keras) a step or ``value`` cannot be converted to ``dtype``.
         OverflowError: As in Keras, if a Python int (in a list, or ``value``) does not fit.
 
     Example:
@@ -488,7 +493,7 @@ def _warn_if_lossy(natural: AnyArray | None, converted: AnyArray, parts: _Parts)
 
 def _warn_if_value_changed(value: Any, out_dtype: np.dtype[Any]) -> None:
     """Warn if a numeric ``value`` changed when stored in an integer or bool output dtype."""
-    if out_dtype.kind not in "iub" or isinstance(value, str):
+    if out_dtype.kind not in "iub" or isinstance(value, str) or _is_positive_zero(value):
         return
     natural = np.asarray(value)
     if natural.dtype.kind not in _NUMERIC:
