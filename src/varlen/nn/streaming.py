@@ -695,7 +695,11 @@ class StreamPool:
         """
         where = "StreamPool.step"
         items = list(chunks.items()) if isinstance(chunks, Mapping) else list(chunks)
-        rows = [self._row_of(where, stream_id) for stream_id, _ in items]
+        found = [self._rows.get(stream_id) for stream_id, _ in items]
+        rows = [
+            row if row is not None else self._row_of(where, items[i][0])
+            for i, row in enumerate(found)
+        ]
         if len(set(rows)) != len(rows):
             ids = [stream_id for stream_id, _ in items]
             twice = next(stream_id for stream_id in ids if ids.count(stream_id) > 1)
@@ -707,10 +711,11 @@ class StreamPool:
         everyone = rows == list(range(len(self._ids)))
         state = self._state if everyone else self._state.select(rows)
         out, final = self.model(x, lengths, state)
-        self._set(self._ids, final if everyone else self._state.assign(rows, final))
+        self._state = (final if everyone else self._state.assign(rows, final)).detach()
+        rows_out = out.unbind(0)  # (T_max, H_out) views, one per stream
         return {
-            stream_id: out[i, :n]
-            for i, ((stream_id, _), n) in enumerate(zip(items, sizes, strict=True))
+            stream_id: row[:n]
+            for (stream_id, _), row, n in zip(items, rows_out, sizes, strict=True)
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -747,13 +752,12 @@ class StreamPool:
         self._set(ids, state)
 
 
-def _check_chunk(where: str, model: StreamingRNN, stream_id: Hashable, chunk: Any) -> None:
+def _check_chunk(where: str, F: int, stream_id: Hashable, chunk: Any) -> None:
     if not isinstance(chunk, np.ndarray | Tensor):
         raise TypeError(
             f"{where}: the chunk of stream {stream_id!r} must be a NumPy array or tensor "
             f"(T_c, F), got {type(chunk).__name__}."
         )
-    F = model.module.input_size
     if chunk.ndim != 2 or chunk.shape[1] != F:
         raise ValueError(
             f"{where}: the chunk of stream {stream_id!r} must have shape (T_c, F) = "
@@ -765,14 +769,15 @@ def _pad_chunks(
     where: str, model: StreamingRNN, items: list[tuple[Hashable, Any]]
 ) -> tuple[Tensor, Tensor]:
     """Pad the chunks (post) into ``x (K, T_max, F)`` on the weights' device, with lengths."""
+    F = int(model.module.input_size)
     for stream_id, chunk in items:
-        _check_chunk(where, model, stream_id, chunk)
+        _check_chunk(where, F, stream_id, chunk)
     chunks = [chunk for _, chunk in items]
     weight = _weight(model.module)
-    lengths = torch.tensor([chunk.shape[0] for chunk in chunks], dtype=torch.int64)
+    sizes = np.fromiter((chunk.shape[0] for chunk in chunks), dtype=np.int64, count=len(chunks))
     if all(isinstance(chunk, np.ndarray) for chunk in chunks):
         values = np.concatenate(chunks)  # (N, F), one copy for all streams
-        offsets = np.concatenate([[0], np.cumsum(lengths.numpy())]).astype(np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         padded, _ = pad_flat(
             values,
             offsets,
@@ -786,7 +791,8 @@ def _pad_chunks(
     else:
         tensors = [torch.as_tensor(chunk, device=weight.device) for chunk in chunks]
         x = nn.utils.rnn.pad_sequence(tensors, batch_first=True)
-    return x.to(device=weight.device, dtype=weight.dtype), lengths.to(weight.device)
+    lengths = torch.from_numpy(sizes).to(weight.device)
+    return x.to(device=weight.device, dtype=weight.dtype), lengths
 
 
 @overload
