@@ -100,7 +100,7 @@ def test_pad_sequences_matches_reference(spec, kind, maxlen, padding, truncating
 @given(spec=specs, maxlen=maxlens, padding=sides, truncating=sides)
 @settings(max_examples=100)
 def test_pad_sequences_every_internal_path_agrees(mask_max_t, spec, maxlen, padding, truncating):
-    """Arrays (one concatenation) and lists (mask or row views) give the oracle's result."""
+    """Arrays and lists, through the mask or one concatenation of pads and rows, agree."""
     arrays = make_arrays(spec)
     kw = {"maxlen": maxlen, "padding": padding, "truncating": truncating, "value": -1}
     with pytest.MonkeyPatch.context() as patch:
@@ -321,6 +321,7 @@ def test_pad_sequences_rejects_bad_sequences(sequences, kwargs, error, match):
 # ----------------------------------------------------------------------------- pad / unpad
 
 
+@pytest.mark.parametrize("mask_max_t", [10**9, 0], ids=["mask", "pieces"])
 @given(
     spec=specs,
     kind=st.sampled_from(KINDS),
@@ -337,13 +338,15 @@ def test_pad_sequences_rejects_bad_sequences(sequences, kwargs, error, match):
          dtype="float32")  # fmt: skip
 @example(spec=([5, 2], (3,), 1), kind="mixed", maxlen=3, padding="post", truncating="pre",
          dtype=object)  # fmt: skip
-def test_pad_matches_reference(spec, kind, maxlen, padding, truncating, dtype):
+def test_pad_matches_reference(mask_max_t, spec, kind, maxlen, padding, truncating, dtype):
     """Native pad agrees with the per-sequence oracle, and returns the kept lengths."""
     assume(spec[0])
     arrays = make_arrays(spec)
     kw = {"maxlen": maxlen, "value": -1, "padding": padding, "truncating": truncating}
     sequences = as_kind(arrays, kind)
-    padded, lengths = pad(sequences, dtype=dtype, **kw)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(padding_module, "_MASK_MAX_T", mask_max_t)
+        padded, lengths = pad(sequences, dtype=dtype, **kw)
     if dtype is None:  # int64 data, or NumPy's dtype of empty inputs when nothing has a step
         voters = [s for s in sequences if len(s)] or sequences
         dtype = np.result_type(*[np.asarray(s).dtype for s in voters])

@@ -11,13 +11,14 @@ Two front doors share one vectorized kernel:
 How it is fast: only ``O(1)`` Python steps per sequence (``len()``, and a slice for the
 sequences that are too long), and every step copied by NumPy in C:
 
-- Arrays: the output is one ``np.concatenate`` of, row by row, a view of a padding block and
-  the row's (sliced) array: each output byte is written once, in order, and no index array
-  is built.
-- Lists of Python numbers: one pass over all kept items into one flat ``(N, *F)`` array, then
-  one boolean-mask assignment into the output (short rows), or the same single
-  ``np.concatenate`` over views of the flat array (long rows, where a mask would be mostly
-  padding).
+1. All kept steps go into one flat ``(N, *F)`` array: one ``np.concatenate`` for arrays, one
+   pass over all items for lists of Python numbers (``array.array``, which also tells floats
+   from ints, so float data bound for an int dtype is caught and warned about).
+2. Short rows (``T <= 256``): one boolean-mask assignment puts the flat steps into the
+   output. Long rows, where such a mask would be mostly padding: the output is one
+   ``np.concatenate`` of, row by row, a view of one padded row and the row's steps (the
+   arrays themselves, or views into the flat array), so each output byte is written once,
+   in order, and no index array is built.
 """
 
 from __future__ import annotations
@@ -217,12 +218,12 @@ def pad_sequences(
     if parts is None or block.size == 0:
         return _repeat(block, len(seqs))
     kept = np.minimum(lengths, T)
-    out = _keras_from_arrays(parts, kept, block, padding=padding)
+    zero = block.dtype.kind in _NUMERIC and _is_positive_zero(value)
+    out = _keras_from_arrays(parts, kept, block, padding=padding, zero=zero)
     if out is None:
         values = _keras_values(parts, block.shape[1:], dtype=dtype, out_dtype=block.dtype)
         values = _as_output_dtype(values, block.dtype, parts)
         _warn_if_strings_cut(values, value, block.dtype)
-        zero = block.dtype.kind in _NUMERIC and _is_positive_zero(value)
         out = _from_flat(values, kept, block, padding=padding, zero=zero)
     return out
 
@@ -288,7 +289,7 @@ def _is_positive_zero(value: Any) -> bool:
 
 
 def _keras_from_arrays(
-    parts: _Parts, kept: IntArray, block: AnyArray, *, padding: Padding
+    parts: _Parts, kept: IntArray, block: AnyArray, *, padding: Padding, zero: bool
 ) -> AnyArray | None:
     """Pad NumPy arrays that cast within their kind into a numeric output, else ``None``.
 
@@ -297,14 +298,10 @@ def _keras_from_arrays(
     """
     if block.dtype.kind not in _NUMERIC or set(map(type, parts.items)) != {np.ndarray}:
         return None
-    rows = parts.row_pieces(_KERAS, len(kept), block[:0])
     try:
-        return _assemble(rows, kept, block, padding=padding, casting="same_kind")
+        return _pad_arrays(parts, kept, block, where=_KERAS, padding=padding, zero=zero)
     except TypeError:  # not a same-kind cast, e.g. float data into the default int32
         return None
-    except ValueError:
-        parts.check_trailing(_KERAS, block.shape[1:])
-        raise
 
 
 def _keras_values(
@@ -590,8 +587,8 @@ def pad(
     parts = _nonempty_parts(arrays, lengths, T, truncating=truncating)
     if parts is None or block.size == 0:
         return _repeat(block, len(arrays)), kept
-    rows = parts.row_pieces("pad", len(arrays), block[:0])
-    return _assemble(rows, kept, block, padding=padding, casting="same_kind"), kept
+    zero = out_dtype.kind in _NUMERIC and _is_positive_zero(fill)
+    return _pad_arrays(parts, kept, block, where="pad", padding=padding, zero=zero), kept
 
 
 def _as_arrays(sequences: Iterable[ArrayLike]) -> list[AnyArray]:
@@ -755,6 +752,30 @@ def _repeat(block: AnyArray, B: int) -> AnyArray:
     out = np.empty((B, *block.shape), dtype=block.dtype)
     out[...] = block
     return out
+
+
+def _pad_arrays(
+    parts: _Parts, kept: IntArray, block: AnyArray, *, where: str, padding: Padding, zero: bool
+) -> AnyArray:
+    """Return ``(B, T, *F)`` from arrays that cast to the block's dtype within their kind.
+
+    Short rows: one concatenation of the kept steps, then one mask assignment. Long rows: one
+    concatenation of padding views and rows, straight into the output (a mask over mostly
+    padding, or views into a flat copy, would cost more).
+
+    Raises:
+        ValueError: If an array's trailing shape is not the block's (naming it).
+        TypeError: If an array does not cast to the block's dtype within its kind.
+    """
+    if block.shape[0] <= _MASK_MAX_T:
+        values = parts.concat(where, block.shape[1:], block.dtype)
+        return _from_flat(values, kept, block, padding=padding, zero=zero)
+    rows = parts.row_pieces(where, len(kept), block[:0])
+    try:
+        return _assemble(rows, kept, block, padding=padding, casting="same_kind")
+    except ValueError:
+        parts.check_trailing(where, block.shape[1:])
+        raise
 
 
 def _assemble(
