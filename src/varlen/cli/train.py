@@ -57,6 +57,14 @@ __all__ = ["TrainOptions", "add_arguments", "run"]
 CHECKPOINT_FILE = "checkpoint.pt"
 RUN_FILE = "run.json"
 _TASKS: tuple[TaskChoice, ...] = ("auto", "classification", "regression")
+_MINIMA = {
+    "epochs": 1,
+    "batch_size": 1,
+    "hidden_size": 1,
+    "num_layers": 1,
+    "patience": 0,
+    "seed": 0,
+}
 
 
 @dataclass(frozen=True)
@@ -117,9 +125,13 @@ class TrainOptions:
         check_choice(where, "technique", self.technique, ("auto", *TECHNIQUES))
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"{where}: val_fraction must be in [0, 1), got {self.val_fraction!r}.")
-        for name in ("patience", "seed"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{where}: {name} must be >= 0, got {getattr(self, name)!r}.")
+        for name, low in _MINIMA.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"{where}: {name} must be >= {low}, got {getattr(self, name)!r}.")
+        if not self.lr > 0:
+            raise ValueError(f"{where}: lr must be > 0, got {self.lr!r}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"{where}: dropout must be in [0, 1), got {self.dropout!r}.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

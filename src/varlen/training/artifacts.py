@@ -231,9 +231,20 @@ def _read_weights(folder: Path, expected_sha256: str) -> dict[str, torch.Tensor]
             f"{where}: {os.fspath(path)!r} must match the SHA-256 recorded in {CONFIG_FILE}, "
             "got a different file (corrupt, or from another save). Save the model again."
         )
-    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise ValueError(f"{where}: {os.fspath(path)!r} must hold a state dict.")
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as error:  # an UnpicklingError for anything but tensors and plain values
+        message = " ".join(str(error).split())[:200]
+        raise ValueError(
+            f"{where}: {os.fspath(path)!r} must hold only tensors (weights_only), got {message}"
+        ) from None
+    if not isinstance(state, dict) or not all(
+        isinstance(value, torch.Tensor) for value in state.values()
+    ):
+        raise ValueError(
+            f"{where}: {os.fspath(path)!r} must hold a state dict of tensors, "
+            f"got {type(state).__name__}."
+        )
     return state
 
 

@@ -1,0 +1,235 @@
+"""`varlen train` in-process: reports, model directories, tasks, techniques and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.cli.conftest import TINY
+from varlen.cli import main
+from varlen.training.artifacts import load_model
+
+TABLE = ("--id", "sid", "--order", "step", "--features", "f0,f1")
+
+
+def test_train_ts_reports_and_saves_a_model(data_dir, tmp_path, capsys):
+    """A .ts classification run prints the report on stdout and writes the model directory."""
+    out = tmp_path / "model"
+    argv = ["train", str(data_dir / "train.ts"), "--test", str(data_dir / "test.ts")]
+    assert main([*argv, "--out", str(out), *TINY]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0] == "data: train.ts: 38 train / 10 validation sequences, 2 features, 2 classes"
+    assert lines[1].startswith("technique: bucket (auto: random batches of 8 are only")
+    assert lines[2] == "epochs: 2 run, best 2" or lines[2] == "epochs: 2 run, best 1"
+    assert lines[3].startswith("validation: loss ")
+    assert lines[4].startswith("test: loss ")
+    assert ", accuracy " in lines[4]
+    assert lines[5].startswith("speed: ")
+    assert "padding efficiency" in lines[5]
+    assert lines[6] == f"model: {out}"
+    assert captured.err == ""  # --quiet
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoint.pt",
+        "config.json",
+        "run.json",
+        "weights.pt",
+    ]
+    loaded = load_model(out)
+    assert loaded.labels == ("down", "up")
+    assert loaded.features == ("dim_0", "dim_1")
+    assert loaded.technique == "bucket"
+    assert len(loaded.metadata["history"]) == 2
+
+
+def test_train_prints_why_auto_picked_the_technique(data_dir, tmp_path, capsys):
+    """Without --quiet, the auto choice and its reason also go to stderr before training."""
+    argv = ["train", str(data_dir / "train.ts"), "--out", str(tmp_path / "m")]
+    assert main([*argv, "--epochs", "1", "--hidden-size", "4"]) == 0
+    err = capsys.readouterr().err
+    assert "technique: bucket (auto: random batches of 32 are only" in err
+    assert "bucketed" in err
+
+
+@pytest.mark.parametrize("technique", ["pad-pre", "mask", "pack", "lanes", "one-at-a-time"])
+def test_train_explicit_technique(data_dir, tmp_path, capsys, technique):
+    """Every technique trains through the CLI and is saved with the model."""
+    out = tmp_path / "m"
+    argv = ["train", str(data_dir / "train.ts"), "--out", str(out), "--technique", technique]
+    assert main([*argv, *TINY, "--epochs", "1"]) == 0
+    assert f"technique: {technique} (chosen with --technique)" in capsys.readouterr().out
+    assert load_model(out).technique == technique
+
+
+def test_train_regression_ts(data_dir, tmp_path, capsys):
+    """Float targets infer regression: MAE in the report and a target standardizer saved."""
+    out = tmp_path / "m"
+    assert main(["train", str(data_dir / "reg_train.ts"), "--out", str(out), *TINY]) == 0
+    report = capsys.readouterr().out
+    assert ", regression" in report
+    assert "MAE" in report
+    loaded = load_model(out)
+    assert loaded.labels is None
+    assert loaded.model.config.task == "regression"
+    assert loaded.target_normalizer is not None
+
+
+def test_train_table_with_options_and_config_file(data_dir, tmp_path, capsys):
+    """Table columns and options come from --config TOML; flags override it."""
+    config = tmp_path / "run.toml"
+    config.write_text(
+        'id = "sid"\norder = "step"\nfeatures = ["f0", "f1"]\ntarget = "label"\n'
+        "[train]\nepochs = 1\nhidden_size = 6\ncell = 'gru'\npooling = 'mean'\n"
+    )
+    out = tmp_path / "m"
+    argv = ["train", str(data_dir / "train.csv"), "--config", str(config), "--out", str(out)]
+    assert main([*argv, "--hidden-size", "5", "--quiet"]) == 0
+    loaded = load_model(out)
+    assert (loaded.model.config.cell, loaded.model.config.pooling) == ("gru", "mean")
+    assert loaded.model.config.hidden_size == 5  # the flag wins over the file
+    assert loaded.features == ("f0", "f1")
+    assert loaded.metadata["options"]["epochs"] == 1
+
+
+def test_train_without_validation(data_dir, tmp_path, capsys):
+    """--val-fraction 0 trains on everything; the report has no validation scores."""
+    argv = ["train", str(data_dir / "train.ts"), "--out", str(tmp_path / "m")]
+    assert main([*argv, "--val-fraction", "0", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "48 train / 0 validation" in out
+    assert "validation: loss" not in out
+
+
+def test_train_model_options_reach_the_model(data_dir, tmp_path):
+    """--cell, --num-layers, --bidirectional, --pooling and --dropout shape the saved model."""
+    out = tmp_path / "m"
+    options = ["--cell", "gru", "--num-layers", "2", "--bidirectional", "--pooling", "max"]
+    argv = ["train", str(data_dir / "train.ts"), "--out", str(out), *options, "--dropout", "0.1"]
+    assert main([*argv, *TINY, "--epochs", "1"]) == 0
+    config = load_model(out).model.config
+    assert (config.cell, config.num_layers, config.bidirectional) == ("gru", 2, True)
+    assert (config.pooling, config.dropout, config.hidden_size) == ("max", 0.1, 8)
+
+
+def test_train_same_seed_same_weights(data_dir, tmp_path):
+    """Two runs with the same seed write identical weights; another seed differs."""
+    weights = []
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        out = tmp_path / name
+        argv = ["train", str(data_dir / "train.ts"), "--out", str(out), "--seed", str(seed)]
+        assert main([*argv, *TINY]) == 0
+        weights.append((out / "weights.pt").read_bytes())
+    assert weights[0] == weights[1]
+    assert weights[0] != weights[2]
+
+
+def one_error_line(capsys, command="train"):
+    """Return the error message after checking it is one line on stderr and stdout is empty."""
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    prefix = f"varlen {command}: error: "
+    assert captured.err.startswith(prefix)
+    return captured.err[len(prefix) :].strip()
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (
+            ("--task", "regression"),
+            "target must be numbers for regression, got 'up' for sequence 's000'",
+        ),
+        (("--target", "nope"), "target must name a column of the table, got 'nope'"),
+        (("--target", "step"), "must be constant within each id"),
+        (("--val-fraction", "1.5"), "val_fraction must be in [0, 1), got 1.5."),
+        (("--epochs", "0"), "train: epochs must be >= 1, got 0."),
+        (("--lr", "-1"), "train: lr must be > 0, got -1.0."),
+        (("--dropout", "1"), "train: dropout must be in [0, 1), got 1.0."),
+        (("--test", "missing.csv"), "DATA file 'missing.csv' does not exist."),
+    ],
+)
+def test_train_bad_table_input_is_one_line(data_dir, tmp_path, capsys, monkeypatch, extra, match):
+    """Targets that do not fit, missing columns and bad values: one line, exit code 2."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", str(data_dir / "train.csv"), *TABLE, "--out", str(tmp_path / "m")]
+    if "--target" not in extra:
+        argv += ["--target", "label"]
+    assert main([*argv, *TINY, *extra]) == 2
+    assert match in one_error_line(capsys)
+
+
+def test_train_regression_target_for_classification(data_dir, tmp_path, capsys):
+    """Fractional targets with --task classification: one line naming the value, exit 2."""
+    argv = ["train", str(data_dir / "train.csv"), *TABLE, "--target", "value"]
+    assert main([*argv, "--task", "classification", "--out", str(tmp_path / "m")]) == 2
+    message = one_error_line(capsys)
+    assert "target must hold class labels for classification, got the fractional number" in message
+    assert "Use --task regression" in message
+
+
+def test_train_single_class_is_an_error(tmp_path, capsys):
+    """Classification needs two classes."""
+    from varlen.data.io.ts import write_ts
+    from varlen.data.ragged import Ragged
+
+    path = tmp_path / "one.ts"
+    write_ts(path, Ragged(np.ones((4, 1)), np.array([0, 2, 4])), np.array(["a", "a"]))
+    assert main(["train", str(path), "--out", str(tmp_path / "m")]) == 2
+    assert "at least 2 classes" in one_error_line(capsys)
+
+
+def test_train_test_features_must_match(data_dir, tmp_path, capsys):
+    """A --test table with other feature columns than the training table: one line, exit 2."""
+    import pandas as pd
+
+    for name in ("train", "three"):
+        frame = pd.read_csv(data_dir / f"{name}.csv").drop(columns=["value"])
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    argv = ["train", str(tmp_path / "train.csv"), "--id", "sid", "--order", "step"]
+    argv += ["--target", "label", "--test", str(tmp_path / "three.csv")]
+    assert main([*argv, "--out", str(tmp_path / "m")]) == 2
+    message = one_error_line(capsys)
+    assert message == (
+        "--test features must equal the training features ['f0', 'f1'], got ['f0', 'f1', 'f2']."
+    )
+
+
+def test_train_test_labels_must_be_known(tmp_path, capsys):
+    """A --test label never seen in training: one line naming it, exit 2."""
+    from varlen.data.io.ts import write_ts
+    from varlen.data.ragged import Ragged
+
+    x = Ragged(np.arange(8.0).reshape(-1, 1), np.array([0, 2, 4, 6, 8]))
+    write_ts(tmp_path / "tr.ts", x, np.array(["a", "b", "a", "b"]))
+    write_ts(tmp_path / "te.ts", x, np.array(["a", "b", "c", "b"]))
+    argv = ["train", str(tmp_path / "tr.ts"), "--test", str(tmp_path / "te.ts")]
+    assert main([*argv, "--out", str(tmp_path / "m")]) == 2
+    assert "got 'c' for sequence 2" in one_error_line(capsys)
+
+
+def test_train_resume_refuses_changed_options(data_dir, tmp_path, capsys):
+    """--resume with other options than the interrupted run: one line naming the option."""
+    out = tmp_path / "m"
+    argv = ["train", str(data_dir / "train.ts"), "--out", str(out), *TINY]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main([*argv, "--resume", "--lr", "0.1"]) == 2
+    message = one_error_line(capsys)
+    assert "--resume must use the options and data of the interrupted run, got lr = 0.1" in message
+    saved = json.loads((out / "run.json").read_text())
+    assert saved["lr"] == 0.003
+
+
+def test_train_resume_after_completion_changes_nothing(data_dir, tmp_path, capsys):
+    """--resume of a finished run trains no more epochs and saves the same weights."""
+    out = tmp_path / "m"
+    argv = ["train", str(data_dir / "train.ts"), "--out", str(out), *TINY]
+    assert main(argv) == 0
+    before = (out / "weights.pt").read_bytes()
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 0
+    assert (out / "weights.pt").read_bytes() == before
+    assert "epochs: 2 run" in capsys.readouterr().out
