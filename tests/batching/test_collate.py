@@ -125,6 +125,22 @@ def test_collate_pads_with_nan_and_casts_to_dtype(padding):
     assert batch.targets.tolist() == [1.5, 2.5]
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["list", "getitems"])
+def test_collate_converts_across_kinds(fast):
+    """Integer data pads straight into a float dtype (NaN pads allowed); floats become ints."""
+    dataset = RaggedDataset(Ragged.from_sequences([[1, 2], [3]]))
+    items = dataset.__getitems__([0, 1]) if fast else [dataset[0], dataset[1]]
+    as_float = Collate(dtype=torch.float32, value=float("nan"))(items)
+    assert as_float.x.dtype == torch.float32
+    assert as_float.x[as_float.mask].tolist() == [1.0, 2.0, 3.0]
+    assert as_float.x[~as_float.mask].isnan().all()
+    floats = RaggedDataset(Ragged.from_sequences([[1.0, 2.0], [3.0]]))
+    items = floats.__getitems__([0, 1]) if fast else [floats[0], floats[1]]
+    as_int = Collate(dtype=torch.int64, value=-1)(items)
+    assert as_int.x.dtype == torch.int64
+    assert as_int.x.tolist() == [[1, 2], [3, -1]]
+
+
 def test_collate_casts_to_dtypes_numpy_lacks():
     """A torch dtype without a NumPy twin (bfloat16) is converted in torch."""
     batch = Collate(dtype=torch.bfloat16)([(0, np.array([1.0, 2.0]), None)])

@@ -14,7 +14,8 @@ from varlen._types import Padding
 from varlen.batching._validate import check_int
 from varlen.batching.batch import Batch
 from varlen.batching.dataset import Item, RaggedItems
-from varlen.data._flat import pad_flat, row_positions
+from varlen.data.masks import lengths_to_mask
+from varlen.data.padding import pad
 
 __all__ = ["Collate"]
 
@@ -42,21 +43,12 @@ def _fill_value(value: Any, dtype: np.dtype[Any]) -> Any:
     return fill[()]
 
 
-def _gather_padded(
-    items: RaggedItems, T: int, *, padding: Padding, value: Any, dtype: np.dtype[Any]
-) -> NDArray[Any]:
-    """Pad the selected rows straight from the flat storage: one gather, one scatter."""
+def _ragged_rows(items: RaggedItems) -> tuple[list[NDArray[Any]], NDArray[np.int64]]:
+    """Return views of the selected rows of the flat storage, and their ``(B,)`` lengths."""
     values, offsets = items.sequences.values, items.sequences.offsets
-    lengths = offsets[items.indices + 1] - offsets[items.indices]  # (B,)
-    B = lengths.shape[0]
-    out = np.full((B, T, *values.shape[1:]), value, dtype=dtype)
-    if B == 0 or T == 0:
-        return out
-    row, step = row_positions(lengths)  # (N_batch,) each
-    source = offsets[items.indices][row] + step  # (N_batch,) rows of values
-    first = T - lengths if padding == "pre" else np.zeros_like(lengths)  # (B,) first real column
-    out.reshape(B * T, *values.shape[1:])[row * T + first[row] + step] = values[source]
-    return out
+    starts, ends = offsets[items.indices], offsets[items.indices + 1]  # (B,) each
+    rows = [values[start:end] for start, end in zip(starts.tolist(), ends.tolist(), strict=True)]
+    return rows, ends - starts
 
 
 def _check_item(index: int, item: object) -> tuple[int, NDArray[Any], Any]:
@@ -77,10 +69,11 @@ class Collate:
 
     The time length is ``T = max(T_i)``, rounded up to a multiple of
     ``pad_to_multiple_of`` if given; every row is padded with ``value`` on the
-    ``padding`` side, in one vectorized copy (no loop over steps). Items fetched by
-    :meth:`RaggedDataset.__getitems__ <varlen.batching.RaggedDataset.__getitems__>` are
-    padded straight from the dataset's flat storage; any other list of items is first
-    concatenated once. Targets, if any, are stacked to ``(B, *K)`` with their dtype kept;
+    ``padding`` side by the data layer's vectorized :func:`~varlen.data.padding.pad` (no
+    loop over steps). Items fetched by :meth:`RaggedDataset.__getitems__
+    <varlen.batching.RaggedDataset.__getitems__>` are padded straight from views of the
+    dataset's flat storage, with no per-item work; any other list of items is checked item
+    by item first. Targets, if any, are stacked to ``(B, *K)`` with their dtype kept;
     they must be all ``None`` or all given. ``B = 0`` works only for ``RaggedItems``
     (a plain empty list has no feature shape).
 
@@ -154,9 +147,15 @@ class Collate:
         return self._collate_list(items)
 
     def _pad_dtype(self, source: np.dtype[Any]) -> np.dtype[Any]:
-        """Return the NumPy dtype to pad into: the requested one if NumPy has it."""
+        """Return the dtype to pad into: the requested one or, failing that, the source's.
+
+        The requested dtype is used when NumPy has it and the source reaches it by a
+        same-kind cast (float64 -> float32, int -> float); else ``_batch`` converts in torch.
+        """
         requested = _numpy_dtype(self.dtype)
-        return source if requested is None else requested
+        if requested is None or not np.can_cast(source, requested, casting="same_kind"):
+            return source
+        return requested
 
     def _time_length(self, lengths: NDArray[np.int64]) -> int:
         """Return ``T``: the longest length, rounded up to ``pad_to_multiple_of``."""
@@ -165,22 +164,14 @@ class Collate:
         return T if multiple is None else -(-T // multiple) * multiple
 
     def _collate_ragged(self, items: RaggedItems) -> Batch:
-        """Fast path: gather and pad the selected rows of the flat storage at once."""
-        offsets = items.sequences.offsets
-        lengths = offsets[items.indices + 1] - offsets[items.indices]  # (B,)
-        dtype = self._pad_dtype(items.sequences.dtype)
-        x = _gather_padded(
-            items,
-            self._time_length(lengths),
-            padding=self.padding,
-            value=_fill_value(self.value, dtype),
-            dtype=dtype,
-        )
+        """Fast path: pad views of the selected rows of the flat storage, no per-item work."""
+        rows, lengths = _ragged_rows(items)
+        x = self._pad(rows, lengths, items.sequences.values)
         targets = None if items.targets is None else items.targets[items.indices]
         return self._batch(x, lengths, items.indices, targets)
 
     def _collate_list(self, items: Sequence[Item]) -> Batch:
-        """Generic path: concatenate the sequences once, then pad in one copy."""
+        """Generic path: check the items, then pad their sequences in one copy."""
         if len(items) == 0:
             raise ValueError(
                 "Collate: items must hold at least one item, got an empty list. Use "
@@ -196,20 +187,27 @@ class Collate:
                     f"{sequence.shape[1:]}, expected {trailing} like items[0]."
                 )
         lengths = np.array([sequence.shape[0] for sequence in sequences], dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        values = np.concatenate(sequences, axis=0)  # (N_batch, *F)
-        dtype = self._pad_dtype(values.dtype)
-        x, _ = pad_flat(
-            values,
-            offsets,
-            maxlen=self._time_length(lengths),
-            value=_fill_value(self.value, dtype),
-            padding=self.padding,
-            truncating="post",
-            dtype=dtype,
-        )
+        nonempty = [sequence for sequence in sequences if sequence.shape[0]] or sequences
+        x = self._pad(sequences, lengths, np.empty((0, *trailing), np.result_type(*nonempty)))
         indices = np.array([index for index, _, _ in checked], dtype=np.int64)
         return self._batch(x, lengths, indices, _stack_targets([t for _, _, t in checked]))
+
+    def _pad(
+        self, rows: list[NDArray[Any]], lengths: NDArray[np.int64], like: NDArray[Any]
+    ) -> NDArray[Any]:
+        """Pad ``rows`` with the data layer's ``pad`` into ``(B, T, *F)``.
+
+        ``like`` carries the source dtype and ``*F`` (for ``B = 0``). The rows are padded
+        straight into the requested dtype when it is of the same kind, else in their own
+        dtype (``_batch`` converts in torch).
+        """
+        dtype = self._pad_dtype(like.dtype)
+        fill = _fill_value(self.value, dtype)
+        T = self._time_length(lengths)
+        if not rows:
+            return np.full((0, T, *like.shape[1:]), fill, dtype=dtype)
+        padded, _ = pad(rows, maxlen=T, value=fill, padding=self.padding, dtype=dtype)
+        return padded
 
     def _batch(
         self,
@@ -218,21 +216,15 @@ class Collate:
         indices: NDArray[np.int64],
         targets: NDArray[Any] | None,
     ) -> Batch:
-        """Wrap the padded arrays as tensors and build the mask."""
-        T = x.shape[1]  # x is (B, T, *F)
+        """Build the mask (in NumPy: tiny ops, no thread pool) and wrap everything as tensors."""
         x_tensor = torch.from_numpy(x)
         if self.dtype is not None and x_tensor.dtype != self.dtype:
             x_tensor = x_tensor.to(self.dtype)
-        lengths_tensor = torch.from_numpy(lengths)
-        steps = torch.arange(T, dtype=torch.int64)  # (T,)
-        if self.padding == "post":
-            mask = steps < lengths_tensor[:, None]  # (B, T)
-        else:
-            mask = steps >= (T - lengths_tensor)[:, None]  # (B, T)
+        mask = lengths_to_mask(lengths, x.shape[1], padding=self.padding)  # (B, T)
         return Batch(
             x=x_tensor,
-            lengths=lengths_tensor,
-            mask=mask,
+            lengths=torch.from_numpy(lengths),
+            mask=torch.from_numpy(mask),
             targets=None if targets is None else torch.from_numpy(np.array(targets, copy=True)),
             indices=torch.from_numpy(np.array(indices, dtype=np.int64)),
             padding=self.padding,
