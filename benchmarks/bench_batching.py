@@ -100,8 +100,10 @@ def efficiency_part(lengths: np.ndarray) -> str:
 # ---------------------------------------------------------------------- 2. collate cost
 
 
-def collate_part(dataset: RaggedDataset, batches: list[list[int]], rounds: int) -> str:
-    """Return the table of median milliseconds per epoch of each collate path."""
+def collate_paths(
+    dataset: RaggedDataset, batches: list[list[int]]
+) -> dict[str, Callable[[], None]]:
+    """Return one callable per collate path, each collating every batch of the epoch once."""
     collate = Collate()
     ragged = dataset.sequences
 
@@ -118,11 +120,16 @@ def collate_part(dataset: RaggedDataset, batches: list[list[int]], rounds: int) 
             x, lengths = ragged[np.asarray(batch)].to_padded()
             torch.from_numpy(x), torch.from_numpy(lengths)
 
-    paths: dict[str, Callable[[], None]] = {
+    return {
         "Collate(list of items)": generic,
         "Collate(__getitems__)": fast,
         "Ragged[idx].to_padded": ragged_to_padded,
     }
+
+
+def collate_part(dataset: RaggedDataset, batches: list[list[int]], rounds: int) -> str:
+    """Return the table of median milliseconds per epoch of each collate path."""
+    paths = collate_paths(dataset, batches)
     samples: dict[str, list[float]] = {name: [] for name in paths}
     for round_ in range(rounds + 1):
         for name, path in paths.items():
@@ -144,7 +151,7 @@ def collate_part(dataset: RaggedDataset, batches: list[list[int]], rounds: int) 
 class Classifier(nn.Module):
     """A recurrent layer and a linear head on the last layer's final hidden state."""
 
-    def __init__(self, exact: bool) -> None:
+    def __init__(self, *, exact: bool) -> None:
         super().__init__()
         torch.manual_seed(SEED)
         self.exact = exact
@@ -201,7 +208,7 @@ def throughput_part(
     for name, plan in epoch_plans.items():
         chosen = plan if batches == 0 else plan[:batches]  # plans are shuffled already
         work[name] = [collate(dataset.__getitems__(batch)) for batch in chosen]
-    models = [Classifier(exact) for _, _, exact in setups]
+    models = [Classifier(exact=exact) for _, _, exact in setups]
     samples: list[list[float]] = [[] for _ in setups]
     for round_ in range(rounds + 1):
         for k, (name, _, _) in enumerate(setups):
