@@ -14,8 +14,9 @@ sequences that are too long), and every step copied by NumPy in C:
 1. All kept steps go into one flat ``(N, *F)`` array: one ``np.concatenate`` for arrays, one
    pass over all items for lists of Python numbers (``array.array``, which also tells floats
    from ints, so float data bound for an int dtype is caught and warned about).
-2. Short rows (``T <= 256``): one boolean-mask assignment puts the flat steps into the
-   output. Long rows, where such a mask would be mostly padding: the output is one
+2. Short rows of scalar steps (``T <= 256``): one boolean-mask assignment puts the flat
+   steps into the output. Otherwise (long rows, where such a mask would be mostly padding,
+   or steps with features, which a mask copies one by one): the output is one
    ``np.concatenate`` of, row by row, a view of one padded row and the row's steps (the
    arrays themselves, or views into the flat array), so each output byte is written once,
    in order, and no index array is built.
@@ -45,8 +46,10 @@ _DENSE_RATIO = 4
 else through ``N`` flat indices: a mask element costs about a fifth of an index element."""
 
 _MASK_MAX_T = 256
-"""Flat values go into the output through a ``(B, T)`` mask up to this ``T``, and by one
-``np.concatenate`` of row views beyond (a row view costs about as much as ~300 mask cells)."""
+"""Scalar steps (``*F = ()``) go into the output through a ``(B, T)`` mask up to this ``T``, and
+by one ``np.concatenate`` of padding and row views beyond (a row costs about as much as ~300
+mask cells). Steps with features always take the concatenation: a mask copies them cell by
+cell, 2-3x slower (measured for ``F = 2`` and ``F = 32``)."""
 
 _NUMERIC = "biufc"
 
@@ -759,15 +762,14 @@ def _pad_arrays(
 ) -> AnyArray:
     """Return ``(B, T, *F)`` from arrays that cast to the block's dtype within their kind.
 
-    Short rows: one concatenation of the kept steps, then one mask assignment. Long rows: one
-    concatenation of padding views and rows, straight into the output (a mask over mostly
-    padding, or views into a flat copy, would cost more).
+    Short rows of scalars: one concatenation of the kept steps, then one mask assignment.
+    Otherwise: one concatenation of padding views and rows, straight into the output.
 
     Raises:
         ValueError: If an array's trailing shape is not the block's (naming it).
         TypeError: If an array does not cast to the block's dtype within its kind.
     """
-    if block.shape[0] <= _MASK_MAX_T:
+    if _use_mask(block):
         values = parts.concat(where, block.shape[1:], block.dtype)
         return _from_flat(values, kept, block, padding=padding, zero=zero)
     rows = parts.row_pieces(where, len(kept), block[:0])
@@ -776,6 +778,11 @@ def _pad_arrays(
     except ValueError:
         parts.check_trailing(where, block.shape[1:])
         raise
+
+
+def _use_mask(block: AnyArray) -> bool:
+    """Whether to fill rows like ``block`` (one padded row) through a mask: see ``_MASK_MAX_T``."""
+    return block.ndim == 1 and block.shape[0] <= _MASK_MAX_T
 
 
 def _assemble(
@@ -808,11 +815,11 @@ def _from_flat(
 ) -> AnyArray:
     """Return ``(B, T, *F)`` from the ``(N, *F)`` kept steps of all rows, end to end.
 
-    Short rows go through one ``(B, T)`` boolean mask assignment (into ``np.zeros`` when the
-    pad value is zero); long rows through row views and :func:`_assemble`.
+    Short rows of scalars go through one ``(B, T)`` boolean mask assignment (into
+    ``np.zeros`` when the pad value is zero); others through row views and :func:`_assemble`.
     """
     B, T = len(kept), block.shape[0]
-    if T <= _MASK_MAX_T:
+    if _use_mask(block):
         out = np.zeros((B, *block.shape), dtype=block.dtype) if zero else _repeat(block, B)
         columns = np.arange(T)
         mask = columns >= (T - kept)[:, None] if padding == "pre" else columns < kept[:, None]
