@@ -384,14 +384,15 @@ def _int64_from_lists(parts: _Parts) -> IntArray | None:
     slicing them all first, then converting, reads every item twice from memory.
     """
     buffer = array.array("q")
+    fromlist, extend = buffer.fromlist, buffer.extend  # bound once: called once per sequence
     T, pre = parts.T, parts.truncating == "pre"
     try:
         for item, n in zip(parts.items, parts.lengths.tolist(), strict=True):
             part = item if n <= T else item[n - T :] if pre else item[:T]
             if type(part) is list:
-                buffer.fromlist(part)
+                fromlist(part)
             else:
-                buffer.extend(part)
+                extend(part)
     except (TypeError, OverflowError):
         return None
     return np.frombuffer(buffer, dtype=np.int64)
