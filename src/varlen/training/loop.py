@@ -366,6 +366,19 @@ def _restore(
     return int(state["epoch"]) + 1, dict(state["best_state"])
 
 
+def _validate(
+    model: SequenceModel, validation: tuple[Ragged, np.ndarray], config: TrainConfig
+) -> tuple[float, float]:
+    """Return ``(loss, metric)`` on the validation data, batched like the technique trains.
+
+    Every exact technique gives the same numbers, so they use ``bucket``; an inexact one must
+    see batches (and pads) like those it was trained on.
+    """
+    if get_technique(config.technique).exact:
+        return evaluate(model, *validation)
+    return evaluate(model, *validation, technique=config.technique, batch_size=config.batch_size)
+
+
 def _epochs(start: int, config: TrainConfig, *, progress: bool) -> Iterator[int]:
     bar = tqdm(
         range(start, config.epochs),
@@ -422,7 +435,7 @@ def fit(
             model, data, y, optimizer, config, epoch, progress=progress
         )
         val_loss, val_metric = (
-            evaluate(model, *validation) if validation is not None else (None, None)
+            _validate(model, validation, config) if validation is not None else (None, None)
         )
         score = val_loss if val_loss is not None else train_loss
         if score < result.best_val_loss:
