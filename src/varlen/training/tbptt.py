@@ -219,15 +219,17 @@ def train_tbptt(
     """
     rnn = model if isinstance(model, StreamingRNN) else StreamingRNN(model)
     windows = tbptt_windows(x, lengths, k, targets=targets, padding=padding)
+    T_max = int(torch.as_tensor(lengths).max()) if x.shape[0] else 0
+    # One preallocated tensor: a new small tensor kept per window would pin freed window
+    # buffers in the heap (glibc), and resident memory would grow with the sequence length.
+    losses = x.new_zeros(-(-T_max // k))  # (W,)
     state = rnn.initial_state(x.shape[0])
-    losses: list[Tensor] = []
-    for window in windows:
+    for w, window in enumerate(windows):
         optimizer.zero_grad(set_to_none=True)
         output, final = rnn(window.x, window.lengths, state.select(window.rows))
         loss = loss_fn(output, window)
         torch.autograd.backward(loss)
         optimizer.step()
         state = state.assign(window.rows, final.detach())
-        losses.append(loss.detach())
-    stacked = torch.stack(losses) if losses else x.new_zeros(0)
-    return TBPTTResult(stacked, state)
+        losses[w] = loss.detach()
+    return TBPTTResult(losses, state)
