@@ -211,6 +211,51 @@ def lstm_state(B=3, L=2, seed=0):
     return StreamState(torch.randn(L, B, 2, generator=generator), torch.randn(L, B, 5))
 
 
+def tensors(state):
+    """The tensors of a state: [h] or [h, c]."""
+    return [state.h] + ([] if state.c is None else [state.c])
+
+
+@st.composite
+def states_and_ops(draw):
+    """A state and another of the same shape, row picks, assignment targets and done flags."""
+    B, with_c = draw(st.integers(0, 6)), draw(st.booleans())
+    generator = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
+
+    def random_state():
+        c = torch.randn(2, B, 4, generator=generator) if with_c else None
+        return StreamState(torch.randn(2, B, 3, generator=generator), c)
+
+    picks = draw(st.lists(st.integers(0, B - 1), max_size=8)) if B else []
+    targets = draw(st.permutations(range(B)))
+    targets = targets[: draw(st.integers(0, B))]
+    done = draw(st.lists(st.booleans(), min_size=B, max_size=B))
+    return random_state(), random_state(), picks, targets, done
+
+
+@settings(max_examples=100)
+@given(case=states_and_ops())
+def test_stream_state_ops_match_per_row_reference(case):
+    """Methods select, assign and reset equal per-row loops and never modify their inputs."""
+    state, other, picks, targets, done = case
+    B = state.batch_size
+    before = [t.clone() for t in tensors(state) + tensors(other)]
+    for got, full in zip(tensors(state.select(picks)), tensors(state), strict=True):
+        want = torch.stack([full[:, i] for i in picks], 1) if picks else full[:, :0]
+        assert torch.equal(got, want)
+    merged = state.assign(targets, other[: len(targets)])
+    for got, ours, theirs in zip(tensors(merged), tensors(state), tensors(other), strict=True):
+        for b in range(B):
+            source = theirs[:, targets.index(b)] if b in targets else ours[:, b]
+            assert torch.equal(got[:, b], source)
+    fresh = state.reset(torch.tensor(done, dtype=torch.bool))
+    for got, ours in zip(tensors(fresh), tensors(state), strict=True):
+        for b in range(B):
+            assert torch.equal(got[:, b], torch.zeros_like(ours[:, b]) if done[b] else ours[:, b])
+    for got, want in zip(tensors(state) + tensors(other), before, strict=True):
+        assert torch.equal(got, want)
+
+
 def test_stream_state_select_and_assign_are_inverse():
     """assign(i, select(i)) gives the state back, and select gathers rows in the given order."""
     state = lstm_state(B=4)
