@@ -102,7 +102,8 @@ def _lanes(model: SequenceModel, data: RaggedDataset, indices: np.ndarray) -> St
         )
         reduce = "mean" if pooling == "mean" else "amax"
         pooled = values.new_zeros(len(indices), out.values.shape[1])
-        pooled = pooled.index_reduce(0, owner, out.values, reduce, include_self=False)
+        rows = owner[:, None].expand(-1, out.values.shape[1])  # (N, D * H)
+        pooled = pooled.scatter_reduce(0, rows, out.values, reduce, include_self=False)
     plan = out.plan
     return Step(model.head(pooled), int(lengths.sum()), plan.num_lanes * plan.total_length)
 

@@ -1,0 +1,240 @@
+"""Model directories: config.json + weights.pt, loaded without unpickling, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from varlen import __version__
+from varlen.data.normalize import Standardizer
+from varlen.data.ragged import Ragged
+from varlen.training.artifacts import CONFIG_FILE, WEIGHTS_FILE, load_model, save_model
+from varlen.training.models import SequenceClassifier, SequenceRegressor
+
+
+def classifier(seed=0):
+    """A tiny two-layer bidirectional GRU classifier with seeded weights."""
+    torch.manual_seed(seed)
+    return SequenceClassifier(3, 4, hidden_size=5, num_layers=2, bidirectional=True, cell="gru")
+
+
+def scaler(F=3):
+    """A standardizer fitted on random data with ``F`` features."""
+    values = np.random.default_rng(0).normal(size=(10, F))
+    return Standardizer.fit(Ragged(values, np.array([0, 4, 10])))
+
+
+def save_classifier(directory, model=None, **options):
+    """Save a classifier with labels, features and a normalizer."""
+    return save_model(
+        directory,
+        model if model is not None else classifier(),
+        features=["a", "b", "c"],
+        labels=["w", "x", "y", "z"],
+        normalizer=scaler(),
+        technique="pack",
+        **options,
+    )
+
+
+def test_save_load_round_trip_classifier(tmp_path):
+    """Everything saved comes back: weights, config, labels, features, normalizer, metadata."""
+    model = classifier()
+    metadata = {"history": [{"loss": 0.5, "val": float("nan")}], "best": (1, 2)}
+    folder = save_classifier(tmp_path / "m", model, metadata=metadata)
+    assert folder == tmp_path / "m"
+    loaded = load_model(folder)
+    assert loaded.model.config == model.config
+    assert not loaded.model.training
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(loaded.model.state_dict()[name], tensor, rtol=0, atol=0)
+    assert loaded.labels == ("w", "x", "y", "z")
+    assert loaded.features == ("a", "b", "c")
+    assert loaded.technique == "pack"
+    assert loaded.normalizer is not None
+    assert loaded.normalizer.state_dict() == scaler().state_dict()
+    assert loaded.target_normalizer is None
+    assert loaded.metadata == {"history": [{"loss": 0.5, "val": None}], "best": [1, 2]}
+    assert loaded.varlen_version == __version__
+    x = torch.randn(2, 4, 3)
+    model.eval()
+    torch.testing.assert_close(
+        loaded.model(x, torch.tensor([4, 2])), model(x, torch.tensor([4, 2]))
+    )
+
+
+def test_save_load_round_trip_regressor(tmp_path):
+    """A regressor keeps no labels and its target standardizer."""
+    torch.manual_seed(0)
+    model = SequenceRegressor(2, 1, hidden_size=3)
+    target = Standardizer.fit(Ragged(np.array([[1.0], [5.0]]), np.array([0, 2])))
+    save_model(tmp_path, model, features=["u", "v"], target_normalizer=target)
+    loaded = load_model(tmp_path)
+    assert loaded.labels is None
+    assert loaded.normalizer is None
+    assert loaded.target_normalizer is not None
+    np.testing.assert_array_equal(loaded.target_normalizer.mean, [3.0])
+
+
+def test_saved_files_are_json_and_plain_tensors(tmp_path):
+    """config.json is strict JSON; weights.pt loads with weights_only=True on its own."""
+    save_classifier(tmp_path, metadata={"x": float("inf")})
+    config = json.loads(
+        (tmp_path / CONFIG_FILE).read_text(), parse_constant=lambda name: pytest.fail(name)
+    )
+    assert config["format"] == "varlen-model/1"
+    assert config["model"]["cell"] == "gru"
+    assert config["metadata"] == {"x": None}
+    state = torch.load(tmp_path / WEIGHTS_FILE, weights_only=True)
+    assert set(state) == set(classifier().state_dict())
+
+
+def test_save_replaces_files_and_keeps_others(tmp_path):
+    """Saving again replaces config and weights, keeps other files, leaves no temporary files."""
+    (tmp_path / "checkpoint.pt").write_bytes(b"keep me")
+    save_classifier(tmp_path, classifier(0))
+    save_classifier(tmp_path, classifier(1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint.pt",
+        CONFIG_FILE,
+        WEIGHTS_FILE,
+    ]
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"keep me"
+    expected = classifier(1).state_dict()
+    for name, tensor in load_model(tmp_path).model.state_dict().items():
+        torch.testing.assert_close(tensor, expected[name], rtol=0, atol=0)
+
+
+def test_save_interrupted_keeps_the_previous_config(tmp_path, monkeypatch):
+    """A failure while moving config.json into place leaves the old file whole, no temp file."""
+    save_classifier(tmp_path, classifier(0))
+    before = (tmp_path / CONFIG_FILE).read_text()
+    real_replace = os.replace
+
+    def failing_replace(source, target):
+        if str(target).endswith(CONFIG_FILE):
+            raise OSError("disk full")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        save_classifier(tmp_path, classifier(1))
+    assert (tmp_path / CONFIG_FILE).read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
+    # the new weights went in, the old config says otherwise: the hash catches it
+    with pytest.raises(ValueError, match=r"must match the SHA-256 recorded in config.json"):
+        load_model(tmp_path)
+
+
+def test_save_rejects_bad_arguments(tmp_path):
+    """Not a model, wrong feature count, labels missing or misplaced: clear errors."""
+    with pytest.raises(TypeError, match=r"save_model: model must be a SequenceModel, got Linear"):
+        save_model(tmp_path, torch.nn.Linear(1, 1), features=["a"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"features must name input_size = 3 features, got 2"):
+        save_model(tmp_path, classifier(), features=["a", "b"], labels=list("wxyz"))
+    with pytest.raises(ValueError, match=r"labels must be given for a classifier, got None"):
+        save_model(tmp_path, classifier(), features=list("abc"))
+    with pytest.raises(ValueError, match=r"name output_size = 4 classes .* got 2 labels"):
+        save_model(tmp_path, classifier(), features=list("abc"), labels=["w", "x"])
+    regressor = SequenceRegressor(1)
+    with pytest.raises(ValueError, match=r"labels must be None for a regressor"):
+        save_model(tmp_path, regressor, features=["a"], labels=["w"])
+
+
+def test_load_missing_directory(tmp_path):
+    """A directory that does not exist."""
+    with pytest.raises(FileNotFoundError, match=r"model directory '.*nope' does not exist"):
+        load_model(tmp_path / "nope")
+
+
+def test_load_directory_without_config(tmp_path):
+    """A directory that is not a model directory says how to make one."""
+    with pytest.raises(FileNotFoundError, match=r"must be a model directory holding config.json"):
+        load_model(tmp_path)
+
+
+def test_load_directory_without_weights(tmp_path):
+    """config.json without weights.pt."""
+    save_classifier(tmp_path)
+    (tmp_path / WEIGHTS_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match=r"must hold weights.pt next to config.json"):
+        load_model(tmp_path)
+
+
+def edit_config(folder, change):
+    """Rewrite config.json through ``change(dict)``."""
+    path = folder / CONFIG_FILE
+    config = json.loads(path.read_text())
+    change(config)
+    path.write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda c: c.update(format="other/2"), r"must have format 'varlen-model/1', got 'other/2'"),
+        (lambda c: c.pop("labels"), r"must have keys \['labels'\], got none"),
+        (lambda c: c["model"].update(hidden_size=6), r"weights must fit the model in config.json"),
+        (lambda c: c["model"].update(colour=1), r"ModelConfig: keys must be among"),
+        (lambda c: c["normalizer"].update(version=9), r"state\['version'\] must be 1, got 9"),
+    ],
+)
+def test_load_corrupt_config(tmp_path, change, match):
+    """A config.json that was edited into nonsense is a ValueError saying what is wrong."""
+    save_classifier(tmp_path)
+    edit_config(tmp_path, change)
+    with pytest.raises(ValueError, match=match):
+        load_model(tmp_path)
+
+
+def test_load_config_that_is_not_json(tmp_path):
+    """A truncated config.json."""
+    save_classifier(tmp_path)
+    text = (tmp_path / CONFIG_FILE).read_text()
+    (tmp_path / CONFIG_FILE).write_text(text[: len(text) // 2])
+    with pytest.raises(ValueError, match=r"config.json' must be valid JSON"):
+        load_model(tmp_path)
+
+
+def test_load_truncated_weights(tmp_path):
+    """A weights file cut short no longer matches its hash."""
+    save_classifier(tmp_path)
+    data = (tmp_path / WEIGHTS_FILE).read_bytes()
+    (tmp_path / WEIGHTS_FILE).write_bytes(data[:100])
+    with pytest.raises(ValueError, match=r"weights.pt' must match the SHA-256"):
+        load_model(tmp_path)
+
+
+class Payload:
+    """An object whose unpickling would run code (it must never be unpickled)."""
+
+    def __reduce__(self):
+        return (print, ("unpickled!",))
+
+
+@pytest.mark.parametrize(
+    ("payload", "match"),
+    [
+        ({"rnn.weight": Payload()}, r"must hold only tensors \(weights_only\)"),
+        ([torch.zeros(1)], r"must hold a state dict of tensors, got list"),
+    ],
+    ids=["code", "list"],
+)
+def test_load_refuses_weights_that_are_not_tensors(tmp_path, capsys, payload, match):
+    """weights.pt is read with weights_only=True: pickled code is refused, not run."""
+    import hashlib
+    import io
+
+    save_classifier(tmp_path)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    (tmp_path / WEIGHTS_FILE).write_bytes(buffer.getvalue())
+    digest = hashlib.sha256(buffer.getvalue()).hexdigest()
+    edit_config(tmp_path, lambda c: c.update(weights_sha256=digest))
+    with pytest.raises(ValueError, match=match):
+        load_model(tmp_path)
+    assert "unpickled!" not in capsys.readouterr().out

@@ -1,0 +1,250 @@
+"""fit / evaluate / predict: learning, exact resume from checkpoints, early stopping, batching."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from tests.cli._data import sequences
+from varlen.data.ragged import Ragged
+from varlen.training.loop import (
+    TrainConfig,
+    choose_technique,
+    evaluate,
+    fit,
+    predict,
+    predict_scores,
+    split_validation,
+)
+from varlen.training.models import SequenceClassifier, SequenceRegressor
+from varlen.training.techniques import TECHNIQUES
+
+
+def easy_data(n=48, seed=0):
+    """Float32 sequences whose class (0/1) is the sign of feature 0's mean, and sum targets."""
+    x, labels, targets = sequences(n, seed=seed)
+    return x.with_values(x.values.astype(np.float32)), (labels == "up").astype(np.int64), targets
+
+
+def tiny_classifier(seed=0, **options):
+    """A seeded classifier with H = 6."""
+    torch.manual_seed(seed)
+    return SequenceClassifier(2, 2, hidden_size=6, **options)
+
+
+def split_reference(y, fraction, seed, stratify):
+    """The validation indices, class by class, as documented (slow and obvious)."""
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(len(y))]
+    chosen = []
+    for group in groups:
+        chosen.extend(rng.permutation(group)[: round(fraction * len(group))].tolist())
+    return sorted(chosen)
+
+
+@settings(max_examples=50)
+@given(
+    y=st.lists(st.integers(0, 3), max_size=40).map(np.array),
+    fraction=st.floats(0, 0.99),
+    seed=st.integers(0, 2**32 - 1),
+    stratify=st.booleans(),
+)
+@example(y=np.array([], dtype=np.int64), fraction=0.5, seed=0, stratify=True)
+@example(y=np.array([1]), fraction=0.4, seed=0, stratify=True)
+def test_split_validation_partitions_and_stratifies(y, fraction, seed, stratify):
+    """Train and validation partition 0..n-1, sorted; each class gives round(fraction * n_c)."""
+    train, val = split_validation(y, fraction, seed=seed, stratify=stratify)
+    assert train.dtype == np.int64
+    assert val.dtype == np.int64
+    np.testing.assert_array_equal(np.sort(np.concatenate([train, val])), np.arange(len(y)))
+    assert np.all(np.diff(train) > 0)
+    assert val.tolist() == split_reference(y, fraction, seed, stratify)
+
+
+def test_split_validation_rejects_fraction_out_of_range():
+    """A fraction of 1 (or more, or negative) leaves nothing to train on."""
+    with pytest.raises(ValueError, match=r"split_validation: fraction must be in \[0, 1\), got 1"):
+        split_validation(np.zeros(3), 1, seed=0, stratify=False)
+
+
+def test_choose_technique_mask_for_equal_lengths():
+    """Equal lengths pad nothing in random batches: masking, no bucketing."""
+    name, reason = choose_technique(np.full(100, 7), batch_size=16)
+    assert name == "mask"
+    assert reason.startswith("random batches of 16 are already 100% real steps")
+
+
+def test_choose_technique_bucket_for_spread_lengths():
+    """Widely spread lengths waste compute on pads: bucketing, with both efficiencies named."""
+    lengths = np.random.default_rng(0).integers(1, 200, size=300)
+    name, reason = choose_technique(lengths, batch_size=32)
+    assert name == "bucket"
+    assert "real steps, bucketed" in reason
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"technique": "zip"}, ValueError, r"technique must be 'pad-pre' or"),
+        ({"epochs": 0}, ValueError, r"TrainConfig: epochs must be an int >= 1, got 0\."),
+        ({"batch_size": True}, ValueError, r"batch_size must be an int >= 1, got True\."),
+        ({"lr": 0.0}, ValueError, r"TrainConfig: lr must be > 0, got 0.0\."),
+    ],
+)
+def test_train_config_rejects_bad_values(options, error, match):
+    """Bad training options fail when the config is built."""
+    with pytest.raises(error, match=match):
+        TrainConfig(**options)
+
+
+def test_fit_learns_an_easy_task():
+    """A few epochs learn the sign of a feature's mean; the result records every epoch."""
+    x, y, _ = easy_data(64)
+    model = tiny_classifier()
+    config = TrainConfig(epochs=8, batch_size=8, lr=0.02)
+    result = fit(model, x[:48], y[:48], config=config, validation=(x[48:], y[48:]), progress=False)
+    assert [stats.epoch for stats in result.history] == list(range(8))
+    _, accuracy = evaluate(model, x[48:], y[48:])
+    assert accuracy >= 0.9
+    assert result.history[-1].train_loss < result.history[0].train_loss
+    assert all(0 < stats.padding_efficiency <= 1 for stats in result.history)
+
+
+def test_fit_keeps_the_best_epoch_weights():
+    """After fit, the model holds the weights of the epoch with the lowest validation loss."""
+    x, y, _ = easy_data(40)
+    model = tiny_classifier()
+    config = TrainConfig(epochs=5, batch_size=8, lr=0.05, patience=None)
+    result = fit(model, x[:30], y[:30], config=config, validation=(x[30:], y[30:]), progress=False)
+    losses = [stats.val_loss for stats in result.history]
+    assert None not in losses
+    assert result.best_epoch == int(np.argmin(np.array(losses, dtype=float)))
+    loss, _ = evaluate(model, x[30:], y[30:])
+    assert loss == pytest.approx(losses[result.best_epoch], abs=1e-6)
+
+
+def test_fit_stops_early_without_progress():
+    """Random labels: validation stops improving and patience ends training early."""
+    x, _, _ = easy_data(40)
+    y = np.random.default_rng(1).integers(0, 2, size=40)
+    config = TrainConfig(epochs=40, batch_size=8, lr=0.05, patience=2)
+    result = fit(
+        tiny_classifier(), x[:30], y[:30], config=config, validation=(x[30:], y[30:]),
+        progress=False,
+    )  # fmt: skip
+    assert result.stopped_early
+    assert len(result.history) == result.best_epoch + 3
+
+
+def without_times(result):
+    """The history with the wall-clock fields zeroed."""
+    return [
+        dataclasses.replace(stats, real_steps_per_second=0.0, seconds=0.0)
+        for stats in result.history
+    ]
+
+
+@pytest.mark.parametrize("technique", ["bucket", "mask", "lanes"])
+def test_fit_resume_equals_uninterrupted(tmp_path, technique):
+    """Stopping after epoch 1 and resuming from its checkpoint gives the same weights."""
+    x, y, _ = easy_data(32)
+    validation = (x[24:], y[24:])
+    config = TrainConfig(technique=technique, epochs=3, batch_size=6, lr=0.02, seed=5)
+    options: dict[str, Any] = {"config": config, "validation": validation, "progress": False}
+    whole = tiny_classifier(dropout=0.3, num_layers=2)
+    expected = fit(whole, x[:24], y[:24], checkpoint=tmp_path / "a.pt", **options)
+
+    first = tiny_classifier(dropout=0.3, num_layers=2)
+    short = {**options, "config": dataclasses.replace(config, epochs=1)}
+    fit(first, x[:24], y[:24], checkpoint=tmp_path / "b.pt", **short)
+    resumed = tiny_classifier(seed=99, dropout=0.3, num_layers=2)  # weights come from the file
+    got = fit(resumed, x[:24], y[:24], checkpoint=tmp_path / "b.pt", resume=True, **options)
+
+    assert without_times(got) == without_times(expected)
+    assert got.best_epoch == expected.best_epoch
+    for name, tensor in whole.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[name], tensor, rtol=0, atol=0)
+
+
+def test_fit_checkpoint_holds_only_tensors_and_plain_values(tmp_path):
+    """The checkpoint loads with weights_only=True and records the last epoch."""
+    x, y, _ = easy_data(16)
+    config = TrainConfig(epochs=2, batch_size=8)
+    fit(tiny_classifier(), x, y, config=config, checkpoint=tmp_path / "c.pt", progress=False)
+    state = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert state["epoch"] == 1
+    assert len(state["history"]) == 2
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_fit_without_validation_selects_on_training_loss():
+    """No validation data: no validation numbers, the best epoch follows the training loss."""
+    x, y, _ = easy_data(16)
+    config = TrainConfig(epochs=3, batch_size=8, lr=0.02)
+    result = fit(tiny_classifier(), x, y, config=config, progress=False)
+    assert all(stats.val_loss is None for stats in result.history)
+    losses = [stats.train_loss for stats in result.history]
+    assert result.best_epoch == int(np.argmin(losses))
+
+
+EXACT = sorted(
+    name for name, technique in TECHNIQUES.items() if technique.exact and name != "one-at-a-time"
+)  # one-at-a-time is the reference
+
+
+@pytest.mark.parametrize("technique", EXACT)
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+def test_predict_scores_exact_techniques_equal_one_at_a_time(technique, pooling):
+    """Every exact technique scores each sequence as if run alone, in input order."""
+    x, _, _ = easy_data(11, seed=3)
+    model = tiny_classifier(pooling=pooling, bidirectional=True)
+    alone = predict_scores(model, x, technique="one-at-a-time")
+    got = predict_scores(model, x, technique=technique, batch_size=4)
+    torch.testing.assert_close(got, alone, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("technique", ["pad-pre", "pad-post"])
+def test_predict_scores_unmasked_padding_changes_results(technique):
+    """Without a mask, pads leak into the result of every shorter sequence (the pitfall)."""
+    x, _, _ = easy_data(8, seed=3)
+    model = tiny_classifier()
+    alone = predict_scores(model, x, technique="one-at-a-time")
+    got = predict_scores(model, x, technique=technique, batch_size=8)
+    longest = int(np.argmax(x.lengths))
+    torch.testing.assert_close(got[longest], alone[longest], atol=1e-5, rtol=1e-5)
+    shorter = x.lengths < x.lengths.max()
+    assert not torch.allclose(got[shorter], alone[shorter], atol=1e-4)
+
+
+def test_evaluate_matches_predictions():
+    """Accuracy is the share of predict's ids equal to y; MAE compares predicted values."""
+    x, y, targets = easy_data(20)
+    model = tiny_classifier()
+    _, accuracy = evaluate(model, x, y)
+    ids = predict(model, x)
+    assert ids.dtype == np.int64
+    assert accuracy == pytest.approx(np.mean(ids == y))
+    torch.manual_seed(0)
+    regressor = SequenceRegressor(2, 1, hidden_size=4)
+    loss, mae = evaluate(regressor, x, targets.astype(np.float32))
+    values = predict(regressor, x)
+    assert values.shape == (20, 1)
+    assert mae == pytest.approx(np.mean(np.abs(values[:, 0] - targets)), rel=1e-5)
+    assert loss == pytest.approx(np.mean((values[:, 0] - targets) ** 2), rel=1e-4)
+
+
+def test_predict_empty_and_zero_length_sequences():
+    """B = 0 gives no rows; a length-0 sequence still gets a score."""
+    model = tiny_classifier()
+    empty = Ragged(np.zeros((0, 2), dtype=np.float32), np.array([0]))
+    assert predict_scores(model, empty).shape == (0, 2)
+    x = Ragged(np.ones((3, 2), dtype=np.float32), np.array([0, 0, 3]))
+    scores = predict_scores(model, x)
+    assert scores.shape == (2, 2)
+    assert torch.isfinite(scores).all()
