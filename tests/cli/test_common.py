@@ -10,7 +10,7 @@ import pytest
 
 from tests.cli._data import sequences, write_table_file, write_ts_file
 from tests.cli._fake_command import FakeOptions
-from varlen.cli._common import CommandError, build_config, load_data
+from varlen.cli._common import CommandError, build_config, load_data, progress_enabled
 from varlen.cli._targets import encode_targets, infer_task, normalize_inputs
 from varlen.data.normalize import Standardizer
 from varlen.data.ragged import Ragged
@@ -234,3 +234,23 @@ def test_normalize_inputs_standardizes_and_fills_missing_values():
     np.testing.assert_allclose(out.values[:, 0], [-1.0, 1.0, 0.0])
     np.testing.assert_array_equal(out.offsets, x.offsets)
     assert np.isnan(x.values[2, 0])  # the input is not modified
+
+
+class Terminal:
+    """A stand-in stderr that says whether it is a terminal."""
+
+    def __init__(self, tty):
+        self.tty = tty
+
+    def isatty(self):
+        """Whether this is a terminal."""
+        return self.tty
+
+
+@pytest.mark.parametrize(
+    ("tty", "quiet", "expected"), [(True, False, True), (True, True, False), (False, False, False)]
+)
+def test_progress_enabled_only_on_a_terminal_without_quiet(monkeypatch, tty, quiet, expected):
+    """Progress bars show on a terminal unless --quiet; never when stderr is redirected."""
+    monkeypatch.setattr("sys.stderr", Terminal(tty))
+    assert progress_enabled(namespace(quiet=quiet)) is expected

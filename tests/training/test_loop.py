@@ -248,3 +248,14 @@ def test_predict_empty_and_zero_length_sequences():
     scores = predict_scores(model, x)
     assert scores.shape == (2, 2)
     assert torch.isfinite(scores).all()
+
+
+def test_fit_progress_bars_show_losses_and_metric(capsys):
+    """With progress on, the bars on stderr show the loss, validation loss and metric."""
+    x, y, _ = easy_data(16)
+    config = TrainConfig(epochs=2, batch_size=8)
+    fit(tiny_classifier(), x[:12], y[:12], config=config, validation=(x[12:], y[12:]))
+    err = capsys.readouterr().err
+    assert "training" in err
+    assert "val_loss=" in err
+    assert "val_metric=" in err

@@ -143,17 +143,24 @@ def encode_targets(
 
 
 def _values(y: AnyArray, ids: AnyArray) -> AnyArray:
-    if y.dtype.kind in "iuf":
-        return y.astype(np.float64)
-    for index, value in enumerate(y.tolist()):
-        try:
-            float(value)
-        except (TypeError, ValueError):
-            raise CommandError(
-                f"target must be numbers for regression, got {value!r} for sequence "
-                f"{_name(ids, index)}. Use --task classification to predict labels."
-            ) from None
-    return y.astype(np.float64)
+    if y.dtype.kind not in "iuf":
+        for index, value in enumerate(y.tolist()):
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                raise CommandError(
+                    f"target must be numbers for regression, got {value!r} for sequence "
+                    f"{_name(ids, index)}. Use --task classification to predict labels."
+                ) from None
+    values = y.astype(np.float64)
+    infinite = np.flatnonzero(np.isinf(values))
+    if infinite.size:
+        index = int(infinite[0])
+        raise CommandError(
+            f"target must be finite for regression, got {float(values[index])!r} for sequence "
+            f"{_name(ids, index)}."
+        )
+    return values
 
 
 def _class_ids(y: AnyArray, ids: AnyArray, labels: tuple[str, ...]) -> IntArray:

@@ -16,6 +16,7 @@ shard of every epoch's batches with gradients averaged, and only rank 0 writes f
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -309,8 +310,10 @@ def _fingerprint(options: TrainOptions, prepared: Prepared, technique: str) -> d
         kept.pop(name)
     kept["features"] = list(prepared.features)
     kept["technique"] = technique
-    kept["train_sequences"] = len(prepared.train.x)
-    kept["train_steps"] = prepared.train.x.num_steps
+    digest = hashlib.sha256(np.ascontiguousarray(prepared.train.x.values).tobytes())
+    digest.update(prepared.train.x.offsets.tobytes())
+    digest.update(np.ascontiguousarray(prepared.train.y).tobytes())
+    kept["train_data_sha256"] = digest.hexdigest()
     return kept
 
 
@@ -318,7 +321,12 @@ def _check_resume(options: TrainOptions, fingerprint: dict[str, Any], args: Any)
     """Return whether to resume; write or check ``run.json`` (rank 0 writes)."""
     checkpoint = options.out / CHECKPOINT_FILE
     run_file = options.out / RUN_FILE
-    if options.resume and checkpoint.is_file() and run_file.is_file():
+    if options.resume and checkpoint.is_file():
+        if not run_file.is_file():
+            raise CommandError(
+                f"--resume needs {os.fspath(run_file)!r}, written when the run started, got "
+                "none. Rerun without --resume to start over."
+            )
         saved = json.loads(run_file.read_text(encoding="utf-8"))
         changed = sorted(
             key
@@ -405,7 +413,6 @@ def _report_lines(
     kind = f"{len(prepared.labels)} classes" if prepared.labels is not None else "regression"
     val = 0 if prepared.validation is None else len(prepared.validation.x)
     history = result.history
-    best = history[result.best_epoch] if 0 <= result.best_epoch < len(history) else None
     lines = [
         f"data: {options.data.name}: {len(prepared.train.x)} train / {val} validation "
         f"sequences, {len(prepared.features)} features, {kind}",
@@ -415,7 +422,7 @@ def _report_lines(
     ]
     for name, value in scores.items():
         lines.append(f"{name}: loss {value.loss:.4f}{unit}, {metric} {value.metric:.4f}")
-    if best is not None:
+    if history:
         speed = np.mean([stats.real_steps_per_second for stats in history])
         efficiency = np.mean([stats.padding_efficiency for stats in history])
         lines.append(f"speed: {speed:,.0f} real steps/s, padding efficiency {efficiency:.3f}")
@@ -444,17 +451,13 @@ def run(args: argparse.Namespace) -> int:
             dist.destroy_process_group()
 
 
-def _train(options: TrainOptions, args: argparse.Namespace) -> int:
-    rank = _rank()
-    if rank != 0:
-        args.quiet = True
-    prepared = prepare(options)
-    technique = _technique(options, prepared.raw_lengths)
-    say(args, f"technique: {technique[0]} ({technique[1]})")
-    resume = _check_resume(options, _fingerprint(options, prepared, technique[0]), args)
+def _fit(
+    options: TrainOptions, prepared: Prepared, technique: str, *, resume: bool, progress: bool
+) -> tuple[SequenceModel, FitResult]:
+    """Build the model and train it, checkpointing to ``out/checkpoint.pt`` each epoch."""
     model = build_model(options, prepared)
     config = TrainConfig(
-        technique=technique[0],
+        technique=technique,
         epochs=options.epochs,
         batch_size=options.batch_size,
         lr=options.lr,
@@ -470,17 +473,25 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
         validation=validation,  # type: ignore[arg-type]
         checkpoint=options.out / CHECKPOINT_FILE,
         resume=resume,
-        progress=progress_enabled(args),
+        progress=progress,
     )
-    if rank != 0:
-        return 0
+    return model, result
+
+
+def _save(
+    options: TrainOptions,
+    model: SequenceModel,
+    prepared: Prepared,
+    result: FitResult,
+    technique: tuple[str, str],
+) -> dict[str, Score]:
+    """Score the validation and test splits, save the model directory; return the scores."""
     splits = {"validation": prepared.validation, "test": prepared.test}
     scores = {
         name: score(model, split, prepared, technique=technique[0], batch_size=options.batch_size)
         for name, split in splits.items()
         if split is not None
     }
-    lines = _report_lines(options, prepared, result, scores, technique)
     save_model(
         options.out,
         model,
@@ -500,5 +511,22 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
             "scores": {name: value._asdict() for name, value in scores.items()},
         },
     )
-    print("\n".join(lines))
+    return scores
+
+
+def _train(options: TrainOptions, args: argparse.Namespace) -> int:
+    """The command's steps: prepare, choose, (resume,) fit, then on rank 0 save and report."""
+    rank = _rank()
+    if rank != 0:  # other ranks train silently
+        args = argparse.Namespace(**{**vars(args), "quiet": True})
+    prepared = prepare(options)
+    technique = _technique(options, prepared.raw_lengths)
+    say(args, f"technique: {technique[0]} ({technique[1]})")
+    resume = _check_resume(options, _fingerprint(options, prepared, technique[0]), args)
+    progress = progress_enabled(args)
+    model, result = _fit(options, prepared, technique[0], resume=resume, progress=progress)
+    if rank != 0:
+        return 0
+    scores = _save(options, model, prepared, result, technique)
+    print("\n".join(_report_lines(options, prepared, result, scores, technique)))
     return 0

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -379,15 +378,25 @@ def _validate(
     return evaluate(model, *validation, technique=config.technique, batch_size=config.batch_size)
 
 
-def _epochs(start: int, config: TrainConfig, *, progress: bool) -> Iterator[int]:
-    bar = tqdm(
+def _epochs(start: int, config: TrainConfig, *, progress: bool) -> Any:
+    """The epoch progress bar: a tqdm iterator over the remaining epoch numbers."""
+    return tqdm(
         range(start, config.epochs),
         desc="training",
         initial=start,
         total=config.epochs,
         disable=not progress,
     )
-    yield from bar
+
+
+def _postfix(stats: EpochStats) -> dict[str, str]:
+    """The epoch bar's summary of the last epoch: its losses and validation metric."""
+    shown = {"loss": f"{stats.train_loss:.4f}"}
+    if stats.val_loss is not None:
+        shown["val_loss"] = f"{stats.val_loss:.4f}"
+    if stats.val_metric is not None:
+        shown["val_metric"] = f"{stats.val_metric:.4f}"
+    return shown
 
 
 def fit(
@@ -426,7 +435,8 @@ def fit(
     if resume and checkpoint is not None and checkpoint.exists():
         start, best_state = _restore(checkpoint, model, optimizer, result)
     stale = sum(1 for s in result.history if s.epoch > result.best_epoch)
-    for epoch in _epochs(start, config, progress=progress):
+    bar = _epochs(start, config, progress=progress)
+    for epoch in bar:
         if config.patience is not None and validation is not None and stale >= config.patience:
             result.stopped_early = True
             break
@@ -447,6 +457,7 @@ def fit(
             epoch, train_loss, val_loss, val_metric, speed, efficiency, time.perf_counter() - began
         )
         result.history.append(stats)
+        bar.set_postfix(_postfix(stats))
         if checkpoint is not None and rank == 0:
             _save_atomic(_checkpoint(model, optimizer, result, best_state, epoch), checkpoint)
     model.load_state_dict(best_state)
