@@ -27,7 +27,7 @@ import sys
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -419,19 +419,3 @@ def table_options(config: Any) -> dict[str, Any]:
     """
     names = ("id", "order", "features", "target")
     return {name: getattr(config, name, None) for name in names}
-
-
-def check_keys(where: str, mapping: Mapping[str, Any], required: Sequence[str]) -> None:
-    """Raise ``CommandError`` naming the first key of ``required`` missing from ``mapping``.
-
-    Args:
-        where: The place, first in the message.
-        mapping: The mapping.
-        required: The keys it must hold.
-
-    Raises:
-        CommandError: If a key is missing.
-    """
-    for key in required:
-        if key not in mapping:
-            raise CommandError(f"{where}: must have the key {key!r}, got {sorted(mapping)}.")

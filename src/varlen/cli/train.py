@@ -102,7 +102,7 @@ class TrainOptions:
     out: Path = Path("model")
     task: TaskChoice = "auto"
     technique: str = "auto"
-    epochs: int = 30
+    epochs: int = 60
     batch_size: int = 32
     lr: float = 3e-3
     hidden_size: int = 64
@@ -112,7 +112,7 @@ class TrainOptions:
     pooling: Pooling = "last"
     dropout: float = 0.0
     val_fraction: float = 0.2
-    patience: int = 10
+    patience: int = 15
     seed: int = 0
     resume: bool = False
     id: str | None = None
@@ -155,7 +155,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("auto", *TECHNIQUES),
         help="how batches are formed and fed (default auto: picked from the lengths)",
     )
-    _flag("--epochs", type=int, help="maximum epochs (default 30)")
+    _flag("--epochs", type=int, help="maximum epochs (default 60)")
     _flag("--batch-size", type=int, help="sequences per batch (default 32)")
     _flag("--lr", type=float, help="Adam learning rate (default 3e-3)")
     _flag("--hidden-size", type=int, help="hidden size H (default 64)")
@@ -165,7 +165,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag("--pooling", choices=("last", "mean", "max"), help="over real steps (default last)")
     _flag("--dropout", type=float, help="dropout (default 0)")
     _flag("--val-fraction", type=float, help="validation share (default 0.2)")
-    _flag("--patience", type=int, help="early-stopping patience in epochs, 0 = off (default 10)")
+    _flag("--patience", type=int, help="early-stopping patience in epochs, 0 = off (default 15)")
     _flag("--seed", type=int, help="seed of everything random (default 0)")
     _flag("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
     add_table_options(parser, target=True)
