@@ -154,8 +154,9 @@ def pad_sequences(
 
     Where Keras fails or is wrong, this function does the right thing instead:
 
-    - ``maxlen=0`` gives shape ``(B, 0, *F)`` (Keras's ``s[-maxlen:]`` keeps the whole
-      sequence and crashes). Nothing is kept, so no step is converted or checked.
+    - ``maxlen=0`` gives shape ``(B, 0, *F)`` (with ``truncating="pre"``, Keras's
+      ``s[-maxlen:]`` keeps whole sequences and fails). Nothing is kept, so no step is
+      converted or checked.
     - No sequences give shape ``(0, maxlen)``, or ``(0, 0)`` when ``maxlen`` is ``None``
       (Keras crashes on the maximum of no lengths).
     - ``padding`` and ``truncating`` are checked first, also when every sequence is empty.
@@ -566,8 +567,8 @@ def pad(
         ValueError: If ``sequences`` is empty, a sequence is a scalar, trailing shapes differ,
             ``maxlen < 0``, ``padding`` or ``truncating`` is not ``"pre"`` or ``"post"``, or
             ``value`` is not a scalar that ``dtype`` holds exactly.
-        TypeError: If ``maxlen`` is not an int or ``None``, ``dtype`` is not a dtype, or a
-            sequence cannot be cast to ``dtype`` within its kind.
+        TypeError: If ``maxlen`` is not an int or ``None``, ``dtype`` is not a dtype, the
+            sequences have no common dtype, or one cannot be cast to ``dtype`` within its kind.
 
     Example:
         >>> padded, lengths = pad([np.array([1, 2, 3]), np.array([4])])
