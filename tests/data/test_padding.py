@@ -97,14 +97,18 @@ def test_pad_sequences_matches_reference(spec, kind, maxlen, padding, truncating
 
 
 @pytest.mark.parametrize("mask_max_t", [10**9, 0], ids=["mask", "row-views"])
+@pytest.mark.parametrize("slice_cost", [10**9, 0], ids=["concat-whole", "slice-first"])
 @given(spec=specs, maxlen=maxlens, padding=sides, truncating=sides)
 @settings(max_examples=100)
-def test_pad_sequences_every_internal_path_agrees(mask_max_t, spec, maxlen, padding, truncating):
+def test_pad_sequences_every_internal_path_agrees(
+    mask_max_t, slice_cost, spec, maxlen, padding, truncating
+):
     """Arrays and lists, through the mask or one concatenation of pads and rows, agree."""
     arrays = make_arrays(spec)
     kw = {"maxlen": maxlen, "padding": padding, "truncating": truncating, "value": -1}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(padding_module, "_MASK_MAX_T", mask_max_t)
+        patch.setattr(padding_module, "_SLICE_COST", slice_cost)
         for dtype in ("int32", object):
             expected = pad_reference(arrays, dtype=dtype, trailing=keras_trailing(arrays), **kw)
             for sequences in (arrays, as_kind(arrays, "lists")):
@@ -346,6 +350,7 @@ def test_pad_matches_reference(mask_max_t, spec, kind, maxlen, padding, truncati
     sequences = as_kind(arrays, kind)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(padding_module, "_MASK_MAX_T", mask_max_t)
+        patch.setattr(padding_module, "_SLICE_COST", 10**9 if mask_max_t else 0)
         padded, lengths = pad(sequences, dtype=dtype, **kw)
     if dtype is None:  # int64 data, or NumPy's dtype of empty inputs when nothing has a step
         voters = [s for s in sequences if len(s)] or sequences

@@ -53,6 +53,12 @@ cell, 2-3x slower (measured for ``F = 2`` and ``F = 32``)."""
 
 _NUMERIC = "biufc"
 
+_SLICE_COST = 256
+"""Slicing an array costs about as much as copying this many steps: when arrays are
+concatenated into flat steps and at most this many steps per truncated array are dropped,
+whole arrays are concatenated and the dropped steps removed by one mask (25% faster on the
+benchmark, which drops ~110 steps per truncated array)."""
+
 
 class _Parts(NamedTuple):
     """The sequences of a batch that keep at least one step, before truncation to ``T``."""
@@ -88,17 +94,30 @@ class _Parts(NamedTuple):
         return out
 
     def concat(self, where: str, trailing: tuple[int, ...], dtype: Any) -> AnyArray:
-        """Concatenate the truncated array items into ``(N, *F)``, cast within its kind.
+        """Concatenate the kept steps of the array items into ``(N, *F)``, cast within its kind.
 
         Raises:
             ValueError: If an item's trailing shape is not ``trailing`` (naming it).
             TypeError: If an item does not cast to ``dtype`` within its kind.
         """
+        dropped = self.lengths - self.kept  # (n,)
+        long = np.count_nonzero(dropped)
+        whole = 0 < int(dropped.sum()) <= _SLICE_COST * long
         try:
-            return np.concatenate(self.truncated(where), dtype=dtype, casting="same_kind")
+            items = self.items if whole else self.truncated(where)
+            values = np.concatenate(items, dtype=dtype, casting="same_kind")
         except ValueError:
             self.check_trailing(where, trailing)
             raise
+        if not whole:
+            return values
+        if self.truncating == "pre":
+            pattern, counts = (False, True), (dropped, self.kept)
+        else:
+            pattern, counts = (True, False), (self.kept, dropped)
+        runs = np.stack(counts, axis=1).reshape(-1)  # (2n,) lengths of alternating runs
+        kept_steps: AnyArray = values[np.repeat(np.tile(pattern, len(self.items)), runs)]
+        return kept_steps
 
     def check_trailing(self, where: str, trailing: tuple[int, ...]) -> None:
         """Raise ``ValueError`` naming the first item whose shape is not ``(T_i, *trailing)``."""
