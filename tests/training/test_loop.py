@@ -259,3 +259,10 @@ def test_fit_progress_bars_show_losses_and_metric(capsys):
     assert "training" in err
     assert "val_loss=" in err
     assert "val_metric=" in err
+
+
+@pytest.mark.parametrize("patience", [0, -1, 1.5, True])
+def test_train_config_rejects_patience_below_one(patience):
+    """Patience is a number of epochs >= 1, or None to never stop early."""
+    with pytest.raises(ValueError, match="patience must be an int >= 1 or None"):
+        TrainConfig(patience=patience)

@@ -77,6 +77,15 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig: {name} must be an int >= 1, got {value!r}.")
+        if self.patience is not None and (
+            isinstance(self.patience, bool)
+            or not isinstance(self.patience, int)
+            or self.patience < 1
+        ):
+            raise ValueError(
+                f"TrainConfig: patience must be an int >= 1 or None (never stop early), "
+                f"got {self.patience!r}."
+            )
         if not self.lr > 0:
             raise ValueError(f"TrainConfig: lr must be > 0, got {self.lr!r}.")
 
@@ -188,8 +197,8 @@ def _batches(
         order = np.random.default_rng([config.seed, epoch]).permutation(len(lengths))
     batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
     if world > 1:  # equal counts on every rank: repeat the first batches if needed
-        count = -(-len(batches) // world) * world
-        batches = (batches * 2)[:count] if len(batches) < count else batches
+        count = max(-(-len(batches) // world), 1) * world
+        batches = [batches[i % len(batches)] for i in range(count)] if batches else []
         batches = batches[rank::world]
     return batches
 
