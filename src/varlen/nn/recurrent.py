@@ -321,7 +321,9 @@ def _final_h(out: Tensor, lengths: Tensor, layout: Padding, h0: Tensor, *, rever
     if T == 0:
         return h0
     index = _last_processed(lengths, T, layout, reverse=reverse)
-    picked = out[torch.arange(B, device=out.device), index]  # (B, H)
+    rows = torch.arange(B, device=out.device) * T + index  # (B,) flat row of each pick
+    # index_select on a (B * T, H) view: much cheaper than out[arange, index] on a strided view.
+    picked = out.reshape(B * T, out.shape[2]).index_select(0, rows)  # (B, H)
     return torch.where((lengths > 0)[:, None], picked, h0)
 
 
