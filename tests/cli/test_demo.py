@@ -46,12 +46,12 @@ def test_demo_quick_command_prints_the_table_and_writes_the_files(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    header = "technique test acc real steps/s pad eff wall s exact"
+    header = "technique test acc real steps/s pad eff epochs wall s exact"
     assert lines[0].split() == header.split(" ")
-    row = r"\s+(0\.\d{3}|1\.000)\s+[\d,]+\s+(0\.\d\d|1\.00)\s+\d+\.\d\s+"
+    row = r"\s+(0\.\d{3}|1\.000)\s+[\d,]+\s+(0\.\d\d|1\.00)\s+2\s+\d+\.\d\s+"
     assert re.fullmatch(r"mask" + row + "yes", lines[1])
     assert re.fullmatch(r"pad-post" + row + "no", lines[2])
-    assert "final state is read after" in result.stdout  # the footnote
+    assert "short sequences are blurred by their batch" in " ".join(result.stdout.split())
     png = (out_dir / "varlen-demo.png").read_bytes()
     assert png.startswith(PNG_SIGNATURE)
     assert len(png) > 1000
@@ -200,7 +200,8 @@ def test_format_table_and_notes_cover_every_row():
     assert table[2].endswith("yes")
     notes = format_notes(rows)
     for row in rows:
-        assert f"  {row.technique} " in notes
+        assert f"\n  {row.technique} " in notes
+    assert max(len(line) for line in notes.splitlines()) <= 92
 
 
 def test_plot_demo_writes_a_png(tmp_path):

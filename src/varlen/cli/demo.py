@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     rows = run_demo(techniques=options.techniques, config=config, progress=progress_enabled(args))
     print(format_table(rows))
     print()
-    print(format_notes(rows))
+    print(format_notes(rows, config=config))
     written = [options.out_dir / f"{STEM}.csv", options.out_dir / f"{STEM}.json"]
     for path in written:
         write_rows(rows, path, config=config)
