@@ -7,9 +7,10 @@ Setting (issue 4): 4,096 sequences with lengths log-normal, median 100 (sigma 1)
    random batches of 64 vs length-bucketed batches of 64 vs bucketed batches under a token
    budget of ``64 * ceil(mean length)`` padded steps. Target: >= 0.95 with bucketing (random
    sits near 0.18). Also the efficiency of what ``BucketBatchSampler`` yields over 2 ranks.
-2. **Collate cost** of one bucketed epoch (F = 32, float32): ``Collate`` on a list of
-   ``RaggedDataset`` items (generic path) vs on ``RaggedDataset.__getitems__`` (one gather
-   from the flat storage), vs ``Ragged`` gather + ``to_padded``; median over rounds.
+2. **Collate cost** of one bucketed epoch: ``Collate`` on a list of ``RaggedDataset`` items
+   (generic path) vs on ``RaggedDataset.__getitems__`` (row views of the flat storage, no
+   per-item work), vs ``Ragged`` gather + ``to_padded``; median over rounds. Two settings:
+   the sequences above with F = 32 float32, and 100,000 short id sequences in batches of 1024.
 3. **Training throughput** in real (unpadded) steps/s, LSTM input 32, hidden 128, forward +
    backward + Adam on a linear head over the final state, batches collated by ``Collate``:
    ``torch.nn.LSTM`` on random padded batches ignoring the mask (the fast wrong way: final
@@ -127,7 +128,19 @@ def collate_paths(
     }
 
 
-def collate_part(dataset: RaggedDataset, batches: list[list[int]], rounds: int) -> str:
+def id_dataset(seed: int = SEED) -> tuple[RaggedDataset, list[list[int]]]:
+    """100,000 short id sequences (lengths 1..19) and a bucketed epoch of batches of 1024."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 20, size=100_000)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    ids = rng.integers(1, 20_000, size=int(offsets[-1]))
+    batches = list(BucketBatchSampler(lengths, batch_size=1024, seed=seed))
+    return RaggedDataset(Ragged(ids, offsets)), batches
+
+
+def collate_part(
+    dataset: RaggedDataset, batches: list[list[int]], rounds: int, *, title: str
+) -> str:
     """Return the table of median milliseconds per epoch of each collate path."""
     paths = collate_paths(dataset, batches)
     samples: dict[str, list[float]] = {name: [] for name in paths}
@@ -138,7 +151,7 @@ def collate_part(dataset: RaggedDataset, batches: list[list[int]], rounds: int) 
             if round_:  # round 0 warms up
                 samples[name].append((time.perf_counter() - start) * 1e3)
     base = statistics.median(samples["Collate(__getitems__)"])
-    lines = [f"{'collate path (one bucketed epoch)':<36} {'ms/epoch':>9} {'x fast':>7}"]
+    lines = [f"{title:<36} {'ms/epoch':>9} {'x fast':>7}"]
     for name, values in samples.items():
         median = statistics.median(values)
         lines.append(f"{name:<36} {median:>9.1f} {median / base:>7.2f}")
@@ -242,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the three parts and print their tables."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 batches per row, 1 round")
-    parser.add_argument("--batches", type=int, default=16, help="batches per row; 0 = epoch")
+    parser.add_argument("--batches", type=int, default=8, help="batches per row; 0 = epoch")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds after warm-up")
     args = parser.parse_args(argv)
     batches, rounds = (2, 1) if args.quick else (args.batches, args.rounds)
@@ -256,8 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     print(efficiency_part(lengths))
     dataset = make_dataset(lengths)
     epoch_plans = plans(lengths)
-    print(f"\n2. Collate cost, F = {INPUT} float32")
-    print(collate_part(dataset, epoch_plans["bucketed"], rounds=max(rounds, 3)))
+    print("\n2. Collate cost of one bucketed epoch")
+    title = f"{NUM_SEQUENCES} x (T_i, {INPUT}) float32, B={BATCH}"
+    print(collate_part(dataset, epoch_plans["bucketed"], max(rounds, 3), title=title))
+    ids, id_batches = id_dataset()
+    title = "100000 x (T_i,) ids, T_i<20, B=1024"
+    print(collate_part(ids, id_batches, max(rounds, 3), title=title))
     print(
         f"\n3. Training throughput: LSTM I={INPUT} H={HIDDEN}, forward + backward + Adam, "
         f"{'whole epochs' if batches == 0 else f'{batches} batches per row'}, "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
@@ -70,6 +72,7 @@ def test_collate_list_matches_reference(data, options):
         np.testing.assert_array_equal(original, copy)  # inputs untouched
 
 
+@pytest.mark.parametrize("route", ["views", "gather"])
 @given(
     data=ragged_inputs,
     options=collate_options,
@@ -80,8 +83,17 @@ def test_collate_list_matches_reference(data, options):
     options={"padding": "pre", "value": 0, "pad_to_multiple_of": None},
     picks=[],
 )
-def test_collate_fast_path_matches_reference(data, options, picks):
-    """Batches fetched with __getitems__ (any order, repeats, negatives) pad like the oracle."""
+def test_collate_fast_path_matches_reference(route, data, options, picks):
+    """Batches fetched with __getitems__ (any order, repeats, negatives) pad like the oracle.
+
+    Both routes of the fast path run: row views (long rows) and gather first (short rows).
+    """
+    threshold = 0 if route == "views" else 10**9
+    with mock.patch("varlen.batching.collate._VIEW_MIN_ELEMENTS", threshold):
+        _check_fast_path(data, options, picks)
+
+
+def _check_fast_path(data, options, picks):
     sequences = _sequences(data["lengths"], data["trailing"], data["dtype"])
     n = len(sequences)
     picks = [p for p in picks if -n <= p < n]

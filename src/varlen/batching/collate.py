@@ -43,12 +43,15 @@ def _fill_value(value: Any, dtype: np.dtype[Any]) -> Any:
     return fill[()]
 
 
-def _ragged_rows(items: RaggedItems) -> tuple[list[NDArray[Any]], NDArray[np.int64]]:
-    """Return views of the selected rows of the flat storage, and their ``(B,)`` lengths."""
+_VIEW_MIN_ELEMENTS = 256
+"""Mean scalars per row from which padding from row views beats a gather first (measured)."""
+
+
+def _ragged_rows(items: RaggedItems) -> list[NDArray[Any]]:
+    """Return views of the selected rows of the flat storage."""
     values, offsets = items.sequences.values, items.sequences.offsets
     starts, ends = offsets[items.indices], offsets[items.indices + 1]  # (B,) each
-    rows = [values[start:end] for start, end in zip(starts.tolist(), ends.tolist(), strict=True)]
-    return rows, ends - starts
+    return [values[start:end] for start, end in zip(starts.tolist(), ends.tolist(), strict=True)]
 
 
 def _check_item(index: int, item: object) -> tuple[int, NDArray[Any], Any]:
@@ -69,13 +72,14 @@ class Collate:
 
     The time length is ``T = max(T_i)``, rounded up to a multiple of
     ``pad_to_multiple_of`` if given; every row is padded with ``value`` on the
-    ``padding`` side by the data layer's vectorized :func:`~varlen.data.padding.pad` (no
-    loop over steps). Items fetched by :meth:`RaggedDataset.__getitems__
-    <varlen.batching.RaggedDataset.__getitems__>` are padded straight from views of the
-    dataset's flat storage, with no per-item work; any other list of items is checked item
-    by item first. Targets, if any, are stacked to ``(B, *K)`` with their dtype kept;
-    they must be all ``None`` or all given. ``B = 0`` works only for ``RaggedItems``
-    (a plain empty list has no feature shape).
+    ``padding`` side by the data layer's vectorized padding (no loop over steps). Items
+    fetched by :meth:`RaggedDataset.__getitems__ <varlen.batching.RaggedDataset.__getitems__>`
+    are padded straight from the dataset's flat storage with no per-item work (long rows
+    from views with :func:`~varlen.data.padding.pad`, short rows by a vectorized gather and
+    ``Ragged.to_padded``); any other list of items is checked item by item first, then
+    padded with :func:`~varlen.data.padding.pad`. Targets, if any, are stacked to
+    ``(B, *K)`` with their dtype kept; they must be all ``None`` or all given. ``B = 0``
+    works only for ``RaggedItems`` (a plain empty list has no feature shape).
 
     Args:
         padding: Side that receives the padding, ``"post"`` (default) or ``"pre"``.
@@ -164,9 +168,25 @@ class Collate:
         return T if multiple is None else -(-T // multiple) * multiple
 
     def _collate_ragged(self, items: RaggedItems) -> Batch:
-        """Fast path: pad views of the selected rows of the flat storage, no per-item work."""
-        rows, lengths = _ragged_rows(items)
-        x = self._pad(rows, lengths, items.sequences.values)
+        """Fast path: pad straight from the flat storage, with no per-item work.
+
+        Long rows are padded from views of the storage (one copy); short rows are first
+        gathered in one vectorized copy, which beats building a view per row.
+        """
+        sequences = items.sequences
+        offsets = sequences.offsets
+        lengths = offsets[items.indices + 1] - offsets[items.indices]  # (B,)
+        elements = int(lengths.sum()) * sequences.num_features
+        if elements >= _VIEW_MIN_ELEMENTS * max(len(lengths), 1):
+            x = self._pad(_ragged_rows(items), lengths, sequences.values)
+        else:
+            dtype = self._pad_dtype(sequences.dtype)
+            x, _ = sequences[items.indices].to_padded(
+                maxlen=self._time_length(lengths),
+                padding=self.padding,
+                value=_fill_value(self.value, dtype),
+                dtype=dtype,
+            )
         targets = None if items.targets is None else items.targets[items.indices]
         return self._batch(x, lengths, items.indices, targets)
 
