@@ -96,6 +96,15 @@ def test_run_demo_is_reproducible_and_exact_techniques_agree():
     assert math.isclose(first[0].test_accuracy, first[1].test_accuracy, abs_tol=2 / 370)
 
 
+def test_run_demo_progress_goes_to_stderr_only(capsys):
+    """With progress on, bars and per-technique lines go to stderr; stdout stays clean."""
+    run_demo(techniques=["bucket"], config=TINY, progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "bucket: test accuracy" in captured.err
+    assert "demo:" in captured.err
+
+
 @pytest.mark.parametrize(
     ("techniques", "match"),
     [
