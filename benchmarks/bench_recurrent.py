@@ -46,8 +46,8 @@ class Row:
 
 
 def sample_lengths(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Lengths log-normal with median 100, clipped to [5, 1000]."""
-    return np.clip(np.round(rng.lognormal(np.log(100), 0.8, size=n)), 5, 1000).astype(np.int64)
+    """Lengths log-normal with median 100 (sigma 1), clipped to [5, 1000]."""
+    return np.clip(np.round(rng.lognormal(np.log(100), 1.0, size=n)), 5, 1000).astype(np.int64)
 
 
 def make_batches(
