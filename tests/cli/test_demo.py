@@ -143,7 +143,7 @@ def test_run_demo_restores_the_thread_count():
     ("options", "match"),
     [
         ({"validation_fraction": 0.0}, r"validation_fraction must be in \(0, 1\)"),
-        ({"patience": -1}, r"patience must be an int >= 0"),
+        ({"patience": 0}, r"patience must be an int >= 1, got 0"),
         ({"seed": 1.5}, r"seed must be an int >= 0"),
         ({"epochs": 0}, r"epochs must be an int >= 1"),
         ({"hidden_size": 0}, r"hidden_size must be an int >= 1"),

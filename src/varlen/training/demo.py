@@ -90,10 +90,10 @@ class DemoConfig:
                 "DemoConfig: validation_fraction must be in (0, 1), "
                 f"got {self.validation_fraction!r}."
             )
-        for name in ("patience", "seed"):
+        for name, low in (("patience", 1), ("seed", 0)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"DemoConfig: {name} must be an int >= 0, got {value!r}.")
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"DemoConfig: {name} must be an int >= {low}, got {value!r}.")
         self.model_config(input_size=1, num_classes=1)  # validates the model fields
         self.train_config("mask")  # validates the training fields
 
