@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from varlen.training.artifacts import LoadedModel, load_model, save_model
+from varlen.training.demo import DemoConfig, DemoRow, plot_demo, run_demo
 from varlen.training.loop import (
     EpochStats,
     FitResult,
@@ -32,6 +33,8 @@ from varlen.training.techniques import TECHNIQUES, Technique, get_technique
 
 __all__ = [
     "TECHNIQUES",
+    "DemoConfig",
+    "DemoRow",
     "EpochStats",
     "FitResult",
     "LoadedModel",
@@ -48,8 +51,10 @@ __all__ = [
     "fit",
     "get_technique",
     "load_model",
+    "plot_demo",
     "predict",
     "predict_scores",
+    "run_demo",
     "save_model",
     "split_validation",
     "tbptt_windows",
