@@ -10,7 +10,7 @@ padded tensor on the fused kernel and makes every padded step a no-op instead: e
 gets one extra column, a pad indicator (1 at padded steps, 0 at real ones), and the layer's input
 weights get one matching column that pushes the gates to exact saturation at padded steps::
 
-    LSTM: input gate -> 0, forget gate -> 1, output gate -> 1     (c' = c exactly)
+    LSTM: input gate -> 0, forget gate -> 1, output gate -> 0     (c' = c, h' = 0 exactly)
     GRU:  update gate -> 1                                         (h' = h up to rounding)
 
 ``sigmoid(+-1e30)`` is exactly 1 or 0 in floating point, so at a padded step the cell state is
@@ -18,6 +18,7 @@ carried unchanged, all gate derivatives vanish exactly, and no gradient reaches 
 the inputs through a padded step. A state that is still zero (before a sequence starts, with the
 default zero initial state) stays exactly zero, so padding *before* the real steps is harmless;
 padding *after* them carries ``c`` to the end, and ``h`` is gathered at the last real step.
+An LSTM's outputs at pads come out of the kernel exactly zero (``o = 0``); a GRU's are zeroed.
 With a non-zero initial state ``hx``, every direction must meet its real steps first, so the
 batch is moved to post-padding and the backward direction runs on sequences reversed in place.
 The real input values at padded steps are replaced by zeros first, so NaN or garbage pads
@@ -84,6 +85,8 @@ class _Cell:
     # A gate whose input bias the reset column cancels (GRU: n, so that n = tanh(0) = 0).
     reset_cancels_bias_of: int | None
     num_states: int
+    # Whether outputs at pads come out of the kernel exactly zero (LSTM: o = 0 there).
+    zero_at_pads: bool
 
     def kernel(
         self,
@@ -109,14 +112,16 @@ class _Cell:
         return out, (h,)
 
 
-# LSTM gates i, f, g, o. Pad: i = 0, f = 1, o = 1 (c' = c). Reset: i = 0, f = 0 (c' = 0, h' = 0).
+# LSTM gates i, f, g, o. Pad: i = 0, f = 1 (c' = c) and o = 0 (h' = 0, so outputs at pads are
+# already exactly zero). Reset: i = 0, f = 0 (c' = 0, h' = 0).
 _LSTM_CELL = _Cell(
     "LSTM",
     nn.LSTM,
-    pad_gate_signs=(-1.0, 1.0, 0.0, 1.0),
+    pad_gate_signs=(-1.0, 1.0, 0.0, -1.0),
     reset_gate_signs=(-1.0, -1.0, 0.0, 0.0),
     reset_cancels_bias_of=None,
     num_states=2,
+    zero_at_pads=True,
 )
 # GRU gates r, z, n. Pad: z = 1 (h' = h). Reset: r = 0, z = 0 and n's input bias cancelled, so
 # n = tanh(0) = 0 and h' = 0.
@@ -127,6 +132,7 @@ _GRU_CELL = _Cell(
     reset_gate_signs=(-1.0, -1.0, 0.0),
     reset_cancels_bias_of=2,
     num_states=1,
+    zero_at_pads=False,
 )
 
 
@@ -321,9 +327,8 @@ def _final_h(out: Tensor, lengths: Tensor, layout: Padding, h0: Tensor, *, rever
     if T == 0:
         return h0
     index = _last_processed(lengths, T, layout, reverse=reverse)
-    rows = torch.arange(B, device=out.device) * T + index  # (B,) flat row of each pick
-    # index_select on a (B * T, H) view: much cheaper than out[arange, index] on a strided view.
-    picked = out.reshape(B * T, out.shape[2]).index_select(0, rows)  # (B, H)
+    # gather reads the kernel's time-major output in place (a reshape would copy all of it).
+    picked = out.gather(1, index[:, None, None].expand(B, 1, out.shape[2]))[:, 0]  # (B, H)
     return torch.where((lengths > 0)[:, None], picked, h0)
 
 
@@ -401,7 +406,6 @@ def _drive_padded(
     D = 2 if module.bidirectional else 1
     real = _mask(lengths, T, layout)[:, :, None]  # (B, T, 1)
     indicator = (~real).to(x.dtype)
-    zero = torch.zeros((), dtype=x.dtype, device=x.device)
     state = hx if hx is not None else _zero_state(module, cell, B, x)
     finals: list[_State] = []
     layer_input = x
@@ -409,16 +413,22 @@ def _drive_padded(
         if layer > 0 and module.training and module.dropout > 0:
             layer_input = nn.functional.dropout(layer_input, module.dropout, training=True)
         init = tuple(s[layer * D : (layer + 1) * D] for s in state)
-        augmented = torch.cat([layer_input, indicator], dim=-1)  # (B, T, F_l + 1)
+        # (B, T, F_l + 1) laid out time-major, as the kernel reads it: no copy inside torch.lstm.
+        augmented = x.new_empty(T, B, layer_input.shape[2] + 1).transpose(0, 1)
+        augmented[..., :-1] = layer_input
+        augmented[..., -1:] = indicator
         if layer == 0:
             # Replace whatever the caller left at padded steps (NaN, garbage) by zeros.
             augmented[..., :-1].masked_fill_(~real, 0)
-        out, final = _run_layer(
+        layer_input, final = _run_layer(
             module, cell, layer, augmented, lengths, layout, init, zero_init=hx is None
-        )
-        layer_input = torch.where(real, out, zero)  # (B, T, D * H_out), zero at pads
+        )  # (B, T, D * H_out); at pads finite, and for an LSTM exactly zero
         finals.append(final)
     merged = tuple(torch.cat(parts) for parts in zip(*finals, strict=True))
+    if not cell.zero_at_pads:  # a GRU carries h through pads: zero its outputs there
+        layer_input = torch.where(
+            real, layer_input, torch.zeros((), dtype=x.dtype, device=x.device)
+        )
     return _restore(inputs, layer_input), merged
 
 
