@@ -133,7 +133,7 @@ def run(*, quick: bool = False, seed: int = 0) -> list[Row]:
     """Measure every row for training and inference."""
     rng = np.random.default_rng(seed)
     lengths = sample_lengths(NUM_SEQUENCES, rng)
-    budget = 512 if quick else 2048  # sequences timed per round and row
+    budget = 512 if quick else 1024  # sequences timed per round and row
     rounds = 1 if quick else 3
     random_order = rng.permutation(NUM_SEQUENCES)[:budget]
     bucket_order = random_order[np.argsort(lengths[random_order], kind="stable")]

@@ -169,35 +169,35 @@ def _run(
         shape = (module.num_layers * D, B)
         c = values.new_zeros(*shape, H) if cell_state else None
         return LanesOutput(values.new_zeros(0, D * H_out), values.new_zeros(*shape, H_out), c, plan)
+    # Everything below is time-major, (S, L, ...), the layout the fused kernel works in, so no
+    # layer input or output is ever transposed into a copy; rows are picked by flat index.
     step_lane, step_pos = (torch.from_numpy(a).to(device) for a in plan.step_positions())
     reset_lane, reset_pos = (torch.from_numpy(a).to(device) for a in plan.reset_positions())
-    kind = torch.zeros(L, S, dtype=torch.int8, device=device)  # 0 pad, 1 real, 2 reset
-    kind[step_lane, step_pos] = 1
-    kind[reset_lane, reset_pos] = 2
-    controls = torch.stack([kind == 0, kind == 2], dim=-1).to(dtype)  # (L, S, 2)
-    real = (kind == 1)[:, :, None]  # (L, S, 1)
-    layer_input = values.new_zeros(L, S, values.shape[1])
-    layer_input = layer_input.index_put((step_lane, step_pos), values)
+    kind = torch.zeros(S, L, dtype=torch.int8, device=device)  # 0 pad, 1 real, 2 reset
+    kind[step_pos, step_lane] = 1
+    kind[reset_pos, reset_lane] = 2
+    controls = torch.stack([kind == 0, kind == 2], dim=-1).to(dtype)  # (S, L, 2)
+    step_rows = step_pos * L + step_lane  # (N,) flat (S * L) row of each real step
+    layer_input = values.new_zeros(S, L, values.shape[1]).index_put((step_pos, step_lane), values)
     hs, cs = [], []
     for layer in range(module.num_layers):
         if layer > 0 and module.training and module.dropout > 0:
             layer_input = nn.functional.dropout(layer_input, module.dropout, training=True)
-        augmented = torch.cat([layer_input, controls], dim=-1)  # (L, S, F_l + 2)
+        augmented = torch.cat([layer_input, controls], dim=-1)  # (S, L, F_l + 2)
         params = [_layer_params(module, cell, layer, d, reset=True) for d in range(D)]
-        raw = _run_layer(module, cell, augmented, params, plan)  # (L, S, D * H_out)
+        # (S, L, D * H_out). Not zeroed: an LSTM outputs exact zeros at pads and resets, and a
+        # GRU's finite values there are no-ops for the next layer; only real steps are read.
+        raw = _run_layer(module, cell, augmented, params, plan)
         for d in range(D):
-            hs.append(_gather_final(raw[..., d * H_out : (d + 1) * H_out], plan, reverse=d == 1))
+            h_d = raw[..., d * H_out : (d + 1) * H_out]
+            hs.append(_gather_final(h_d, plan, reverse=d == 1))
             if cell_state:
                 c_all = _recompute_cell(
-                    augmented,
-                    raw[..., d * H_out : (d + 1) * H_out],
-                    params[d],
-                    has_biases=module.bias,
-                    reverse=d == 1,
+                    augmented, h_d, params[d], has_biases=module.bias, reverse=d == 1
                 )
                 cs.append(_gather_final(c_all, plan, reverse=d == 1))
-        layer_input = torch.where(real, raw, torch.zeros((), dtype=dtype, device=device))
-    out = layer_input[step_lane, step_pos]  # (N, D * H_out)
+        layer_input = raw
+    out = layer_input.reshape(S * L, -1).index_select(0, step_rows)  # (N, D * H_out)
     h = torch.stack(hs) if hs else values.new_zeros(0, B, H_out)
     c = torch.stack(cs) if cell_state else None
     return LanesOutput(out, h, c, plan)
@@ -206,7 +206,7 @@ def _run(
 def _run_layer(
     module: LSTM | GRU, cell: _Cell, x: Tensor, params: list[list[Tensor]], plan: LanePlan
 ) -> Tensor:
-    """Run one layer over all windows; return the raw kernel output ``(L, S, D * H_out)``."""
+    """Run one layer over the windows of time-major ``x (S, L, F)``: ``(S, L, D * H_out)``."""
     L, S, W = plan.num_lanes, plan.total_length, plan.window
     D = len(params)
     H, H_out = module.hidden_size, module.proj_size or module.hidden_size
@@ -215,30 +215,31 @@ def _run_layer(
     flat = [p for direction in params for p in direction]
     outs = []
     for start in range(0, S, W):
+        window = x[start : start + W].transpose(0, 1)  # (L, W, F) view of time-major memory
         out, state = cell.kernel(
-            x[:, start : start + W],
+            window,
             state,
             flat,
             has_biases=module.bias,
             bidirectional=D == 2,
             train=module.training,
         )
-        outs.append(out)
-    return torch.cat(outs, dim=1) if outs else x.new_zeros(L, 0, D * H_out)
+        outs.append(out.transpose(0, 1))  # (W, L, D * H_out)
+    return torch.cat(outs).contiguous() if outs else x.new_zeros(0, L, D * H_out)
 
 
 def _gather_final(per_step: Tensor, plan: LanePlan, *, reverse: bool) -> Tensor:
-    """Pick each sequence's last processed step from ``(L, S, K)``: ``(B, K)``, 0 for length 0."""
+    """Pick each sequence's last processed step from ``(S, L, K)``: ``(B, K)``, 0 for length 0."""
+    S, L, K = per_step.shape
     lengths = torch.from_numpy(plan.lengths).to(per_step.device)
     lane = torch.from_numpy(plan.lane).clamp(min=0).to(per_step.device)
     start = torch.from_numpy(plan.start).to(per_step.device)
     step = start if reverse else start + (lengths - 1).clamp(min=0)
-    if per_step.shape[1] == 0:
-        return per_step.new_zeros(lengths.shape[0], per_step.shape[2])
-    picked = per_step[lane, step]
-    return torch.where(
-        (lengths > 0)[:, None], picked, torch.zeros((), dtype=picked.dtype, device=picked.device)
-    )
+    if S == 0:
+        return per_step.new_zeros(lengths.shape[0], K)
+    picked = per_step.reshape(S * L, K).index_select(0, step * L + lane)
+    zero = torch.zeros((), dtype=picked.dtype, device=picked.device)
+    return torch.where((lengths > 0)[:, None], picked, zero)
 
 
 def _recompute_cell(
@@ -247,47 +248,45 @@ def _recompute_cell(
     """Rebuild an LSTM direction's ``c`` at every step from its input and exact ``h`` outputs.
 
     Args:
-        x: ``(L, S, F_l + 2)`` the layer input the kernel saw (controls included).
-        h: ``(L, S, H_out)`` the kernel's output for this direction.
+        x: ``(S, L, F_l + 2)`` the layer input the kernel saw (controls included).
+        h: ``(S, L, H_out)`` the kernel's output for this direction.
         params: This direction's parameters as given to the kernel (``W_ih`` with controls).
         has_biases: Whether ``params`` holds the two bias vectors.
         reverse: Whether the direction runs backward in time.
 
     Returns:
-        ``(L, S, H)`` the cell state after each step.
+        ``(S, L, H)`` the cell state after each step.
     """
     w_ih, w_hh = params[0], params[1]
-    bias = params[2] + params[3] if has_biases else None
-    # The h each step saw: the previous step's output, zero before the first.
-    shift = (0, 0, 0, 1) if reverse else (0, 0, 1, 0)
-    h_prev = nn.functional.pad(h, shift)[:, 1:] if reverse else nn.functional.pad(h, shift)[:, :-1]
-    gates = x @ w_ih.T + h_prev @ w_hh.T  # (L, S, 4H)
-    if bias is not None:
-        gates = gates + bias
+    # The h each step saw: the previous step's output (the next one, backward), zero at the start.
+    zero = h.new_zeros(1, *h.shape[1:])
+    h_prev = torch.cat([h[1:], zero]) if reverse else torch.cat([zero, h[:-1]])
+    gates = x @ w_ih.T + h_prev @ w_hh.T  # (S, L, 4H)
+    if has_biases:
+        gates = gates + (params[2] + params[3])
     i, f, g, _ = gates.chunk(4, dim=-1)
     update = torch.sigmoid(i) * torch.tanh(g)
     forget = torch.sigmoid(f)
     if reverse:
-        return _linear_scan(forget.flip(1), update.flip(1)).flip(1)
+        return _linear_scan(forget.flip(0), update.flip(0)).flip(0)
     return _linear_scan(forget, update)
 
 
 def _linear_scan(a: Tensor, b: Tensor) -> Tensor:
-    """Return ``c (L, S, H)`` with ``c_t = a_t * c_(t-1) + b_t``, differentiable."""
+    """Return ``c (S, L, H)`` with ``c_t = a_t * c_(t-1) + b_t`` along time, differentiable."""
     result: Tensor = _LinearScan.apply(a, b)  # type: ignore[no-untyped-call]
     return result
 
 
 class _LinearScan(torch.autograd.Function):
-    """``c_t = a_t * c_(t-1) + b_t`` along dim 1 with ``c_(-1) = 0``, and its adjoint."""
+    """``c_t = a_t * c_(t-1) + b_t`` along dim 0 with ``c_(-1) = 0``, and its adjoint."""
 
     @staticmethod
     def forward(ctx: Any, a: Tensor, b: Tensor) -> Tensor:
         c = torch.empty_like(b)
-        previous = torch.zeros_like(b[:, 0])
-        for t in range(b.shape[1]):
-            previous = torch.addcmul(b[:, t], a[:, t], previous)
-            c[:, t] = previous
+        previous = torch.zeros_like(b[0])
+        for t in range(b.shape[0]):
+            previous = torch.addcmul(b[t], a[t], previous, out=c[t])
         ctx.save_for_backward(a, c)
         return c
 
@@ -295,11 +294,10 @@ class _LinearScan(torch.autograd.Function):
     def backward(ctx: Any, grad_c: Tensor) -> tuple[Tensor, Tensor]:
         a, c = ctx.saved_tensors
         grad_b = torch.empty_like(grad_c)
-        carried = torch.zeros_like(grad_c[:, 0])
-        for t in range(grad_c.shape[1] - 1, -1, -1):
-            carried = grad_c[:, t] + carried
-            grad_b[:, t] = carried
-            carried = carried * a[:, t]
+        carried = torch.zeros_like(grad_c[0])
+        for t in range(grad_c.shape[0] - 1, -1, -1):
+            carried = torch.add(grad_c[t], carried, out=grad_b[t])
+            carried = carried * a[t]
         grad_a = torch.zeros_like(a)
-        grad_a[:, 1:] = grad_b[:, 1:] * c[:, :-1]
+        grad_a[1:] = grad_b[1:] * c[:-1]
         return grad_a, grad_b
