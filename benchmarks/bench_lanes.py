@@ -5,7 +5,7 @@ Setting (issues 3 and 5): LSTM, input 32, hidden 128, 4,096 sequences with lengt
 row is exact (each sequence's result equals it run alone); they differ in how the work is laid
 out:
 
-- ``lanes``: groups of 256 random sequences laid end to end in 64 lanes (one reset step between
+- ``lanes``: groups of 512 random sequences laid end to end in 64 lanes (one reset step between
   two sequences), one fused call per layer; ``lanes +c`` also recomputes each final cell state.
 - ``bucketed``: ``varlen.nn.LSTM`` (padded method) on length-bucketed batches of 64.
 - ``packed``: ``varlen.nn.LSTM(method="packed")`` on the same bucketed batches (no compute on
@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from varlen.nn import LSTM, run_lanes
 
 INPUT, HIDDEN, CLASSES, NUM_SEQUENCES = 32, 128, 8, 4096
-BATCH, LANE_GROUP, NUM_LANES = 64, 256, 64
+BATCH, LANE_GROUP, NUM_LANES = 64, 512, 64
 
 
 @dataclass(frozen=True)
