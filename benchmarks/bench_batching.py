@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from _setting import sample_lengths  # benchmarks/ is on sys.path when run as a script
 from varlen.batching import (
     Batch,
     BucketBatchSampler,
@@ -48,12 +49,6 @@ from varlen.data.ragged import Ragged
 from varlen.nn import LSTM
 
 NUM_SEQUENCES, BATCH, INPUT, HIDDEN, CLASSES, SEED = 4096, 64, 32, 128, 8, 0
-
-
-def sample_lengths(n: int, seed: int = SEED) -> np.ndarray:
-    """Lengths log-normal with median 100 (sigma 1), clipped to [5, 1000]."""
-    rng = np.random.default_rng(seed)
-    return np.clip(np.round(rng.lognormal(np.log(100), 1.0, size=n)), 5, 1000).astype(np.int64)
 
 
 def make_dataset(lengths: np.ndarray, seed: int = SEED) -> RaggedDataset:
@@ -259,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds after warm-up")
     args = parser.parse_args(argv)
     batches, rounds = (2, 1) if args.quick else (args.batches, args.rounds)
-    lengths = sample_lengths(NUM_SEQUENCES)
+    lengths = sample_lengths(NUM_SEQUENCES, np.random.default_rng(SEED))
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; {NUM_SEQUENCES} "
         f"sequences, lengths log-normal median 100 (sigma 1) clipped to [5, 1000], "

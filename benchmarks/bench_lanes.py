@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from _setting import sample_lengths  # benchmarks/ is on sys.path when run as a script
 from varlen.nn import LSTM, run_lanes
 
 INPUT, HIDDEN, CLASSES, NUM_SEQUENCES = 32, 128, 8, 4096
@@ -62,11 +63,6 @@ class Row:
     path: str
     steps_per_second: float
     ratio_to_best_other: float
-
-
-def sample_lengths(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Lengths log-normal with median 100 (sigma 1), clipped to [5, 1000]."""
-    return np.clip(np.round(rng.lognormal(np.log(100), 1.0, size=n)), 5, 1000).astype(np.int64)
 
 
 def make_groups(lengths: np.ndarray, order: np.ndarray, size: int, seed: int) -> list[Group]:

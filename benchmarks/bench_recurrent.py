@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from _setting import sample_lengths  # benchmarks/ is on sys.path when run as a script
 from varlen.nn import GRU, LSTM
 
 INPUT, HIDDEN, BATCH, NUM_SEQUENCES, CLASSES = 32, 128, 64, 4096, 8
@@ -43,11 +44,6 @@ class Row:
     path: str
     steps_per_second: float
     ratio_to_varlen: float
-
-
-def sample_lengths(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Lengths log-normal with median 100 (sigma 1), clipped to [5, 1000]."""
-    return np.clip(np.round(rng.lognormal(np.log(100), 1.0, size=n)), 5, 1000).astype(np.int64)
 
 
 def make_batches(
