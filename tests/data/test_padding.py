@@ -7,7 +7,7 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,17 @@ def as_kind(arrays: list[np.ndarray], kind: str) -> list[Any]:
 def keras_trailing(arrays: list[np.ndarray]) -> tuple[int, ...]:
     """The ``*F`` that Keras uses: that of the first non-empty sequence, else ``()``."""
     return next((a.shape[1:] for a in arrays if len(a)), ())
+
+
+@pytest.fixture(scope="module", params=["native", "numpy"], autouse=True)
+def kernel(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run every test of this module with the compiled kernel and with the NumPy path alone."""
+    if request.param == "native" and not padding_module.NATIVE:
+        pytest.skip("the compiled kernel is not built (no C compiler at install)")
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "numpy":
+            patch.setattr(padding_module, "_native", None)
+        yield request.param
 
 
 SCATTERS = pytest.mark.parametrize("dense_ratio", [10**9, 0], ids=["mask", "indices"])
@@ -221,6 +232,19 @@ def test_pad_sequences_ints_into_bool_follow_numpy():
     for sequences in ([[2, 0], [1]], [np.array([2, 0]), np.array([1])]):
         out = pad_sequences(sequences, dtype=bool)
         np.testing.assert_array_equal(out, [[True, False], [False, True]])
+
+
+def test_pad_sequences_converts_each_sequence_in_its_own_dtype():
+    """Int and float arrays in one batch convert one by one, as in Keras: no float64 detour.
+
+    (A common float64 dtype would round 2**53 + 1, and call the uint64 2 a float into bool.)
+    """
+    big = [np.array([2**53 + 1]), np.array([1.0])]
+    np.testing.assert_array_equal(pad_sequences(big, dtype="int64"), [[2**53 + 1], [1]])
+    mixed = [np.array([2], dtype=np.uint64), np.array([-1]), np.array([0.0, 1.0])]
+    np.testing.assert_array_equal(
+        pad_sequences(mixed, dtype=bool), [[False, True], [False, True], [False, True]]
+    )
 
 
 def test_pad_sequences_negative_zero_value_is_kept():

@@ -8,8 +8,13 @@ Two front doors share one vectorized kernel:
 - :func:`pad` / :func:`unpad` are the native pair: ``"post"`` by default (ready for packing),
   the common dtype of the inputs, strict validation, and the kept lengths returned.
 
-How it is fast: only ``O(1)`` Python steps per sequence (``len()``, and a slice for the
-sequences that are too long), and every step copied by NumPy in C:
+How it is fast: the common inputs (NumPy arrays of bool, integer or float dtypes; lists and
+tuples of Python numbers) into bool, integer or float outputs go through a compiled kernel
+(``_native.c``) that writes each output row once, in order, straight from each sequence's
+memory. It only handles what it can do exactly as Keras does with no warning; everything else
+(and every install without a C compiler: see :data:`NATIVE`) takes the NumPy implementation,
+with only ``O(1)`` Python steps per sequence (``len()``, and a slice for the sequences that are
+too long), and every step copied by NumPy in C:
 
 1. All kept steps go into one flat ``(N, *F)`` array: one ``np.concatenate`` for arrays, one
    pass over all items for lists of Python numbers (``array.array``, which also tells floats
@@ -37,7 +42,15 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 from varlen._checks import check_lengths_array, check_maxlen, check_side
 from varlen._types import AnyArray, IntArray, Padding
 
-__all__ = ["pad", "pad_sequences", "unpad"]
+try:
+    from varlen.data import _native as _native  # re-exported for the tests
+except ImportError:  # installed without a C compiler: the NumPy implementation does it all
+    _native = None  # type: ignore[assignment]
+
+__all__ = ["NATIVE", "pad", "pad_sequences", "unpad"]
+
+NATIVE: bool = _native is not None
+"""Whether the compiled padding kernel was built and is used by :func:`pad_sequences`."""
 
 _KERAS = "pad_sequences"
 
@@ -233,6 +246,10 @@ def pad_sequences(
     T_arg = check_maxlen(_KERAS, maxlen)
     _check_keras_dtype(dtype, value)
     seqs = _as_list(sequences)
+    out = _pad_native(seqs, T_arg, dtype, value, padding=padding, truncating=truncating)
+    if out is not None:
+        _warn_if_value_changed(value, out.dtype)
+        return out
     lengths = _lengths(_KERAS, seqs)
     T = int(lengths.max(initial=0)) if T_arg is None else T_arg
     block = _fill_block((T, *_sample_shape(seqs, lengths)), value, dtype)  # one padded row
@@ -249,6 +266,32 @@ def pad_sequences(
         _warn_if_strings_cut(values, value, block.dtype)
         out = _from_flat(values, kept, block, padding=padding, zero=zero)
     return out
+
+
+def _pad_native(
+    seqs: list[Any],
+    T: int | None,
+    dtype: DTypeLike | None,
+    value: Any,
+    *,
+    padding: Padding,
+    truncating: Padding,
+) -> AnyArray | None:
+    """Pad with the compiled kernel, or return ``None`` where it declines or is not built.
+
+    The kernel declines (without side effects) every input it cannot pad exactly as Keras
+    does with no warning; the pad value is checked here the same way: a ``value`` that does
+    not convert exactly (e.g. NaN into an integer dtype) is left to the NumPy path, which warns.
+    """
+    if _native is None or np.ndim(value) != 0:
+        return None
+    try:
+        with np.errstate(all="raise"):
+            fill = np.full((), value, dtype=dtype)
+    except (TypeError, ValueError, OverflowError, FloatingPointError):
+        return None
+    maxlen = -1 if T is None else T
+    return _native.pad_sequences(seqs, maxlen, fill, padding == "pre", truncating == "pre")
 
 
 def _check_keras_dtype(dtype: DTypeLike | None, value: Any) -> None:
@@ -352,6 +395,8 @@ def _concat_keras(parts: _Parts, trailing: tuple[int, ...]) -> AnyArray | None:
 
     Returns ``None`` when the arrays have no common numeric dtype, for the exact path.
     """
+    if len({item.dtype.kind for item in parts.items}) > 1:
+        return None  # e.g. int and float arrays: their common float64 would round the ints
     try:
         values = parts.concat(_KERAS, trailing, None)
     except TypeError:  # no common dtype, e.g. str and int arrays
@@ -378,23 +423,22 @@ def _flatten_scalar_lists(parts: _Parts, out_dtype: np.dtype[Any]) -> AnyArray |
     """Convert lists of Python numbers in one pass over all items, or return ``None``.
 
     Integer and bool outputs go through ``array.array("q")``, which refuses floats, strings and
-    ``None`` (so nothing is truncated silently) and is as fast as any NumPy conversion;
-    other outputs (and lists that hold floats) go through ``np.fromiter``, item by item as
-    ``np.asarray`` converts them in Keras. ``None`` means: use the exact per-sequence path.
+    ``None`` (so nothing is truncated silently) and is as fast as any NumPy conversion; lists
+    that hold floats then take the per-sequence path, which checks each float sequence for
+    loss. Float outputs go through ``np.fromiter``, item by item as ``np.asarray`` converts
+    them in Keras. ``None`` means: use the exact per-sequence path.
     """
     if out_dtype.kind in "iub":
         values = _int64_from_lists(parts)
-        if values is not None:
-            return values if out_dtype.kind == "b" or _fits(values, out_dtype) else None
+        if values is None or (out_dtype.kind != "b" and not _fits(values, out_dtype)):
+            return None  # floats (checked for loss sequence by sequence), or an error to raise
+        return values
     items, total = parts.truncated(_KERAS), int(parts.kept.sum())
     try:
         with np.errstate(invalid="ignore", over="ignore"):
-            converted = np.fromiter(chain.from_iterable(items), dtype=out_dtype, count=total)
+            return np.fromiter(chain.from_iterable(items), dtype=out_dtype, count=total)
     except (TypeError, ValueError, OverflowError):
         return None
-    if out_dtype.kind in "iub":
-        _warn_if_lossy(_float_items(items, total), converted, parts)
-    return converted
 
 
 def _int64_from_lists(parts: _Parts) -> IntArray | None:
@@ -424,14 +468,6 @@ def _fits(values: IntArray, dtype: np.dtype[Any]) -> bool:
         return True
     info = np.iinfo(dtype)
     return int(values.min()) >= info.min and int(values.max()) <= info.max
-
-
-def _float_items(parts: list[Sequence[Any]], total: int) -> AnyArray | None:
-    """Return all items as float64 for the loss check, or ``None`` if they are not numbers."""
-    try:
-        return np.fromiter(chain.from_iterable(parts), dtype=np.float64, count=total)
-    except (TypeError, ValueError, OverflowError):
-        return None
 
 
 def _part_lengths(parts: Sequence[Any]) -> IntArray:
@@ -469,16 +505,27 @@ def _convert_each(
         converted.append(item)
     values = np.concatenate(converted)
     if dtype is not None and out_dtype.kind in "iub":
-        _warn_if_lossy(_natural(items), values, parts)
+        _warn_if_lossy(_natural(items, converted), values, parts)
     return values
 
 
-def _natural(parts: list[Any]) -> AnyArray | None:
-    """Return the parts converted without a dtype and concatenated, or ``None`` if they fail."""
+def _natural(parts: list[Any], converted: list[AnyArray]) -> AnyArray | None:
+    """Return what the loss check compares the converted steps with, or ``None`` for nothing.
+
+    The float (and complex) parts as they are, the others as converted: integers into an
+    integer or bool dtype change as NumPy documents, without a warning. Concatenating the
+    parts' own arrays instead would promote, e.g., uint64 and int64 parts to float64 and
+    report integers as floats that changed. ``None`` when no part is float, or one fails.
+    """
     try:
-        return np.concatenate([np.asarray(part) for part in parts])
+        natural = [np.asarray(part) for part in parts]
     except (TypeError, ValueError):
         return None
+    if not any(array.dtype.kind in "fc" for array in natural):
+        return None
+    return np.concatenate(
+        [n if n.dtype.kind in "fc" else c for n, c in zip(natural, converted, strict=True)]
+    )
 
 
 def _as_output_dtype(values: AnyArray, out_dtype: np.dtype[Any], parts: _Parts) -> AnyArray:

@@ -1,0 +1,453 @@
+/*
+ * varlen.data._native: the compiled kernel behind varlen.pad_sequences.
+ *
+ * One call pads a list of sequences straight into a new (B, T, *F) array: each output row is
+ * written once, in order (its padding copied from a template row, its kept steps converted
+ * from the sequence's own memory), with no intermediate flat array and no index array. The
+ * Python-level cost per sequence is a type check and a length; per step of a list, a type
+ * check and one integer or float read.
+ *
+ * The kernel is exact or it declines. It handles the common inputs (NumPy arrays of bool,
+ * integer and float dtypes; lists and tuples of Python ints, bools and floats) into bool,
+ * integer and float outputs, and only where its result is the one NumPy and Keras give with
+ * no warning and no error. On anything else (another item type, a value the output dtype
+ * cannot hold exactly, a shape mismatch, ...) it returns None without side effects, and the
+ * NumPy implementation in padding.py, which warns and raises as documented, takes over.
+ *
+ * Conversions, matching `np.asarray(part, dtype=out)` as Keras calls it:
+ * - arrays, integer or bool -> integer: C cast (wraps around, as NumPy's unsafe cast does);
+ * - arrays, integer or bool -> float: C cast; -> bool: v != 0;
+ * - arrays, float -> float: C cast, declined if a finite value overflows (NumPy warns);
+ * - arrays, float -> integer or bool: only integral values the output holds exactly;
+ * - Python ints and bools -> integer: only values the output holds (NumPy raises otherwise);
+ *   -> bool: v != 0; -> float: only |v| <= 2**53 (exact as a double);
+ * - Python floats: as float arrays; and a list or tuple holding a float is float data (as
+ *   np.asarray makes it), so into an integer or bool output its ints must be exact as
+ *   floats too (|v| <= 2**53; 0 or 1 into bool), as the NumPy path checks them.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#define NPY_NO_DEPRECATED_API NPY_1_22_API_VERSION
+#include <numpy/arrayobject.h>
+
+#include <math.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------- element types */
+
+enum { K_BOOL, K_INT, K_FLOAT };
+
+/* X(name, C type, kind, lowest value, one past the highest value (as doubles, exact: powers
+ * of two), lowest and highest value as long long for range checks of Python ints) */
+#define VL_TYPES(X)                                                                           \
+    X(b1, npy_bool, K_BOOL, 0.0, 2.0, 0LL, 1LL)                                                \
+    X(i1, npy_int8, K_INT, -128.0, 128.0, -128LL, 127LL)                                       \
+    X(i2, npy_int16, K_INT, -32768.0, 32768.0, -32768LL, 32767LL)                              \
+    X(i4, npy_int32, K_INT, -2147483648.0, 2147483648.0, -2147483648LL, 2147483647LL)          \
+    X(i8, npy_int64, K_INT, -9223372036854775808.0, 9223372036854775808.0, LLONG_MIN,         \
+      LLONG_MAX)                                                                              \
+    X(u1, npy_uint8, K_INT, 0.0, 256.0, 0LL, 255LL)                                            \
+    X(u2, npy_uint16, K_INT, 0.0, 65536.0, 0LL, 65535LL)                                       \
+    X(u4, npy_uint32, K_INT, 0.0, 4294967296.0, 0LL, 4294967295LL)                             \
+    X(u8, npy_uint64, K_INT, 0.0, 18446744073709551616.0, 0LL, LLONG_MAX)                      \
+    X(f4, npy_float, K_FLOAT, 0.0, 0.0, 0LL, 0LL)                                              \
+    X(f8, npy_double, K_FLOAT, 0.0, 0.0, 0LL, 0LL)
+
+enum {
+#define VL_ENUM(name, ctype, kind, lo, hi, llo, lhi) T_##name,
+    VL_TYPES(VL_ENUM)
+#undef VL_ENUM
+    T_COUNT
+};
+
+/* Index of a dtype in VL_TYPES, or -1 if the kernel does not handle it. */
+static int type_index(PyArray_Descr *descr)
+{
+    if (PyDataType_ISBYTESWAPPED(descr) || PyDataType_HASFIELDS(descr) ||
+        PyDataType_HASSUBARRAY(descr)) {
+        return -1;
+    }
+    switch (descr->kind) {
+    case 'b':
+        return T_b1;
+    case 'i':
+        switch (PyDataType_ELSIZE(descr)) {
+        case 1: return T_i1;
+        case 2: return T_i2;
+        case 4: return T_i4;
+        case 8: return T_i8;
+        }
+        return -1;
+    case 'u':
+        switch (PyDataType_ELSIZE(descr)) {
+        case 1: return T_u1;
+        case 2: return T_u2;
+        case 4: return T_u4;
+        case 8: return T_u8;
+        }
+        return -1;
+    case 'f':
+        switch (PyDataType_ELSIZE(descr)) {
+        case 4: return T_f4;
+        case 8: return T_f8;
+        }
+        return -1;
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------- array -> array kernels */
+
+/* Convert one element `v` (of kind KIN) to `d` (C type TOUT, kind KOUT); set `bad` where the
+ * result would not be exact (see the header). KIN and KOUT are constants: the compiler keeps
+ * one branch. */
+#define VL_CONVERT(KIN, TOUT, KOUT, LO, HI, v, d, bad)                                        \
+    do {                                                                                      \
+        if ((KOUT) == K_BOOL) {                                                               \
+            if ((KIN) == K_FLOAT) {                                                           \
+                (bad) |= !((v) == 0 || (v) == 1);                                             \
+            }                                                                                 \
+            (d) = (TOUT)((v) != 0);                                                           \
+        }                                                                                     \
+        else if ((KIN) == K_FLOAT && (KOUT) == K_INT) {                                       \
+            double x_ = (double)(v);                                                          \
+            int in_ = x_ >= (LO) && x_ < (HI); /* false for NaN */                            \
+            (d) = in_ ? (TOUT)x_ : (TOUT)0;                                                   \
+            (bad) |= !in_ || (double)(d) != x_;                                               \
+        }                                                                                     \
+        else if ((KIN) == K_FLOAT && (KOUT) == K_FLOAT) {                                     \
+            (d) = (TOUT)(v);                                                                  \
+            (bad) |= isinf((double)(d)) && !isinf((double)(v));                               \
+        }                                                                                     \
+        else {                                                                                \
+            (d) = (TOUT)(v);                                                                  \
+        }                                                                                     \
+    } while (0)
+
+/* Convert `n` elements from `src` (`stride` bytes apart) to contiguous `dst`; -1 if inexact. */
+typedef int (*convert_fn)(const char *src, npy_intp stride, char *dst, npy_intp n);
+
+#define VL_KERNEL(IN, TIN, KIN, OUT, TOUT, KOUT, LO, HI)                                      \
+    static int convert_##IN##_##OUT(const char *src, npy_intp stride, char *dst_, npy_intp n) \
+    {                                                                                         \
+        TOUT *dst = (TOUT *)dst_;                                                             \
+        int bad = 0;                                                                          \
+        if (stride == (npy_intp)sizeof(TIN)) {                                                \
+            const TIN *s = (const TIN *)src;                                                  \
+            for (npy_intp j = 0; j < n; j++) {                                                \
+                VL_CONVERT(KIN, TOUT, KOUT, LO, HI, s[j], dst[j], bad);                       \
+            }                                                                                 \
+        }                                                                                     \
+        else {                                                                                \
+            for (npy_intp j = 0; j < n; j++) {                                                \
+                TIN v = *(const TIN *)(src + j * stride);                                     \
+                VL_CONVERT(KIN, TOUT, KOUT, LO, HI, v, dst[j], bad);                          \
+            }                                                                                 \
+        }                                                                                     \
+        return bad ? -1 : 0;                                                                  \
+    }
+
+/* One kernel per (input, output) pair: expand the inner list once per input type. */
+#define VL_KERNELS_FROM(IN, TIN, KIN, lo_, hi_, llo_, lhi_)                                   \
+    VL_KERNEL(IN, TIN, KIN, b1, npy_bool, K_BOOL, 0.0, 2.0)                                   \
+    VL_KERNEL(IN, TIN, KIN, i1, npy_int8, K_INT, -128.0, 128.0)                               \
+    VL_KERNEL(IN, TIN, KIN, i2, npy_int16, K_INT, -32768.0, 32768.0)                          \
+    VL_KERNEL(IN, TIN, KIN, i4, npy_int32, K_INT, -2147483648.0, 2147483648.0)                \
+    VL_KERNEL(IN, TIN, KIN, i8, npy_int64, K_INT, -9223372036854775808.0,                     \
+              9223372036854775808.0)                                                          \
+    VL_KERNEL(IN, TIN, KIN, u1, npy_uint8, K_INT, 0.0, 256.0)                                 \
+    VL_KERNEL(IN, TIN, KIN, u2, npy_uint16, K_INT, 0.0, 65536.0)                              \
+    VL_KERNEL(IN, TIN, KIN, u4, npy_uint32, K_INT, 0.0, 4294967296.0)                         \
+    VL_KERNEL(IN, TIN, KIN, u8, npy_uint64, K_INT, 0.0, 18446744073709551616.0)               \
+    VL_KERNEL(IN, TIN, KIN, f4, npy_float, K_FLOAT, 0.0, 0.0)                                 \
+    VL_KERNEL(IN, TIN, KIN, f8, npy_double, K_FLOAT, 0.0, 0.0)
+
+VL_TYPES(VL_KERNELS_FROM)
+
+#define VL_ROW(IN, TIN, KIN, lo_, hi_, llo_, lhi_)                                            \
+    {convert_##IN##_b1, convert_##IN##_i1, convert_##IN##_i2, convert_##IN##_i4,              \
+     convert_##IN##_i8, convert_##IN##_u1, convert_##IN##_u2, convert_##IN##_u4,              \
+     convert_##IN##_u8, convert_##IN##_f4, convert_##IN##_f8},
+
+static const convert_fn CONVERT[T_COUNT][T_COUNT] = {VL_TYPES(VL_ROW)};
+
+/* --------------------------------------------------------------- Python objects -> array */
+
+/* Convert `n` Python ints, bools and floats to contiguous `dst`; -1 on anything else or on
+ * a value the output type does not hold exactly (no Python exception is set). */
+typedef int (*objects_fn)(PyObject *const *items, npy_intp n, char *dst);
+
+#define VL_OBJECTS(OUT, TOUT, KOUT, LO, HI, LLO, LHI)                                         \
+    static int objects_to_##OUT(PyObject *const *items, npy_intp n, char *dst_)               \
+    {                                                                                         \
+        TOUT *dst = (TOUT *)dst_;                                                             \
+        int bad = 0, floats = 0, inexact_ints = 0;                                            \
+        for (npy_intp j = 0; j < n; j++) {                                                    \
+            PyObject *item = items[j];                                                        \
+            if (PyLong_CheckExact(item) || PyBool_Check(item)) {                              \
+                int overflow;                                                                 \
+                long long v = PyLong_AsLongLongAndOverflow(item, &overflow);                  \
+                if (overflow) {                                                               \
+                    return -1;                                                                \
+                }                                                                             \
+                if ((KOUT) != K_FLOAT) { /* see the note on floats below */                   \
+                    inexact_ints |= v > (1LL << 53) || v < -(1LL << 53) ||                    \
+                                    ((KOUT) == K_BOOL && v != 0 && v != 1);                   \
+                }                                                                             \
+                if ((KOUT) == K_BOOL) {                                                       \
+                    dst[j] = (TOUT)(v != 0);                                                  \
+                }                                                                             \
+                else if ((KOUT) == K_FLOAT) {                                                 \
+                    if (v > (1LL << 53) || v < -(1LL << 53)) {                                \
+                        return -1;                                                            \
+                    }                                                                         \
+                    dst[j] = (TOUT)(double)v;                                                 \
+                }                                                                             \
+                else {                                                                        \
+                    if (v < (LLO) || v > (LHI)) {                                             \
+                        return -1;                                                            \
+                    }                                                                         \
+                    dst[j] = (TOUT)v;                                                         \
+                }                                                                             \
+            }                                                                                 \
+            else if (PyFloat_CheckExact(item)) {                                              \
+                double v = PyFloat_AS_DOUBLE(item);                                           \
+                VL_CONVERT(K_FLOAT, TOUT, KOUT, LO, HI, v, dst[j], bad);                      \
+                if (bad) {                                                                    \
+                    return -1;                                                                \
+                }                                                                             \
+                floats = 1;                                                                   \
+            }                                                                                 \
+            else {                                                                            \
+                return -1;                                                                    \
+            }                                                                                 \
+        }                                                                                     \
+        /* A sequence holding a float is float data, as np.asarray makes it: its ints are */  \
+        /* then checked as floats too (exact as a double; 0 or 1 into bool).              */  \
+        return floats && inexact_ints ? -1 : 0;                                               \
+    }
+
+VL_TYPES(VL_OBJECTS)
+
+#define VL_OBJECTS_ENTRY(OUT, TOUT, KOUT, lo_, hi_, llo_, lhi_) objects_to_##OUT,
+static const objects_fn FROM_OBJECTS[T_COUNT] = {VL_TYPES(VL_OBJECTS_ENTRY)};
+
+/* ----------------------------------------------------------------------------- the kernel */
+
+#define VL_MAX_DIMS 32
+
+/* The input forms the kernel reads. */
+static int is_array(PyObject *item) { return Py_TYPE(item) == &PyArray_Type; }
+static int is_objects(PyObject *item) { return PyList_CheckExact(item) || PyTuple_CheckExact(item); }
+
+/* Whether `item` is a Python int, bool or float (not a subclass, which may convert otherwise). */
+static int is_number(PyObject *item)
+{
+    return PyLong_CheckExact(item) || PyBool_Check(item) || PyFloat_CheckExact(item);
+}
+
+/* Length of `item`, or -1 if the kernel does not read this kind of item. */
+static npy_intp item_length(PyObject *item)
+{
+    if (is_array(item)) {
+        PyArrayObject *a = (PyArrayObject *)item;
+        return PyArray_NDIM(a) >= 1 ? PyArray_DIM(a, 0) : -1;
+    }
+    if (is_objects(item)) {
+        return Py_SIZE(item);
+    }
+    return -1;
+}
+
+/* Whether the kernel can copy non-empty `item` into steps of shape `step_dims`
+ * (`*step_ndim == -1`: not known yet, taken from this item as Keras takes it). */
+static int item_readable(PyObject *item, int *step_ndim, npy_intp *step_dims)
+{
+    if (is_objects(item)) {
+        if (*step_ndim == -1) {
+            /* The step shape is taken from this item, as np.shape(item)[1:]: it is () when
+             * every item is a number. Later items are checked as their kept steps are read. */
+            PyObject *const *items = PySequence_Fast_ITEMS(item);
+            for (Py_ssize_t j = 0; j < Py_SIZE(item); j++) {
+                if (!is_number(items[j])) {
+                    return 0;
+                }
+            }
+            *step_ndim = 0;
+        }
+        return *step_ndim == 0;
+    }
+    PyArrayObject *a = (PyArrayObject *)item;
+    int ndim = PyArray_NDIM(a);
+    if (ndim - 1 > VL_MAX_DIMS || type_index(PyArray_DESCR(a)) < 0 || !PyArray_ISALIGNED(a)) {
+        return 0;
+    }
+    if (ndim > 1 && !PyArray_IS_C_CONTIGUOUS(a)) {
+        return 0; /* steps with features: one contiguous block per array */
+    }
+    if (*step_ndim == -1) {
+        *step_ndim = ndim - 1;
+        for (int d = 1; d < ndim; d++) {
+            step_dims[d - 1] = PyArray_DIM(a, d);
+        }
+        return 1;
+    }
+    if (ndim - 1 != *step_ndim) {
+        return 0;
+    }
+    for (int d = 1; d < ndim; d++) {
+        if (PyArray_DIM(a, d) != step_dims[d - 1]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Write the `count` kept steps of `item`, starting at its step `first`, to `dst`. */
+static int copy_steps(PyObject *item, npy_intp first, npy_intp count, npy_intp step_size,
+                      int out_type, char *dst)
+{
+    if (count == 0) {
+        return 0;
+    }
+    if (is_objects(item)) {
+        PyObject *const *items = PySequence_Fast_ITEMS(item);
+        return FROM_OBJECTS[out_type](items + first, count, dst);
+    }
+    PyArrayObject *a = (PyArrayObject *)item;
+    int in_type = type_index(PyArray_DESCR(a));
+    npy_intp itemsize = PyArray_ITEMSIZE(a);
+    if (PyArray_NDIM(a) == 1) {
+        npy_intp stride = PyArray_STRIDE(a, 0);
+        return CONVERT[in_type][out_type](PyArray_BYTES(a) + first * stride, stride, dst, count);
+    }
+    const char *src = PyArray_BYTES(a) + first * step_size * itemsize; /* C-contiguous */
+    return CONVERT[in_type][out_type](src, itemsize, dst, count * step_size);
+}
+
+PyDoc_STRVAR(pad_sequences_doc,
+             "pad_sequences(sequences, maxlen, fill, pre_padding, pre_truncating, /)\n--\n\n"
+             "Pad a list of sequences into a new (B, T, *F) array of fill.dtype, or None.\n\n"
+             "sequences: list of NumPy arrays (T_i, *F) and lists or tuples of Python numbers.\n"
+             "maxlen: T, or -1 for the longest length. fill: 0-d array, the pad value.\n"
+             "None means the kernel declined (see the module source): nothing was changed, and\n"
+             "the caller pads the NumPy way, which warns and raises as documented.");
+
+static PyObject *pad_sequences(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 5 || !PyList_CheckExact(args[0]) || !PyArray_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "pad_sequences(list, int, ndarray, bool, bool) takes 5 arguments");
+        return NULL;
+    }
+    PyObject *seqs = args[0];
+    Py_ssize_t maxlen = PyLong_AsSsize_t(args[1]);
+    if (maxlen == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyArrayObject *fill = (PyArrayObject *)args[2];
+    int pre_padding = PyObject_IsTrue(args[3]);
+    int pre_truncating = PyObject_IsTrue(args[4]);
+    if (pre_padding < 0 || pre_truncating < 0) {
+        return NULL;
+    }
+    int out_type = type_index(PyArray_DESCR(fill));
+    if (out_type < 0 || PyArray_NDIM(fill) != 0 || maxlen < -1) {
+        Py_RETURN_NONE;
+    }
+
+    /* Pass 1: lengths, T, the step shape, and whether every item is readable. */
+    Py_ssize_t B = PyList_GET_SIZE(seqs);
+    npy_intp longest = 0;
+    int step_ndim = -1;
+    npy_intp step_dims[VL_MAX_DIMS];
+    for (Py_ssize_t i = 0; i < B; i++) {
+        PyObject *item = PyList_GET_ITEM(seqs, i);
+        npy_intp n = item_length(item);
+        if (n < 0 || (n > 0 && !item_readable(item, &step_ndim, step_dims))) {
+            Py_RETURN_NONE;
+        }
+        longest = n > longest ? n : longest;
+    }
+    npy_intp T = maxlen == -1 ? longest : (npy_intp)maxlen;
+    npy_intp step_size = 1; /* elements per step */
+    npy_intp dims[VL_MAX_DIMS + 2] = {(npy_intp)B, T};
+    step_ndim = step_ndim < 0 ? 0 : step_ndim;
+    for (int d = 0; d < step_ndim; d++) {
+        dims[2 + d] = step_dims[d];
+        step_size *= step_dims[d];
+    }
+
+    /* The output: zeros from the allocator when the fill is all zero bytes (untouched pages
+     * stay unmapped until read), else filled row by row from one template row. */
+    npy_intp itemsize = PyArray_ITEMSIZE(fill);
+    const char *fill_bytes = PyArray_BYTES(fill);
+    int zero = 1;
+    for (npy_intp b = 0; b < itemsize; b++) {
+        zero &= fill_bytes[b] == 0;
+    }
+    PyArray_Descr *descr = PyArray_DESCR(fill);
+    Py_INCREF(descr); /* stolen below */
+    PyArrayObject *out = (PyArrayObject *)(zero ? PyArray_Zeros(2 + step_ndim, dims, descr, 0)
+                                                : PyArray_Empty(2 + step_ndim, dims, descr, 0));
+    if (out == NULL) {
+        return NULL;
+    }
+    npy_intp row_bytes = T * step_size * itemsize;
+    npy_intp step_bytes = step_size * itemsize;
+    char *template_row = NULL;
+    if (!zero && row_bytes > 0) {
+        template_row = PyMem_Malloc(row_bytes);
+        if (template_row == NULL) {
+            Py_DECREF(out);
+            return PyErr_NoMemory();
+        }
+        for (npy_intp b = 0; b < row_bytes; b += itemsize) {
+            memcpy(template_row + b, fill_bytes, itemsize);
+        }
+    }
+
+    /* Pass 2: each row once, in order: its padding, then (or before) its kept steps. */
+    char *row = PyArray_BYTES(out);
+    int declined = 0;
+    for (Py_ssize_t i = 0; i < B && !declined; i++, row += row_bytes) {
+        PyObject *item = PyList_GET_ITEM(seqs, i);
+        npy_intp n = item_length(item);
+        npy_intp kept = n < T ? n : T;
+        npy_intp first = pre_truncating ? n - kept : 0;    /* first kept step of the item */
+        char *steps = row + (pre_padding ? T - kept : 0) * step_bytes;
+        if (template_row != NULL) {
+            memcpy(pre_padding ? row : row + kept * step_bytes, template_row,
+                   (T - kept) * step_bytes);
+        }
+        declined = copy_steps(item, first, kept, step_size, out_type, steps) < 0;
+    }
+    PyMem_Free(template_row);
+    if (declined) {
+        Py_DECREF(out);
+        Py_RETURN_NONE;
+    }
+    return (PyObject *)out;
+}
+
+static PyMethodDef methods[] = {
+    {"pad_sequences", (PyCFunction)(void (*)(void))pad_sequences, METH_FASTCALL,
+     pad_sequences_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "varlen.data._native",
+    .m_doc = "Compiled padding kernel of varlen.data (optional: padding.py works without it).",
+    .m_size = 0,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__native(void)
+{
+    import_array();
+    return PyModule_Create(&module_def);
+}
