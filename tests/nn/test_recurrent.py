@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from tests.reference.recurrent import run_sequence
 from varlen.data.ragged import Ragged
 from varlen.nn import GRU, LSTM
+from varlen.nn import recurrent as recurrent_module
 from varlen.nn.functional import lengths_to_mask
 
 F_IN, H = 3, 4
@@ -187,6 +188,32 @@ def test_recurrent_matches_per_sequence_oracle_float64(case):
 def test_recurrent_matches_per_sequence_oracle_float32(case):
     """On float32 (the fused oneDNN kernel), results match the oracle to 1e-5."""
     _compare(case, torch.float32, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize(("num_layers", "proj", "with_hx"), [(1, False, False), (3, True, True)])
+def test_recurrent_full_batches_take_torchs_forward_and_match_the_oracle(
+    monkeypatch, kind, bidirectional, num_layers, proj, with_hx
+):
+    """A batch without pads (lengths all T) runs torch's own forward, matching the oracle.
+
+    Outputs, states and gradients, float64 at 1e-10, as for batches with pads.
+    """
+    calls = []
+    full = recurrent_module._drive_full
+
+    def spy(*args):
+        calls.append(1)
+        return full(*args)
+
+    monkeypatch.setattr(recurrent_module, "_drive_full", spy)
+    case = Case(
+        kind, (5, 5, 5), 5, "post", bidirectional, num_layers, proj and kind == "LSTM",
+        with_hx, "padded", holes=False, pad_value=0.0, seed=3,
+    )  # fmt: skip
+    _compare(case, torch.float64, atol=1e-10)
+    assert calls == [1]
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
