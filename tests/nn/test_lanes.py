@@ -70,6 +70,11 @@ def test_run_lanes_matches_per_sequence_oracle(
         if out.c is not None:
             torch.testing.assert_close(out.c[:, b], ref_state[1], atol=1e-10, rtol=0)
             reference = reference + (ref_state[1] * w_c[:, b]).sum()
+    with torch.inference_mode():  # the cell state is rebuilt in place when no grad is needed
+        frozen = run_lanes(module, x.detach(), sizes, num_lanes=num_lanes, window=window)
+    torch.testing.assert_close(frozen.values, out.values, atol=1e-12, rtol=0)
+    torch.testing.assert_close(frozen.h, out.h, atol=1e-12, rtol=0)
+    torch.testing.assert_close(frozen.c, out.c, atol=1e-12, rtol=0)
     leaves = [x, *module.parameters()]
     if not loss.requires_grad:
         return

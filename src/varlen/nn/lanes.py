@@ -250,6 +250,10 @@ def _recompute_cell(
 ) -> Tensor:
     """Rebuild an LSTM direction's ``c`` at every step from its input and exact ``h`` outputs.
 
+    Only the gates that enter ``c`` (``i``, ``f``, ``g``) are computed: two matrix products
+    with the biases and the previous ``h`` accumulated in place, activations in place when no
+    gradient is needed, then the linear recurrence.
+
     Args:
         x: ``(S, L, F_l + 2)`` the layer input the kernel saw (controls included).
         h: ``(S, L, H_out)`` the kernel's output for this direction.
@@ -258,49 +262,64 @@ def _recompute_cell(
         reverse: Whether the direction runs backward in time.
 
     Returns:
-        ``(S, L, H)`` the cell state after each step.
+        ``(S, L, H)`` the cell state after each step (a strided view).
     """
+    S, L, _ = h.shape
     w_ih, w_hh = params[0], params[1]
-    # The h each step saw: the previous step's output (the next one, backward), zero at the start.
-    zero = h.new_zeros(1, *h.shape[1:])
-    h_prev = torch.cat([h[1:], zero]) if reverse else torch.cat([zero, h[:-1]])
-    gates = x @ w_ih.T + h_prev @ w_hh.T  # (S, L, 4H)
+    H = w_hh.shape[0] // 4
+    w_x, w_h = w_ih[: 3 * H].T, w_hh[: 3 * H].T  # gates i, f, g; o does not enter c
+    x_rows, h_rows = x.reshape(S * L, -1), h.reshape(S * L, -1)
     if has_biases:
-        gates = gates + (params[2] + params[3])
-    i, f, g, _ = gates.chunk(4, dim=-1)
-    update = torch.sigmoid(i) * torch.tanh(g)
-    forget = torch.sigmoid(f)
-    if reverse:
-        return _linear_scan(forget.flip(0), update.flip(0)).flip(0)
-    return _linear_scan(forget, update)
+        gates = torch.addmm((params[2] + params[3])[: 3 * H], x_rows, w_x)  # (S * L, 3H)
+    else:
+        gates = x_rows @ w_x
+    if S > 1:
+        # Each step also sees the h of the step before it (after it, backward); the first, 0.
+        seen, rows = (h_rows[L:], slice(0, -L)) if reverse else (h_rows[:-L], slice(L, None))
+        gates[rows].addmm_(seen, w_h)
+    gates = gates.view(S, L, 3 * H)
+    if torch.is_grad_enabled() and gates.requires_grad:
+        i, f, g = torch.split(gates, H, dim=-1)
+        forget, update = torch.sigmoid(f), torch.sigmoid(i) * torch.tanh(g)
+    else:  # one pass over the gates each, no new tensors
+        gates[..., : 2 * H].sigmoid_()
+        i, forget, g = torch.split(gates, H, dim=-1)
+        update = i.mul_(g.tanh_())
+    return _linear_scan(forget, update, reverse=reverse)
 
 
-def _linear_scan(a: Tensor, b: Tensor) -> Tensor:
-    """Return ``c (S, L, H)`` with ``c_t = a_t * c_(t-1) + b_t`` along time, differentiable."""
-    result: Tensor = _LinearScan.apply(a, b)  # type: ignore[no-untyped-call]
+def _linear_scan(a: Tensor, b: Tensor, *, reverse: bool) -> Tensor:
+    """Return ``c (S, L, H)``: ``c_t = a_t * c_(t-1) + b_t`` along time (``c_(t+1)``, reverse)."""
+    result: Tensor = _LinearScan.apply(a, b, reverse)  # type: ignore[no-untyped-call]
     return result
 
 
 class _LinearScan(torch.autograd.Function):
-    """``c_t = a_t * c_(t-1) + b_t`` along dim 0 with ``c_(-1) = 0``, and its adjoint."""
+    """``c_t = a_t * c_(t-1) + b_t`` along dim 0 from zero (reverse: from the end); its adjoint."""
 
     @staticmethod
-    def forward(ctx: Any, a: Tensor, b: Tensor) -> Tensor:
-        c = torch.empty_like(b)
-        previous = torch.zeros_like(b[0])
-        for t in range(b.shape[0]):
+    def forward(ctx: Any, a: Tensor, b: Tensor, reverse: bool) -> Tensor:  # noqa: FBT001 (apply is positional)
+        S = b.shape[0]
+        c = torch.empty(b.shape, dtype=b.dtype, device=b.device)
+        previous = torch.zeros_like(c[0])
+        for t in range(S - 1, -1, -1) if reverse else range(S):
             previous = torch.addcmul(b[t], a[t], previous, out=c[t])
+        ctx.reverse = reverse
         ctx.save_for_backward(a, c)
         return c
 
     @staticmethod
-    def backward(ctx: Any, grad_c: Tensor) -> tuple[Tensor, Tensor]:
+    def backward(ctx: Any, grad_c: Tensor) -> tuple[Tensor, Tensor, None]:
         a, c = ctx.saved_tensors
+        S, reverse = grad_c.shape[0], ctx.reverse
         grad_b = torch.empty_like(grad_c)
         carried = torch.zeros_like(grad_c[0])
-        for t in range(grad_c.shape[0] - 1, -1, -1):
+        for t in range(S) if reverse else range(S - 1, -1, -1):
             carried = torch.add(grad_c[t], carried, out=grad_b[t])
             carried = carried * a[t]
         grad_a = torch.zeros_like(a)
-        grad_a[1:] = grad_b[1:] * c[:-1]
-        return grad_a, grad_b
+        if reverse:
+            grad_a[:-1] = grad_b[:-1] * c[1:]
+        else:
+            grad_a[1:] = grad_b[1:] * c[:-1]
+        return grad_a, grad_b, None
