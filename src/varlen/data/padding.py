@@ -658,6 +658,11 @@ def pad(
     parts = _nonempty_parts(arrays, lengths, T, truncating=truncating)
     if parts is None or block.size == 0:
         return _repeat(block, len(arrays)), kept
+    if _native is not None:  # every cast was checked above; the kernel declines inexact ones
+        fill_0d = block.reshape(-1)[:1].reshape(())
+        out = _native.pad_sequences(arrays, T, fill_0d, padding == "pre", truncating == "pre")
+        if out is not None:
+            return out, kept
     zero = out_dtype.kind in _NUMERIC and _is_positive_zero(fill)
     return _pad_arrays(parts, kept, block, where="pad", padding=padding, zero=zero), kept
 
