@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import example, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
@@ -188,6 +188,54 @@ def test_recurrent_matches_per_sequence_oracle_float64(case):
 def test_recurrent_matches_per_sequence_oracle_float32(case):
     """On float32 (the fused oneDNN kernel), results match the oracle to 1e-5."""
     _compare(case, torch.float32, atol=1e-5)
+
+
+@st.composite
+def uneven_cases(draw: st.DrawFn) -> Case:
+    """Batches of 8-24 rows with very uneven lengths: the ones split into groups of rows."""
+    lengths = draw(
+        st.one_of(
+            st.lists(st.integers(0, 12), min_size=8, max_size=24),
+            st.lists(st.sampled_from([0, 1, 1, 2, 20]), min_size=8, max_size=24),  # skewed
+        )
+    )
+    case = draw(cases())
+    return replace(case, lengths=tuple(lengths), T=max(lengths) + draw(st.integers(0, 2)))
+
+
+@settings(max_examples=60)
+@given(case=uneven_cases())
+def test_recurrent_uneven_batches_match_the_oracle_float64(case):
+    """Uneven batches (run as groups of rows of similar length) match the oracle at 1e-10.
+
+    Calls are made free here, so that even these small batches are split whenever a split
+    saves padded steps.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(recurrent_module, "_CALL_COST", 0)
+        split = recurrent_module._row_groups(torch.tensor(case.lengths), case.T) is not None
+        event(f"split into groups: {split}")
+        _compare(case, torch.float64, atol=1e-10)
+
+
+def test_recurrent_splits_an_uneven_batch_into_groups(monkeypatch):
+    """A batch of skewed lengths runs as groups of rows; outputs and states match the oracle."""
+    groups = []
+    drive = recurrent_module._drive_groups
+
+    def spy(*args):
+        groups.append([len(rows) for rows in args[-1]])
+        return drive(*args)
+
+    monkeypatch.setattr(recurrent_module, "_drive_groups", spy)
+    case = Case(
+        "LSTM", (1,) * 30 + (40, 0), 40, "pre", True, 2, False, True, "padded", holes=False,
+        pad_value=float("nan"), seed=5,
+    )  # fmt: skip
+    _compare(case, torch.float64, atol=1e-10)
+    assert len(groups) == 1  # one call, split once
+    assert len(groups[0]) > 1
+    assert sum(groups[0]) == 32
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])

@@ -39,6 +39,7 @@ Which path a mask takes
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, TypeAlias
 
@@ -486,7 +487,80 @@ def _forward(
         return _drive_packed(module, cell, inputs, state)
     if _no_pads(inputs):
         return _drive_full(module, cell, inputs.x, state)
+    groups = _row_groups(inputs.lengths, T)
+    if groups is not None:
+        return _drive_groups(module, cell, inputs, state, groups)
     return _drive_padded(module, cell, inputs, state)
+
+
+_CALL_COST = 128
+"""What one more kernel call costs, in padded cells (row-steps) of work: ~100-200 us of fixed
+cost per call against ~1 us per cell in inference (B = 64, H = 128), and about the same ratio
+in training."""
+
+
+def _row_groups(lengths: Tensor, T: int) -> list[Tensor] | None:
+    """Split a batch of uneven lengths into groups of similar length, or ``None`` to keep it.
+
+    The rows sorted by length are cut into 2, 4, 8 or 16 groups of equal count (at least 4
+    rows each); each group then runs to its own longest length. The split with the fewest
+    cells (rows times steps, plus :data:`_CALL_COST` per call) is taken if it saves at least
+    a quarter of the batch's ``B * T`` cells. Rows are independent, so results do not change
+    (within float rounding, as for any other batch); only the work on pads does. Host only.
+    """
+    B = lengths.shape[0]
+    if lengths.device.type != "cpu" or B < 8:
+        return None
+    ordered, order = torch.sort(lengths, stable=True)
+    best_cost, best = 0.75 * B * T, None
+    for G in (2, 4, 8, 16):
+        if B < 4 * G:
+            break
+        bounds = [B * g // G for g in range(G + 1)]
+        tallest = ordered[torch.tensor(bounds[1:]) - 1]  # (G,) longest length of each group
+        sizes = torch.tensor([b - a for a, b in itertools.pairwise(bounds)])
+        cost = int((sizes * tallest).sum()) + G * _CALL_COST
+        if cost < best_cost:
+            best_cost, best = cost, bounds
+    if best is None:
+        return None
+    return [order[a:b] for a, b in itertools.pairwise(best)]
+
+
+def _drive_groups(
+    module: nn.RNNBase, cell: _Cell, inputs: _Inputs, hx: _State | None, groups: list[Tensor]
+) -> tuple[Tensor, _State]:
+    """Run each group of rows to its own longest length, then put the rows back in order.
+
+    Each group takes the padded method (or torch's own forward when it has no pads); its
+    outputs are padded back to ``T`` with zeros, on the side of the layout.
+    """
+    x, lengths, layout = inputs.x, inputs.lengths, inputs.layout
+    B, T, _ = x.shape
+    initial = hx if hx is not None else _zero_state(module, cell, B, x)
+    outs, finals = [], []
+    for rows in groups:
+        rows_lengths = lengths[rows]
+        T_g = int(rows_lengths.max())
+        steps = slice(0, T_g) if layout == "post" else slice(T - T_g, T)
+        group = _Inputs(x[rows, steps], rows_lengths, layout, layout, None)
+        group_hx = None if hx is None else tuple(s[:, rows] for s in hx)
+        if T_g == 0:  # every row empty: zero outputs, the initial state
+            H_total = (2 if module.bidirectional else 1) * (module.proj_size or module.hidden_size)
+            out, final = x.new_zeros(len(rows), 0, H_total), tuple(s[:, rows] for s in initial)
+        elif _no_pads(group):
+            out, final = _drive_full(module, cell, group.x, group_hx)
+        else:
+            out, final = _drive_padded(module, cell, group, group_hx)
+        # (B_g, T, H_total): zeros at the added steps, on the padded side.
+        outs.append(
+            nn.functional.pad(out, (0, 0, 0, T - T_g) if layout == "post" else (0, 0, T - T_g, 0))
+        )
+        finals.append(final)
+    inverse = torch.argsort(torch.cat(groups))
+    out = torch.cat(outs)[inverse]
+    state = tuple(torch.cat(parts, dim=1)[:, inverse] for parts in zip(*finals, strict=True))
+    return _restore(inputs, out), state
 
 
 def _no_pads(inputs: _Inputs) -> bool:
