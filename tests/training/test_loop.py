@@ -94,7 +94,9 @@ def test_choose_technique_bucket_for_spread_lengths():
         ({"technique": "zip"}, ValueError, r"technique must be 'pad-pre' or"),
         ({"epochs": 0}, ValueError, r"TrainConfig: epochs must be an int >= 1, got 0\."),
         ({"batch_size": True}, ValueError, r"batch_size must be an int >= 1, got True\."),
-        ({"lr": 0.0}, ValueError, r"TrainConfig: lr must be > 0, got 0.0\."),
+        ({"lr": 0.0}, ValueError, r"TrainConfig: lr must be finite and > 0, got 0.0\."),
+        ({"lr": float("inf")}, ValueError, r"TrainConfig: lr must be finite and > 0, got inf\."),
+        ({"lr": float("nan")}, ValueError, r"TrainConfig: lr must be finite and > 0, got nan\."),
     ],
 )
 def test_train_config_rejects_bad_values(options, error, match):

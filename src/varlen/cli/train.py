@@ -129,8 +129,8 @@ class TrainOptions:
         for name, low in _MINIMA.items():
             if getattr(self, name) < low:
                 raise ValueError(f"{where}: {name} must be >= {low}, got {getattr(self, name)!r}.")
-        if not self.lr > 0:
-            raise ValueError(f"{where}: lr must be > 0, got {self.lr!r}.")
+        if not 0 < self.lr < float("inf"):
+            raise ValueError(f"{where}: lr must be finite and > 0, got {self.lr!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"{where}: dropout must be in [0, 1), got {self.dropout!r}.")
 

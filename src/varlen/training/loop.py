@@ -86,8 +86,8 @@ class TrainConfig:
                 f"TrainConfig: patience must be an int >= 1 or None (never stop early), "
                 f"got {self.patience!r}."
             )
-        if not self.lr > 0:
-            raise ValueError(f"TrainConfig: lr must be > 0, got {self.lr!r}.")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"TrainConfig: lr must be finite and > 0, got {self.lr!r}.")
 
 
 @dataclass(frozen=True)
