@@ -8,6 +8,8 @@ same batches, after a warm-up round (oneDNN builds a primitive per new shape):
 - ``torch padded, no mask``: ``torch.nn.LSTM`` on the padded batch, pads and all (fast; the
   final state is wrong for every sequence shorter than the batch).
 - ``varlen``: ``varlen.nn.LSTM`` on the same padded batch with its lengths (exact).
+- ``varlen, whole batch`` (random batches): the same with the split of uneven batches into
+  groups of rows turned off, so every row runs to the batch's longest length (the ablation).
 - ``torch packed``: hand-written ``pack_padded_sequence`` + ``torch.nn.LSTM`` +
   ``pad_packed_sequence`` (exact, falls off the fused kernel on CPU).
 - ``one at a time``: each sequence alone, no padding (exact), one optimizer step per batch.
@@ -29,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from _setting import sample_lengths  # benchmarks/ is on sys.path when run as a script
-from varlen.nn import GRU, LSTM
+from varlen.nn import GRU, LSTM, recurrent
 
 INPUT, HIDDEN, BATCH, NUM_SEQUENCES, CLASSES = 32, 128, 64, 4096, 8
 
@@ -109,6 +111,20 @@ def step_varlen(model: Model, work: Work) -> Tensor:
     return model.head(_final_h(state))
 
 
+def _no_groups(lengths: Tensor, T: int) -> None:
+    return None
+
+
+def step_varlen_whole_batch(model: Model, work: Work) -> Tensor:
+    """Run varlen with uneven batches not split into groups of rows (the ablation)."""
+    split = recurrent._row_groups
+    recurrent._row_groups = _no_groups
+    try:
+        return step_varlen(model, work)
+    finally:
+        recurrent._row_groups = split
+
+
 def step_torch_packed(model: Model, work: Work) -> Tensor:
     packed = nn.utils.rnn.pack_padded_sequence(
         work.x, work.lengths, batch_first=True, enforce_sorted=False
@@ -129,6 +145,7 @@ def step_one_at_a_time(model: Model, work: Work) -> Tensor:
 STEPS: dict[str, Callable[[Model, Work], Tensor]] = {
     "torch padded, no mask": step_torch_padded,
     "varlen": step_varlen,
+    "varlen, whole batch": step_varlen_whole_batch,
     "torch packed": step_torch_packed,
     "one at a time": step_one_at_a_time,
 }
@@ -136,7 +153,7 @@ STEPS: dict[str, Callable[[Model, Work], Tensor]] = {
 
 def make_model(kind: str, path: str) -> Model:
     torch.manual_seed(0)
-    if path == "varlen":
+    if path.startswith("varlen"):
         rnn: nn.Module = (LSTM if kind == "LSTM" else GRU)(INPUT, HIDDEN, method="padded")
     else:
         rnn = (nn.LSTM if kind == "LSTM" else nn.GRU)(INPUT, HIDDEN, batch_first=True)
@@ -189,6 +206,8 @@ def run(*, quick: bool = False, seed: int = 0) -> list[Row]:
         ("bucketed", "infer", "LSTM", ["torch padded, no mask", "varlen", "torch packed"]),
         ("bucketed", "train", "GRU", ["torch padded, no mask", "varlen", "torch packed"]),
         ("random", "train", "LSTM", ["torch padded, no mask", "varlen", "torch packed"]),
+        ("random", "train", "LSTM", ["varlen", "varlen, whole batch"]),
+        ("random", "infer", "LSTM", ["torch padded, no mask", "varlen", "varlen, whole batch"]),
         ("random", "train", "LSTM", ["varlen", "one at a time"]),
     ]
     rows = []
