@@ -143,6 +143,35 @@ def test_load_data_ts_rejects_table_options(tmp_path):
         load_data(path, id="sid", target="label")
 
 
+def test_load_data_rejects_a_file_without_sequences(tmp_path):
+    """A .ts file whose data section is empty is one clear error, not a model-size error."""
+    path = tmp_path / "empty.ts"
+    path.write_text("@problemName e\n@classLabel true a b\n@data\n", encoding="utf-8")
+    with pytest.raises(CommandError, match=r"DATA must hold at least one sequence, got none in"):
+        load_data(path)
+
+
+@pytest.mark.parametrize("suffix", [".ts", ".csv"])
+def test_load_data_rejects_infinite_values(tmp_path, suffix):
+    """An infinity names its sequence, step and feature (it used to reach predictions)."""
+    if suffix == ".ts":
+        path = tmp_path / "d.ts"
+        path.write_text(
+            "@problemName d\n@classLabel true a b\n@data\n1,2:a\n3,-inf,4:b\n", encoding="utf-8"
+        )
+        options: dict[str, str] = {}
+        match = r"got -inf at sequence 1, step 1, feature 'dim_0' in '.*d.ts'\."
+    else:
+        path = tmp_path / "d.csv"
+        path.write_text("sid,v\na,1\nb,2\nb,inf\n", encoding="utf-8")
+        options = {"id": "sid"}
+        match = r"got inf at sequence 'b', step 1, feature 'v' in '.*d.csv'\."
+    with pytest.raises(CommandError, match=r"DATA values must be finite or missing \(NaN\), "):
+        load_data(path, **options)
+    with pytest.raises(CommandError, match=match):
+        load_data(path, **options)
+
+
 # ----------------------------------------------------------------------------- targets
 
 
@@ -234,6 +263,17 @@ def test_normalize_inputs_standardizes_and_fills_missing_values():
     np.testing.assert_allclose(out.values[:, 0], [-1.0, 1.0, 0.0])
     np.testing.assert_array_equal(out.offsets, x.offsets)
     assert np.isnan(x.values[2, 0])  # the input is not modified
+
+
+def test_normalize_inputs_rejects_values_beyond_float32():
+    """A finite value that overflows float32 once standardized is an error, not an inf input."""
+    x = Ragged(np.array([[0.0], [1.0], [2.0]]), np.array([0, 3]))
+    scaler = Standardizer.fit(x)
+    big = Ragged(np.array([[1.0], [1e300]]), np.array([0, 2]))
+    with pytest.raises(
+        CommandError, match=r"fit float32 \(\|v\| < 3.4e38\), got 1e\+300 in feature 0"
+    ):
+        normalize_inputs(big, scaler)
 
 
 class Terminal:

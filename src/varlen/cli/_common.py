@@ -367,7 +367,8 @@ def load_data(
     Raises:
         FileNotFoundError: If ``path`` does not exist.
         CommandError: If the suffix is unknown, table options are given for a ``.ts`` file,
-            or ``id`` is missing for a table.
+            ``id`` is missing for a table, or the file holds no sequence or an infinite
+            value.
         ValueError: If the file is malformed (the reader names the file, line or column).
         TypeError: If a table feature column is not numeric.
     """
@@ -381,16 +382,37 @@ def load_data(
     if not file.is_file():
         raise FileNotFoundError(f"DATA file {os.fspath(path)!r} does not exist.")
     if suffix in TS_SUFFIXES:
-        return _load_ts(file, id=id, order=order, features=features, target=target)
-    if id is None:
+        data = _load_ts(file, id=id, order=order, features=features, target=target)
+    elif id is None:
         raise CommandError(
             f"a table needs --id COLUMN to group its rows into sequences, got none for "
             f"{os.fspath(path)!r}."
         )
-    from varlen.data.io.table import read_table
+    else:
+        from varlen.data.io.table import read_table
 
-    table = read_table(file, id=id, order=order, features=features, target=target)
-    return LoadedData(table.x, table.y, table.features, table.ids, ())
+        table = read_table(file, id=id, order=order, features=features, target=target)
+        data = LoadedData(table.x, table.y, table.features, table.ids, ())
+    _check_loaded(data, os.fspath(path))
+    return data
+
+
+def _check_loaded(data: LoadedData, path: str) -> None:
+    """Reject data without sequences, and infinite values (NaN marks a missing value)."""
+    if len(data.x) == 0:
+        raise CommandError(f"DATA must hold at least one sequence, got none in {path!r}.")
+    rows, columns = np.nonzero(np.isinf(data.x.values))
+    if rows.size:
+        row, column = int(rows[0]), int(columns[0])
+        case = int(np.searchsorted(data.x.offsets, row, side="right")) - 1
+        step = row - int(data.x.offsets[case])
+        ident = data.ids[case]
+        ident = ident.item() if isinstance(ident, np.generic) else ident
+        raise CommandError(
+            f"DATA values must be finite or missing (NaN), got {data.x.values[row, column]} "
+            f"at sequence {ident!r}, step {step}, feature {data.features[column]!r} in "
+            f"{path!r}. Replace it by NaN (a missing value)."
+        )
 
 
 def _load_ts(file: Path, **options: Any) -> LoadedData:

@@ -185,10 +185,23 @@ def normalize_inputs(x: Ragged, normalizer: object) -> Ragged:
 
     Returns:
         A new ``Ragged`` with float32 values ``(N, F)`` and no NaN.
+
+    Raises:
+        CommandError: If a value is infinite or does not fit float32 once standardized.
     """
     from varlen.data.normalize import Standardizer
 
     scaled = (
         x.values if not isinstance(normalizer, Standardizer) else normalizer.transform(x).values
     )
-    return x.with_values(np.nan_to_num(scaled, nan=0.0).astype(np.float32))
+    with np.errstate(over="ignore"):  # checked just below
+        values = np.nan_to_num(scaled, nan=0.0, posinf=np.inf, neginf=-np.inf).astype(np.float32)
+    rows, columns = np.nonzero(np.isinf(values))
+    if rows.size:
+        row, column = int(rows[0]), int(columns[0])
+        raise CommandError(
+            f"DATA values must be finite and, once standardized, fit float32 (|v| < 3.4e38), "
+            f"got {float(x.values[row, column])!r} in feature {column} (standardized: "
+            f"{float(scaled[row, column])!r})."
+        )
+    return x.with_values(values)
