@@ -201,6 +201,29 @@ def test_read_ts_reads_an_open_stream_and_names_it_in_errors(tmp_path):
         read_ts(io.StringIO(""))
 
 
+def test_read_ts_skips_a_utf8_byte_order_mark(tmp_path):
+    """Files saved as "UTF-8 with BOM" (common on Windows), with CRLF endings, read as without."""
+    text = "\r\n".join([*HEADER, "1,2:3,4:a", ""])
+    path = tmp_path / "bom.ts"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    data = read_ts(path)
+    np.testing.assert_array_equal(data.x.values, [[1.0, 3.0], [2.0, 4.0]])
+    assert read_ts(io.StringIO("\ufeff" + text)).x == data.x
+
+
+def test_read_ts_rejects_a_file_that_is_not_utf8_naming_it(tmp_path):
+    """A Latin-1 file is a ValueError naming the file and the first bad byte."""
+    path = tmp_path / "latin1.ts"
+    path.write_bytes(
+        "\n".join([*HEADER[:4], "@classLabel true \xe9 b", "@data", ""]).encode("latin-1")
+    )
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"read_ts: {path}: file must be UTF-8 text, got byte 0xe9 at offset "),
+    ):
+        read_ts(path)
+
+
 # ----------------------------------------------------------------------------- errors
 
 READ_ERRORS = [

@@ -126,9 +126,20 @@ def _clip(text: str, width: int = 40) -> str:
 
 
 def _read_lines(source: Source) -> tuple[list[str], str]:
+    """Return the lines of ``source`` and its name; a UTF-8 byte order mark is skipped."""
     if isinstance(source, str | os.PathLike):
-        return Path(source).read_text(encoding="utf-8").split("\n"), os.fspath(source)
-    return source.read().split("\n"), str(getattr(source, "name", "<stream>"))
+        name = os.fspath(source)
+        try:
+            text = Path(source).read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"{_WHERE}: {name}: file must be UTF-8 text, got byte "
+                f"0x{error.object[error.start]:02x} at offset {error.start}. "
+                "Re-save it as UTF-8."
+            ) from None
+    else:
+        text, name = source.read(), str(getattr(source, "name", "<stream>"))
+    return text.removeprefix("\ufeff").split("\n"), name
 
 
 # ----------------------------------------------------------------------------- header
@@ -422,15 +433,16 @@ def read_ts(source: Source) -> TSData:
     module docstring for every choice the reader makes).
 
     Args:
-        source: Path of the file (read as UTF-8), or an open text stream.
+        source: Path of the file (read as UTF-8, with or without a byte order mark), or an
+            open text stream.
 
     Returns:
         A :class:`TSData` with ``x`` holding float64 values ``(N, C)`` and ``B`` cases.
 
     Raises:
         OSError: If the file cannot be read (e.g. ``FileNotFoundError``).
-        ValueError: If the file is malformed; the message names the file, the line and
-            what was expected there.
+        ValueError: If the file is not UTF-8 or is malformed; the message names the file,
+            the line and what was expected there.
 
     Example:
         >>> import io
