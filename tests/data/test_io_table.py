@@ -281,6 +281,16 @@ def test_read_table_rejects_unknown_suffixes(tmp_path):
         read_table(tmp_path / "x.json", id="id")
 
 
+def test_read_table_reads_a_csv_with_only_a_header_as_no_sequences(tmp_path):
+    """A header-only CSV (object columns) gives B = 0, not a feature dtype error."""
+    path = tmp_path / "t.csv"
+    path.write_text("id,t,a,b,y\n", encoding="utf-8")
+    data = read_table(path, id="id", order="t", target="y")
+    assert len(data.x) == 0
+    assert data.x.values.shape == (0, 2)
+    assert data.features == ("a", "b")
+
+
 def test_read_table_names_itself_in_column_errors(tmp_path):
     """Errors raised while grouping a file name read_table, not the helper."""
     path = tmp_path / "t.csv"

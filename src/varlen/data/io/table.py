@@ -130,6 +130,7 @@ def _feature_values(where: str, frame: pd.DataFrame, names: tuple[str, ...]) -> 
     for index, name in enumerate(names):
         column = frame[name]
         numeric = pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
+        numeric = numeric or len(column) == 0  # a CSV with only a header reads as object
         if not numeric or pd.api.types.is_complex_dtype(column):
             raise TypeError(
                 f"{where}: features[{index}] {name!r} must be a real numeric column, got "
