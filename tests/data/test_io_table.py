@@ -291,6 +291,22 @@ def test_read_table_reads_a_csv_with_only_a_header_as_no_sequences(tmp_path):
     assert data.features == ("a", "b")
 
 
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [("", r"No columns to parse"), ('a,b\n1,2,3\n"open\n', r"Error tokenizing data")],
+    ids=["zero-bytes", "unterminated-quote"],
+)
+def test_read_table_names_the_file_it_cannot_parse(tmp_path, text, detail):
+    """A CSV that pandas cannot parse is a ValueError naming read_table and the file."""
+    path = tmp_path / "bad.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(
+        ValueError,
+        match=r"^read_table: '.*bad\.csv' must be a CSV table with a header row, got: " + detail,
+    ):
+        read_table(path, id="a")
+
+
 def test_read_table_names_itself_in_column_errors(tmp_path):
     """Errors raised while grouping a file name read_table, not the helper."""
     path = tmp_path / "t.csv"

@@ -343,7 +343,8 @@ def read_table(
     Raises:
         ImportError: If pandas (or pyarrow, for Parquet) is not installed.
         TypeError: As :func:`group_table`.
-        ValueError: If the suffix is not supported, or as :func:`group_table`.
+        ValueError: If the suffix is not supported, a CSV file cannot be parsed (the message
+            names the file), or as :func:`group_table`.
     """
     where = "read_table"
     suffix = Path(path).suffix.lower()
@@ -355,5 +356,11 @@ def read_table(
     _require_pandas(where)
     import pandas as pd
 
-    frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    try:
+        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:  # CSV syntax
+        message = " ".join(str(error).split())
+        raise ValueError(
+            f"{where}: {os.fspath(path)!r} must be a CSV table with a header row, got: {message}."
+        ) from None
     return _group(where, frame, id=id, order=order, features=features, target=target)
