@@ -34,6 +34,20 @@ def test_data_layer_imports_no_torch_in_a_fresh_interpreter():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_padding_reports_and_inspect_load_no_torch(tmp_path):
+    """varlen.batching's reports and the `inspect` command are NumPy only (fast to start)."""
+    data = PACKAGE / "datasets" / "japanese_vowels" / "JapaneseVowels_TRAIN.ts"
+    code = (
+        "import sys, varlen.batching\n"
+        "from varlen.batching import padding_report, choose_technique\n"
+        "from varlen.cli import main\n"
+        f"status = main(['inspect', {str(data)!r}])\n"
+        "assert status == 0, status\n"
+        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, capture_output=True)
+
+
 @pytest.mark.parametrize(
     ("layer", "forbidden"),
     [

@@ -9,9 +9,13 @@
 - :func:`padding_report` and :func:`compare_policies` measure padding waste from the
   lengths alone (NumPy only).
 
+Only the report is NumPy-only: importing :mod:`varlen.batching` (or
+``varlen.batching.report``) does not load torch; the other names load it on first use.
+
 Example:
     >>> import numpy as np
     >>> from torch.utils.data import DataLoader
+    >>> from varlen.batching import BucketBatchSampler, Collate, RaggedDataset
     >>> from varlen.data.ragged import Ragged
     >>> x = Ragged.from_sequences([np.ones((T, 2)) for T in (5, 1, 4, 2)])
     >>> data = RaggedDataset(x, targets=[0, 1, 0, 1])
@@ -23,11 +27,31 @@ Example:
 
 from __future__ import annotations
 
-from varlen.batching.batch import Batch
-from varlen.batching.collate import Collate
-from varlen.batching.dataset import RaggedDataset, RaggedItems
-from varlen.batching.report import PaddingReport, compare_policies, format_reports, padding_report
-from varlen.batching.sampler import BucketBatchSampler
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
+from varlen.batching.report import (
+    PaddingReport,
+    choose_technique,
+    compare_policies,
+    format_reports,
+    padding_report,
+)
+
+if _TYPE_CHECKING:
+    from varlen.batching.batch import Batch
+    from varlen.batching.collate import Collate
+    from varlen.batching.dataset import RaggedDataset, RaggedItems
+    from varlen.batching.sampler import BucketBatchSampler
+
+_LAZY = {
+    "Batch": "varlen.batching.batch",
+    "BucketBatchSampler": "varlen.batching.sampler",
+    "Collate": "varlen.batching.collate",
+    "RaggedDataset": "varlen.batching.dataset",
+    "RaggedItems": "varlen.batching.dataset",
+}
 
 __all__ = [
     "Batch",
@@ -36,7 +60,20 @@ __all__ = [
     "PaddingReport",
     "RaggedDataset",
     "RaggedItems",
+    "choose_technique",
     "compare_policies",
     "format_reports",
     "padding_report",
 ]
+
+
+def __getattr__(name: str) -> _Any:
+    if name in _LAZY:
+        value = getattr(_importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'varlen.batching' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -18,7 +18,13 @@ from varlen._checks import check_choice, check_lengths_array
 from varlen.batching._plan import IntArray, batch_costs, cut_budget, cut_fixed, length_order
 from varlen.batching._validate import check_int, check_sizing
 
-__all__ = ["PaddingReport", "compare_policies", "format_reports", "padding_report"]
+__all__ = [
+    "PaddingReport",
+    "choose_technique",
+    "compare_policies",
+    "format_reports",
+    "padding_report",
+]
 
 Policy = Literal["random", "bucket"]
 _POLICIES: tuple[Policy, Policy] = ("random", "bucket")
@@ -226,4 +232,31 @@ def _report(
         computed_steps=steps,
         efficiency=real / steps if steps else 1.0,
         speedup=baseline[1] / steps if steps else 1.0,
+    )
+
+
+def choose_technique(lengths: np.ndarray, *, batch_size: int) -> tuple[str, str]:
+    """Pick a technique from the length distribution; return ``(name, reason)``.
+
+    Random batches waste ``1 - efficiency`` of the compute on pads. When that is small
+    (efficiency >= 0.9), bucketing gains little and ``mask`` keeps batches fully random;
+    otherwise ``bucket`` groups similar lengths.
+
+    Args:
+        lengths: ``(n,)`` sequence lengths.
+        batch_size: Sequences per batch.
+
+    Returns:
+        The technique name and a one-line reason with the measured efficiencies.
+    """
+    random = padding_report(lengths, batch_size=batch_size, policy="random")
+    bucket = padding_report(lengths, batch_size=batch_size, policy="bucket")
+    if random.efficiency >= 0.9:
+        return "mask", (
+            f"random batches of {batch_size} are already {random.efficiency:.0%} real steps: "
+            "padding + masking, no bucketing needed"
+        )
+    return "bucket", (
+        f"random batches of {batch_size} are only {random.efficiency:.0%} real steps, "
+        f"bucketed {bucket.efficiency:.0%}: masking + length bucketing"
     )

@@ -137,8 +137,7 @@ def run(args: argparse.Namespace) -> int:
     options = build_config(InspectOptions, args, command="inspect")
     data = load_data(options.data, **table_options(options))
     lengths = data.x.lengths
-    from varlen.batching.report import compare_policies, format_reports
-    from varlen.training.loop import choose_technique
+    from varlen.batching.report import choose_technique, compare_policies, format_reports
 
     print(f"{options.data.name}: {len(data.features)} features")
     print(length_summary(lengths))

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from varlen.batching.dataset import RaggedDataset
-from varlen.batching.report import padding_report
+from varlen.batching.report import choose_technique  # re-exported: its home is NumPy-only
 from varlen.batching.sampler import BucketBatchSampler
 from varlen.data.ragged import Ragged
 from varlen.training.models import SequenceModel
@@ -141,33 +141,6 @@ def split_validation(
     val_idx = np.sort(np.concatenate(val)) if val else np.zeros(0, dtype=np.int64)
     train_idx = np.setdiff1d(np.arange(len(y)), val_idx)
     return train_idx.astype(np.int64), val_idx.astype(np.int64)
-
-
-def choose_technique(lengths: np.ndarray, *, batch_size: int) -> tuple[str, str]:
-    """Pick a technique from the length distribution; return ``(name, reason)``.
-
-    Random batches waste ``1 - efficiency`` of the compute on pads. When that is small
-    (efficiency >= 0.9), bucketing gains little and ``mask`` keeps batches fully random;
-    otherwise ``bucket`` groups similar lengths.
-
-    Args:
-        lengths: ``(n,)`` sequence lengths.
-        batch_size: Sequences per batch.
-
-    Returns:
-        The technique name and a one-line reason with the measured efficiencies.
-    """
-    random = padding_report(lengths, batch_size=batch_size, policy="random")
-    bucket = padding_report(lengths, batch_size=batch_size, policy="bucket")
-    if random.efficiency >= 0.9:
-        return "mask", (
-            f"random batches of {batch_size} are already {random.efficiency:.0%} real steps: "
-            "padding + masking, no bucketing needed"
-        )
-    return "bucket", (
-        f"random batches of {batch_size} are only {random.efficiency:.0%} real steps, "
-        f"bucketed {bucket.efficiency:.0%}: masking + length bucketing"
-    )
 
 
 def _rank_and_world() -> tuple[int, int]:
