@@ -14,10 +14,13 @@ as Python lists. Rows, all in one run, interleaved round by round after a warm-u
 Each row reports the median time over rounds, the fastest round, and the median's ratio to the
 ``varlen`` row of its group (above 1: slower than varlen). Which kernel ``varlen`` used is printed
 first (``varlen.data.padding.NATIVE``: the compiled kernel, or the NumPy path without it).
-The 800 MB rows are noisy on machines with transparent huge pages on ``madvise``: NumPy asks
-for huge pages, and a fault that finds none (or compacts memory to make one) costs 3-8x more;
-compare the medians, and see the minimum for the quiet case.
-Run: ``python benchmarks/bench_padding.py [--quick]``.
+Huge pages: NumPy asks the kernel for transparent huge pages for large arrays, and on machines
+where they are granted on ``madvise`` the 800 MB rows swing 3-8x from round to round (a fault
+that finds no free huge page falls back to small pages, or waits for the kernel to compact
+memory). So by default this benchmark turns NumPy's request off for every candidate alike
+(``np._core.multiarray._set_madvise_hugepage(False)``): slower in absolute terms, but steady.
+``--hugepages`` keeps NumPy's default; compare the minimum column then.
+Run: ``python benchmarks/bench_padding.py [--quick] [--hugepages]``.
 """
 
 from __future__ import annotations
@@ -174,9 +177,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``--quick``, run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="10,000 sequences, 5 rounds")
+    parser.add_argument(
+        "--hugepages", action="store_true", help="let NumPy ask for huge pages (noisy rows)"
+    )
     args = parser.parse_args(argv)
+    core = getattr(np, "_core", None) or np.core  # NumPy 2 / NumPy 1
+    core.multiarray._set_madvise_hugepage(args.hugepages)
     kernel = "compiled kernel" if NATIVE else "NumPy path (compiled kernel not built)"
-    print(f"varlen.pad_sequences runs the {kernel}")
+    pages = "on (NumPy's default)" if args.hugepages else "off (--hugepages turns them on)"
+    print(f"varlen.pad_sequences runs the {kernel}; huge pages {pages}")
     print(format_table(run(quick=args.quick)))
     return 0
 

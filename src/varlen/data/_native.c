@@ -2,7 +2,7 @@
  * varlen.data._native: the compiled kernel behind varlen.pad_sequences.
  *
  * One call pads a list of sequences straight into a new (B, T, *F) array: each output row is
- * written once, in order (its padding copied from a template row, its kept steps converted
+ * written once, in order (its padding stored from the fill value, its kept steps converted
  * from the sequence's own memory), with no intermediate flat array and no index array. The
  * Python-level cost per sequence is a type check and a length; per step of a list, a type
  * check and one integer or float read.
@@ -326,6 +326,38 @@ static int copy_steps(PyObject *item, npy_intp first, npy_intp count, npy_intp s
     return CONVERT[in_type][out_type](src, itemsize, dst, count * step_size);
 }
 
+/* Store `count` copies of the `itemsize` bytes at `fill` from `dst` (aligned for itemsize). */
+static void fill_items(char *dst, const char *fill, npy_intp itemsize, npy_intp count)
+{
+#define VL_FILL(TYPE)                                                                         \
+    do {                                                                                      \
+        TYPE value_;                                                                          \
+        memcpy(&value_, fill, sizeof(TYPE));                                                  \
+        TYPE *out_ = (TYPE *)dst;                                                             \
+        for (npy_intp j = 0; j < count; j++) {                                                \
+            out_[j] = value_;                                                                 \
+        }                                                                                     \
+    } while (0)
+    switch (itemsize) {
+    case 1:
+        memset(dst, fill[0], (size_t)count);
+        return;
+    case 2:
+        VL_FILL(npy_uint16);
+        return;
+    case 4:
+        VL_FILL(npy_uint32);
+        return;
+    case 8:
+        VL_FILL(npy_uint64);
+        return;
+    }
+#undef VL_FILL
+    for (npy_intp j = 0; j < count; j++) {
+        memcpy(dst + j * itemsize, fill, (size_t)itemsize);
+    }
+}
+
 PyDoc_STRVAR(pad_sequences_doc,
              "pad_sequences(sequences, maxlen, fill, pre_padding, pre_truncating, /)\n--\n\n"
              "Pad a list of sequences into a new (B, T, *F) array of fill.dtype, or None.\n\n"
@@ -381,7 +413,7 @@ static PyObject *pad_sequences(PyObject *module, PyObject *const *args, Py_ssize
     }
 
     /* The output: zeros from the allocator when the fill is all zero bytes (untouched pages
-     * stay unmapped until read), else filled row by row from one template row. */
+     * stay unmapped until read), else each row's padding is stored as it is reached. */
     npy_intp itemsize = PyArray_ITEMSIZE(fill);
     const char *fill_bytes = PyArray_BYTES(fill);
     int zero = 1;
@@ -397,17 +429,6 @@ static PyObject *pad_sequences(PyObject *module, PyObject *const *args, Py_ssize
     }
     npy_intp row_bytes = T * step_size * itemsize;
     npy_intp step_bytes = step_size * itemsize;
-    char *template_row = NULL;
-    if (!zero && row_bytes > 0) {
-        template_row = PyMem_Malloc(row_bytes);
-        if (template_row == NULL) {
-            Py_DECREF(out);
-            return PyErr_NoMemory();
-        }
-        for (npy_intp b = 0; b < row_bytes; b += itemsize) {
-            memcpy(template_row + b, fill_bytes, itemsize);
-        }
-    }
 
     /* Pass 2: each row once, in order: its padding, then (or before) its kept steps. */
     char *row = PyArray_BYTES(out);
@@ -418,13 +439,12 @@ static PyObject *pad_sequences(PyObject *module, PyObject *const *args, Py_ssize
         npy_intp kept = n < T ? n : T;
         npy_intp first = pre_truncating ? n - kept : 0;    /* first kept step of the item */
         char *steps = row + (pre_padding ? T - kept : 0) * step_bytes;
-        if (template_row != NULL) {
-            memcpy(pre_padding ? row : row + kept * step_bytes, template_row,
-                   (T - kept) * step_bytes);
+        if (!zero) {
+            fill_items(pre_padding ? row : row + kept * step_bytes, fill_bytes, itemsize,
+                       (T - kept) * step_size);
         }
         declined = copy_steps(item, first, kept, step_size, out_type, steps) < 0;
     }
-    PyMem_Free(template_row);
     if (declined) {
         Py_DECREF(out);
         Py_RETURN_NONE;
