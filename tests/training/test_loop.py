@@ -131,6 +131,50 @@ def test_fit_keeps_the_best_epoch_weights():
     assert loss == pytest.approx(losses[result.best_epoch], abs=1e-6)
 
 
+def test_fit_raises_when_the_training_loss_is_not_finite(tmp_path):
+    """A NaN loss stops training with an error naming epoch, batch and lr.
+
+    The checkpoint of the last finished epoch stays (before, fit returned the untrained
+    weights as 'best' and reported success).
+    """
+    x, y, _ = easy_data(24)
+    model = tiny_classifier()
+    checkpoint = tmp_path / "ckpt.pt"
+    fit(
+        model,
+        x,
+        y,
+        config=TrainConfig(epochs=1, batch_size=8),
+        checkpoint=checkpoint,
+        progress=False,
+    )
+    saved = checkpoint.read_bytes()
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    config = TrainConfig(epochs=3, batch_size=8, lr=0.01)
+    with pytest.raises(
+        FloatingPointError, match=r"loss must stay finite, got nan at epoch 1, batch 1 .*lr=0\.01"
+    ):
+        fit(model, x, y, config=config, validation=(x, y), checkpoint=checkpoint, progress=False)
+    assert checkpoint.read_bytes() == saved  # the diverged run overwrote nothing
+
+
+def test_fit_raises_when_no_validation_loss_is_finite():
+    """Validation data that gives NaN outputs in every epoch is an error, not a silent pick."""
+    x, y, _ = easy_data(24)
+    bad = Ragged(np.full_like(x.values, np.nan), x.offsets)
+    with pytest.raises(FloatingPointError, match=r"validation loss must be finite in at least one"):
+        fit(tiny_classifier(), x, y, config=TrainConfig(epochs=2, batch_size=8),
+            validation=(bad, y), progress=False)  # fmt: skip
+
+
+def test_choose_technique_mask_when_bucketing_cannot_help():
+    """All sequences in one batch: bucketing changes nothing, so masking, saying why."""
+    name, reason = choose_technique(np.array([3, 50, 7, 90, 12]), batch_size=32)
+    assert name == "mask"
+    assert reason.startswith("bucketing would not help: random batches of 32 are ")
+
+
 def test_fit_stops_early_without_progress():
     """Random labels: validation stops improving and patience ends training early."""
     x, _, _ = easy_data(40)

@@ -196,6 +196,24 @@ def _average_gradients(model: nn.Module, world: int) -> None:
             parameter.grad /= world
 
 
+def _check_finite(loss: Tensor, config: TrainConfig, *, epoch: int, batch: int, world: int) -> None:
+    """Raise before a step on a NaN or infinite loss, on every rank at once.
+
+    Raises:
+        FloatingPointError: If the loss of this batch is not finite on some rank.
+    """
+    finite = torch.isfinite(loss.detach()).to(torch.float32).reshape(1)
+    if world > 1:  # all ranks must stop together, or the others would wait in all_reduce
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    if not bool(finite.item()):
+        raise FloatingPointError(
+            f"fit: the training loss must stay finite, got {float(loss.detach())} at epoch "
+            f"{epoch + 1}, batch {batch + 1} (on some rank): training diverged. Lower the "
+            f"learning rate (lr={config.lr}), set grad_clip, or check the data for extreme "
+            "values; a checkpoint keeps the last finished epoch."
+        )
+
+
 def _train_epoch(
     model: SequenceModel,
     data: RaggedDataset,
@@ -216,11 +234,12 @@ def _train_epoch(
     bar = tqdm(
         batches, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not progress
     )
-    for indices in bar:
+    for number, indices in enumerate(bar):
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         step = technique.run(model, data, indices)
         loss = _loss(model, step.scores, _targets(model, y, indices))
+        _check_finite(loss, config, epoch=epoch, batch=number, world=world)
         loss.backward()  # type: ignore[no-untyped-call]
         _average_gradients(model, world)
         if config.grad_clip is not None:
@@ -442,5 +461,11 @@ def fit(
         bar.set_postfix(_postfix(stats))
         if checkpoint is not None and rank == 0:
             _save_atomic(_checkpoint(model, optimizer, result, best_state, epoch), checkpoint)
+    if result.history and result.best_epoch < 0:
+        raise FloatingPointError(
+            "fit: the validation loss must be finite in at least one epoch, got "
+            f"{[s.val_loss for s in result.history]}: the model gives NaN or infinite outputs "
+            "on the validation data. Check it for extreme values."
+        )
     model.load_state_dict(best_state)
     return result
