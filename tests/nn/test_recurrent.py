@@ -323,6 +323,18 @@ def test_recurrent_takes_a_ragged_and_a_batch_object():
     torch.testing.assert_close(ragged_out[1, :2], want_out[1, 2:])
 
 
+@pytest.mark.parametrize("method", ["padded", "packed"])
+def test_recurrent_all_empty_batch_backpropagates_with_every_method(method):
+    """A batch of length-0 rows gives zeros and the initial state, connected to the graph."""
+    torch.manual_seed(0)
+    module = LSTM(F_IN, H, method=method)
+    out, (h, c) = module(torch.randn(2, 3, F_IN), torch.tensor([0, 0]))
+    assert torch.equal(out, torch.zeros(2, 3, H))
+    assert torch.equal(h, torch.zeros(1, 2, H))
+    (out.sum() + h.sum() + c.sum()).backward()
+    assert all(p.grad is not None and not p.grad.any() for p in module.parameters())
+
+
 def test_recurrent_mask_with_holes_skips_masked_steps():
     """A masked step inside a sequence leaves the state unchanged and outputs zeros (Keras)."""
     torch.manual_seed(0)

@@ -438,26 +438,29 @@ def _drive_padded(
 def _drive_packed(
     module: nn.RNNBase, cell: _Cell, inputs: _Inputs, hx: _State | None
 ) -> tuple[Tensor, _State]:
-    """The packed method: torch's own packed path, length-0 rows left out of the pack."""
+    """The packed method: torch's own packed path, length-0 rows left out of the pack.
+
+    A batch without a real step has nothing to pack: it takes the padded method, whose
+    outputs (zeros) and states stay connected to the weights, so ``backward`` works alike.
+    """
+    lengths_cpu = inputs.lengths.cpu()  # packing needs host lengths: one sync
+    if not bool((lengths_cpu > 0).any()):
+        return _drive_padded(module, cell, inputs, hx)
     x = repad(inputs.x, inputs.lengths, padding=inputs.layout, to="post")
     B, T, _ = x.shape
     state = hx if hx is not None else _zero_state(module, cell, B, x)
-    lengths_cpu = inputs.lengths.cpu()  # packing needs host lengths: one sync
     keep = (lengths_cpu > 0).nonzero()[:, 0].to(x.device)  # rows that enter the pack
     H_total = (2 if module.bidirectional else 1) * (module.proj_size or module.hidden_size)
-    out = x.new_zeros(B, T, H_total)
-    finals = state
-    if keep.numel():
-        packed = pack_padded_sequence(
-            x[keep], lengths_cpu[keep.cpu()], batch_first=True, enforce_sorted=False
-        )
-        sub_state = tuple(s[:, keep] for s in state)
-        torch_hx = sub_state if cell.num_states == 2 else sub_state[0]
-        packed_out, sub_final = cell.torch_class.forward(module, packed, torch_hx)
-        padded_out, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=T)
-        out = out.index_copy(0, keep, padded_out)
-        sub_finals = sub_final if isinstance(sub_final, tuple) else (sub_final,)
-        finals = tuple(f.index_copy(1, keep, s) for f, s in zip(state, sub_finals, strict=True))
+    packed = pack_padded_sequence(
+        x[keep], lengths_cpu[keep.cpu()], batch_first=True, enforce_sorted=False
+    )
+    sub_state = tuple(s[:, keep] for s in state)
+    torch_hx = sub_state if cell.num_states == 2 else sub_state[0]
+    packed_out, sub_final = cell.torch_class.forward(module, packed, torch_hx)
+    padded_out, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=T)
+    out = x.new_zeros(B, T, H_total).index_copy(0, keep, padded_out)
+    sub_finals = sub_final if isinstance(sub_final, tuple) else (sub_final,)
+    finals = tuple(f.index_copy(1, keep, s) for f, s in zip(state, sub_finals, strict=True))
     post = _Inputs(x, inputs.lengths, "post", inputs.padding, inputs.gather)
     return _restore(post, out), finals
 
@@ -509,8 +512,8 @@ def _row_groups(lengths: Tensor, T: int) -> list[Tensor] | None:
     (within float rounding, as for any other batch); only the work on pads does. Host only.
     """
     B = lengths.shape[0]
-    if lengths.device.type != "cpu" or B < 8:
-        return None
+    if lengths.device.type != "cpu" or B < 8 or int(lengths.sum()) >= 0.75 * B * T:
+        return None  # (no split can save a quarter of a batch that is 75% real steps)
     ordered, order = torch.sort(lengths, stable=True)
     best_cost, best = 0.75 * B * T, None
     for G in (2, 4, 8, 16):
@@ -572,8 +575,8 @@ def _no_pads(inputs: _Inputs) -> bool:
         return False
     if inputs.unmasked:
         return True
-    T = inputs.x.shape[1]
-    return inputs.x.device.type == "cpu" and bool((inputs.lengths == T).all())
+    B, T, _ = inputs.x.shape
+    return inputs.x.device.type == "cpu" and int(inputs.lengths.sum()) == B * T
 
 
 def _drive_full(
