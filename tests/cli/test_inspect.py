@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from tests.cli.test_train import one_error_line
-from varlen.batching.report import compare_policies
+from varlen.batching.report import choose_technique, compare_policies
 from varlen.cli import main
 from varlen.cli.inspect import length_summary
 from varlen.data.io.ts import read_ts
-from varlen.training.loop import choose_technique
 
 
 def test_inspect_ts_prints_statistics_padding_and_choice(data_dir, capsys):
@@ -57,3 +56,21 @@ def test_inspect_bad_batch_size(data_dir, capsys):
     """--batch-size must be >= 1."""
     assert main(["inspect", str(data_dir / "train.ts"), "--batch-size", "0"]) == 2
     assert one_error_line(capsys, "inspect") == "inspect: batch_size must be >= 1, got 0."
+
+
+def test_inspect_checks_plot_before_printing(data_dir, tmp_path, capsys):
+    """A --plot that cannot be written fails up front: nothing printed, one error line."""
+    data = str(data_dir / "train.ts")
+    assert main(["inspect", data, "--plot", str(tmp_path / "h.txt")]) == 2
+    assert capsys.readouterr().out == ""
+    assert main(["inspect", data, "--plot", str(tmp_path / "no" / "h.png")]) == 2
+    message = one_error_line(capsys, "inspect")
+    assert message.startswith("inspect: --plot must be in an existing folder, got ")
+
+
+def test_inspect_counts_one_feature_in_the_singular(tmp_path, capsys):
+    """One channel is '1 feature'."""
+    path = tmp_path / "one.ts"
+    path.write_text("@problemName one\n@classLabel true a b\n@data\n1,2,3:a\n4,5:b\n")
+    assert main(["inspect", str(path)]) == 0
+    assert capsys.readouterr().out.startswith("one.ts: 1 feature\n")

@@ -239,8 +239,8 @@ def choose_technique(lengths: np.ndarray, *, batch_size: int) -> tuple[str, str]
     """Pick a technique from the length distribution; return ``(name, reason)``.
 
     Random batches waste ``1 - efficiency`` of the compute on pads. When that is small
-    (efficiency >= 0.9), bucketing gains little and ``mask`` keeps batches fully random;
-    otherwise ``bucket`` groups similar lengths.
+    (efficiency >= 0.9), or bucketing would not raise it by 5 points (e.g. all data in one
+    batch), ``mask`` keeps batches fully random; otherwise ``bucket`` groups similar lengths.
 
     Args:
         lengths: ``(n,)`` sequence lengths.
@@ -255,6 +255,12 @@ def choose_technique(lengths: np.ndarray, *, batch_size: int) -> tuple[str, str]
         return "mask", (
             f"random batches of {batch_size} are already {random.efficiency:.0%} real steps: "
             "padding + masking, no bucketing needed"
+        )
+    if bucket.efficiency - random.efficiency < 0.05:
+        return "mask", (
+            f"bucketing would not help: random batches of {batch_size} are "
+            f"{random.efficiency:.0%} real steps, bucketed {bucket.efficiency:.0%}: "
+            "padding + masking"
         )
     return "bucket", (
         f"random batches of {batch_size} are only {random.efficiency:.0%} real steps, "

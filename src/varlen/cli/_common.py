@@ -44,6 +44,7 @@ __all__ = [
     "add_common_options",
     "add_table_options",
     "build_config",
+    "count",
     "load_data",
     "progress_enabled",
     "run_guarded",
@@ -190,6 +191,11 @@ def _comma_list(text: str) -> tuple[str, ...]:
     if not all(names):
         raise argparse.ArgumentTypeError(f"expected comma-separated column names, got {text!r}")
     return names
+
+
+def count(n: int, noun: str) -> str:
+    """Return ``"1 feature"`` or ``"3 features"``: ``n`` and ``noun``, plural unless 1."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def say(args: Any, message: str) -> None:

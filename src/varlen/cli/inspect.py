@@ -16,9 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
-from varlen.cli._common import add_table_options, build_config, load_data, say, table_options
+from varlen.cli._common import (
+    add_table_options,
+    build_config,
+    count,
+    load_data,
+    say,
+    table_options,
+)
 
 __all__ = ["InspectOptions", "add_arguments", "length_summary", "plot_lengths", "run"]
+
+
+_PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,16 @@ class InspectOptions:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"inspect: batch_size must be >= 1, got {self.batch_size!r}.")
+        if self.plot is not None and self.plot.suffix.lower() not in _PLOT_SUFFIXES:
+            raise ValueError(
+                f"inspect: --plot must end in {', '.join(_PLOT_SUFFIXES)}, "
+                f"got {os.fspath(self.plot)!r}."
+            )
+        if self.plot is not None and not self.plot.parent.is_dir():
+            raise ValueError(
+                f"inspect: --plot must be in an existing folder, got {os.fspath(self.plot)!r} "
+                f"({os.fspath(self.plot.parent)!r} does not exist)."
+            )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -139,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     lengths = data.x.lengths
     from varlen.batching.report import choose_technique, compare_policies, format_reports
 
-    print(f"{options.data.name}: {len(data.features)} features")
+    print(f"{options.data.name}: {count(len(data.features), 'feature')}")
     print(length_summary(lengths))
     if lengths.size:
         print(f"\npadding at batch size {options.batch_size}:")

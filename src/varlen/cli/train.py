@@ -32,6 +32,7 @@ from varlen.cli._common import (
     CommandError,
     add_table_options,
     build_config,
+    count,
     load_data,
     progress_enabled,
     say,
@@ -415,7 +416,7 @@ def _report_lines(
     history = result.history
     lines = [
         f"data: {options.data.name}: {len(prepared.train.x)} train / {val} validation "
-        f"sequences, {len(prepared.features)} features, {kind}",
+        f"sequences, {count(len(prepared.features), 'feature')}, {kind}",
         f"technique: {technique[0]} ({technique[1]})",
         f"epochs: {len(history)} run, best {result.best_epoch + 1}"
         + (" (stopped early)" if result.stopped_early else ""),
