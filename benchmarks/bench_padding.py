@@ -121,32 +121,44 @@ def cases(count: int) -> list[tuple[str, str, Callable[[], object]]]:
     return rows
 
 
-def time_once(thunk: Callable[[], object]) -> float:
-    """Return the seconds one call takes; the result is dropped before the next call."""
+def time_once(thunk: Callable[[], Any], settle: int = 0) -> tuple[float, int]:
+    """Return the seconds one call takes and the bytes of its result (then dropped).
+
+    ``settle``: bytes to allocate, touch and free first, so that every candidate starts from
+    the same state of the memory allocator. (A call right after one whose output was only
+    partly touched, e.g. varlen's ``np.zeros``-based output, otherwise pays 1.5-3x for its own
+    page faults: measured on this benchmark's 800 MB rows.)
+    """
+    if settle:
+        np.ones(settle, dtype=np.uint8)  # touched, then freed at once
     gc.collect()
     start = time.perf_counter()
     result = thunk()
     elapsed = time.perf_counter() - start
+    nbytes = int(getattr(result, "nbytes", 0))
     del result
-    return elapsed
+    return elapsed, nbytes
 
 
 def run(*, quick: bool = False) -> list[Row]:
     """Measure every row, interleaved round by round after one warm-up round.
 
-    Within a group, the candidate that goes first changes from round to round: the first
-    large allocation after a pause can cost much more (the kernel finds fresh huge pages).
+    Within a group, the candidate that goes first changes from round to round, and before
+    every timed call a buffer of the group's output size is touched and freed (see
+    :func:`time_once`), so no candidate inherits another's memory state.
     """
     count, rounds = (10_000, 5) if quick else (100_000, 9)
     plan = cases(count)
     groups = list(dict.fromkeys(group for group, _, _ in plan))
     times: dict[tuple[str, str], list[float]] = {(g, c): [] for g, c, _ in plan}
+    output_bytes = dict.fromkeys(groups, 0)  # learned in round 0
     for round_ in range(rounds + 1):
         for group in groups:
             members = [(c, thunk) for g, c, thunk in plan if g == group]
             shift = round_ % len(members)
             for candidate, thunk in members[shift:] + members[:shift]:
-                elapsed = time_once(thunk)
+                elapsed, nbytes = time_once(thunk, settle=output_bytes[group])
+                output_bytes[group] = max(output_bytes[group], nbytes)
                 if round_ > 0:  # round 0 warms up caches, allocator and imports
                     times[group, candidate].append(elapsed)
     medians = {key: statistics.median(values) for key, values in times.items()}
