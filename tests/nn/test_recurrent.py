@@ -324,13 +324,14 @@ def test_recurrent_takes_a_ragged_and_a_batch_object():
 
 
 @pytest.mark.parametrize("method", ["padded", "packed"])
-def test_recurrent_all_empty_batch_backpropagates_with_every_method(method):
+@pytest.mark.parametrize(("B", "T"), [(2, 3), (64, 10)])  # (64, 10): large enough to split
+def test_recurrent_all_empty_batch_backpropagates_with_every_method(method, B, T):
     """A batch of length-0 rows gives zeros and the initial state, connected to the graph."""
     torch.manual_seed(0)
     module = LSTM(F_IN, H, method=method)
-    out, (h, c) = module(torch.randn(2, 3, F_IN), torch.tensor([0, 0]))
-    assert torch.equal(out, torch.zeros(2, 3, H))
-    assert torch.equal(h, torch.zeros(1, 2, H))
+    out, (h, c) = module(torch.randn(B, T, F_IN), torch.zeros(B, dtype=torch.int64))
+    assert torch.equal(out, torch.zeros(B, T, H))
+    assert torch.equal(h, torch.zeros(1, B, H))
     (out.sum() + h.sum() + c.sum()).backward()
     assert all(p.grad is not None and not p.grad.any() for p in module.parameters())
 

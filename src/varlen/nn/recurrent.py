@@ -509,11 +509,16 @@ def _row_groups(lengths: Tensor, T: int) -> list[Tensor] | None:
     rows each); each group then runs to its own longest length. The split with the fewest
     cells (rows times steps, plus :data:`_CALL_COST` per call) is taken if it saves at least
     a quarter of the batch's ``B * T`` cells. Rows are independent, so results do not change
-    (within float rounding, as for any other batch); only the work on pads does. Host only.
+    (within float rounding, as for any other batch); only the work on pads does. Host only,
+    and only for a batch with a real step (else every group would be empty, cut off from the
+    graph).
     """
     B = lengths.shape[0]
-    if lengths.device.type != "cpu" or B < 8 or int(lengths.sum()) >= 0.75 * B * T:
-        return None  # (no split can save a quarter of a batch that is 75% real steps)
+    N = int(lengths.sum()) if lengths.device.type == "cpu" else 0
+    if N == 0 or B < 8 or N >= 0.75 * B * T:
+        # No split can save a quarter of a batch that is 75% real steps; a batch without a
+        # real step takes the padded method, whose outputs stay connected to the graph.
+        return None
     ordered, order = torch.sort(lengths, stable=True)
     best_cost, best = 0.75 * B * T, None
     for G in (2, 4, 8, 16):
