@@ -247,6 +247,20 @@ def test_pad_sequences_converts_each_sequence_in_its_own_dtype():
     )
 
 
+def test_pad_sequences_dtype_none_converts_each_sequence_on_its_own():
+    """With dtype=None (value's dtype) parts are not promoted together first, as in Keras."""
+    out = pad_sequences([np.array([2**64 - 3], np.uint64), [1]], 2, None, value=2**64 - 1)
+    assert out.tolist() == [[2**64 - 1, 2**64 - 3], [2**64 - 1, 1]]  # no float64 detour
+    out = pad_sequences([np.array([253], np.uint8), [1.0]], 1, None, value=False)
+    assert out.tolist() == [[True], [True]]  # an int array into bool is no float loss
+
+
+def test_pad_sequences_too_large_an_output_says_so():
+    """A maxlen no memory can hold is a MemoryError about the output, not about value."""
+    with pytest.raises(MemoryError, match=r"padded output, rows of shape .* too large"):
+        pad_sequences([[1]], 2**62)
+
+
 def test_pad_sequences_negative_zero_value_is_kept():
     """value=-0.0 fills with negative zeros (np.zeros is only used for a positive zero)."""
     out = pad_sequences([[1.0]], maxlen=2, dtype="float64", value=-0.0)
@@ -435,6 +449,13 @@ def test_pad_all_empty_sequences():
     assert padded.dtype == np.int8
     np.testing.assert_array_equal(padded, [[3, 3], [3, 3]])
     np.testing.assert_array_equal(lengths, [0, 0])
+
+
+def test_pad_does_not_warn_about_steps_it_drops():
+    """A step cut by maxlen is never cast, so its overflow into float32 cannot warn."""
+    padded, lengths = pad([np.array([1.0, 1e300])], maxlen=1, dtype="float32")
+    assert padded.tolist() == [[1.0]]
+    assert lengths.tolist() == [1]
 
 
 def test_pad_nan_value_in_float_dtype():

@@ -50,7 +50,8 @@ except ImportError:  # installed without a C compiler: the NumPy implementation 
 __all__ = ["NATIVE", "pad", "pad_sequences", "unpad"]
 
 NATIVE: bool = _native is not None
-"""Whether the compiled padding kernel was built and is used by :func:`pad_sequences`."""
+"""Whether the compiled padding kernel was built and is used by :func:`pad_sequences` and
+:func:`pad`."""
 
 _KERAS = "pad_sequences"
 
@@ -115,7 +116,9 @@ class _Parts(NamedTuple):
         """
         dropped = self.lengths - self.kept  # (n,)
         long = np.count_nonzero(dropped)
-        whole = 0 < int(dropped.sum()) <= _SLICE_COST * long
+        # Whole arrays only when nothing is cast: a cast of a dropped step may warn.
+        uncast = dtype is None or all(item.dtype == dtype for item in self.items)
+        whole = uncast and 0 < int(dropped.sum()) <= _SLICE_COST * long
         try:
             items = self.items if whole else self.truncated(where)
             values = np.concatenate(items, dtype=dtype, casting="same_kind")
@@ -291,7 +294,10 @@ def _pad_native(
     except (TypeError, ValueError, OverflowError, FloatingPointError):
         return None
     maxlen = -1 if T is None else T
-    return _native.pad_sequences(seqs, maxlen, fill, padding == "pre", truncating == "pre")
+    try:
+        return _native.pad_sequences(seqs, maxlen, fill, padding == "pre", truncating == "pre")
+    except (ValueError, MemoryError) as error:  # the only errors it raises: the allocation
+        raise _too_large((maxlen,), error) from error
 
 
 def _check_keras_dtype(dtype: DTypeLike | None, value: Any) -> None:
@@ -340,11 +346,31 @@ def _fill_block(shape: tuple[int, ...], value: Any, dtype: DTypeLike | None) -> 
     try:
         with np.errstate(invalid="ignore"):  # NaN into an integer dtype: warned about after
             return np.full(shape, value, dtype=dtype)
-    except (TypeError, ValueError, OverflowError) as error:
+    except (TypeError, ValueError, OverflowError, MemoryError) as error:
+        if _fits_shape(value, dtype, shape):  # the value is fine: the row is too large
+            raise _too_large(shape, error) from error
         resolved = np.asarray(value).dtype if dtype is None else np.dtype(dtype)
         raise type(error)(
             f"{_KERAS}: value must be storable in dtype {resolved}, got {value!r} ({error})."
         ) from error
+
+
+def _fits_shape(value: Any, dtype: DTypeLike | None, shape: tuple[int, ...]) -> bool:
+    """Whether ``value`` converts to ``dtype`` and broadcasts to ``shape`` (not beyond it)."""
+    try:
+        with np.errstate(invalid="ignore"):
+            stored = np.asarray(value, dtype=dtype)
+        return np.broadcast_shapes(stored.shape, shape) == shape
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+def _too_large(shape: tuple[int, ...], error: Exception) -> MemoryError:
+    """Return the error for a padded output that cannot be allocated."""
+    return MemoryError(
+        f"{_KERAS}: the padded output, rows of shape {shape}, is too large to allocate "
+        f"({error}). Pass a smaller maxlen."
+    )
 
 
 def _is_positive_zero(value: Any) -> bool:
@@ -503,19 +529,28 @@ def _convert_each(
         if item.shape[1:] != trailing:
             raise _shape_mismatch(_KERAS, i, item.shape, trailing=trailing)
         converted.append(item)
-    values = np.concatenate(converted)
-    if dtype is not None and out_dtype.kind in "iub":
-        _warn_if_lossy(_natural(items, converted), values, parts)
+    if out_dtype.kind not in _NUMERIC:
+        return np.concatenate(converted)
+    # Each part goes into the output dtype on its own, as Keras assigns it: concatenating the
+    # parts first would promote them (uint64 beside int64, ints beside floats: float64) and
+    # round. Float losses into integer or bool dtypes are warned about below.
+    quiet = {"invalid": "ignore", "over": "ignore"} if out_dtype.kind in "iub" else {}
+    with np.errstate(**quiet):  # type: ignore[arg-type]
+        values = np.concatenate(converted, dtype=out_dtype, casting="unsafe")
+    if out_dtype.kind in "iub":
+        ends = np.cumsum([len(c) for c in converted])[:-1]
+        _warn_if_lossy(_natural(items, np.split(values, ends)), values, parts)
     return values
 
 
 def _natural(parts: list[Any], converted: list[AnyArray]) -> AnyArray | None:
     """Return what the loss check compares the converted steps with, or ``None`` for nothing.
 
-    The float (and complex) parts as they are, the others as converted: integers into an
-    integer or bool dtype change as NumPy documents, without a warning. Concatenating the
-    parts' own arrays instead would promote, e.g., uint64 and int64 parts to float64 and
-    report integers as floats that changed. ``None`` when no part is float, or one fails.
+    The float (and complex) parts as they are, the others as ``converted`` (each part in the
+    output dtype): integers into an integer or bool dtype change as NumPy documents, without
+    a warning. Concatenating the parts' own arrays instead would promote, e.g., uint64 and
+    int64 parts to float64 and report integers as floats that changed. ``None`` when no part
+    is float, or one fails.
     """
     try:
         natural = [np.asarray(part) for part in parts]
