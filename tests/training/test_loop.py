@@ -153,7 +153,8 @@ def test_fit_raises_when_the_training_loss_is_not_finite(tmp_path):
         next(model.parameters()).fill_(float("nan"))
     config = TrainConfig(epochs=3, batch_size=8, lr=0.01)
     with pytest.raises(
-        FloatingPointError, match=r"loss must stay finite, got nan at epoch 1, batch 1 .*lr=0\.01"
+        FloatingPointError,
+        match=r"loss must stay finite, got nan at epoch 1, batch 1: .*\(lr=0\.01\)",
     ):
         fit(model, x, y, config=config, validation=(x, y), checkpoint=checkpoint, progress=False)
     assert checkpoint.read_bytes() == saved  # the diverged run overwrote nothing

@@ -206,11 +206,12 @@ def _check_finite(loss: Tensor, config: TrainConfig, *, epoch: int, batch: int, 
     if world > 1:  # all ranks must stop together, or the others would wait in all_reduce
         dist.all_reduce(finite, op=dist.ReduceOp.MIN)
     if not bool(finite.item()):
+        where = " on some rank" if world > 1 else ""
         raise FloatingPointError(
-            f"fit: the training loss must stay finite, got {float(loss.detach())} at epoch "
-            f"{epoch + 1}, batch {batch + 1} (on some rank): training diverged. Lower the "
-            f"learning rate (lr={config.lr}), set grad_clip, or check the data for extreme "
-            "values; a checkpoint keeps the last finished epoch."
+            f"fit: the training loss must stay finite, got {float(loss.detach())}{where} at "
+            f"epoch {epoch + 1}, batch {batch + 1}: training diverged. Lower the learning rate "
+            f"(lr={config.lr}), clip gradients (TrainConfig.grad_clip), or check the data for "
+            "extreme values; a checkpoint keeps the last finished epoch."
         )
 
 
