@@ -391,6 +391,11 @@ def _run_layer(
     return torch.cat(outs, dim=-1), (torch.stack(hs), *rest)
 
 
+def _output_size(module: nn.RNNBase) -> int:
+    """Features of one output step: ``D * H_out``."""
+    return (2 if module.bidirectional else 1) * (module.proj_size or module.hidden_size)
+
+
 def _zero_state(module: nn.RNNBase, cell: _Cell, B: int, x: Tensor) -> _State:
     D = 2 if module.bidirectional else 1
     sizes = [module.proj_size or module.hidden_size, module.hidden_size][: cell.num_states]
@@ -444,21 +449,21 @@ def _drive_packed(
     outputs (zeros) and states stay connected to the weights, so ``backward`` works alike.
     """
     lengths_cpu = inputs.lengths.cpu()  # packing needs host lengths: one sync
-    if not bool((lengths_cpu > 0).any()):
+    keep = (lengths_cpu > 0).nonzero()[:, 0]  # rows that enter the pack
+    if keep.numel() == 0:
         return _drive_padded(module, cell, inputs, hx)
     x = repad(inputs.x, inputs.lengths, padding=inputs.layout, to="post")
     B, T, _ = x.shape
     state = hx if hx is not None else _zero_state(module, cell, B, x)
-    keep = (lengths_cpu > 0).nonzero()[:, 0].to(x.device)  # rows that enter the pack
-    H_total = (2 if module.bidirectional else 1) * (module.proj_size or module.hidden_size)
     packed = pack_padded_sequence(
-        x[keep], lengths_cpu[keep.cpu()], batch_first=True, enforce_sorted=False
+        x[keep.to(x.device)], lengths_cpu[keep], batch_first=True, enforce_sorted=False
     )
+    keep = keep.to(x.device)
     sub_state = tuple(s[:, keep] for s in state)
     torch_hx = sub_state if cell.num_states == 2 else sub_state[0]
     packed_out, sub_final = cell.torch_class.forward(module, packed, torch_hx)
     padded_out, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=T)
-    out = x.new_zeros(B, T, H_total).index_copy(0, keep, padded_out)
+    out = x.new_zeros(B, T, _output_size(module)).index_copy(0, keep, padded_out)
     sub_finals = sub_final if isinstance(sub_final, tuple) else (sub_final,)
     finals = tuple(f.index_copy(1, keep, s) for f, s in zip(state, sub_finals, strict=True))
     post = _Inputs(x, inputs.lengths, "post", inputs.padding, inputs.gather)
@@ -482,7 +487,7 @@ def _forward(
     state = _check_state(where, module, cell, hx, inputs.x.shape[0], inputs.x)
     B, T, _ = inputs.x.shape
     if B == 0 or T == 0:  # nothing to run: the kernels reject empty input
-        H_total = (2 if module.bidirectional else 1) * (module.proj_size or module.hidden_size)
+        H_total = _output_size(module)
         initial = state if state is not None else _zero_state(module, cell, B, inputs.x)
         return inputs.x.new_zeros(B, T, H_total), tuple(s.clone() for s in initial)
     use_packed = method == "packed" or (method == "auto" and inputs.x.device.type == "cuda")
@@ -544,8 +549,7 @@ def _drive_groups(
     outputs are padded back to ``T`` with zeros, on the side of the layout.
     """
     x, lengths, layout = inputs.x, inputs.lengths, inputs.layout
-    B, T, _ = x.shape
-    initial = hx if hx is not None else _zero_state(module, cell, B, x)
+    T = x.shape[1]
     outs, finals = [], []
     for rows in groups:
         rows_lengths = lengths[rows]
@@ -554,8 +558,8 @@ def _drive_groups(
         group = _Inputs(x[rows, steps], rows_lengths, layout, layout, None)
         group_hx = None if hx is None else tuple(s[:, rows] for s in hx)
         if T_g == 0:  # every row empty: zero outputs, the initial state
-            H_total = (2 if module.bidirectional else 1) * (module.proj_size or module.hidden_size)
-            out, final = x.new_zeros(len(rows), 0, H_total), tuple(s[:, rows] for s in initial)
+            initial = group_hx or _zero_state(module, cell, len(rows), x)
+            out, final = x.new_zeros(len(rows), 0, _output_size(module)), initial
         elif _no_pads(group):
             out, final = _drive_full(module, cell, group.x, group_hx)
         else:
