@@ -493,6 +493,13 @@ def write_rows(rows: Sequence[DemoRow], path: Path, *, config: DemoConfig | None
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 
+def _short_number(value: float, _position: int) -> str:
+    """Tick label: ``120k`` for 120,000, ``0.5`` for 0.5."""
+    if abs(value) >= 1000:
+        return f"{value / 1000:g}k"
+    return f"{value:g}"
+
+
 def plot_demo(rows: Sequence[DemoRow], path: Path) -> Path:
     """Draw the rows as a PNG: test accuracy, real steps/s, padding efficiency, wall time.
 
@@ -511,6 +518,7 @@ def plot_demo(rows: Sequence[DemoRow], path: Path) -> Path:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError(
             "plot_demo: matplotlib must be installed to draw the chart, got ImportError. "
@@ -532,6 +540,8 @@ def plot_demo(rows: Sequence[DemoRow], path: Path) -> Path:
         ax.barh(positions, values, color=colors)
         ax.set_title(title)
         ax.set_xlim(0, 1.18 if fraction else max(max(values, default=1.0), 1e-9) * 1.3)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))  # few, round
+        ax.xaxis.set_major_formatter(FuncFormatter(_short_number))
         for y, value in zip(positions, values, strict=True):
             ax.text(value, y, " " + fmt.format(value), va="center", fontsize=8)
     axes[0].set_yticks(positions, names)
