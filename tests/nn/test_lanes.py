@@ -79,7 +79,13 @@ def test_run_lanes_matches_per_sequence_oracle(
     if not loss.requires_grad:
         return
     got = torch.autograd.grad(loss, leaves, allow_unused=True)
-    want = torch.autograd.grad(reference, leaves, allow_unused=True)
+    # Every sequence empty: the oracle computes nothing, so every gradient must be zero.
+    no_grad = [None] * len(leaves)
+    want = (
+        torch.autograd.grad(reference, leaves, allow_unused=True)
+        if reference.requires_grad
+        else no_grad
+    )
     for g, w, leaf in zip(got, want, leaves, strict=True):
         g = torch.zeros_like(leaf) if g is None else g
         w = torch.zeros_like(leaf) if w is None else w
@@ -102,6 +108,20 @@ def test_run_lanes_takes_a_ragged_and_float32():
         torch.testing.assert_close(out.h[:, b], h, atol=1e-5, rtol=0)
         assert out.c is not None
         torch.testing.assert_close(out.c[:, b], c, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "module", [LSTM(3, 4), GRU(3, 4, bidirectional=True)], ids=["lstm", "bi-gru"]
+)
+def test_run_lanes_all_empty_results_stay_in_the_graph(module):
+    """Every sequence empty: zero results, connected to the weights (backward works)."""
+    out = run_lanes(module, torch.zeros(0, 3), torch.tensor([0, 0]), num_lanes=2)
+    D = 2 if module.bidirectional else 1
+    assert out.values.shape == (0, D * 4)
+    assert torch.equal(out.h, torch.zeros(D, 2, 4))
+    loss = out.h.sum() + (out.c.sum() if out.c is not None else 0)
+    loss.backward()
+    assert all(p.grad is not None and not p.grad.any() for p in module.parameters())
 
 
 def test_run_lanes_skips_the_cell_state_on_request():

@@ -164,11 +164,14 @@ def _run(
     device, dtype = values.device, values.dtype
     L, S, B = plan.num_lanes, plan.total_length, plan.lengths.shape[0]
     D = 2 if module.bidirectional else 1
-    H, H_out = module.hidden_size, module.proj_size or module.hidden_size
-    if S == 0:  # every sequence is empty: zero outputs, zero states
-        shape = (module.num_layers * D, B)
-        c = values.new_zeros(*shape, H) if cell_state else None
-        return LanesOutput(values.new_zeros(0, D * H_out), values.new_zeros(*shape, H_out), c, plan)
+    H_out = module.proj_size or module.hidden_size
+    if S == 0:  # every sequence is empty: zero outputs, zero states, from the module itself
+        # (one all-pad step per sequence, so the results stay connected to the weights and
+        # backward works as for any batch)
+        empty = torch.zeros(B, dtype=torch.int64, device=device)
+        out, state = module(values.new_zeros(B, 1, values.shape[1]), empty)
+        h, c = state if isinstance(module, LSTM) else (state, None)
+        return LanesOutput(out[:0, 0], h, c if cell_state else None, plan)
     # Everything below is time-major, (S, L, ...), the layout the fused kernel works in, so no
     # layer input or output is ever transposed into a copy; rows are picked by flat index.
     step_lane, step_pos = (torch.from_numpy(a).to(device) for a in plan.step_positions())
