@@ -196,19 +196,23 @@ def _average_gradients(model: nn.Module, world: int) -> None:
             parameter.grad /= world
 
 
-def _check_finite(loss: Tensor, config: TrainConfig, *, epoch: int, batch: int, world: int) -> None:
-    """Raise before a step on a NaN or infinite loss, on every rank at once.
+def _check_finite(
+    value: float, config: TrainConfig, *, device: torch.device, epoch: int, batch: int, world: int
+) -> None:
+    """Raise before a step on a NaN or infinite loss ``value``, on every rank at once.
 
     Raises:
         FloatingPointError: If the loss of this batch is not finite on some rank.
     """
-    finite = torch.isfinite(loss.detach()).to(torch.float32).reshape(1)
+    finite = math.isfinite(value)
     if world > 1:  # all ranks must stop together, or the others would wait in all_reduce
-        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-    if not bool(finite.item()):
+        flag = torch.tensor([float(finite)], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        finite = bool(flag.item())
+    if not finite:
         where = " on some rank" if world > 1 else ""
         raise FloatingPointError(
-            f"fit: the training loss must stay finite, got {float(loss.detach())}{where} at "
+            f"fit: the training loss must stay finite, got {value}{where} at "
             f"epoch {epoch + 1}, batch {batch + 1}: training diverged. Lower the learning rate "
             f"(lr={config.lr}), clip gradients (TrainConfig.grad_clip), or check the data for "
             "extreme values; a checkpoint keeps the last finished epoch."
@@ -240,14 +244,15 @@ def _train_epoch(
         optimizer.zero_grad(set_to_none=True)
         step = technique.run(model, data, indices)
         loss = _loss(model, step.scores, _targets(model, y, indices))
-        _check_finite(loss, config, epoch=epoch, batch=number, world=world)
+        value = float(loss.detach())  # the one host read of the loss per step
+        _check_finite(value, config, device=loss.device, epoch=epoch, batch=number, world=world)
         loss.backward()  # type: ignore[no-untyped-call]
         _average_gradients(model, world)
         if config.grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         busy += time.perf_counter() - start
-        losses.append(float(loss.detach()))
+        losses.append(value)
         real, computed = real + step.real_steps, computed + step.computed_steps
         bar.set_postfix(loss=f"{np.mean(losses):.4f}")
     efficiency = real / computed if computed else 1.0
