@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from varlen.nn import functional
+from varlen.nn.conv import ConvFrontEnd, MaskedConv1d, real_step_mask
 from varlen.nn.embedding import MaskedEmbedding
 from varlen.nn.lanes import LanesOutput, run_lanes
 from varlen.nn.pooling import (
@@ -31,9 +32,11 @@ __all__ = [
     "GRU",
     "LSTM",
     "AttentionPooling",
+    "ConvFrontEnd",
     "LSTMState",
     "LanesOutput",
     "LastStepPooling",
+    "MaskedConv1d",
     "MaskedEmbedding",
     "MaxPooling",
     "MeanPooling",
@@ -49,6 +52,7 @@ __all__ = [
     "masked_max",
     "masked_mean",
     "masked_softmax",
+    "real_step_mask",
     "reset_state",
     "run_lanes",
     "run_one_at_a_time",

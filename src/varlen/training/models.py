@@ -1,4 +1,8 @@
-"""A small model family: linear input -> varlen LSTM/GRU -> pooling over real steps -> head.
+"""A small model family: [masked conv front-end ->] varlen LSTM/GRU -> pooling -> head.
+
+With a convolutional front-end (``conv_channels``), the model is LSTM-FCN style: the recurrent
+layer reads the convolutions' outputs, and the head reads the recurrent layer's pooled output
+beside the convolutions' mean over real steps. Every part is exact under padding.
 
 :class:`SequenceClassifier` and :class:`SequenceRegressor` are plain ``nn.Module``s that users
 can train in their own loop; :func:`varlen.training.fit` and the CLI train them too. Their
@@ -16,6 +20,7 @@ from torch import Tensor, nn
 
 from varlen._checks import check_choice
 from varlen._types import Padding
+from varlen.nn.conv import ConvFrontEnd
 from varlen.nn.recurrent import GRU, LSTM, LSTMState, Method
 
 __all__ = [
@@ -52,6 +57,9 @@ class ModelConfig:
         pooling: ``"last"`` (the final state: last real step, and first for the backward
             direction), ``"mean"`` or ``"max"`` over real steps.
         method: The recurrent layers' method (see :class:`varlen.nn.LSTM`).
+        conv_channels: Output channels of each masked convolution of a front-end
+            (:class:`varlen.nn.ConvFrontEnd`); ``()`` for none.
+        conv_kernels: Odd kernel size of each convolution (as many as ``conv_channels``).
     """
 
     input_size: int
@@ -64,9 +72,24 @@ class ModelConfig:
     dropout: float = 0.0
     pooling: Pooling = "last"
     method: Method = "auto"
+    conv_channels: tuple[int, ...] = ()
+    conv_kernels: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         where = "ModelConfig"
+        object.__setattr__(self, "conv_channels", tuple(self.conv_channels))
+        object.__setattr__(self, "conv_kernels", tuple(self.conv_kernels))
+        if len(self.conv_channels) != len(self.conv_kernels):
+            raise ValueError(
+                f"{where}: conv_kernels must give one kernel size per conv_channels entry, got "
+                f"{list(self.conv_kernels)} for {list(self.conv_channels)}."
+            )
+        for c in self.conv_channels:
+            if isinstance(c, bool) or not isinstance(c, int) or c < 1:
+                raise ValueError(f"{where}: conv_channels must be ints >= 1, got {c!r}.")
+        for k in self.conv_kernels:
+            if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
+                raise ValueError(f"{where}: conv_kernels must be odd ints >= 1, got {k!r}.")
         check_choice(where, "task", self.task, _TASKS)
         check_choice(where, "cell", self.cell, _CELLS)
         check_choice(where, "pooling", self.pooling, _POOLINGS)
@@ -98,6 +121,10 @@ class ModelConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"ModelConfig: keys must be among {sorted(known)}, got {unknown}.")
+        data = dict(data)
+        for key in ("conv_channels", "conv_kernels"):
+            if key in data and isinstance(data[key], list):
+                data[key] = tuple(data[key])
         return cls(**data)
 
 
@@ -117,8 +144,13 @@ class SequenceModel(nn.Module):
         super().__init__()
         self.config = config
         rnn_class = LSTM if config.cell == "lstm" else GRU
+        self.front: ConvFrontEnd | None = None
+        rnn_input = config.input_size
+        if config.conv_channels:
+            self.front = ConvFrontEnd(config.input_size, config.conv_channels, config.conv_kernels)
+            rnn_input = self.front.out_features
         self.rnn = rnn_class(
-            config.input_size,
+            rnn_input,
             config.hidden_size,
             config.num_layers,
             dropout=config.dropout if config.num_layers > 1 else 0.0,
@@ -128,7 +160,10 @@ class SequenceModel(nn.Module):
         directions = 2 if config.bidirectional else 1
         self.head = nn.Sequential(
             nn.Dropout(config.dropout),
-            nn.Linear(directions * config.hidden_size, config.output_size),
+            nn.Linear(
+                directions * config.hidden_size + (config.conv_channels or (0,))[-1],
+                config.output_size,
+            ),
         )
 
     @property
@@ -155,9 +190,48 @@ class SequenceModel(nn.Module):
         Returns:
             ``(B, output_size)`` logits or values.
         """
-        out, state = self.rnn(x, lengths, padding=padding)
-        scores: Tensor = self.head(self.pool(out, state, lengths, padding=padding))
+        scores: Tensor = self.head(self.features(x, lengths, padding=padding))
         return scores
+
+    def features(
+        self, x: Tensor, lengths: Tensor | None = None, *, padding: Padding = "post"
+    ) -> Tensor:
+        """The head's input: pooled recurrent outputs (and pooled convolutions, if any).
+
+        Args:
+            x: ``(B, T, F)`` padded batch.
+            lengths: ``(B,)`` real lengths; ``None`` treats every step as real.
+            padding: Side of the padding.
+
+        Returns:
+            ``(B, D * H [+ C_k])``.
+        """
+        if self.front is None:
+            out, state = self.rnn(x, lengths, padding=padding)
+            return self.pool(out, state, lengths, padding=padding)
+        if lengths is not None:
+            lengths = lengths.to(x.device)
+        conv = self.front(x, lengths, padding=padding)
+        out, state = self.rnn(conv, lengths, padding=padding)
+        return self.combine(self.pool(out, state, lengths, padding=padding), conv, lengths)
+
+    def combine(self, pooled: Tensor, conv: Tensor, lengths: Tensor | None) -> Tensor:
+        """Append the convolutions' mean over real steps to the pooled recurrent output.
+
+        Args:
+            pooled: ``(B, D * H)``.
+            conv: ``(B, T, C_k)`` front-end outputs, zero at padded steps.
+            lengths: ``(B,)`` real lengths, or ``None`` (all real).
+
+        Returns:
+            ``(B, D * H + C_k)``.
+        """
+        T = conv.shape[1]
+        if lengths is None:
+            mean = conv.mean(dim=1) if T else conv.sum(dim=1)
+        else:
+            mean = conv.sum(dim=1) / lengths.clamp(min=1)[:, None].to(conv.dtype)
+        return torch.cat([pooled, mean], dim=1)
 
     def final_hidden(self, state: Tensor | LSTMState) -> Tensor:
         """Return the last layer's final ``h`` of every direction, ``(B, D * H)``."""

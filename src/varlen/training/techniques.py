@@ -70,8 +70,7 @@ def _padded(
     batch = Collate(padding=padding, dtype=torch.float32)(data.__getitems__(list(indices)))
     x = batch.x.to(model.device)
     lengths = batch.lengths.to(x.device) if mask else None
-    out, state = model.rnn(x, lengths, padding=padding)
-    scores = model.head(model.pool(out, state, lengths, padding=padding))
+    scores = model.head(model.features(x, lengths, padding=padding))
     B, T = batch.x.shape[:2]
     return Step(scores, int(batch.lengths.sum()), B * T)
 
@@ -91,6 +90,13 @@ def _lanes(model: SequenceModel, data: RaggedDataset, indices: np.ndarray) -> St
     device = model.device
     values = torch.tensor(subset.values, dtype=torch.float32, device=device)
     lengths = torch.from_numpy(subset.lengths)
+    conv = None
+    if model.front is not None:  # the front-end runs on the padded batch, then back to rows
+        batch = Collate(padding="post", dtype=torch.float32)(data.__getitems__(list(indices)))
+        padded_lengths = batch.lengths.to(device)
+        conv = model.front(batch.x.to(device), padded_lengths)
+        real = torch.arange(conv.shape[1], device=device)[None, :] < padded_lengths[:, None]
+        values = conv[real]  # (N, C_k), sequences in order
     num_lanes = max(1, -(-len(indices) // 4))  # about four sequences per lane
     pooling = model.config.pooling
     out = run_lanes(model.rnn, values, lengths, num_lanes=num_lanes, cell_state=False)
@@ -104,6 +110,8 @@ def _lanes(model: SequenceModel, data: RaggedDataset, indices: np.ndarray) -> St
         pooled = values.new_zeros(len(indices), out.values.shape[1])
         rows = owner[:, None].expand(-1, out.values.shape[1])  # (N, D * H)
         pooled = pooled.scatter_reduce(0, rows, out.values, reduce, include_self=False)
+    if conv is not None:
+        pooled = model.combine(pooled, conv, padded_lengths)
     plan = out.plan
     return Step(model.head(pooled), int(lengths.sum()), plan.num_lanes * plan.total_length)
 
@@ -113,8 +121,7 @@ def _one_at_a_time(model: SequenceModel, data: RaggedDataset, indices: np.ndarra
     scores = []
     for index in indices:
         x = torch.tensor(data.sequences[int(index)], dtype=torch.float32, device=device)[None]
-        out, state = model.rnn(x)
-        scores.append(model.head(model.pool(out, state, None)))
+        scores.append(model.head(model.features(x)))
     real = int(data.lengths[indices].sum())
     return Step(torch.cat(scores), real, real)
 

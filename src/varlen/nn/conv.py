@@ -1,0 +1,172 @@
+"""Convolutions over variable-length batches that stay exact under padding.
+
+A ``"same"`` 1-D convolution reads ``kernel_size // 2`` steps on each side of a step. On a padded
+batch, a real step near the end of its sequence would read pads (or a batch-mate's values under
+pre-padding with a non-zero pad value). :class:`MaskedConv1d` zeroes every padded step *before*
+each convolution and again *after* it, so a real step's receptive field holds only real steps of
+its own sequence and zeros: exactly what the sequence alone sees with zero ``"same"`` padding at
+its boundaries. This holds for pre and post padding, any pad value and any batch-mates. The
+oracle is the sequence run alone (``lengths=None``).
+
+:class:`ConvFrontEnd` stacks such convolutions, each followed by a per-step layer norm and a
+ReLU (per-step operations, so exact too): the fully convolutional front-end of LSTM-FCN style
+models, placed in front of a recurrent layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from varlen._types import Padding
+
+__all__ = ["ConvFrontEnd", "MaskedConv1d", "real_step_mask"]
+
+
+def real_step_mask(lengths: Tensor, T: int, *, padding: Padding = "post") -> Tensor:
+    """Return the ``(B, T)`` bool mask of real steps (True = real) for ``lengths``.
+
+    Args:
+        lengths: ``(B,)`` int64 real lengths, each in ``[0, T]``.
+        T: Padded length.
+        padding: Side of the padding.
+
+    Returns:
+        ``(B, T)`` bool tensor on ``lengths``' device.
+    """
+    steps = torch.arange(T, device=lengths.device)[None, :]
+    if padding == "pre":
+        return steps >= (T - lengths)[:, None]
+    return steps < lengths[:, None]
+
+
+def _check(x: Tensor, lengths: Tensor | None, padding: str, where: str) -> None:
+    if x.dim() != 3:
+        raise ValueError(f"{where}: x must be (B, T, F), got shape {tuple(x.shape)}.")
+    if padding not in ("pre", "post"):
+        raise ValueError(f"{where}: padding must be 'pre' or 'post', got {padding!r}.")
+    if lengths is None:
+        return
+    if lengths.shape != (x.shape[0],):
+        raise ValueError(
+            f"{where}: lengths must have shape (B,) = ({x.shape[0]},), got {tuple(lengths.shape)}."
+        )
+    if len(lengths) and (int(lengths.min()) < 0 or int(lengths.max()) > x.shape[1]):
+        raise ValueError(
+            f"{where}: lengths must be in [0, T = {x.shape[1]}], got min {int(lengths.min())}, "
+            f"max {int(lengths.max())}."
+        )
+
+
+class MaskedConv1d(nn.Module):
+    """A ``"same"`` 1-D convolution over ``(B, T, F)`` whose outputs ignore padded steps.
+
+    Args:
+        in_features: ``F``.
+        out_features: Output channels ``C``.
+        kernel_size: Odd kernel size (``"same"`` output length needs an odd kernel).
+        bias: Add a learned bias.
+
+    Example:
+        >>> conv = MaskedConv1d(3, 8, 5)
+        >>> conv(torch.randn(2, 7, 3), torch.tensor([7, 4])).shape
+        torch.Size([2, 7, 8])
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, kernel_size: int, *, bias: bool = True
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"MaskedConv1d: {name} must be an int >= 1, got {value!r}.")
+        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
+            raise ValueError(f"MaskedConv1d: kernel_size must be an int >= 1, got {kernel_size!r}.")
+        if kernel_size % 2 == 0:
+            raise ValueError(
+                f"MaskedConv1d: kernel_size must be odd (a 'same' output), got {kernel_size}."
+            )
+        self.conv = nn.Conv1d(
+            in_features, out_features, kernel_size, padding=kernel_size // 2, bias=bias
+        )
+
+    def forward(
+        self, x: Tensor, lengths: Tensor | None = None, *, padding: Padding = "post"
+    ) -> Tensor:
+        """Convolve each sequence's real steps; padded outputs are exactly zero.
+
+        Args:
+            x: ``(B, T, F)`` padded batch (any pad value).
+            lengths: ``(B,)`` int64 real lengths; ``None`` treats every step as real.
+            padding: Side of the padding.
+
+        Returns:
+            ``(B, T, C)``; rows of real steps equal the sequence convolved alone.
+        """
+        _check(x, lengths, padding, "MaskedConv1d")
+        if x.shape[1] == 0:  # no step at all: (B, 0, C), still connected to the weights
+            empty = x.new_zeros(x.shape[0], 0, self.conv.out_channels)
+            return empty + 0.0 * self.conv.weight.sum()
+        if lengths is None:
+            out: Tensor = self.conv(x.transpose(1, 2)).transpose(1, 2)
+            return out
+        real = real_step_mask(lengths.to(x.device), x.shape[1], padding=padding)[:, :, None]
+        zeroed = torch.where(real, x, torch.zeros((), dtype=x.dtype, device=x.device))
+        out = self.conv(zeroed.transpose(1, 2)).transpose(1, 2)
+        return torch.where(real, out, torch.zeros((), dtype=out.dtype, device=out.device))
+
+
+class ConvFrontEnd(nn.Module):
+    """Masked convolutions, each followed by a per-step layer norm and ReLU.
+
+    Args:
+        in_features: ``F``.
+        channels: Output channels of each convolution (``C_1, ..., C_k``).
+        kernel_sizes: Odd kernel size of each convolution (same length as ``channels``).
+
+    Example:
+        >>> front = ConvFrontEnd(1, (16, 16), (7, 3))
+        >>> front(torch.randn(2, 9, 1), torch.tensor([9, 3])).shape
+        torch.Size([2, 9, 16])
+    """
+
+    def __init__(
+        self, in_features: int, channels: Sequence[int], kernel_sizes: Sequence[int]
+    ) -> None:
+        super().__init__()
+        if len(channels) != len(kernel_sizes) or not channels:
+            raise ValueError(
+                "ConvFrontEnd: channels and kernel_sizes must be non-empty and of equal length, "
+                f"got {len(channels)} and {len(kernel_sizes)}."
+            )
+        sizes = [in_features, *channels]
+        self.convs = nn.ModuleList(
+            MaskedConv1d(sizes[i], sizes[i + 1], kernel_sizes[i]) for i in range(len(channels))
+        )
+        self.norms = nn.ModuleList(nn.LayerNorm(c) for c in channels)
+        self.out_features = int(sizes[-1])
+
+    def forward(
+        self, x: Tensor, lengths: Tensor | None = None, *, padding: Padding = "post"
+    ) -> Tensor:
+        """Run every block; padded outputs are exactly zero.
+
+        Args:
+            x: ``(B, T, F)`` padded batch (any pad value).
+            lengths: ``(B,)`` int64 real lengths; ``None`` treats every step as real.
+            padding: Side of the padding.
+
+        Returns:
+            ``(B, T, C_k)``.
+        """
+        _check(x, lengths, padding, "ConvFrontEnd")
+        real = None
+        if lengths is not None:
+            real = real_step_mask(lengths.to(x.device), x.shape[1], padding=padding)[:, :, None]
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            x = torch.relu(norm(conv(x, lengths, padding=padding)))
+            if real is not None:  # layer norm's bias made the pads non-zero
+                x = torch.where(real, x, torch.zeros((), dtype=x.dtype, device=x.device))
+        return x
