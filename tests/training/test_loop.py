@@ -15,6 +15,7 @@ from tests.cli._data import sequences
 from varlen.data.ragged import Ragged
 from varlen.training.loop import (
     TrainConfig,
+    _lr_factor,
     choose_technique,
     evaluate,
     fit,
@@ -192,7 +193,7 @@ def test_fit_stops_early_without_progress():
 def without_times(result):
     """The history with the wall-clock fields zeroed."""
     return [
-        dataclasses.replace(stats, real_steps_per_second=0.0, seconds=0.0)
+        dataclasses.replace(stats, real_steps_per_second=0.0, seconds=0.0, train_seconds=0.0)
         for stats in result.history
     ]
 
@@ -305,7 +306,7 @@ def test_fit_progress_bars_show_losses_and_metric(capsys):
     err = capsys.readouterr().err
     assert "training" in err
     assert "val_loss=" in err
-    assert "val_metric=" in err
+    assert "val_accuracy=" in err  # the metric is named
 
 
 @pytest.mark.parametrize("patience", [0, -1, 1.5, True])
@@ -313,3 +314,36 @@ def test_train_config_rejects_patience_below_one(patience):
     """Patience is a number of epochs >= 1, or None to never stop early."""
     with pytest.raises(ValueError, match="patience must be an int >= 1 or None"):
         TrainConfig(patience=patience)
+
+
+def test_fit_budget_in_steps_with_warmup_and_cosine_schedule():
+    """max_steps sets the epochs; the learning rate warms up, then decays to zero."""
+    x, y, _ = easy_data(16)
+    config = TrainConfig(
+        epochs=1000, batch_size=8, lr=0.01, max_steps=10, warmup_steps=3, schedule="cosine"
+    )
+    model = tiny_classifier()
+    result = fit(model, x, y, config=config, progress=False)
+    assert result.planned_epochs == 5  # 2 steps per epoch
+    assert len(result.history) == 5
+    assert result.steps == 10
+    factor = _lr_factor(config, 10)
+    assert [round(factor(s), 3) for s in (0, 1, 2)] == [0.333, 0.667, 1.0]
+    assert factor(10) == pytest.approx(0.0)
+    assert 0 < factor(6) < 1
+
+
+def test_fit_patience_in_steps_and_log_lines():
+    """Patience counts optimizer steps; each epoch logs a line naming the metric."""
+    x, y, _ = easy_data(16)
+    config = TrainConfig(epochs=50, batch_size=4, lr=1e-9, patience=6, patience_unit="steps")
+    lines: list[str] = []
+    result = fit(
+        tiny_classifier(), x[:12], y[:12], config=config, validation=(x[12:], y[12:]),
+        progress=False, log=lines.append,
+    )  # fmt: skip
+    assert result.stopped_early
+    assert len(result.history) - 1 - result.best_epoch == 2  # 3 steps per epoch: 6 steps stale
+    assert len(lines) == len(result.history)
+    assert "validation accuracy" in lines[0]
+    assert "ETA" in lines[0]

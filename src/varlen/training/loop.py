@@ -17,9 +17,10 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import torch
@@ -46,6 +47,10 @@ __all__ = [
 ]
 
 
+Schedule: TypeAlias = Literal["constant", "cosine"]
+PatienceUnit: TypeAlias = Literal["epochs", "steps"]
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train.
@@ -54,12 +59,22 @@ class TrainConfig:
         technique: A name from :data:`varlen.training.TECHNIQUES`.
         epochs: Maximum number of epochs.
         batch_size: Sequences per batch.
-        lr: Adam learning rate.
+        lr: Adam learning rate (the peak, with a schedule).
         weight_decay: Adam weight decay.
-        patience: Stop after this many epochs without a better validation loss (``None``:
-            never stop early). Without validation data, nothing stops early.
+        patience: Stop after this many epochs (or optimizer steps, see ``patience_unit``)
+            without a better validation loss (``None``: never stop early). Without validation
+            data, nothing stops early.
         grad_clip: Clip the gradient norm to this (``None``: no clipping).
         seed: Seed of everything random: initial weights, batches, dropout.
+        max_steps: A training budget in optimizer steps: the run has
+            ``min(epochs, ceil(max_steps / batches per epoch))`` epochs (``None``: ``epochs``).
+        schedule: ``"constant"`` learning rate, or ``"cosine"`` decay to zero over the run's
+            optimizer steps.
+        warmup_steps: Optimizer steps of linear warm-up from ``lr / warmup_steps`` to ``lr``.
+        patience_unit: Whether ``patience`` counts ``"epochs"`` or optimizer ``"steps"``
+            (checked at the end of each epoch).
+        time_limit: Stop after the first epoch that ends past this many seconds of the run
+            (``None``: no limit); the best weights so far are kept.
     """
 
     technique: str = "bucket"
@@ -70,6 +85,11 @@ class TrainConfig:
     patience: int | None = 10
     grad_clip: float | None = 1.0
     seed: int = 0
+    max_steps: int | None = None
+    schedule: Schedule = "constant"
+    warmup_steps: int = 0
+    patience_unit: PatienceUnit = "epochs"
+    time_limit: float | None = None
 
     def __post_init__(self) -> None:
         get_technique(self.technique)
@@ -77,6 +97,36 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig: {name} must be an int >= 1, got {value!r}.")
+        self._check_budget()
+
+    def _check_budget(self) -> None:
+        if self.max_steps is not None and (
+            isinstance(self.max_steps, bool)
+            or not isinstance(self.max_steps, int)
+            or self.max_steps < 1
+        ):
+            raise ValueError(
+                f"TrainConfig: max_steps must be an int >= 1 or None, got {self.max_steps!r}."
+            )
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int):
+            raise ValueError(
+                f"TrainConfig: warmup_steps must be an int, got {self.warmup_steps!r}."
+            )
+        if self.warmup_steps < 0:
+            raise ValueError(f"TrainConfig: warmup_steps must be >= 0, got {self.warmup_steps}.")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(
+                f"TrainConfig: schedule must be 'constant' or 'cosine', got {self.schedule!r}."
+            )
+        if self.patience_unit not in ("epochs", "steps"):
+            raise ValueError(
+                "TrainConfig: patience_unit must be 'epochs' or 'steps', got "
+                f"{self.patience_unit!r}."
+            )
+        if self.time_limit is not None and not 0 < self.time_limit < math.inf:
+            raise ValueError(
+                f"TrainConfig: time_limit must be finite and > 0 or None, got {self.time_limit!r}."
+            )
         if self.patience is not None and (
             isinstance(self.patience, bool)
             or not isinstance(self.patience, int)
@@ -101,6 +151,9 @@ class EpochStats:
     real_steps_per_second: float
     padding_efficiency: float
     seconds: float
+    steps: int = 0
+    real_steps: int = 0
+    train_seconds: float = 0.0
 
 
 @dataclass
@@ -111,6 +164,20 @@ class FitResult:
     best_epoch: int = -1
     best_val_loss: float = math.inf
     stopped_early: bool = False
+    stopped_by_time: bool = False
+    planned_epochs: int = 0
+    seconds: float = 0.0
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps taken over the whole run."""
+        return sum(stats.steps for stats in self.history)
+
+    @property
+    def real_steps_per_second(self) -> float:
+        """Real (unpadded) steps trained per second of training, over the whole run."""
+        busy = sum(stats.train_seconds for stats in self.history)
+        return sum(stats.real_steps for stats in self.history) / busy if busy > 0 else 0.0
 
 
 def split_validation(
@@ -219,26 +286,53 @@ def _check_finite(
         )
 
 
+class _EpochWork:
+    """What one training epoch did (its loss and its work)."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+        self.real = 0
+        self.computed = 0
+        self.busy = 0.0
+
+    def stats(
+        self, epoch: int, validation: tuple[float | None, float | None], seconds: float
+    ) -> EpochStats:
+        loss = float(np.mean(self.losses)) if self.losses else math.nan
+        return EpochStats(
+            epoch,
+            loss,
+            validation[0],
+            validation[1],
+            self.real / max(self.busy, 1e-9),
+            self.real / self.computed if self.computed else 1.0,
+            seconds,
+            steps=len(self.losses),
+            real_steps=self.real,
+            train_seconds=self.busy,
+        )
+
+
 def _train_epoch(
     model: SequenceModel,
     data: RaggedDataset,
     y: np.ndarray,
     optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
     config: TrainConfig,
     epoch: int,
     *,
+    total_epochs: int,
     progress: bool,
-) -> tuple[float, float, float]:
-    """Return ``(mean loss, real steps/s, padding efficiency)`` of one training epoch."""
+) -> _EpochWork:
+    """Train one epoch; return its losses and work."""
     technique = get_technique(config.technique)
     torch.manual_seed(config.seed * 100_003 + epoch)  # dropout: a function of (seed, epoch)
     batches = _batches(technique, data.lengths, config, epoch, shuffle=True)
     _, world = _rank_and_world()
     model.train()
-    losses, real, computed, busy = [], 0, 0, 0.0
-    bar = tqdm(
-        batches, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not progress
-    )
+    work = _EpochWork()
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{total_epochs}", leave=False, disable=not progress)
     for number, indices in enumerate(bar):
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
@@ -251,12 +345,14 @@ def _train_epoch(
         if config.grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
-        busy += time.perf_counter() - start
-        losses.append(value)
-        real, computed = real + step.real_steps, computed + step.computed_steps
-        bar.set_postfix(loss=f"{np.mean(losses):.4f}")
-    efficiency = real / computed if computed else 1.0
-    return float(np.mean(losses)) if losses else math.nan, real / max(busy, 1e-9), efficiency
+        scheduler.step()
+        work.busy += time.perf_counter() - start
+        work.losses.append(value)
+        work.real += step.real_steps
+        work.computed += step.computed_steps
+        if progress:
+            bar.set_postfix(loss=f"{np.mean(work.losses):.4f}")
+    return work
 
 
 def evaluate(
@@ -344,6 +440,7 @@ def _save_atomic(payload: dict[str, Any], path: Path) -> None:
 def _checkpoint(
     model: SequenceModel,
     optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
     result: FitResult,
     best_state: dict[str, Tensor],
     epoch: int,
@@ -352,6 +449,7 @@ def _checkpoint(
         "epoch": epoch,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
         "best_state": best_state,
         "history": [asdict(stats) for stats in result.history],
         "best_epoch": result.best_epoch,
@@ -360,12 +458,22 @@ def _checkpoint(
 
 
 def _restore(
-    path: Path, model: SequenceModel, optimizer: torch.optim.Optimizer, result: FitResult
+    path: Path,
+    model: SequenceModel,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    result: FitResult,
 ) -> tuple[int, dict[str, Tensor]]:
-    """Load a checkpoint into ``model``/``optimizer``/``result``; return (next epoch, best)."""
+    """Load a checkpoint into the model, optimizer, schedule and result.
+
+    Returns:
+        The next epoch and the best weights so far.
+    """
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+    if "scheduler" in state:
+        scheduler.load_state_dict(state["scheduler"])
     result.history = [EpochStats(**stats) for stats in state["history"]]
     result.best_epoch = int(state["best_epoch"])
     result.best_val_loss = float(state["best_val_loss"])
@@ -385,25 +493,109 @@ def _validate(
     return evaluate(model, *validation, technique=config.technique, batch_size=config.batch_size)
 
 
-def _epochs(start: int, config: TrainConfig, *, progress: bool) -> Any:
+def _epochs(start: int, total: int, *, progress: bool) -> Any:
     """The epoch progress bar: a tqdm iterator over the remaining epoch numbers."""
     return tqdm(
-        range(start, config.epochs),
-        desc="training",
-        initial=start,
-        total=config.epochs,
-        disable=not progress,
+        range(start, total), desc="training", initial=start, total=total, disable=not progress
     )
 
 
-def _postfix(stats: EpochStats) -> dict[str, str]:
+def _metric_name(model: SequenceModel) -> str:
+    return "accuracy" if model.config.task == "classification" else "MAE"
+
+
+def _postfix(stats: EpochStats, metric: str) -> dict[str, str]:
     """The epoch bar's summary of the last epoch: its losses and validation metric."""
     shown = {"loss": f"{stats.train_loss:.4f}"}
     if stats.val_loss is not None:
         shown["val_loss"] = f"{stats.val_loss:.4f}"
     if stats.val_metric is not None:
-        shown["val_metric"] = f"{stats.val_metric:.4f}"
+        shown[f"val_{metric}"] = f"{stats.val_metric:.4f}"
     return shown
+
+
+def format_duration(seconds: float) -> str:
+    """``75.2`` -> ``'1:15'``, ``4000`` -> ``'1:06:40'``.
+
+    Args:
+        seconds: A duration.
+
+    Returns:
+        ``[h:]mm:ss`` (minutes unpadded below an hour).
+    """
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def epoch_line(stats: EpochStats, *, total: int, metric: str, elapsed: float) -> str:
+    """One progress line for an epoch (for logs, where progress bars do not render).
+
+    Args:
+        stats: The epoch's statistics.
+        total: The run's planned epochs.
+        metric: Name of the validation metric (``"accuracy"`` or ``"MAE"``).
+        elapsed: Seconds since the run started.
+
+    Returns:
+        e.g. ``epoch 3/40: loss 0.4120, validation loss 0.3900, validation accuracy 0.9000,
+        elapsed 0:12, ETA 2:28``.
+    """
+    parts = [f"epoch {stats.epoch + 1}/{total}: loss {stats.train_loss:.4f}"]
+    if stats.val_loss is not None:
+        parts.append(f"validation loss {stats.val_loss:.4f}")
+    if stats.val_metric is not None:
+        parts.append(f"validation {metric} {stats.val_metric:.4f}")
+    done = stats.epoch + 1
+    eta = elapsed / max(done, 1) * max(total - done, 0)
+    parts.append(f"elapsed {format_duration(elapsed)}, ETA {format_duration(eta)}")
+    return ", ".join(parts)
+
+
+def _lr_factor(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    """The learning rate's factor after ``step`` optimizer steps: warm-up, then the schedule."""
+    warmup = config.warmup_steps
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if config.schedule == "constant":
+            return 1.0
+        done = (step - warmup) / max(total_steps - warmup, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0)))
+
+    return factor
+
+
+def planned_epochs(config: TrainConfig, batches_per_epoch: int) -> int:
+    """The run's epochs: ``epochs``, or fewer to spend about ``max_steps`` optimizer steps.
+
+    Args:
+        config: How to train.
+        batches_per_epoch: Optimizer steps per epoch.
+
+    Returns:
+        ``min(epochs, ceil(max_steps / batches_per_epoch))``, at least 1.
+    """
+    if config.max_steps is None:
+        return config.epochs
+    return max(1, min(config.epochs, -(-config.max_steps // max(batches_per_epoch, 1))))
+
+
+def _stale(result: FitResult, config: TrainConfig) -> int:
+    """Epochs, or optimizer steps, since the best epoch."""
+    after = [s for s in result.history if s.epoch > result.best_epoch]
+    return len(after) if config.patience_unit == "epochs" else sum(s.steps for s in after)
+
+
+def _should_stop(result: FitResult, config: TrainConfig, *, validation: bool, began: float) -> bool:
+    """Whether to stop before the next epoch (patience, or time); say why in ``result``."""
+    if config.patience is not None and validation and _stale(result, config) >= config.patience:
+        result.stopped_early = True
+    elif config.time_limit is not None and time.perf_counter() - began >= config.time_limit:
+        result.stopped_by_time = True
+    return result.stopped_early or result.stopped_by_time
 
 
 def fit(
@@ -416,6 +608,8 @@ def fit(
     checkpoint: Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    log_every: float = 0.0,
 ) -> FitResult:
     """Train ``model`` on ``(x, y)``; keep the weights of the best validation epoch.
 
@@ -428,6 +622,10 @@ def fit(
         checkpoint: File written atomically after each epoch (``None``: no checkpoints).
         resume: Continue from ``checkpoint`` if it exists.
         progress: Show progress bars (on rank 0).
+        log: Called with one line per epoch (on rank 0), e.g. ``print`` to stderr where
+            progress bars do not render.
+        log_every: Seconds between two logged lines at least (the first and last epoch are
+            always logged); 0 logs every epoch.
 
     Returns:
         The :class:`FitResult`.
@@ -435,38 +633,57 @@ def fit(
     rank, _ = _rank_and_world()
     progress = progress and rank == 0
     data = RaggedDataset(x)
+    technique = get_technique(config.technique)
+    per_epoch = len(_batches(technique, data.lengths, config, 0, shuffle=True))
+    total = planned_epochs(config, per_epoch)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    result = FitResult()
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, total * per_epoch))
+    result = FitResult(planned_epochs=total)
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     start = 0
     if resume and checkpoint is not None and checkpoint.exists():
-        start, best_state = _restore(checkpoint, model, optimizer, result)
-    stale = sum(1 for s in result.history if s.epoch > result.best_epoch)
-    bar = _epochs(start, config, progress=progress)
+        start, best_state = _restore(checkpoint, model, optimizer, scheduler, result)
+    metric = _metric_name(model)
+    began = time.perf_counter() - sum(s.seconds for s in result.history)
+    logged = -math.inf
+    bar = _epochs(start, total, progress=progress)
     for epoch in bar:
-        if config.patience is not None and validation is not None and stale >= config.patience:
-            result.stopped_early = True
+        if _should_stop(result, config, validation=validation is not None, began=began):
             break
-        began = time.perf_counter()
-        train_loss, speed, efficiency = _train_epoch(
-            model, data, y, optimizer, config, epoch, progress=progress
+        epoch_start = time.perf_counter()
+        work = _train_epoch(
+            model,
+            data,
+            y,
+            optimizer,
+            scheduler,
+            config,
+            epoch,
+            total_epochs=total,
+            progress=progress,
         )
-        val_loss, val_metric = (
-            _validate(model, validation, config) if validation is not None else (None, None)
-        )
-        score = val_loss if val_loss is not None else train_loss
+        val = _validate(model, validation, config) if validation is not None else (None, None)
+        score = val[0] if val[0] is not None else work.stats(epoch, val, 0.0).train_loss
         if score < result.best_val_loss:
-            result.best_val_loss, result.best_epoch, stale = score, epoch, 0
+            result.best_val_loss, result.best_epoch = score, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-        stats = EpochStats(
-            epoch, train_loss, val_loss, val_metric, speed, efficiency, time.perf_counter() - began
-        )
+        stats = work.stats(epoch, val, time.perf_counter() - epoch_start)
         result.history.append(stats)
-        bar.set_postfix(_postfix(stats))
+        if progress:
+            bar.set_postfix(_postfix(stats, metric))
+        now = time.perf_counter()
+        if (
+            log is not None
+            and rank == 0
+            and (now - logged >= log_every or epoch in (start, total - 1))
+        ):
+            log(epoch_line(stats, total=total, metric=metric, elapsed=now - began))
+            logged = now
         if checkpoint is not None and rank == 0:
-            _save_atomic(_checkpoint(model, optimizer, result, best_state, epoch), checkpoint)
+            _save_atomic(
+                _checkpoint(model, optimizer, scheduler, result, best_state, epoch), checkpoint
+            )
+    result.seconds = time.perf_counter() - began
     if result.history and result.best_epoch < 0:
         raise FloatingPointError(
             "fit: the validation loss must be finite in at least one epoch, got "
