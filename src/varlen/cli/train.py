@@ -19,7 +19,8 @@ import argparse
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+import sys
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -30,6 +31,7 @@ import torch.distributed as dist
 from varlen._checks import check_choice
 from varlen.cli._common import (
     CommandError,
+    _read_toml,
     add_table_options,
     build_config,
     count,
@@ -41,6 +43,7 @@ from varlen.cli._common import (
 from varlen.cli._targets import Targets, TaskChoice, encode_targets, normalize_inputs
 from varlen.data.normalize import Standardizer
 from varlen.data.ragged import Ragged
+from varlen._atomic import write_text
 from varlen.training.artifacts import save_model
 from varlen.training.loop import (
     FitResult,
@@ -52,7 +55,13 @@ from varlen.training.loop import (
     split_validation,
 )
 from varlen.training.models import Cell, ModelConfig, Pooling, SequenceModel
-from varlen.training.techniques import TECHNIQUES, get_technique
+from varlen.batching.dataset import RaggedDataset
+from varlen.training.techniques import (
+    TECHNIQUES,
+    choose_by_timing,
+    get_technique,
+    time_techniques,
+)
 
 __all__ = ["TrainOptions", "add_arguments", "run"]
 
@@ -60,7 +69,12 @@ CHECKPOINT_FILE = "checkpoint.pt"
 RUN_FILE = "run.json"
 _TASKS: tuple[TaskChoice, ...] = ("auto", "classification", "regression")
 _MINIMA = {
+    "steps": 1,
     "epochs": 1,
+    "warmup": 0,
+    "conv_layers": 0,
+    "conv_channels": 1,
+    "threads": 1,
     "batch_size": 1,
     "hidden_size": 1,
     "num_layers": 1,
@@ -73,25 +87,40 @@ _MINIMA = {
 class TrainOptions:
     """Everything ``varlen train`` takes (flags, or keys of ``--config file.toml``).
 
+    The defaults are meant to learn on data never seen before, short multichannel series and
+    long single-channel ones alike: a budget in optimizer steps (not epochs, so 40 series get
+    as many updates as 4,000), linear warm-up then cosine decay of the learning rate, an
+    LSTM-FCN style model (masked convolutions in front of a bidirectional LSTM, mean pooling
+    over real steps) and early stopping counted in steps.
+
     Args:
         data: The training file.
         test: A test file, scored at the end (never used for training or selection).
         out: The model directory (also holds ``checkpoint.pt`` and ``run.json``).
         task: ``"auto"``, ``"classification"`` or ``"regression"``.
         technique: ``"auto"`` or a name of :data:`varlen.training.techniques.TECHNIQUES`.
-        epochs: Maximum epochs.
+        steps: Training budget in optimizer steps (rounded up to whole epochs).
+        epochs: Train this many epochs instead of ``steps`` (``None``: from ``steps``).
+        time_limit: Stop after the epoch that ends past this many seconds (``None``: none).
         batch_size: Sequences per batch.
-        lr: Adam learning rate.
+        lr: Peak Adam learning rate.
+        warmup: Optimizer steps of linear warm-up (``None``: 5% of the run's steps).
         hidden_size: ``H``.
         num_layers: ``L``.
         bidirectional: ``D = 2``.
         cell: ``"lstm"`` or ``"gru"``.
         pooling: ``"last"``, ``"mean"`` or ``"max"``.
         dropout: Dropout between layers and before the head.
+        conv_layers: Masked convolutions in front of the recurrent layer (0: none); kernel
+            sizes 7, 5, 3, 3, ...
+        conv_channels: Channels of each convolution.
         val_fraction: Share of the training data held out for validation, in ``[0, 1)``.
-        patience: Epochs without a better validation loss before stopping; 0 never stops.
+        patience: Optimizer steps without a better validation loss before stopping; 0 never
+            stops; ``None``: half the run's steps.
         seed: Seed of the split, the weights, the batches and dropout.
-        resume: Continue from ``out/checkpoint.pt`` if it exists.
+        threads: Torch CPU threads (1 is fastest for these small recurrent layers on CPU).
+        resume: Continue from ``out/checkpoint.pt``, with the options recorded in
+            ``out/run.json`` (a flag given again must not change them).
         id: Table column naming the sequence of each row.
         order: Table column ordering the steps.
         features: Table feature columns (default: every other column).
@@ -103,18 +132,24 @@ class TrainOptions:
     out: Path = Path("model")
     task: TaskChoice = "auto"
     technique: str = "auto"
-    epochs: int = 60
+    steps: int = 2000
+    epochs: int | None = None
+    time_limit: float | None = None
     batch_size: int = 32
     lr: float = 3e-3
+    warmup: int | None = None
     hidden_size: int = 64
     num_layers: int = 1
-    bidirectional: bool = False
+    bidirectional: bool = True
     cell: Cell = "lstm"
-    pooling: Pooling = "last"
-    dropout: float = 0.0
+    pooling: Pooling = "mean"
+    dropout: float = 0.1
+    conv_layers: int = 3
+    conv_channels: int = 64
     val_fraction: float = 0.2
-    patience: int = 15
+    patience: int | None = None
     seed: int = 0
+    threads: int = 1
     resume: bool = False
     id: str | None = None
     order: str | None = None
@@ -128,12 +163,17 @@ class TrainOptions:
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"{where}: val_fraction must be in [0, 1), got {self.val_fraction!r}.")
         for name, low in _MINIMA.items():
-            if getattr(self, name) < low:
-                raise ValueError(f"{where}: {name} must be >= {low}, got {getattr(self, name)!r}.")
+            value = getattr(self, name)
+            if value is not None and value < low:
+                raise ValueError(f"{where}: {name} must be >= {low}, got {value!r}.")
         if not 0 < self.lr < float("inf"):
             raise ValueError(f"{where}: lr must be finite and > 0, got {self.lr!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"{where}: dropout must be in [0, 1), got {self.dropout!r}.")
+        if self.time_limit is not None and not 0 < self.time_limit < float("inf"):
+            raise ValueError(
+                f"{where}: time_limit must be finite and > 0 seconds, got {self.time_limit!r}."
+            )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -142,6 +182,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: The command's parser.
     """
+    d = TrainOptions.__dataclass_fields__
     parser.add_argument("data", type=Path, metavar="DATA", help=".ts, .csv or .parquet file")
     _flag = _adder(parser)
     _flag("--test", type=Path, metavar="DATA", help="test file, scored at the end")
@@ -154,21 +195,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(
         "--technique",
         choices=("auto", *TECHNIQUES),
-        help="how batches are formed and fed (default auto: picked from the lengths)",
+        help="how batches are formed and fed (default auto: the fastest, timed on the data)",
     )
-    _flag("--epochs", type=int, help="maximum epochs (default 60)")
-    _flag("--batch-size", type=int, help="sequences per batch (default 32)")
-    _flag("--lr", type=float, help="Adam learning rate (default 3e-3)")
-    _flag("--hidden-size", type=int, help="hidden size H (default 64)")
-    _flag("--num-layers", type=int, help="recurrent layers L (default 1)")
-    _flag("--bidirectional", action="store_true", help="run both directions")
+    _flag("--steps", type=int, help=f"budget in optimizer steps (default {d['steps'].default})")
+    _flag("--epochs", type=int, help="train this many epochs instead of --steps")
+    _flag("--time-limit", type=float, metavar="SECONDS", help="stop after this long (default none)")
+    _flag("--batch-size", type=int, help=f"sequences per batch (default {d['batch_size'].default})")
+    _flag("--lr", type=float, help=f"peak Adam learning rate (default {d['lr'].default})")
+    _flag("--warmup", type=int, metavar="STEPS", help="linear warm-up (default 5%% of the steps)")
+    _flag("--hidden-size", type=int, help=f"hidden size H (default {d['hidden_size'].default})")
+    _flag("--num-layers", type=int, help=f"recurrent layers L (default {d['num_layers'].default})")
+    _flag(
+        "--bidirectional",
+        action=argparse.BooleanOptionalAction,
+        help="run both directions (default on)",
+    )
     _flag("--cell", choices=("lstm", "gru"), help="recurrent cell (default lstm)")
-    _flag("--pooling", choices=("last", "mean", "max"), help="over real steps (default last)")
-    _flag("--dropout", type=float, help="dropout (default 0)")
+    _flag("--pooling", choices=("last", "mean", "max"), help="over real steps (default mean)")
+    _flag("--dropout", type=float, help=f"dropout (default {d['dropout'].default})")
+    _flag(
+        "--conv-layers",
+        type=int,
+        help=f"masked convolutions before the LSTM, 0 = none (default {d['conv_layers'].default})",
+    )
+    _flag(
+        "--conv-channels", type=int, help=f"their channels (default {d['conv_channels'].default})"
+    )
     _flag("--val-fraction", type=float, help="validation share (default 0.2)")
-    _flag("--patience", type=int, help="early-stopping patience in epochs, 0 = off (default 15)")
+    _flag(
+        "--patience",
+        type=int,
+        metavar="STEPS",
+        help="early stopping after this many optimizer steps without progress, 0 = off "
+        "(default: half the steps)",
+    )
     _flag("--seed", type=int, help="seed of everything random (default 0)")
-    _flag("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    _flag("--threads", type=int, help="torch CPU threads (default 1: fastest here)")
+    _flag(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out DIR with its recorded options",
+    )
     add_table_options(parser, target=True)
 
 
@@ -230,8 +297,61 @@ def _check_classes(targets: Targets) -> None:
         )
 
 
+def plan_validation(
+    y: np.ndarray,
+    fraction: float,
+    *,
+    classification: bool,
+    min_per_class: int = 3,
+    min_total: int = 20,
+) -> tuple[float, str]:
+    """Decide the validation share: ``fraction``, or 0 when the split is too small to select on.
+
+    A pure planning function. A stratified split puts ``round(fraction * n_c)`` series of
+    class ``c`` in validation; with fewer than ``min_per_class`` for some class (or fewer than
+    ``min_total`` series for regression) the validation loss is too noisy to stop early or to
+    pick an epoch on, and those series are worth more for training. Then the whole data is
+    trained on for the full budget.
+
+    Args:
+        y: ``(n,)`` encoded targets.
+        fraction: The asked validation share.
+        classification: Whether ``y`` holds class ids.
+        min_per_class: Fewest validation series per class to select on.
+        min_total: Fewest validation series to select on (regression).
+
+    Returns:
+        The share to use and a warning ('' when ``fraction`` is kept).
+    """
+    if fraction == 0:
+        return 0.0, ""
+    if classification:
+        _, counts = np.unique(y, return_counts=True)
+        smallest = min(round(fraction * int(c)) for c in counts) if len(counts) else 0
+        if smallest >= min_per_class:
+            return fraction, ""
+        why = f"{smallest} series of some class (fewer than {min_per_class})"
+    else:
+        size = round(fraction * len(y))
+        if size >= min_total:
+            return fraction, ""
+        why = f"{size} series (fewer than {min_total})"
+    return 0.0, (
+        f"warning: a validation split of {fraction:g} holds only {why}: too few to select on. "
+        "Training on all the data for the whole step budget instead, keeping the epoch of "
+        "lowest training loss (pass --val-fraction 0 to silence this)."
+    )
+
+
+def warn(message: str) -> None:
+    """Print a warning line to stderr (shown even with ``--quiet``)."""
+    print(message, file=sys.stderr)
+
+
 def prepare(options: TrainOptions) -> Prepared:
     """Load, encode, split and normalize the data (the standardizers see training steps only).
+
+    Warns (stderr) and trains on everything when the validation split would be too small.
 
     Args:
         options: The options.
@@ -244,8 +364,13 @@ def prepare(options: TrainOptions) -> Prepared:
     _check_classes(targets)
     test = _load_test(options, targets, data.features)
     classification = targets.task == "classification"
+    fraction, warning = plan_validation(
+        targets.y, options.val_fraction, classification=classification
+    )
+    if warning:
+        warn(warning)
     train_idx, val_idx = split_validation(
-        targets.y, options.val_fraction, seed=options.seed, stratify=classification
+        targets.y, fraction, seed=options.seed, stratify=classification
     )
     x_train = data.x[train_idx]
     normalizer = Standardizer.fit(x_train)
@@ -272,11 +397,37 @@ def prepare(options: TrainOptions) -> Prepared:
 # ----------------------------------------------------------------------------- training
 
 
-def _technique(options: TrainOptions, lengths: np.ndarray) -> tuple[str, str]:
+def _technique(options: TrainOptions, prepared: Prepared) -> tuple[str, str]:
+    """The technique, and why: given, or ``auto``: the faster of mask and bucket, timed here."""
     if options.technique != "auto":
         return options.technique, "chosen with --technique"
-    name, reason = choose_technique(lengths, batch_size=options.batch_size)
+    lengths = prepared.train.x.lengths
+    if len(lengths) <= options.batch_size:  # one batch: nothing to bucket
+        name, reason = choose_technique(lengths, batch_size=options.batch_size)
+        return name, f"auto: {reason}"
+    model = build_model(options, prepared)
+    timings = time_techniques(
+        model,
+        RaggedDataset(prepared.train.x),
+        prepared.train.y,
+        ("mask", "bucket"),
+        batch_size=options.batch_size,
+        seed=options.seed,
+    )
+    name, reason = choose_by_timing(timings)
     return name, f"auto: {reason}"
+
+
+def conv_kernels(layers: int) -> tuple[int, ...]:
+    """Kernel sizes of ``layers`` convolutions: 7, 5, 3, 3, ... (LSTM-FCN uses 8, 5, 3).
+
+    Args:
+        layers: Number of convolutions.
+
+    Returns:
+        Odd kernel sizes.
+    """
+    return tuple(max(7 - 2 * i, 3) for i in range(layers))
 
 
 def build_model(options: TrainOptions, prepared: Prepared) -> SequenceModel:
@@ -299,15 +450,21 @@ def build_model(options: TrainOptions, prepared: Prepared) -> SequenceModel:
         bidirectional=options.bidirectional,
         dropout=options.dropout,
         pooling=options.pooling,
+        conv_channels=(options.conv_channels,) * options.conv_layers,
+        conv_kernels=conv_kernels(options.conv_layers),
     )
     torch.manual_seed(options.seed)
     return SequenceModel(config)
 
 
+_NOT_RECORDED = ("data", "test", "out", "resume", "threads", "time_limit")
+"""Options a ``--resume`` may change: where things are, and how this invocation runs."""
+
+
 def _fingerprint(options: TrainOptions, prepared: Prepared, technique: str) -> dict[str, Any]:
     """What must not change between an interrupted run and its ``--resume``."""
     kept = asdict(options)
-    for name in ("data", "test", "out", "resume", "epochs", "patience"):
+    for name in _NOT_RECORDED:
         kept.pop(name)
     kept["features"] = list(prepared.features)
     kept["technique"] = technique
@@ -318,7 +475,71 @@ def _fingerprint(options: TrainOptions, prepared: Prepared, technique: str) -> d
     return kept
 
 
-def _check_resume(options: TrainOptions, fingerprint: dict[str, Any], args: Any) -> bool:
+def _plain(options: TrainOptions) -> dict[str, Any]:
+    """The options as JSON values (paths as strings, tuples as lists)."""
+    return {
+        key: os.fspath(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value
+        for key, value in asdict(options).items()
+    }
+
+
+def _given(args: argparse.Namespace) -> set[str]:
+    """Names of the options given on the command line or in ``--config``."""
+    names = {field.name for field in fields(TrainOptions)}
+    given = {name for name in names if hasattr(args, name)}
+    path = getattr(args, "config", None)
+    if path is not None:
+        given |= set(_read_toml(Path(path), "train")) & names
+    return given
+
+
+def recorded_options(options: TrainOptions, args: argparse.Namespace) -> TrainOptions:
+    """For ``--resume``: the options recorded in ``out/run.json``, with this run's locations.
+
+    A flag given again with the recorded value is fine; one with another value is refused
+    (except those of :data:`_NOT_RECORDED`: data, test, out, threads, time limit).
+
+    Args:
+        options: The options built from the flags.
+        args: The parsed arguments (to tell given flags from defaults).
+
+    Returns:
+        The recorded options (``options`` itself when nothing is recorded).
+
+    Raises:
+        CommandError: If a given flag conflicts with the recorded run.
+    """
+    run_file = options.out / RUN_FILE
+    if not run_file.is_file():
+        return options
+    try:
+        saved = json.loads(run_file.read_text(encoding="utf-8"))
+        recorded = dict(saved["options"])
+    except (ValueError, KeyError, TypeError):
+        raise CommandError(
+            f"--resume must find the run's options in {os.fspath(run_file)!r}, got an "
+            "unreadable file (written by another version?). Rerun without --resume to start over."
+        ) from None
+    mine = _plain(options)
+    for name in sorted(_given(args) - set(_NOT_RECORDED)):
+        if name in recorded and recorded[name] != mine[name]:
+            flag = "--" + name.replace("_", "-")
+            raise CommandError(
+                f"--resume continues the run recorded in {os.fspath(run_file)!r}: {flag} must "
+                f"be {recorded[name]!r} as recorded (or left out), got {mine[name]!r}. "
+                "Rerun without --resume to start over with new options."
+            )
+    known = {field.name for field in fields(TrainOptions)}
+    values = {key: value for key, value in recorded.items() if key in known}
+    if values.get("features") is not None:
+        values["features"] = tuple(values["features"])
+    values.update({name: getattr(options, name) for name in _NOT_RECORDED})
+    return TrainOptions(**values)
+
+
+def _check_resume(
+    options: TrainOptions, fingerprint: dict[str, Any], args: Any
+) -> bool:
     """Return whether to resume; write or check ``run.json`` (rank 0 writes)."""
     checkpoint = options.out / CHECKPOINT_FILE
     run_file = options.out / RUN_FILE
@@ -328,7 +549,7 @@ def _check_resume(options: TrainOptions, fingerprint: dict[str, Any], args: Any)
                 f"--resume needs {os.fspath(run_file)!r}, written when the run started, got "
                 "none. Rerun without --resume to start over."
             )
-        saved = json.loads(run_file.read_text(encoding="utf-8"))
+        saved = json.loads(run_file.read_text(encoding="utf-8")).get("fingerprint", {})
         changed = sorted(
             key
             for key in fingerprint.keys() | saved.keys()
@@ -349,7 +570,8 @@ def _check_resume(options: TrainOptions, fingerprint: dict[str, Any], args: Any)
         say(args, f"starting over (pass --resume to continue from {os.fspath(checkpoint)})")
     if _rank() == 0:
         options.out.mkdir(parents=True, exist_ok=True)
-        run_file.write_text(json.dumps(fingerprint, indent=2) + "\n", encoding="utf-8")
+        record = {"fingerprint": fingerprint, "options": _plain(options)}
+        write_text(run_file, json.dumps(record, indent=2) + "\n")
     return False
 
 

@@ -18,6 +18,7 @@ one-at-a-time  random     each sequence alone, no padding (the oracle, slow)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,11 +30,19 @@ from varlen._checks import check_choice
 from varlen._types import Padding
 from varlen.batching.collate import Collate
 from varlen.batching.dataset import RaggedDataset
+from varlen.batching.sampler import BucketBatchSampler
 from varlen.data.ragged import Ragged
 from varlen.nn.lanes import run_lanes
 from varlen.training.models import SequenceModel
 
-__all__ = ["TECHNIQUES", "Technique", "get_technique"]
+__all__ = [
+    "TECHNIQUES",
+    "Technique",
+    "Timing",
+    "choose_by_timing",
+    "get_technique",
+    "time_techniques",
+]
 
 
 @dataclass(frozen=True)
@@ -190,3 +199,115 @@ def get_technique(name: str) -> Technique:
     """
     check_choice("get_technique", "technique", name, tuple(TECHNIQUES))
     return TECHNIQUES[name]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Real steps trained and seconds spent by one technique on sample batches."""
+
+    real_steps: int
+    seconds: float
+
+    @property
+    def speed(self) -> float:
+        """Real steps per second."""
+        return self.real_steps / self.seconds if self.seconds > 0 else 0.0
+
+
+def choose_by_timing(
+    timings: dict[str, Timing], *, preferred: str = "mask", margin: float = 0.1
+) -> tuple[str, str]:
+    """Pick the fastest technique from measured timings; return ``(name, reason)``.
+
+    A pure planning function: ``preferred`` (random batches, the least biased) is kept unless
+    another technique trains more than ``margin`` faster.
+
+    Args:
+        timings: Technique name -> its :class:`Timing` on the same sample of the data.
+        preferred: Kept when no other is more than ``margin`` faster.
+        margin: Relative speed-up needed to leave ``preferred``.
+
+    Returns:
+        The technique name and a one-line reason quoting the measured speeds.
+
+    Raises:
+        ValueError: If ``timings`` is empty.
+    """
+    if not timings:
+        raise ValueError("choose_by_timing: timings must name at least one technique, got none.")
+    fastest = max(timings, key=lambda name: timings[name].speed)
+    chosen = fastest
+    if preferred in timings and timings[fastest].speed <= (1 + margin) * timings[preferred].speed:
+        chosen = preferred
+    shown = ", ".join(f"{name} {timings[name].speed:,.0f}" for name in timings)
+    return chosen, f"timed on the data: {shown} real steps/s, {chosen} chosen"
+
+
+def time_techniques(
+    model: SequenceModel,
+    data: RaggedDataset,
+    y: np.ndarray,
+    candidates: tuple[str, ...] = ("mask", "bucket"),
+    *,
+    batch_size: int,
+    batches: int = 3,
+    rounds: int = 2,
+    seed: int = 0,
+) -> dict[str, Timing]:
+    """Time forward and backward passes of each candidate on batches of the actual data.
+
+    Candidates run interleaved (``rounds`` times ``batches`` batches each, after one warm-up
+    batch); the weights do not change (no optimizer step; gradients are cleared).
+
+    Args:
+        model: The model to train.
+        data: The training sequences.
+        y: ``(B,)`` class ids or ``(B, K)`` targets.
+        candidates: Technique names.
+        batch_size: Sequences per batch.
+        batches: Batches per candidate and round.
+        rounds: Interleaved rounds.
+        seed: Seed of the sampled batches.
+
+    Returns:
+        Name -> :class:`Timing`.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(data)
+    plans: dict[str, list[np.ndarray]] = {}
+    for name in candidates:
+        if get_technique(name).bucketed:
+            sampler = BucketBatchSampler(data.lengths, batch_size, shuffle=True, seed=seed)
+            chosen = [np.asarray(b, dtype=np.int64) for b in sampler]
+            picks = rng.permutation(len(chosen))[: batches + 1]
+            plans[name] = [chosen[i] for i in picks]
+        else:
+            plans[name] = [
+                rng.permutation(n)[:batch_size].astype(np.int64) for _ in range(batches + 1)
+            ]
+    totals = {name: [0, 0.0] for name in candidates}
+    was_training = model.training
+    model.train()
+    task = model.config.task
+    for repeat in range(rounds):
+        for name in candidates:
+            technique = get_technique(name)
+            for number, indices in enumerate(plans[name]):
+                start = time.perf_counter()
+                step = technique.run(model, data, indices)
+                if task == "classification":
+                    target = torch.as_tensor(y[indices], dtype=torch.int64, device=model.device)
+                    loss = torch.nn.functional.cross_entropy(step.scores, target)
+                else:
+                    target = torch.as_tensor(y[indices], dtype=torch.float32, device=model.device)
+                    loss = torch.nn.functional.mse_loss(
+                        step.scores, target.reshape(step.scores.shape)
+                    )
+                loss.backward()  # type: ignore[no-untyped-call]
+                model.zero_grad(set_to_none=True)
+                if repeat == 0 and number == 0:
+                    continue  # the warm-up batch
+                totals[name][0] += step.real_steps
+                totals[name][1] += time.perf_counter() - start
+    model.train(was_training)
+    return {name: Timing(int(real), float(seconds)) for name, (real, seconds) in totals.items()}
