@@ -1,0 +1,319 @@
+"""Atomic file writes: every file varlen writes is either the old one or a complete new one.
+
+One mechanism for predictions, model directories, checkpoints, demo outputs, plots and
+``.ts`` files. :func:`atomic_open` (and its shortcuts :func:`write_bytes` and
+:func:`write_text`) writes to a temporary file in the destination's folder, flushes and
+calls ``fsync`` on it, renames it over the destination (``os.replace``, atomic on POSIX and
+Windows) and ``fsync`` on the folder so the rename itself survives a power cut. If anything
+fails on the way, the temporary file is removed, the destination is untouched, and the error
+is an :class:`AtomicWriteError`: an ``OSError`` whose message is one line naming the file and
+saying ``disk full`` when the cause is ``ENOSPC`` or ``EDQUOT``.
+
+The temporary file is ``.<name>.<pid>.<random>.tmp`` beside the destination. A process killed
+with ``SIGKILL`` cannot remove its own; the next write of the same destination removes those
+left by processes that no longer run (on this host).
+
+Faults are injected portably, without mounts: :func:`inject` installs a hook that every write
+calls before it writes a chunk, which may raise (``OSError(errno.ENOSPC, ...)``, say). The hook
+sees the destination, the offset and the size of the chunk; :func:`disk_full` builds the
+usual one. This module is standard library only, so every layer (``data`` included) uses it.
+
+Example:
+    >>> with atomic_open("predictions.csv", "w", newline="") as file:  # doctest: +SKIP
+    ...     file.write("id,label")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Literal, cast, overload
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+__all__ = [
+    "AtomicWriteError",
+    "WriteHook",
+    "atomic_open",
+    "disk_full",
+    "inject",
+    "write_bytes",
+    "write_error",
+    "write_text",
+]
+
+WriteHook = Callable[[Path, int, int], None]
+"""``hook(destination, offset, size)``, called before each chunk is written; may raise."""
+
+_DISK_FULL = frozenset(
+    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None
+)
+_hook: WriteHook | None = None
+
+
+class AtomicWriteError(OSError):
+    """A file could not be written; the destination is untouched and no temporary is left.
+
+    ``errno`` is the cause's (``ENOSPC`` for a full disk); ``str()`` is one line that names
+    the file and says ``disk full`` where that is the cause; ``path`` is the destination.
+    """
+
+    def __init__(self, path: Path, code: int | None, message: str) -> None:
+        super().__init__(code, message)
+        self.path = path
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def write_error(path: str | os.PathLike[str], error: BaseException) -> AtomicWriteError:
+    """Return the one-line :class:`AtomicWriteError` for ``error`` met while writing ``path``.
+
+    Args:
+        path: The destination that could not be written.
+        error: The cause (an ``OSError`` usually; any exception is described).
+
+    Returns:
+        The error to raise (``from error``).
+    """
+    destination = Path(path)
+    code = error.errno if isinstance(error, OSError) else None
+    if isinstance(error, AtomicWriteError):
+        return error
+    if code in _DISK_FULL:
+        cause = f"disk full ({os.strerror(code)})" if code is not None else "disk full"
+        advice = "; free some space and run again"
+    elif isinstance(error, OSError) and error.strerror:
+        cause, advice = error.strerror, ""
+    else:
+        cause, advice = f"{type(error).__name__}: {error}", ""
+    text = " ".join(f"cannot write {os.fspath(destination)!r}: {cause}{advice}".split())
+    return AtomicWriteError(destination, code, text + ("" if text.endswith(".") else "."))
+
+
+@contextlib.contextmanager
+def inject(hook: WriteHook | None) -> Iterator[None]:
+    """Call ``hook`` before every chunk written by :func:`atomic_open`, inside the block.
+
+    Args:
+        hook: ``hook(destination, offset, size)``; it may raise to simulate a fault. ``None``
+            removes any hook inside the block.
+
+    Yields:
+        Nothing; the previous hook is restored on exit.
+    """
+    global _hook
+    previous, _hook = _hook, hook
+    try:
+        yield
+    finally:
+        _hook = previous
+
+
+def disk_full(*, after: int = 0, name: str | None = None) -> WriteHook:
+    """Return a hook that fails like a full disk once ``after`` bytes of a file are written.
+
+    Args:
+        after: Bytes each matching file may receive before ``ENOSPC``.
+        name: Only destinations with this file name fail; ``None`` fails every file.
+
+    Returns:
+        A :data:`WriteHook` for :func:`inject`.
+    """
+
+    def hook(destination: Path, offset: int, size: int) -> None:
+        if (name is None or destination.name == name) and offset + size > after:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    return hook
+
+
+class _HookedFile(io.FileIO):
+    """A raw file that calls the installed hook before each write (the one place faults enter)."""
+
+    def __init__(self, descriptor: int, destination: Path) -> None:
+        super().__init__(descriptor, "wb", closefd=True)
+        self._destination = destination
+        self._offset = 0
+
+    def write(self, data: ReadableBuffer, /) -> int:
+        size = memoryview(data).nbytes
+        if _hook is not None:
+            _hook(self._destination, self._offset, size)
+        written = super().write(data)
+        self._offset += written or 0
+        return written or 0
+
+
+def _temporary_name(destination: Path) -> Path:
+    return destination.with_name(f".{destination.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def _remove_stale(destination: Path) -> None:
+    """Remove temporaries of ``destination`` left by processes that no longer run."""
+    with contextlib.suppress(OSError):
+        for stale in destination.parent.glob(f".{destination.name}.*.tmp"):
+            parts = stale.name[len(destination.name) + 2 : -len(".tmp")].split(".")
+            if len(parts) != 2 or not parts[0].isdigit():
+                continue
+            pid = int(parts[0])
+            if pid == os.getpid() or _running(pid):
+                continue
+            stale.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but is not ours, or the platform cannot tell: keep its file
+        return True
+    return True
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):  # some file systems refuse fsync on a folder
+            os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+@overload
+def atomic_open(
+    path: str | os.PathLike[str],
+    mode: Literal["w"],
+    *,
+    encoding: str = ...,
+    newline: str | None = ...,
+) -> contextlib.AbstractContextManager[IO[str]]: ...
+@overload
+def atomic_open(
+    path: str | os.PathLike[str],
+    mode: Literal["wb"],
+    *,
+    encoding: str = ...,
+    newline: str | None = ...,
+) -> contextlib.AbstractContextManager[IO[bytes]]: ...
+def atomic_open(
+    path: str | os.PathLike[str],
+    mode: Literal["w", "wb"] = "wb",
+    *,
+    encoding: str = "utf-8",
+    newline: str | None = None,
+) -> contextlib.AbstractContextManager[IO[str]] | contextlib.AbstractContextManager[IO[bytes]]:
+    """Open ``path`` for writing so that it appears whole or not at all.
+
+    The block writes to a temporary file beside ``path``. When the block ends normally the
+    file is flushed, synced (``fsync``) and renamed over ``path``, and the folder is synced.
+    When the block raises, or any of those steps fails, the temporary is removed and ``path``
+    is left as it was. The folder must exist.
+
+    Args:
+        path: The destination.
+        mode: ``"w"`` (text) or ``"wb"`` (binary).
+        encoding: Text encoding (text mode).
+        newline: As for :func:`open` (text mode); ``""`` for :mod:`csv`.
+
+    Returns:
+        A context manager yielding the open file.
+
+    Raises:
+        AtomicWriteError: If the file cannot be written (one line naming it, ``disk full``
+            for ``ENOSPC``/``EDQUOT``). Exceptions raised by the block itself pass unchanged.
+        ValueError: If ``mode`` is not ``"w"`` or ``"wb"``.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open: mode must be 'w' or 'wb', got {mode!r}.")
+    manager = _atomic_open(Path(path), text=mode == "w", encoding=encoding, newline=newline)
+    if mode == "w":
+        return cast("contextlib.AbstractContextManager[IO[str]]", manager)
+    return cast("contextlib.AbstractContextManager[IO[bytes]]", manager)
+
+
+@contextlib.contextmanager
+def _atomic_open(
+    destination: Path, *, text: bool, encoding: str, newline: str | None
+) -> Iterator[IO[str] | IO[bytes]]:
+    _remove_stale(destination)
+    temporary = _temporary_name(destination)
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as error:
+        raise write_error(destination, error) from error
+    raw = _HookedFile(descriptor, destination)
+    buffered = io.BufferedWriter(raw)
+    file: IO[str] | IO[bytes] = (
+        io.TextIOWrapper(buffered, encoding=encoding, newline=newline) if text else buffered
+    )
+    writing = True  # False once the block has returned: errors from here on are ours
+    try:
+        try:
+            yield file
+            writing = False
+            file.flush()
+            os.fsync(raw.fileno())
+        finally:
+            with contextlib.suppress(OSError, ValueError):  # a failed flush fails close too
+                file.close()
+            raw.close()  # closes the descriptor even when the buffer could not be flushed
+        os.replace(temporary, destination)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        if isinstance(error, OSError) and not isinstance(error, AtomicWriteError):
+            raise write_error(destination, error) from error
+        if not writing and isinstance(error, Exception):
+            raise write_error(destination, error) from error
+        raise
+    _fsync_folder(destination.parent)
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_open`).
+
+    Args:
+        path: The destination.
+        data: The whole content.
+
+    Returns:
+        The destination as a :class:`~pathlib.Path`.
+
+    Raises:
+        AtomicWriteError: If the file cannot be written.
+    """
+    with atomic_open(path, "wb") as file:
+        file.write(data)
+    return Path(path)
+
+
+def write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_open`).
+
+    Args:
+        path: The destination.
+        text: The whole content (newlines written as given).
+        encoding: The text encoding.
+
+    Returns:
+        The destination as a :class:`~pathlib.Path`.
+
+    Raises:
+        AtomicWriteError: If the file cannot be written.
+    """
+    with atomic_open(path, "w", encoding=encoding, newline="") as file:
+        file.write(text)
+    return Path(path)
