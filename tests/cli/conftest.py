@@ -7,7 +7,9 @@ import pytest
 from tests.cli._data import write_table_file, write_ts_file
 from varlen.cli import main
 
-TINY = ("--epochs", "2", "--hidden-size", "8", "--batch-size", "8", "--quiet")
+TINY = (
+    "--epochs", "2", "--hidden-size", "8", "--conv-channels", "8", "--batch-size", "8", "--quiet",
+)  # fmt: skip
 """Training options that keep a CLI test fast."""
 
 

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from varlen.nn import ConvFrontEnd, MaskedConv1d
+from varlen.nn import ConvFrontEnd, MaskedConv1d, series_standardize
 from varlen.training.models import ModelConfig, SequenceModel
 
 
@@ -105,3 +105,46 @@ def test_bad_arguments_are_refused() -> None:
         MaskedConv1d(1, 2, 3)(torch.zeros(1, 3, 1), torch.tensor([4]))
     with pytest.raises(ValueError, match="one kernel size per"):
         ModelConfig(1, 2, conv_channels=(4,), conv_kernels=())
+
+
+@pytest.mark.parametrize("padding", ["pre", "post"])
+def test_series_standardize_matches_each_sequence_alone(padding: str) -> None:
+    """Each sequence is standardized by its own real steps only; pads are zero."""
+    torch.manual_seed(3)
+    lengths = [5, 1, 0, 8]
+    seqs = [3.0 * torch.randn(n, 2, dtype=torch.float64) + 7.0 for n in lengths]
+    x = _pad(seqs, 8, padding=padding, value=100.0)
+    out = series_standardize(x, torch.tensor(lengths), padding=padding)  # type: ignore[arg-type]
+    for i, (s, n) in enumerate(zip(seqs, lengths, strict=True)):
+        if n:
+            torch.testing.assert_close(
+                _rows(out, i, n, padding=padding), series_standardize(s[None])[0]
+            )
+    assert float(out[2].abs().sum()) == 0.0
+    alone = series_standardize(seqs[3][None])[0]
+    torch.testing.assert_close(alone.mean(dim=0), torch.zeros(2, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("technique", ["mask", "lanes", "one-at-a-time", "pack"])
+def test_series_norm_conv_model_is_exact_in_every_exact_technique(technique: str) -> None:
+    """Scores of a conv + series-norm model do not depend on the technique's batching."""
+    import numpy as np
+
+    from varlen.batching.dataset import RaggedDataset
+    from varlen.data.ragged import Ragged
+    from varlen.training.techniques import get_technique
+
+    torch.manual_seed(4)
+    config = ModelConfig(
+        1, 3, conv_channels=(4,), conv_kernels=(3,), series_norm=True, pooling="mean"
+    )
+    model = SequenceModel(config).eval()
+    rng = np.random.default_rng(0)
+    lengths = np.array([9, 3, 6, 1])
+    values = rng.normal(size=(int(lengths.sum()), 1)).astype(np.float32)
+    data = RaggedDataset(Ragged(values, np.concatenate([[0], np.cumsum(lengths)])))
+    indices = np.arange(4)
+    with torch.no_grad():
+        got = get_technique(technique).run(model, data, indices).scores
+        want = get_technique("one-at-a-time").run(model, data, indices).scores
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from varlen.nn import functional
-from varlen.nn.conv import ConvFrontEnd, MaskedConv1d, real_step_mask
+from varlen.nn.conv import ConvFrontEnd, MaskedConv1d, real_step_mask, series_standardize
 from varlen.nn.embedding import MaskedEmbedding
 from varlen.nn.lanes import LanesOutput, run_lanes
 from varlen.nn.pooling import (
@@ -56,4 +56,5 @@ __all__ = [
     "reset_state",
     "run_lanes",
     "run_one_at_a_time",
+    "series_standardize",
 ]

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from varlen._types import Padding
 
-__all__ = ["ConvFrontEnd", "MaskedConv1d", "real_step_mask"]
+__all__ = ["ConvFrontEnd", "MaskedConv1d", "real_step_mask", "series_standardize"]
 
 
 def real_step_mask(lengths: Tensor, T: int, *, padding: Padding = "post") -> Tensor:
@@ -170,3 +170,34 @@ class ConvFrontEnd(nn.Module):
             if real is not None:  # layer norm's bias made the pads non-zero
                 x = torch.where(real, x, torch.zeros((), dtype=x.dtype, device=x.device))
         return x
+
+
+def series_standardize(
+    x: Tensor, lengths: Tensor | None = None, *, padding: Padding = "post", eps: float = 1e-5
+) -> Tensor:
+    """Standardize each sequence by its own mean and std over its real steps, per feature.
+
+    Series from disparate sources differ in gain and offset; this view removes both (a
+    sequence's result depends only on its own real steps, so it is exact under padding).
+
+    Args:
+        x: ``(B, T, F)`` padded batch (any pad value).
+        lengths: ``(B,)`` real lengths; ``None`` treats every step as real.
+        padding: Side of the padding.
+        eps: Added to the variance.
+
+    Returns:
+        ``(B, T, F)``, zero at padded steps (and for constant or empty sequences).
+    """
+    _check(x, lengths, padding, "series_standardize")
+    B, T, _ = x.shape
+    if lengths is None:
+        lengths = torch.full((B,), T, dtype=torch.int64, device=x.device)
+    real = real_step_mask(lengths.to(x.device), T, padding=padding)[:, :, None]
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    kept = torch.where(real, x, zero)
+    count = lengths.to(x.device).clamp(min=1)[:, None, None].to(x.dtype)
+    mean = kept.sum(dim=1, keepdim=True) / count
+    centred = torch.where(real, x - mean, zero)
+    var = centred.pow(2).sum(dim=1, keepdim=True) / count
+    return centred / torch.sqrt(var + eps)

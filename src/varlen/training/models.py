@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from varlen._checks import check_choice
 from varlen._types import Padding
-from varlen.nn.conv import ConvFrontEnd
+from varlen.nn.conv import ConvFrontEnd, series_standardize
 from varlen.nn.recurrent import GRU, LSTM, LSTMState, Method
 
 __all__ = [
@@ -60,6 +60,9 @@ class ModelConfig:
         conv_channels: Output channels of each masked convolution of a front-end
             (:class:`varlen.nn.ConvFrontEnd`); ``()`` for none.
         conv_kernels: Odd kernel size of each convolution (as many as ``conv_channels``).
+        series_norm: Append each feature standardized by its own sequence's mean and std
+            (:func:`varlen.nn.series_standardize`), so ``F`` inputs become ``2 F``: series
+            from disparate sources differ in gain and offset.
     """
 
     input_size: int
@@ -74,6 +77,7 @@ class ModelConfig:
     method: Method = "auto"
     conv_channels: tuple[int, ...] = ()
     conv_kernels: tuple[int, ...] = ()
+    series_norm: bool = False
 
     def __post_init__(self) -> None:
         where = "ModelConfig"
@@ -145,9 +149,9 @@ class SequenceModel(nn.Module):
         self.config = config
         rnn_class = LSTM if config.cell == "lstm" else GRU
         self.front: ConvFrontEnd | None = None
-        rnn_input = config.input_size
+        rnn_input = config.input_size * (2 if config.series_norm else 1)
         if config.conv_channels:
-            self.front = ConvFrontEnd(config.input_size, config.conv_channels, config.conv_kernels)
+            self.front = ConvFrontEnd(rnn_input, config.conv_channels, config.conv_kernels)
             rnn_input = self.front.out_features
         self.rnn = rnn_class(
             rnn_input,
@@ -206,6 +210,8 @@ class SequenceModel(nn.Module):
         Returns:
             ``(B, D * H [+ C_k])``.
         """
+        if self.config.series_norm:
+            x = self.inputs(x, lengths, padding=padding)
         if self.front is None:
             out, state = self.rnn(x, lengths, padding=padding)
             return self.pool(out, state, lengths, padding=padding)
@@ -214,6 +220,25 @@ class SequenceModel(nn.Module):
         conv = self.front(x, lengths, padding=padding)
         out, state = self.rnn(conv, lengths, padding=padding)
         return self.combine(self.pool(out, state, lengths, padding=padding), conv, lengths)
+
+    def inputs(
+        self, x: Tensor, lengths: Tensor | None = None, *, padding: Padding = "post"
+    ) -> Tensor:
+        """The recurrent (or convolutional) input: ``x``, beside its per-sequence standardized view.
+
+        Args:
+            x: ``(B, T, F)`` padded batch.
+            lengths: ``(B,)`` real lengths; ``None`` treats every step as real.
+            padding: Side of the padding.
+
+        Returns:
+            ``(B, T, 2 F)`` with ``series_norm``, else ``x``.
+        """
+        if not self.config.series_norm:
+            return x
+        if lengths is not None:
+            lengths = lengths.to(x.device)
+        return torch.cat([x, series_standardize(x, lengths, padding=padding)], dim=2)
 
     def combine(self, pooled: Tensor, conv: Tensor, lengths: Tensor | None) -> Tensor:
         """Append the convolutions' mean over real steps to the pooled recurrent output.
