@@ -5,7 +5,8 @@ The data are read like ``varlen train`` reads them, checked to have the model's 
 length-bucketed batches (or batched as trained, for the inexact ``pad-*`` techniques). The
 output has one row per sequence: its id, the prediction (the original label, or the value)
 and, for a classifier, one probability column per class (``prob_<label>``). It goes to
-``--out`` (``.csv`` or ``.parquet``) or, without it, to stdout as CSV.
+``--out`` (``.csv`` or ``.parquet``) or, without it, to stdout as CSV. When DATA holds targets
+(labels or values), the accuracy (or MAE) is reported on stderr.
 """
 
 from __future__ import annotations
@@ -200,7 +201,39 @@ def run(args: argparse.Namespace) -> int:
     how = "bucket" if exact else technique
     size = options.batch_size if exact else int(_option(loaded, "batch_size") or 32)
     scores = predict_scores(loaded.model, x, technique=how, batch_size=size).numpy()
-    _write(predictions_table(loaded, data.ids, scores), options.out)
+    columns = predictions_table(loaded, data.ids, scores)
+    _write(columns, options.out)
     if options.out is not None:
         say(args, f"wrote {len(data.ids)} predictions to {os.fspath(options.out)}")
+    if data.y is not None:
+        say(args, metric_line(loaded, data.y, columns))
     return 0
+
+
+def metric_line(loaded: LoadedModel, y: np.ndarray, columns: dict[str, Any]) -> str:
+    """The score of the predictions on DATA that has targets: accuracy, or MAE.
+
+    Args:
+        loaded: The model (classifier or regressor).
+        y: ``(B,)`` targets as read from DATA.
+        columns: The predictions table (:func:`predictions_table`).
+
+    Returns:
+        e.g. ``accuracy 0.9123 on 300 labelled sequences``.
+    """
+    n = len(y)
+    if loaded.labels is not None:
+        truth = np.array([str(label) for label in np.asarray(y).tolist()], dtype=object)
+        predicted = np.asarray(columns["prediction"], dtype=object)
+        accuracy = float(np.mean(truth == predicted)) if n else float("nan")
+        unknown = int(np.sum(~np.isin(truth, np.array(loaded.labels, dtype=object))))
+        extra = f" ({unknown} with labels the model never saw)" if unknown else ""
+        return f"accuracy {accuracy:.4f} on {n} labelled sequences{extra}"
+    try:
+        values = np.asarray(y, dtype=np.float64).reshape(n, -1)
+    except ValueError:
+        return f"no MAE: the targets of DATA must be numbers for a regressor, got {y[:1]!r}"
+    keys = [key for key in columns if key.startswith("prediction")]
+    predicted_values = np.stack([np.asarray(columns[key], dtype=np.float64) for key in keys], 1)
+    mae = float(np.mean(np.abs(predicted_values - values))) if n else float("nan")
+    return f"MAE {mae:.4f} on {n} sequences with targets"

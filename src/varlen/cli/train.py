@@ -104,6 +104,8 @@ class TrainOptions:
         technique: ``"auto"`` or a name of :data:`varlen.training.techniques.TECHNIQUES`.
         steps: Training budget in optimizer steps (rounded up to whole epochs).
         epochs: Train this many epochs instead of ``steps`` (``None``: from ``steps``).
+        time_budget: Plan fewer than ``steps`` steps when they would take longer than this
+            many seconds at the speed measured on the data (``None``: no time budget).
         time_limit: Stop after the epoch that ends past this many seconds (``None``: none).
         batch_size: Sequences per batch.
         lr: Peak Adam learning rate.
@@ -139,6 +141,7 @@ class TrainOptions:
     technique: str = "auto"
     steps: int = 2000
     epochs: int | None = None
+    time_budget: float | None = 300.0
     time_limit: float | None = None
     batch_size: int = 32
     lr: float = 3e-3
@@ -176,10 +179,10 @@ class TrainOptions:
             raise ValueError(f"{where}: lr must be finite and > 0, got {self.lr!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"{where}: dropout must be in [0, 1), got {self.dropout!r}.")
-        if self.time_limit is not None and not 0 < self.time_limit < float("inf"):
-            raise ValueError(
-                f"{where}: time_limit must be finite and > 0 seconds, got {self.time_limit!r}."
-            )
+        for name in ("time_limit", "time_budget"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < float("inf"):
+                raise ValueError(f"{where}: {name} must be finite and > 0 seconds, got {value!r}.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -205,6 +208,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _flag("--steps", type=int, help=f"budget in optimizer steps (default {d['steps'].default})")
     _flag("--epochs", type=int, help="train this many epochs instead of --steps")
+    _flag(
+        "--time-budget",
+        type=float,
+        metavar="SECONDS",
+        help="plan fewer steps if --steps would take longer, timed on the data (default 300)",
+    )
     _flag("--time-limit", type=float, metavar="SECONDS", help="stop after this long (default none)")
     _flag("--batch-size", type=int, help=f"sequences per batch (default {d['batch_size'].default})")
     _flag("--lr", type=float, help=f"peak Adam learning rate (default {d['lr'].default})")
@@ -408,31 +417,119 @@ def prepare(options: TrainOptions) -> Prepared:
 # ----------------------------------------------------------------------------- training
 
 
-def _technique(options: TrainOptions, prepared: Prepared) -> tuple[str, str]:
-    """The technique, and why: given, or ``auto``: the faster of mask and bucket, timed here."""
-    if options.technique != "auto":
-        return options.technique, "chosen with --technique"
+class Plan(NamedTuple):
+    """The technique and the step budget of a run, and why."""
+
+    technique: str
+    reason: str
+    steps: int
+    budget_reason: str
+
+
+def plan_steps(
+    steps: int, time_budget: float | None, seconds_per_step: float | None, *, min_steps: int = 50
+) -> tuple[int, str]:
+    """The run's optimizer steps: ``steps``, or fewer to fit ``time_budget``; and why.
+
+    A pure planning function: long series make each step slow, so a budget in steps alone
+    could run for hours; planning the steps (rather than cutting the run when time is up)
+    keeps the learning-rate schedule whole.
+
+    Args:
+        steps: The budget in optimizer steps.
+        time_budget: Seconds the training should take, or ``None`` (no time budget).
+        seconds_per_step: Measured seconds of one step, or ``None`` (not measured).
+        min_steps: Fewest steps planned, whatever the time budget.
+
+    Returns:
+        The planned steps and a one-line reason.
+    """
+    if time_budget is None or seconds_per_step is None or seconds_per_step <= 0:
+        return steps, f"{steps} optimizer steps"
+    fits = int(time_budget / seconds_per_step)
+    if fits >= steps:
+        return steps, (
+            f"{steps} optimizer steps (about {steps * seconds_per_step:.0f} s at the measured "
+            f"{seconds_per_step * 1000:.0f} ms a step)"
+        )
+    planned = max(fits, min(min_steps, steps))
+    return planned, (
+        f"{planned} optimizer steps: {steps} would take about {steps * seconds_per_step:.0f} s "
+        f"at the measured {seconds_per_step * 1000:.0f} ms a step, over the --time-budget of "
+        f"{time_budget:g} s"
+    )
+
+
+def _recorded_plan(options: TrainOptions) -> Plan | None:
+    """The plan of the interrupted run, when resuming from its checkpoint."""
     run_file = options.out / RUN_FILE
-    if options.resume and (options.out / CHECKPOINT_FILE).is_file() and run_file.is_file():
-        with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
-            recorded = json.loads(run_file.read_text(encoding="utf-8"))["fingerprint"]["technique"]
-            if recorded in TECHNIQUES:
-                return str(recorded), "auto, as timed by the interrupted run"
+    if not (options.resume and (options.out / CHECKPOINT_FILE).is_file() and run_file.is_file()):
+        return None
+    with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+        saved = json.loads(run_file.read_text(encoding="utf-8"))
+        technique, steps = saved["fingerprint"]["technique"], saved["planned_steps"]
+        if technique in TECHNIQUES and isinstance(steps, int) and steps >= 1:
+            why = "as planned by the interrupted run"
+            return Plan(str(technique), why, steps, f"{steps} optimizer steps, {why}")
+    return None
+
+
+def plan_run(options: TrainOptions, prepared: Prepared) -> Plan:
+    """Choose the technique and the step budget of a run.
+
+    ``auto`` picks the faster of mask and bucket, timed on the data; the budget is
+    ``--steps``, or fewer to fit ``--time-budget`` at the measured speed.
+
+    Under ``torchrun`` (several ranks) nothing is timed, so every rank plans the same:
+    ``auto`` then follows the padding of random batches.
+
+    Args:
+        options: The options.
+        prepared: The data.
+
+    Returns:
+        The :class:`Plan`.
+    """
+    recorded = _recorded_plan(options)
+    if recorded is not None:
+        return recorded
+    n = len(prepared.train.x)
+    if options.epochs is not None:
+        steps = _planned_steps(options, n)
+        budget: tuple[int, str] = (
+            steps,
+            f"{options.epochs} epochs of {steps // options.epochs} steps",
+        )
     lengths = prepared.train.x.lengths
-    if len(lengths) <= options.batch_size:  # one batch: nothing to bucket
-        name, reason = choose_technique(lengths, batch_size=options.batch_size)
-        return name, f"auto: {reason}"
-    model = build_model(options, prepared)
+    several = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    if several or n == 0:
+        name, reason = (
+            (options.technique, "chosen with --technique")
+            if options.technique != "auto"
+            else choose_technique(lengths, batch_size=options.batch_size)
+        )
+        if options.epochs is None:
+            budget = (options.steps, f"{options.steps} optimizer steps")
+        return Plan(name, reason if options.technique != "auto" else f"auto: {reason}", *budget)
+    candidates = ("mask", "bucket") if options.technique == "auto" else (options.technique,)
     timings = time_techniques(
-        model,
+        build_model(options, prepared),
         RaggedDataset(prepared.train.x),
         prepared.train.y,
-        ("mask", "bucket"),
+        candidates,
         batch_size=options.batch_size,
         seed=options.seed,
     )
-    name, reason = choose_by_timing(timings)
-    return name, f"auto: {reason}"
+    if options.technique == "auto":
+        name, reason = choose_by_timing(timings)
+        reason = f"auto: {reason}"
+    else:
+        name, reason = options.technique, "chosen with --technique"
+    timing = timings[name]
+    per_step = timing.seconds / timing.batches if timing.batches else None
+    if options.epochs is None:
+        budget = plan_steps(options.steps, options.time_budget, per_step)
+    return Plan(name, reason, *budget)
 
 
 def conv_kernels(layers: int) -> tuple[int, ...]:
@@ -475,7 +572,7 @@ def build_model(options: TrainOptions, prepared: Prepared) -> SequenceModel:
     return SequenceModel(config)
 
 
-_NOT_RECORDED = ("data", "test", "out", "resume", "threads", "time_limit")
+_NOT_RECORDED = ("data", "test", "out", "resume", "threads", "time_limit", "time_budget")
 """Options a ``--resume`` may change: where things are, and how this invocation runs."""
 
 
@@ -559,7 +656,9 @@ def recorded_options(options: TrainOptions, args: argparse.Namespace) -> TrainOp
     return TrainOptions(**values)
 
 
-def _check_resume(options: TrainOptions, fingerprint: dict[str, Any], args: Any) -> bool:
+def _check_resume(
+    options: TrainOptions, fingerprint: dict[str, Any], args: Any, *, planned_steps: int
+) -> bool:
     """Return whether to resume; write or check ``run.json`` (rank 0 writes)."""
     checkpoint = options.out / CHECKPOINT_FILE
     run_file = options.out / RUN_FILE
@@ -590,7 +689,11 @@ def _check_resume(options: TrainOptions, fingerprint: dict[str, Any], args: Any)
         say(args, f"starting over (pass --resume to continue from {os.fspath(checkpoint)})")
     if _rank() == 0:
         options.out.mkdir(parents=True, exist_ok=True)
-        record = {"fingerprint": fingerprint, "options": _plain(options)}
+        record = {
+            "fingerprint": fingerprint,
+            "options": _plain(options),
+            "planned_steps": planned_steps,
+        }
         write_text(run_file, json.dumps(record, indent=2) + "\n")
     return False
 
@@ -728,23 +831,22 @@ def _planned_steps(options: TrainOptions, train_size: int) -> int:
     return options.epochs * max(-(-train_size // options.batch_size), 1)
 
 
-def train_config(options: TrainOptions, technique: str, train_size: int) -> TrainConfig:
+def train_config(options: TrainOptions, technique: str, steps: int) -> TrainConfig:
     """The loop's :class:`TrainConfig` for these options.
 
     Args:
         options: The options.
         technique: The chosen technique.
-        train_size: Training sequences.
+        steps: The planned optimizer steps (see :func:`plan_run`).
 
     Returns:
         Budget in steps (or epochs), warm-up then cosine decay, patience in steps.
     """
-    steps = _planned_steps(options, train_size)
     patience = steps // 2 if options.patience is None else options.patience
     return TrainConfig(
         technique=technique,
         epochs=options.epochs if options.epochs is not None else 10**9,
-        max_steps=None if options.epochs is not None else options.steps,
+        max_steps=None if options.epochs is not None else steps,
         batch_size=options.batch_size,
         lr=options.lr,
         patience=patience or None,
@@ -761,13 +863,14 @@ def _fit(
     prepared: Prepared,
     technique: str,
     *,
+    steps: int,
     resume: bool,
     progress: bool,
     log: Callable[[str], None] | None,
 ) -> tuple[SequenceModel, FitResult]:
-    """Build the model and train it, checkpointing to ``out/checkpoint.pt`` each epoch."""
+    """Build the model and train it, checkpointing to ``out/checkpoint.pt`` now and then."""
     model = build_model(options, prepared)
-    config = train_config(options, technique, len(prepared.train.x))
+    config = train_config(options, technique, steps)
     validation = None if prepared.validation is None else tuple(prepared.validation)
     checkpoint = options.out / CHECKPOINT_FILE
     try:
@@ -782,6 +885,7 @@ def _fit(
             progress=progress,
             log=log,
             log_every=1.0,
+            checkpoint_every=10.0,
         )
     except BaseException:
         if checkpoint.is_file() and _rank() == 0:
@@ -847,14 +951,18 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
     if rank != 0:  # other ranks train silently
         args = argparse.Namespace(**{**vars(args), "quiet": True})
     prepared = prepare(options)
-    technique = _technique(options, prepared)
+    plan = plan_run(options, prepared)
+    technique = (plan.technique, plan.reason)
     say(args, f"technique: {technique[0]} ({technique[1]})")
-    resume = _check_resume(options, _fingerprint(options, prepared, technique[0]), args)
+    say(args, f"budget: {plan.budget_reason}")
+    fingerprint = _fingerprint(options, prepared, technique[0])
+    resume = _check_resume(options, fingerprint, args, planned_steps=plan.steps)
     progress = progress_enabled(args)
     model, result = _fit(
         options,
         prepared,
         technique[0],
+        steps=plan.steps,
         resume=resume,
         progress=progress,
         log=_log(args, progress=progress),

@@ -210,6 +210,7 @@ class Timing:
 
     real_steps: int
     seconds: float
+    batches: int = 0
 
     @property
     def speed(self) -> float:
@@ -288,7 +289,7 @@ def time_techniques(
             plans[name] = [
                 rng.permutation(n)[:batch_size].astype(np.int64) for _ in range(batches + 1)
             ]
-    totals = {name: [0, 0.0] for name in candidates}
+    totals = {name: [0, 0.0, 0] for name in candidates}
     was_training = model.training
     model.train()
     task = model.config.task
@@ -312,5 +313,9 @@ def time_techniques(
                     continue  # the warm-up batch
                 totals[name][0] += step.real_steps
                 totals[name][1] += time.perf_counter() - start
+                totals[name][2] += 1
     model.train(was_training)
-    return {name: Timing(int(real), float(seconds)) for name, (real, seconds) in totals.items()}
+    return {
+        name: Timing(int(real), float(seconds), int(count))
+        for name, (real, seconds, count) in totals.items()
+    }

@@ -1,0 +1,97 @@
+"""`varlen train` / `predict` run as a user runs them (subprocesses, stderr not a terminal)."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tests.cli._data import cli_env, run_cli, write_ts_file
+from varlen.data.io.ts import write_ts
+from varlen.data.ragged import Ragged
+
+SMALL = ("--hidden-size", "4", "--conv-channels", "4", "--conv-layers", "1", "--batch-size", "8")
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    """Each epoch logs loss, validation loss, validation accuracy, elapsed and ETA."""
+    data = write_ts_file(tmp_path / "train.ts", 40, seed=1)
+    done = run_cli("train", data, "--out", tmp_path / "m", "--epochs", "3", *SMALL, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines][0] == "epoch 1/3"
+    assert lines[-1].startswith("epoch 3/3: loss ")
+    pattern = (
+        r"epoch \d/3: loss [\d.]+, validation loss [\d.]+, validation accuracy [\d.]+, "
+        r"elapsed \d+:\d\d, ETA \d+:\d\d"
+    )
+    assert all(re.fullmatch(pattern, line) for line in lines), lines
+    assert "\r" not in done.stderr  # no progress bar off a terminal
+    assert "epochs: 3 of 3 run (" in done.stdout
+
+
+def test_small_validation_split_warns_and_trains_on_everything(tmp_path: Path) -> None:
+    """Six series per class put one per class in validation: warn, and train on all 18."""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 30, 18)
+    x = Ragged(rng.normal(size=(int(lengths.sum()), 1)), np.concatenate([[0], np.cumsum(lengths)]))
+    write_ts(tmp_path / "few.ts", x, np.array(["a", "b", "c"] * 6))
+    done = run_cli(
+        "train", tmp_path / "few.ts", "--out", tmp_path / "m", "--steps", "4", *SMALL, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "warning: a validation split of 0.2 holds only 1 series of some class" in done.stderr
+    assert "Training on all the data" in done.stderr
+    assert done.stdout.startswith("data: few.ts: 18 train / 0 validation sequences")
+    silent = run_cli(
+        "train", tmp_path / "few.ts", "--out", tmp_path / "m2", "--steps", "2",
+        "--val-fraction", "0", *SMALL, cwd=tmp_path,
+    )  # fmt: skip
+    assert silent.returncode == 0, silent.stderr
+    assert "warning" not in silent.stderr
+
+
+def _interrupted_run(data: Path, out: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Start a long run, press Ctrl-C once its first checkpoint exists."""
+    command = [sys.executable, "-m", "varlen.cli", "train", str(data), "--out", str(out)]
+    command += ["--steps", "300", "--val-fraction", "0", "--seed", "3", *SMALL]
+    process = subprocess.Popen(
+        command, cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def test_resume_reads_the_options_from_the_model_directory(tmp_path: Path) -> None:
+    """An interrupted run says how to resume; `train DATA --out DIR --resume` finishes it."""
+    data = write_ts_file(tmp_path / "train.ts", 8, seed=2)
+    out = tmp_path / "m"
+    stopped = _interrupted_run(data, out, tmp_path)
+    assert stopped.returncode == 130, stopped.stderr
+    assert f"a checkpoint is in {out / 'checkpoint.pt'}" in stopped.stderr
+    assert f"varlen train {data} --out {out} --resume" in stopped.stderr
+
+    conflict = run_cli("train", data, "--out", out, "--resume", "--hidden-size", "5", cwd=tmp_path)
+    assert conflict.returncode == 2
+    assert "--hidden-size must be 4 as recorded (or left out), got 5" in conflict.stderr
+
+    # the README form, one recorded flag repeated: the recorded budget and model, not defaults
+    resumed = run_cli(
+        "train", data, "--out", out, "--resume", "--hidden-size", "4", cwd=tmp_path, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stderr
+    assert "epochs: 300 of 300 run (300 optimizer steps)" in resumed.stdout
+    predicted = run_cli("predict", out, data, cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr
+    assert re.search(r"accuracy [\d.]+ on 8 labelled sequences", predicted.stderr)
