@@ -95,3 +95,20 @@ def test_resume_reads_the_options_from_the_model_directory(tmp_path: Path) -> No
     predicted = run_cli("predict", out, data, cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr
     assert re.search(r"accuracy [\d.]+ on 8 labelled sequences", predicted.stderr)
+
+
+def test_demo_keeps_the_cwd_clean_and_prints_the_train_command(tmp_path: Path) -> None:
+    """The demo writes into ./varlen-demo only; its printed command retrains the best row."""
+    done = run_cli("demo", "--quick", "--techniques", "mask", cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["varlen-demo"]
+    command = done.stdout.strip().splitlines()[-1]
+    assert command.startswith("varlen train ")
+    row = next(line for line in done.stdout.splitlines() if line.startswith("mask "))
+    accuracy = row.split()[1]
+    args = [*command.split()[1:], "--out", str(tmp_path / "m"), "--quiet"]
+    again = run_cli(*args, cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr
+    test = re.search(r"^test: loss [\d.]+, accuracy ([\d.]+)$", again.stdout, re.MULTILINE)
+    assert test is not None, again.stdout
+    assert abs(float(test.group(1)) - float(accuracy)) < 5.1e-4  # the table shows 3 decimals

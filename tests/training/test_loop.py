@@ -347,3 +347,13 @@ def test_fit_patience_in_steps_and_log_lines():
     assert len(lines) == len(result.history)
     assert "validation accuracy" in lines[0]
     assert "ETA" in lines[0]
+
+
+def test_accuracy_axis_starts_below_the_lowest_accuracy():
+    """The demo chart's accuracy axis starts at a round value 0.05 below the lowest bar."""
+    from varlen.training.demo import accuracy_floor
+
+    assert accuracy_floor([0.97, 0.99]) == pytest.approx(0.9)
+    assert accuracy_floor([0.12, 0.9]) == 0.0
+    assert accuracy_floor([float("nan")]) == 0.0
+    assert accuracy_floor([1.0]) == pytest.approx(0.95)

@@ -3,7 +3,9 @@
 Prints one table to stdout (technique, test accuracy, training real steps/s, padding efficiency,
 wall time, exact) with a footnote saying what each row is, and writes ``varlen-demo.png`` (the
 chart, needs matplotlib), ``varlen-demo.csv`` and ``varlen-demo.json`` (the rows; the JSON also
-holds the hyperparameters) into ``--out-dir``. The work is :func:`varlen.training.demo.run_demo`.
+holds the hyperparameters) into ``--out-dir`` (default: the folder ``varlen-demo``, so the
+current folder stays clean), and prints the ``varlen train`` command that trains the best exact
+row the same way. The work is :func:`varlen.training.demo.run_demo`.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from varlen.cli._common import CommandError, build_config, progress_enabled, say
 from varlen.training.demo import (
     DemoConfig,
+    best_row,
     format_notes,
     format_table,
     plot_demo,
@@ -48,7 +52,7 @@ class DemoOptions:
     techniques: tuple[str, ...] = tuple(TECHNIQUES)
     epochs: int | None = None
     seed: int = 0
-    out_dir: Path = Path()
+    out_dir: Path = Path("varlen-demo")
     quick: bool = False
 
 
@@ -81,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=argparse.SUPPRESS,
         metavar="DIR",
-        help=f"folder for {STEM}.png/.csv/.json (default: the current folder)",
+        help=f"folder for {STEM}.png/.csv/.json (default: varlen-demo)",
     )
     parser.add_argument(
         "--quick",
@@ -141,6 +145,12 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(rows))
     print()
     print(format_notes(rows, config=config))
+    best = best_row(rows)
+    if best is not None:
+        command = config.train_command(best.technique, batches_per_epoch=best.steps_per_epoch)
+        print()
+        print(f"The best exact row ({best.technique}) again with `varlen train`:")
+        print("varlen " + shlex.join(command))
     written = [options.out_dir / f"{STEM}.csv", options.out_dir / f"{STEM}.json"]
     for path in written:
         write_rows(rows, path, config=config)

@@ -51,6 +51,7 @@ from varlen.data.ragged import Ragged
 from varlen.training.artifacts import save_model
 from varlen.training.loop import (
     FitResult,
+    Schedule,
     TrainConfig,
     choose_technique,
     evaluate,
@@ -109,6 +110,9 @@ class TrainOptions:
         time_limit: Stop after the epoch that ends past this many seconds (``None``: none).
         batch_size: Sequences per batch.
         lr: Peak Adam learning rate.
+        weight_decay: Adam weight decay.
+        schedule: ``"cosine"`` decay of the learning rate to zero over the run, or
+            ``"constant"``.
         warmup: Optimizer steps of linear warm-up (``None``: 5% of the run's steps).
         hidden_size: ``H``.
         num_layers: ``L``.
@@ -145,6 +149,8 @@ class TrainOptions:
     time_limit: float | None = None
     batch_size: int = 32
     lr: float = 3e-3
+    weight_decay: float = 0.0
+    schedule: Schedule = "cosine"
     warmup: int | None = None
     hidden_size: int = 64
     num_layers: int = 1
@@ -179,6 +185,11 @@ class TrainOptions:
             raise ValueError(f"{where}: lr must be finite and > 0, got {self.lr!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"{where}: dropout must be in [0, 1), got {self.dropout!r}.")
+        check_choice(where, "schedule", self.schedule, ("cosine", "constant"))
+        if not 0.0 <= self.weight_decay < float("inf"):
+            raise ValueError(
+                f"{where}: weight_decay must be finite and >= 0, got {self.weight_decay!r}."
+            )
         for name in ("time_limit", "time_budget"):
             value = getattr(self, name)
             if value is not None and not 0 < value < float("inf"):
@@ -217,6 +228,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag("--time-limit", type=float, metavar="SECONDS", help="stop after this long (default none)")
     _flag("--batch-size", type=int, help=f"sequences per batch (default {d['batch_size'].default})")
     _flag("--lr", type=float, help=f"peak Adam learning rate (default {d['lr'].default})")
+    _flag("--weight-decay", type=float, help="Adam weight decay (default 0)")
+    _flag(
+        "--schedule",
+        choices=("cosine", "constant"),
+        help="learning rate after the warm-up (default cosine: decays to 0 over the run)",
+    )
     _flag("--warmup", type=int, metavar="STEPS", help="linear warm-up (default 5%% of the steps)")
     _flag("--hidden-size", type=int, help=f"hidden size H (default {d['hidden_size'].default})")
     _flag("--num-layers", type=int, help=f"recurrent layers L (default {d['num_layers'].default})")
@@ -851,7 +868,8 @@ def train_config(options: TrainOptions, technique: str, steps: int) -> TrainConf
         lr=options.lr,
         patience=patience or None,
         patience_unit="steps",
-        schedule="cosine",
+        schedule=options.schedule,
+        weight_decay=options.weight_decay,
         warmup_steps=max(steps // 20, 1) if options.warmup is None else options.warmup,
         time_limit=options.time_limit,
         seed=options.seed,

@@ -38,6 +38,8 @@ from varlen.training.techniques import Technique, get_technique
 __all__ = [
     "EpochStats",
     "FitResult",
+    "PatienceUnit",
+    "Schedule",
     "TrainConfig",
     "choose_technique",
     "evaluate",
