@@ -354,6 +354,7 @@ def test_accuracy_axis_starts_below_the_lowest_accuracy():
     from varlen.training.demo import accuracy_floor
 
     assert accuracy_floor([0.97, 0.99]) == pytest.approx(0.9)
-    assert accuracy_floor([0.12, 0.9]) == 0.0
+    assert accuracy_floor([0.12, 0.9]) == pytest.approx(0.05)
+    assert accuracy_floor([0.04, 0.9]) == 0.0
     assert accuracy_floor([float("nan")]) == 0.0
     assert accuracy_floor([1.0]) == pytest.approx(0.95)

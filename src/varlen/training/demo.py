@@ -562,7 +562,7 @@ def accuracy_floor(values: Sequence[float], *, step: float = 0.05, margin: float
     finite = [value for value in values if math.isfinite(value)]
     if not finite:
         return 0.0
-    low = math.floor((min(finite) - margin) / step) * step
+    low = math.floor((min(finite) - margin) / step + 1e-9) * step
     return float(min(max(low, 0.0), 1.0 - step))
 
 
