@@ -124,7 +124,8 @@ def test_predict_feature_names_differ(table_model, data_dir, capsys):
 
 def test_predict_missing_feature_column(table_model, tmp_path, capsys):
     """A table lacking one of the model's feature columns: one line naming it, exit 2."""
-    pd.DataFrame({"sid": [1, 1], "f0": [0.5, 1.0]}).to_csv(tmp_path / "new.csv", index=False)
+    frame = pd.DataFrame({"sid": [1, 1], "step": [0, 1], "f0": [0.5, 1.0]})
+    frame.to_csv(tmp_path / "new.csv", index=False)
     assert main(["predict", str(table_model), str(tmp_path / "new.csv"), "--id", "sid"]) == 2
     message = one_error_line(capsys, "predict")
     assert message.startswith("DATA must have the model's feature columns ['f0', 'f1']: ")

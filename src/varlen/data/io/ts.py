@@ -33,6 +33,7 @@ from typing import IO, Literal, NamedTuple, TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
+from varlen._atomic import write_text
 from varlen._types import AnyArray, IntArray
 from varlen.data._flat import row_positions
 from varlen.data.ragged import Ragged
@@ -619,4 +620,4 @@ def write_ts(
         block = text[start:stop].T  # (C, T_i)
         line = ":".join(",".join(channel) for channel in block.tolist())
         lines.append(f"{line}:{labels[i]}" if labels else line)
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text(path, "\n".join(lines) + "\n")
