@@ -727,3 +727,9 @@ def test_to_padded_narrowing_that_keeps_values_passes():
     assert padded.tolist() == [[1, 127]]
     padded, _ = Ragged(np.array([0.1]), np.array([0, 1])).to_padded(dtype="float32")
     assert padded.dtype == np.float32
+
+
+def test_a_huge_uint64_offset_is_reported_as_itself():
+    """An offset of 2**64 - 1 is named as such, not as -1 after an int64 cast."""
+    with pytest.raises(ValueError, match=r"offsets\[1\] == 18446744073709551615"):
+        Ragged(np.zeros((3, 1)), np.array([0, 2**64 - 1], dtype=np.uint64))

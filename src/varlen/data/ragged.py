@@ -534,6 +534,12 @@ def _check_offsets(where: str, offsets: Any, num_steps: int) -> NDArray[np.int64
         )
     if array.ndim != 1 or array.shape[0] == 0:
         raise ValueError(f"{where}: offsets must have shape (B + 1,), got {array.shape}.")
+    if int(array.max()) > num_steps:  # before the int64 cast, which wraps a huge uint64 to -1
+        index = int(np.argmax(array))
+        raise ValueError(
+            f"{where}: offsets must be <= N = {num_steps} (the number of steps), got "
+            f"offsets[{index}] == {int(array[index])}."
+        )
     out = array.astype(np.int64, copy=True)
     if out[0] != 0:
         raise ValueError(f"{where}: offsets[0] must be 0, got {int(out[0])}.")
