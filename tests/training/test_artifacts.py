@@ -117,17 +117,27 @@ def test_save_replaces_files_and_keeps_others(tmp_path):
         torch.testing.assert_close(tensor, expected[name], rtol=0, atol=0)
 
 
-def test_save_interrupted_keeps_the_previous_config(tmp_path):
-    """A full disk while writing config.json leaves the old file whole, no temp file."""
+@pytest.mark.parametrize("name", [WEIGHTS_FILE, CONFIG_FILE])
+def test_disk_full_during_save_keeps_the_previous_model_whole(tmp_path, name):
+    """A full disk while writing either file leaves both old files, no temp file, loadable."""
     save_classifier(tmp_path, classifier(0))
-    before = (tmp_path / CONFIG_FILE).read_text()
-    with inject(disk_full(name=CONFIG_FILE, after=10)), pytest.raises(OSError, match="disk full"):
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    with inject(disk_full(name=name, after=10)), pytest.raises(OSError, match="disk full") as e:
         save_classifier(tmp_path, classifier(1))
-    assert (tmp_path / CONFIG_FILE).read_text() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
-    # the new weights went in, the old config says otherwise: the hash catches it
+    assert name in str(e.value)
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+    expected = classifier(0).state_dict()
+    for key, tensor in load_model(tmp_path).model.state_dict().items():
+        torch.testing.assert_close(tensor, expected[key], rtol=0, atol=0)
+
+
+def test_weights_and_config_from_different_saves_are_caught(tmp_path):
+    """A crash between the two renames (new weights, old config): the hash says so."""
+    save_classifier(tmp_path / "a", classifier(0))
+    save_classifier(tmp_path / "b", classifier(1))
+    (tmp_path / "a" / WEIGHTS_FILE).write_bytes((tmp_path / "b" / WEIGHTS_FILE).read_bytes())
     with pytest.raises(ValueError, match=r"must match the SHA-256 recorded in config.json"):
-        load_model(tmp_path)
+        load_model(tmp_path / "a")
 
 
 def test_save_rejects_bad_arguments(tmp_path):

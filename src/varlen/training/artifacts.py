@@ -10,9 +10,11 @@ A model directory holds two files:
 - ``weights.pt``: the model's ``state_dict``, written by ``torch.save`` and read back with
   ``torch.load(..., weights_only=True)``, which refuses anything but tensors and plain values.
 
-Each file is written atomically by :mod:`varlen._atomic` (a temporary file beside it, synced,
-then renamed; weights first, config last), so a crash or a full disk never leaves a
-half-written file; the recorded hash catches a weights file and a config from different saves.
+Both files are written atomically together by :func:`varlen._atomic.write_files`: each to a
+synced temporary file beside it first, then both renamed (weights first, config last), so a
+full disk or a crash while writing leaves the previous model whole, and no file is ever
+half-written; the recorded hash catches a weights file and a config from different saves (a
+crash between the two renames).
 Other files in the directory (such as a training checkpoint) are left alone.
 
 :func:`load_model` validates the whole directory before it builds anything: every key of
@@ -41,7 +43,7 @@ import numpy as np
 import torch
 
 from varlen import __version__
-from varlen._atomic import write_bytes
+from varlen._atomic import write_files
 from varlen._schema import SchemaError, check_fields
 from varlen.data.normalize import Standardizer
 from varlen.training.models import ModelConfig, SequenceModel
@@ -231,8 +233,7 @@ def save_model(
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
     text = json.dumps(config, indent=2, allow_nan=False) + "\n"
-    write_bytes(folder / WEIGHTS_FILE, weights)
-    write_bytes(folder / CONFIG_FILE, text.encode("utf-8"))
+    write_files({folder / WEIGHTS_FILE: weights, folder / CONFIG_FILE: text.encode("utf-8")})
     return folder
 
 
