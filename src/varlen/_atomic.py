@@ -150,12 +150,17 @@ class _HookedFile(io.FileIO):
         super().__init__(descriptor, "wb", closefd=True)
         self._destination = destination
         self._offset = 0
+        self.failure: OSError | None = None  # the first write error, whatever wraps it later
 
     def write(self, data: ReadableBuffer, /) -> int:
         size = memoryview(data).nbytes
-        if _hook is not None:
-            _hook(self._destination, self._offset, size)
-        written = super().write(data)
+        try:
+            if _hook is not None:
+                _hook(self._destination, self._offset, size)
+            written = super().write(data)
+        except OSError as error:
+            self.failure = self.failure or error
+            raise
         self._offset += written or 0
         return written or 0
 
@@ -297,6 +302,8 @@ def _stage(
             temporary.unlink()
         if isinstance(error, OSError) and not isinstance(error, AtomicWriteError):
             raise write_error(destination, error) from error
+        if raw.failure is not None and isinstance(error, Exception):  # torch, pyarrow and
+            raise write_error(destination, raw.failure) from error  # matplotlib wrap it
         if not writing and isinstance(error, Exception):
             raise write_error(destination, error) from error
         raise
