@@ -414,12 +414,12 @@ def load_tensors(path: Path, data: bytes | None = None, *, where: str) -> Any:
         ValueError: If the file cannot be read safely.
         OSError: If it cannot be read at all.
     """
-    source: Any = io.BytesIO(data) if data is not None else path
+    content = path.read_bytes() if data is None else data  # a read error names the file
     try:
-        return torch.load(source, map_location="cpu", weights_only=True)
+        return torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # what weights_only refuses: code, or unknown classes
         cause = "holds objects other than tensors and plain values, which varlen never loads"
-    except (RuntimeError, EOFError, ValueError, IndexError, KeyError, TypeError):
+    except Exception:  # anything else from parsing bytes in memory: the content is damaged
         cause = "is truncated or damaged (not a complete file written by torch.save)"
     raise ValueError(f"{where}: {os.fspath(path)!r} {cause}; delete it or replace it.")
 
