@@ -153,3 +153,36 @@ def test_predict_bad_out_suffix(ts_model, data_dir, capsys):
     argv = ["predict", str(ts_model), str(data_dir / "test.ts"), "--out", "p.json"]
     assert main(argv) == 2
     assert "--out must end in .csv or .parquet, got 'p.json'." in one_error_line(capsys, "predict")
+
+
+def test_predict_defaults_to_the_recorded_table_options(table_model, data_dir, capsys):
+    """Trained with --id sid --order step: predict on a shuffled table needs neither flag.
+
+    It gives the predictions of the explicit flags (it used to read the rows in file order).
+    """
+    data = str(data_dir / "test.csv")
+    assert main(["predict", str(table_model), data]) == 0
+    recorded = capsys.readouterr()
+    assert recorded.err == ""
+    assert main(["predict", str(table_model), data, "--id", "sid", "--order", "step"]) == 0
+    assert capsys.readouterr().out == recorded.out
+
+
+def test_predict_says_when_a_flag_overrides_the_record(table_model, data_dir, capsys):
+    """A flag that differs from the recorded choice wins, and one stderr line says so."""
+    data = str(data_dir / "test.csv")
+    assert main(["predict", str(table_model), data, "--order", "f0"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "varlen predict: note: --order 'f0' overrides the model's recorded --order 'step'"
+    ]
+
+
+def test_predict_names_a_recorded_column_that_is_missing(table_model, tmp_path, capsys):
+    """A table without the recorded --order column: the error says where it came from."""
+    frame = pd.DataFrame({"sid": [1, 1], "f0": [0.5, 1.0], "f1": [0.0, 1.0]})
+    frame.to_csv(tmp_path / "new.csv", index=False)
+    assert main(["predict", str(table_model), str(tmp_path / "new.csv")]) == 2
+    message = one_error_line(capsys, "predict")
+    assert "'step'" in message
+    assert "--order 'step' recorded in the model directory" in message
