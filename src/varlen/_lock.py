@@ -35,23 +35,26 @@ class FolderBusyError(RuntimeError):
     """Another process holds the folder's lock; the message is one line naming both."""
 
 
-def _owner(path: Path) -> str:
+def _owner(path: Path) -> tuple[str, str]:
+    """``(what holds the lock, "pid N on HOST")`` from the lock file, as far as it tells."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-        return f"pid {int(record['pid'])} on {record['host']}"
+        return str(record["what"]), f"pid {int(record['pid'])} on {record['host']}"
     except (OSError, ValueError, KeyError, TypeError):
-        return "another process"
+        return "process", "owner unknown"
 
 
 def _busy(folder: Path, path: Path, what: str) -> FolderBusyError:
+    holder, owner = _owner(path)
     return FolderBusyError(
-        f"{os.fspath(folder)!r} is in use by another {what} ({_owner(path)}; lock file "
+        f"{os.fspath(folder)!r} is in use by another {holder} ({owner}; lock file "
         f"{os.fspath(path)!r}): wait for it to finish or choose another folder."
     )
 
 
-def _record() -> bytes:
-    return json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode("utf-8")
+def _record(what: str) -> bytes:
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "what": what}
+    return json.dumps(record).encode("utf-8")
 
 
 def _acquire_flock(folder: Path, path: Path, what: str) -> int:
@@ -71,7 +74,7 @@ def _acquire_flock(folder: Path, path: Path, what: str) -> int:
             same = False
         if same:
             os.ftruncate(descriptor, 0)
-            os.write(descriptor, _record())
+            os.write(descriptor, _record(what))
             return descriptor
         os.close(descriptor)
 
@@ -100,7 +103,7 @@ def _acquire_exclusive(folder: Path, path: Path, what: str) -> int:  # pragma: n
                 raise _busy(folder, path, what) from None
             path.unlink(missing_ok=True)
             continue
-        os.write(descriptor, _record())
+        os.write(descriptor, _record(what))
         return descriptor
     raise _busy(folder, path, what)
 
@@ -114,7 +117,8 @@ def folder_lock(folder: str | os.PathLike[str], *, what: str = "varlen run") -> 
 
     Args:
         folder: The folder to own.
-        what: What holds it, for the message (``"varlen train run"``).
+        what: What holds it, recorded in the lock file for the message another process
+            gets (``"varlen train run"``).
 
     Yields:
         The lock file's path.
