@@ -186,3 +186,11 @@ def test_predict_names_a_recorded_column_that_is_missing(table_model, tmp_path, 
     message = one_error_line(capsys, "predict")
     assert "'step'" in message
     assert "--order 'step' recorded in the model directory" in message
+
+
+def test_a_table_model_predicts_a_ts_file(table_model, tmp_path, capsys):
+    """The recorded table options apply to tables only: a .ts file of the same features reads."""
+    x, labels, _ = sequences(4, seed=3)
+    write_ts(tmp_path / "new.ts", x, labels)
+    assert main(["predict", str(table_model), str(tmp_path / "new.ts")]) == 2  # names differ
+    assert "DATA features must match" in one_error_line(capsys, "predict")

@@ -157,8 +157,9 @@ def _table_defaults(
     differs from the record is said in one line on stderr.
     """
     table = table_options(options)
-    if recorded is None or Path(str(recorded["data"])).suffix.lower() not in TABLE_SUFFIXES:
-        return table, []
+    tables = (Path(str(recorded["data"])) if recorded else Path(), options.data)
+    if recorded is None or any(path.suffix.lower() not in TABLE_SUFFIXES for path in tables):
+        return table, []  # a .ts file on either side: no table options to carry over
     used: list[str] = []
     for name in ("id", "order"):
         given, saved = table[name], recorded[name]
