@@ -16,6 +16,7 @@ from varlen._atomic import (
     atomic_open,
     disk_full,
     inject,
+    remove_stale_temporaries,
     write_bytes,
     write_files,
     write_text,
@@ -178,3 +179,25 @@ def test_write_files_changes_none_when_one_cannot_be_written(tmp_path, failing):
     assert _listing(tmp_path) == ["a.bin", "b.bin"]
     write_files({tmp_path / "a.bin": b"new a", tmp_path / "b.bin": b"new b"})
     assert (tmp_path / "b.bin").read_bytes() == b"new b"
+
+
+def test_remove_stale_temporaries_keeps_live_writers_and_other_files(tmp_path):
+    """Only temporaries of dead processes go; a live writer's and other dot files stay."""
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(dead.stdout)
+    names = [
+        f".run.json.{pid}.0a1b2c3d.tmp",
+        f".a.b.pt.{os.getpid()}.0a1b2c3d.tmp",
+        ".hidden.tmp",
+        ".varlen.lock",
+        "model.pt",
+    ]
+    for name in names:
+        (tmp_path / name).write_text("x")
+    remove_stale_temporaries(tmp_path)
+    assert _listing(tmp_path) == sorted(names[1:])

@@ -43,6 +43,7 @@ __all__ = [
     "atomic_open",
     "disk_full",
     "inject",
+    "remove_stale_temporaries",
     "write_bytes",
     "write_error",
     "write_files",
@@ -171,12 +172,28 @@ def _temporary_name(destination: Path) -> Path:
 
 def _remove_stale(destination: Path) -> None:
     """Remove temporaries of ``destination`` left by processes that no longer run."""
+    _remove_matching(destination.parent, f".{destination.name}.*.tmp")
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> None:
+    """Remove the temporaries that writers killed mid-write left in ``folder`` (any file).
+
+    Only files named like this module's temporaries (``.<name>.<pid>.<hex>.tmp``) whose
+    process no longer runs are removed. ``varlen train`` calls it once it owns its folder.
+
+    Args:
+        folder: The folder to tidy.
+    """
+    _remove_matching(Path(folder), ".*.tmp")
+
+
+def _remove_matching(folder: Path, pattern: str) -> None:
     with contextlib.suppress(OSError):
-        for stale in destination.parent.glob(f".{destination.name}.*.tmp"):
-            parts = stale.name[len(destination.name) + 2 : -len(".tmp")].split(".")
-            if len(parts) != 2 or not parts[0].isdigit():
+        for stale in folder.glob(pattern):
+            parts = stale.name[: -len(".tmp")].rsplit(".", 2)
+            if len(parts) != 3 or not parts[1].isdigit() or len(parts[2]) != 8:
                 continue
-            pid = int(parts[0])
+            pid = int(parts[1])
             if pid == os.getpid() or _running(pid):
                 continue
             stale.unlink(missing_ok=True)

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from varlen._atomic import write_text
+from varlen._atomic import remove_stale_temporaries, write_text
 from varlen._checks import check_choice
 from varlen._lock import FolderBusyError, folder_lock
 from varlen.cli._common import (
@@ -470,6 +470,7 @@ def _own(out: Path) -> Iterator[None]:
         return
     try:
         with folder_lock(out, what="varlen train run"):
+            remove_stale_temporaries(out)  # left by a run killed mid-write
             yield
     except FolderBusyError as error:
         raise CommandError(f"--out {error}") from None
