@@ -45,7 +45,9 @@ def _write_ts(path: Path, name: str, series: list[np.ndarray], labels: list[int]
 def _gesture(template: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     length = int(rng.integers(30, 361))
     knots = np.sort(rng.uniform(0, 1, 3))
-    warp = np.interp(np.linspace(0, 1, length), [0, *knots, 1], [0, *np.sort(rng.uniform(0, 1, 3)), 1])
+    warp = np.interp(
+        np.linspace(0, 1, length), [0, *knots, 1], [0, *np.sort(rng.uniform(0, 1, 3)), 1]
+    )
     warp = 0.7 * np.linspace(0, 1, length) + 0.3 * warp  # a mild, monotone time warp
     grid = np.linspace(0, 1, len(template))
     values = np.interp(warp, grid, template)
@@ -55,14 +57,21 @@ def _gesture(template: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return gain * values + offset + rng.normal(0, 0.15, length)
 
 
-def gestures(rng: np.random.Generator, *, train_per_class: int = 5, test_per_class: int = 30) -> tuple:
+def gestures(
+    rng: np.random.Generator, *, train_per_class: int = 5, test_per_class: int = 30
+) -> tuple:
     """Series and labels of the gesture-like set (train, test)."""
     grid = np.linspace(0, 1, 200)
     templates = []
     for _ in range(10):
         centers, widths = rng.uniform(0.1, 0.9, 4), rng.uniform(0.03, 0.15, 4)
         amps = rng.normal(0, 1.5, 4)
-        templates.append(sum(a * np.exp(-0.5 * ((grid - c) / w) ** 2) for a, c, w in zip(amps, centers, widths, strict=True)))
+        templates.append(
+            sum(
+                a * np.exp(-0.5 * ((grid - c) / w) ** 2)
+                for a, c, w in zip(amps, centers, widths, strict=True)
+            )
+        )
     split = []
     for per_class in (train_per_class, test_per_class):
         labels = [c for c in range(10) for _ in range(per_class)]

@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from varlen import _atomic
-from varlen._atomic import AtomicWriteError, atomic_open, disk_full, inject, write_bytes, write_text
+from varlen._atomic import (
+    AtomicWriteError,
+    atomic_open,
+    disk_full,
+    inject,
+    remove_stale_temporaries,
+    write_bytes,
+    write_files,
+    write_text,
+)
 
 
 def _write_rows(target: Path, rows: str) -> None:
@@ -147,3 +156,48 @@ def test_bad_mode_is_refused(tmp_path):
     """Only 'w' and 'wb' are write modes."""
     with pytest.raises(ValueError, match="mode must be"):
         atomic_open(tmp_path / "x", "a")  # type: ignore[call-overload]
+
+
+def test_disk_full_skip_fails_a_later_file(tmp_path):
+    """skip=N lets N matching files through whole, then fails the next."""
+    with inject(disk_full(name="c.pt", skip=2)):
+        write_bytes(tmp_path / "c.pt", b"1")
+        write_bytes(tmp_path / "c.pt", b"22")
+        with pytest.raises(AtomicWriteError, match="disk full"):
+            write_bytes(tmp_path / "c.pt", b"333")
+    assert (tmp_path / "c.pt").read_bytes() == b"22"
+
+
+@pytest.mark.parametrize("failing", ["a.bin", "b.bin"])
+def test_write_files_changes_none_when_one_cannot_be_written(tmp_path, failing):
+    """All files are written to temporaries before any rename: a failure changes none."""
+    write_files({tmp_path / "a.bin": b"old a", tmp_path / "b.bin": b"old b"})
+    with inject(disk_full(name=failing)), pytest.raises(AtomicWriteError, match=failing):
+        write_files({tmp_path / "a.bin": b"new a", tmp_path / "b.bin": b"new b"})
+    assert (tmp_path / "a.bin").read_bytes() == b"old a"
+    assert (tmp_path / "b.bin").read_bytes() == b"old b"
+    assert _listing(tmp_path) == ["a.bin", "b.bin"]
+    write_files({tmp_path / "a.bin": b"new a", tmp_path / "b.bin": b"new b"})
+    assert (tmp_path / "b.bin").read_bytes() == b"new b"
+
+
+def test_remove_stale_temporaries_keeps_live_writers_and_other_files(tmp_path):
+    """Only temporaries of dead processes go; a live writer's and other dot files stay."""
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(dead.stdout)
+    names = [
+        f".run.json.{pid}.0a1b2c3d.tmp",
+        f".a.b.pt.{os.getpid()}.0a1b2c3d.tmp",
+        ".hidden.tmp",
+        ".varlen.lock",
+        "model.pt",
+    ]
+    for name in names:
+        (tmp_path / name).write_text("x")
+    remove_stale_temporaries(tmp_path)
+    assert _listing(tmp_path) == sorted(names[1:])

@@ -30,7 +30,7 @@ import errno
 import io
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal, cast, overload
 
@@ -43,8 +43,10 @@ __all__ = [
     "atomic_open",
     "disk_full",
     "inject",
+    "remove_stale_temporaries",
     "write_bytes",
     "write_error",
+    "write_files",
     "write_text",
 ]
 
@@ -117,19 +119,26 @@ def inject(hook: WriteHook | None) -> Iterator[None]:
         _hook = previous
 
 
-def disk_full(*, after: int = 0, name: str | None = None) -> WriteHook:
+def disk_full(*, after: int = 0, name: str | None = None, skip: int = 0) -> WriteHook:
     """Return a hook that fails like a full disk once ``after`` bytes of a file are written.
 
     Args:
         after: Bytes each matching file may receive before ``ENOSPC``.
         name: Only destinations with this file name fail; ``None`` fails every file.
+        skip: How many matching files are written whole first (fail the third checkpoint
+            with ``name="checkpoint.pt", skip=2``).
 
     Returns:
         A :data:`WriteHook` for :func:`inject`.
     """
+    started = [0]  # matching files begun (a file begins with its chunk at offset 0)
 
     def hook(destination: Path, offset: int, size: int) -> None:
-        if (name is None or destination.name == name) and offset + size > after:
+        if name is not None and destination.name != name:
+            return
+        if offset == 0:
+            started[0] += 1
+        if started[0] > skip and offset + size > after:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     return hook
@@ -142,12 +151,17 @@ class _HookedFile(io.FileIO):
         super().__init__(descriptor, "wb", closefd=True)
         self._destination = destination
         self._offset = 0
+        self.failure: OSError | None = None  # the first write error, whatever wraps it later
 
     def write(self, data: ReadableBuffer, /) -> int:
         size = memoryview(data).nbytes
-        if _hook is not None:
-            _hook(self._destination, self._offset, size)
-        written = super().write(data)
+        try:
+            if _hook is not None:
+                _hook(self._destination, self._offset, size)
+            written = super().write(data)
+        except OSError as error:
+            self.failure = self.failure or error
+            raise
         self._offset += written or 0
         return written or 0
 
@@ -158,12 +172,28 @@ def _temporary_name(destination: Path) -> Path:
 
 def _remove_stale(destination: Path) -> None:
     """Remove temporaries of ``destination`` left by processes that no longer run."""
+    _remove_matching(destination.parent, f".{destination.name}.*.tmp")
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> None:
+    """Remove the temporaries that writers killed mid-write left in ``folder`` (any file).
+
+    Only files named like this module's temporaries (``.<name>.<pid>.<hex>.tmp``) whose
+    process no longer runs are removed. ``varlen train`` calls it once it owns its folder.
+
+    Args:
+        folder: The folder to tidy.
+    """
+    _remove_matching(Path(folder), ".*.tmp")
+
+
+def _remove_matching(folder: Path, pattern: str) -> None:
     with contextlib.suppress(OSError):
-        for stale in destination.parent.glob(f".{destination.name}.*.tmp"):
-            parts = stale.name[len(destination.name) + 2 : -len(".tmp")].split(".")
-            if len(parts) != 2 or not parts[0].isdigit():
+        for stale in folder.glob(pattern):
+            parts = stale.name[: -len(".tmp")].rsplit(".", 2)
+            if len(parts) != 3 or not parts[1].isdigit() or len(parts[2]) != 8:
                 continue
-            pid = int(parts[0])
+            pid = int(parts[1])
             if pid == os.getpid() or _running(pid):
                 continue
             stale.unlink(missing_ok=True)
@@ -248,6 +278,20 @@ def atomic_open(
 def _atomic_open(
     destination: Path, *, text: bool, encoding: str, newline: str | None
 ) -> Iterator[IO[str] | IO[bytes]]:
+    staged: list[Path] = []
+    with _stage(destination, staged, text=text, encoding=encoding, newline=newline) as file:
+        yield file
+    _commit([(staged[0], destination)])
+
+
+@contextlib.contextmanager
+def _stage(
+    destination: Path, staged: list[Path], *, text: bool, encoding: str, newline: str | None
+) -> Iterator[IO[str] | IO[bytes]]:
+    """Write a synced temporary file for ``destination``; append its path to ``staged``.
+
+    On any failure the temporary is removed and the error raised (see :func:`atomic_open`).
+    """
     _remove_stale(destination)
     temporary = _temporary_name(destination)
     try:
@@ -270,16 +314,65 @@ def _atomic_open(
             with contextlib.suppress(OSError, ValueError):  # a failed flush fails close too
                 file.close()
             raw.close()  # closes the descriptor even when the buffer could not be flushed
-        os.replace(temporary, destination)
     except BaseException as error:
         with contextlib.suppress(OSError):
             temporary.unlink()
         if isinstance(error, OSError) and not isinstance(error, AtomicWriteError):
             raise write_error(destination, error) from error
+        if raw.failure is not None and isinstance(error, Exception):  # torch, pyarrow and
+            raise write_error(destination, raw.failure) from error  # matplotlib wrap it
         if not writing and isinstance(error, Exception):
             raise write_error(destination, error) from error
         raise
-    _fsync_folder(destination.parent)
+    staged.append(temporary)
+
+
+def _commit(moves: list[tuple[Path, Path]]) -> None:
+    """Rename each staged temporary over its destination, in order; sync their folders."""
+    for index, (temporary, destination) in enumerate(moves):
+        try:
+            os.replace(temporary, destination)
+        except OSError as error:
+            for left, _ in moves[index:]:
+                with contextlib.suppress(OSError):
+                    left.unlink()
+            raise write_error(destination, error) from error
+    for folder in dict.fromkeys(destination.parent for _, destination in moves):
+        _fsync_folder(folder)
+
+
+def write_files(files: Mapping[str | os.PathLike[str], bytes]) -> list[Path]:
+    """Write several files so that a failure while writing them changes none of them.
+
+    Every file is first written whole to its own synced temporary (the step that meets a
+    full disk); only when all are written are they renamed into place, in the given order.
+    A failure before the renames removes every temporary and leaves all destinations as
+    they were. (A crash between two renames, a window of microseconds, can leave the first
+    files new and the last old: order them so that a reader detects that, e.g. data before
+    the index that records its hash.)
+
+    Args:
+        files: Destination -> whole content, in the order they are to be renamed.
+
+    Returns:
+        The destinations, in order.
+
+    Raises:
+        AtomicWriteError: If a file cannot be written (one line naming it).
+    """
+    staged: list[Path] = []
+    destinations = [Path(path) for path in files]
+    try:
+        for destination, data in zip(destinations, files.values(), strict=True):
+            with _stage(destination, staged, text=False, encoding="utf-8", newline=None) as file:
+                file.write(data)  # type: ignore[arg-type]
+    except BaseException:
+        for temporary in staged:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+        raise
+    _commit(list(zip(staged, destinations, strict=True)))
+    return destinations
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

@@ -11,6 +11,11 @@ directory (see :mod:`varlen.training.artifacts`).
 Under ``torchrun --nproc-per-node N -m varlen.cli train ...`` every process runs this command;
 the process group is initialised from the environment (gloo on CPU), each rank trains on its
 shard of every epoch's batches with gradients averaged, and only rank 0 writes files and prints.
+
+One run owns ``--out`` at a time: rank 0 holds the folder's lock (:mod:`varlen._lock`) for the
+whole run, and a second run on the same folder stops at once with exit code 2 and one line
+naming the folder and the owner's pid. The lock dies with its process (``kill -9`` included),
+so a killed run never blocks the next one or its ``--resume``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import json
 import os
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -31,8 +36,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from varlen._atomic import write_text
+from varlen._atomic import remove_stale_temporaries, write_text
 from varlen._checks import check_choice
+from varlen._lock import FolderBusyError, folder_lock
 from varlen.batching.dataset import RaggedDataset
 from varlen.cli._common import (
     CommandError,
@@ -831,12 +837,15 @@ def run(args: argparse.Namespace) -> int:
     threads = torch.get_num_threads()
     torch.set_num_threads(options.threads)
     torch.set_flush_denormal(True)
-    joined = _init_distributed()
     try:
-        return _train(options, args)
+        with _own(options.out):
+            joined = _init_distributed()
+            try:
+                return _train(options, args)
+            finally:
+                if joined:
+                    dist.destroy_process_group()
     finally:
-        if joined:
-            dist.destroy_process_group()
         torch.set_num_threads(threads)  # as they were, for callers of main() in-process
         torch.set_flush_denormal(False)
 
@@ -874,6 +883,20 @@ def train_config(options: TrainOptions, technique: str, steps: int) -> TrainConf
         time_limit=options.time_limit,
         seed=options.seed,
     )
+
+
+@contextlib.contextmanager
+def _own(out: Path) -> Iterator[None]:
+    """Hold ``out``'s lock (rank 0, which writes there): a second run on it is refused."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    try:
+        with folder_lock(out, what="varlen train run"):
+            remove_stale_temporaries(out)  # left by a run killed mid-write
+            yield
+    except FolderBusyError as error:
+        raise CommandError(f"--out {error}") from None
 
 
 def _fit(
