@@ -2,11 +2,13 @@
 
 Steps: read the data (``.ts``, or a long-format CSV/Parquet table with ``--id --order
 --features --target``), check the targets fit the task (inferred: labels -> classification,
-floating numbers -> regression), split a validation set (stratified by class), fit the
-standardizer on the training split's real steps only, pick a technique (``auto`` measures the
-padding of random batches and says why), train with early stopping and an atomic checkpoint
-each epoch (``--resume`` continues an interrupted run exactly), report, and save the model
-directory (see :mod:`varlen.training.artifacts`).
+floating numbers -> regression), split a validation set (stratified by class; none, with a
+warning, when it would be too small to select on), fit the standardizer on the training split's
+real steps only, plan the run (``auto`` times mask and bucket on the data and says why; the step
+budget shrinks to fit ``--time-budget`` at the timed speed), train with warm-up and cosine decay,
+early stopping counted in steps and an atomic checkpoint at most every 10 s (``--resume``
+continues an interrupted run exactly, with the options recorded in ``run.json``), report, and
+save the model directory (see :mod:`varlen.training.artifacts`).
 
 Under ``torchrun --nproc-per-node N -m varlen.cli train ...`` every process runs this command;
 the process group is initialised from the environment (gloo on CPU), each rank trains on its
@@ -822,7 +824,7 @@ def run(args: argparse.Namespace) -> int:
     The command owns its process: it sets torch's CPU threads (``--threads``, default 1) and
     flushes denormal floats to zero (``torch.set_flush_denormal``): a padded LSTM's gates
     saturate at pads and their gradients underflow into denormals, which slow CPU arithmetic
-    (measured 1.75x faster training on padded LSTM batches); flushing them changes nothing
+    (1.75x faster training on padded LSTM batches was reported for this machine); flushing them changes nothing
     above ``1e-38``.
 
     Args:
