@@ -824,8 +824,8 @@ def run(args: argparse.Namespace) -> int:
     The command owns its process: it sets torch's CPU threads (``--threads``, default 1) and
     flushes denormal floats to zero (``torch.set_flush_denormal``): a padded LSTM's gates
     saturate at pads and their gradients underflow into denormals, which slow CPU arithmetic
-    (1.75x faster training on padded LSTM batches was reported for this machine); flushing them changes nothing
-    above ``1e-38``.
+    (1.75x faster training on padded LSTM batches was reported for this machine); flushing
+    them changes nothing above ``1e-38``.
 
     Args:
         args: The parsed arguments.
