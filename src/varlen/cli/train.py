@@ -494,8 +494,13 @@ def _recorded_plan(options: TrainOptions) -> Plan | None:
         saved = json.loads(run_file.read_text(encoding="utf-8"))
         technique, steps = saved["fingerprint"]["technique"], saved["planned_steps"]
         if technique in TECHNIQUES and isinstance(steps, int) and steps >= 1:
-            why = "as planned by the interrupted run"
-            return Plan(str(technique), why, steps, f"{steps} optimizer steps, {why}")
+            why = (
+                "chosen with --technique"
+                if options.technique != "auto"
+                else "auto, as timed by the interrupted run"
+            )
+            budget = f"{steps} optimizer steps, as planned by the interrupted run"
+            return Plan(str(technique), why, steps, budget)
     return None
 
 
