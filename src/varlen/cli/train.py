@@ -114,7 +114,9 @@ class TrainOptions:
         steps: Training budget in optimizer steps (rounded up to whole epochs).
         epochs: Train this many epochs instead of ``steps`` (``None``: from ``steps``).
         time_budget: Plan fewer than ``steps`` steps when they would take longer than this
-            many seconds at the speed measured on the data (``None``: no time budget).
+            many seconds at the speed measured on the data (``None``: no time budget). The
+            speed is measured in CPU time, so a busy machine does not change the plan (with
+            one thread, CPU time is wall time on an idle machine).
         time_limit: Stop after the epoch that ends past this many seconds (``None``: none).
         batch_size: Sequences per batch.
         lr: Peak Adam learning rate.
@@ -231,7 +233,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--time-budget",
         type=float,
         metavar="SECONDS",
-        help="plan fewer steps if --steps would take longer, timed on the data (default 300)",
+        help="plan fewer steps if --steps would take longer (CPU seconds, timed on the data; "
+        "default 300)",
     )
     _flag("--time-limit", type=float, metavar="SECONDS", help="stop after this long (default none)")
     _flag("--batch-size", type=int, help=f"sequences per batch (default {d['batch_size'].default})")
@@ -474,13 +477,13 @@ def plan_steps(
     fits = int(time_budget / seconds_per_step)
     if fits >= steps:
         return steps, (
-            f"{steps} optimizer steps (about {steps * seconds_per_step:.0f} s at the measured "
+            f"{steps} optimizer steps (about {steps * seconds_per_step:.0f} CPU s at the measured "
             f"{seconds_per_step * 1000:.0f} ms a step)"
         )
     planned = max(fits, min(min_steps, steps))
     return planned, (
-        f"{planned} optimizer steps: {steps} would take about {steps * seconds_per_step:.0f} s "
-        f"at the measured {seconds_per_step * 1000:.0f} ms a step, over the --time-budget of "
+        f"{planned} optimizer steps: {steps} would take about {steps * seconds_per_step:.0f} CPU "
+        f"s at the measured {seconds_per_step * 1000:.0f} ms a step, over the --time-budget of "
         f"{time_budget:g} s"
     )
 
