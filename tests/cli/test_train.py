@@ -244,3 +244,42 @@ def test_train_resume_after_completion_changes_nothing(data_dir, tmp_path, capsy
     assert main([*argv, "--resume"]) == 0
     assert (out / "weights.pt").read_bytes() == before
     assert "epochs: 2 of 2 run" in capsys.readouterr().out
+
+
+def test_plan_steps_fits_the_time_budget_and_keeps_a_floor():
+    """The step plan shrinks to the time budget, never below min_steps, and says why."""
+    from varlen.cli.train import plan_steps
+
+    assert plan_steps(2000, 300.0, 0.1, min_steps=50)[0] == 2000
+    steps, why = plan_steps(2000, 300.0, 1.0, min_steps=50)
+    assert steps == 300
+    assert "over the --time-budget of 300 s" in why
+    assert plan_steps(2000, 300.0, 60.0, min_steps=50)[0] == 50
+    assert plan_steps(2000, None, 60.0)[0] == 2000
+
+
+def test_plan_validation_skips_a_split_too_small_to_select_on():
+    """Fewer than min_per_class validation series of some class: no split, and a warning."""
+    from varlen.cli.train import plan_validation
+
+    five_each = np.repeat(np.arange(10), 5)
+    fraction, warning = plan_validation(five_each, 0.2, classification=True)
+    assert fraction == 0.0
+    assert "holds only 1 series of some class (fewer than 3)" in warning
+    assert plan_validation(five_each, 0.2, classification=True, min_per_class=1) == (0.2, "")
+    assert plan_validation(np.repeat(np.arange(3), 30), 0.2, classification=True) == (0.2, "")
+    assert plan_validation(np.zeros(30), 0.2, classification=False)[0] == 0.0
+    assert plan_validation(np.zeros(50), 0.2, classification=False) == (0.2, "")
+
+
+def test_choose_by_timing_keeps_the_preferred_within_the_margin():
+    """Mask stays unless another technique is more than `margin` faster."""
+    from varlen.training.techniques import Timing, choose_by_timing
+
+    timings = {"mask": Timing(1000, 1.0, 3), "bucket": Timing(1150, 1.0, 3)}
+    assert choose_by_timing(timings, margin=0.2)[0] == "mask"
+    name, why = choose_by_timing(timings, margin=0.1)
+    assert name == "bucket"
+    assert why == "timed on the data: mask 1,000, bucket 1,150 real steps/s, bucket chosen"
+    with pytest.raises(ValueError, match="at least one technique"):
+        choose_by_timing({})
