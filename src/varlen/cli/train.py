@@ -140,6 +140,7 @@ class TrainOptions:
             stops; ``None``: half the run's steps.
         seed: Seed of the split, the weights, the batches and dropout.
         threads: Torch CPU threads (1 is fastest for these small recurrent layers on CPU).
+        flush_denormal: Flush denormal floats to zero in this process (see :func:`run`).
         resume: Continue from ``out/checkpoint.pt``, with the options recorded in
             ``out/run.json`` (a flag given again must not change them).
         id: Table column naming the sequence of each row.
@@ -175,6 +176,7 @@ class TrainOptions:
     patience: int | None = None
     seed: int = 0
     threads: int = 1
+    flush_denormal: bool = True
     resume: bool = False
     id: str | None = None
     order: str | None = None
@@ -279,6 +281,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _flag("--seed", type=int, help="seed of everything random (default 0)")
     _flag("--threads", type=int, help="torch CPU threads (default 1: fastest here)")
+    _flag(
+        "--flush-denormal",
+        action=argparse.BooleanOptionalAction,
+        help="flush denormal floats to zero in this process (default on)",
+    )
     _flag(
         "--resume",
         action="store_true",
@@ -830,10 +837,11 @@ def run(args: argparse.Namespace) -> int:
     """Run ``varlen train``.
 
     The command owns its process: it sets torch's CPU threads (``--threads``, default 1) and
-    flushes denormal floats to zero (``torch.set_flush_denormal``): a padded LSTM's gates
-    saturate at pads and their gradients underflow into denormals, which slow CPU arithmetic
-    (1.75x faster training on padded LSTM batches was reported for this machine); flushing
-    them changes nothing above ``1e-38``.
+    flushes denormal floats to zero (``torch.set_flush_denormal``, ``--no-flush-denormal`` to
+    keep them): gradients through saturated gates can underflow into denormals, which slow CPU
+    arithmetic. 1.75x faster padded LSTM training was reported for this machine;
+    ``benchmarks/bench_denormal.py`` saw no gain on its setting (0.94-0.97x, within the noise of
+    a shared machine). Flushing changes nothing above ``1e-38``.
 
     Args:
         args: The parsed arguments.
@@ -846,7 +854,7 @@ def run(args: argparse.Namespace) -> int:
         options = recorded_options(options, args)
     threads = torch.get_num_threads()
     torch.set_num_threads(options.threads)
-    torch.set_flush_denormal(True)
+    torch.set_flush_denormal(options.flush_denormal)
     try:
         with _own(options.out):
             joined = _init_distributed()
