@@ -15,13 +15,17 @@ from tests.cli._data import cli_env, run_cli, write_ts_file
 from varlen.data.io.ts import write_ts
 from varlen.data.ragged import Ragged
 
+SLOW = 300  # seconds: a shared, loaded machine can take minutes to import torch and train
+
 SMALL = ("--hidden-size", "4", "--conv-channels", "4", "--conv-layers", "1", "--batch-size", "8")
 
 
 def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
     """Each epoch logs loss, validation loss, validation accuracy, elapsed and ETA."""
     data = write_ts_file(tmp_path / "train.ts", 40, seed=1)
-    done = run_cli("train", data, "--out", tmp_path / "m", "--epochs", "3", *SMALL, cwd=tmp_path)
+    done = run_cli(
+        "train", data, "--out", tmp_path / "m", "--epochs", "3", *SMALL, cwd=tmp_path, timeout=SLOW
+    )
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("epoch ")]
     assert lines[0].startswith("epoch 1/3: ")
@@ -42,7 +46,15 @@ def test_small_validation_split_warns_and_trains_on_everything(tmp_path: Path) -
     x = Ragged(rng.normal(size=(int(lengths.sum()), 1)), np.concatenate([[0], np.cumsum(lengths)]))
     write_ts(tmp_path / "few.ts", x, np.array(["a", "b", "c"] * 6))
     done = run_cli(
-        "train", tmp_path / "few.ts", "--out", tmp_path / "m", "--steps", "4", *SMALL, cwd=tmp_path
+        "train",
+        tmp_path / "few.ts",
+        "--out",
+        tmp_path / "m",
+        "--steps",
+        "4",
+        *SMALL,
+        cwd=tmp_path,
+        timeout=SLOW,
     )
     assert done.returncode == 0, done.stderr
     assert "warning: a validation split of 0.2 holds only 1 series of some class" in done.stderr
@@ -50,7 +62,7 @@ def test_small_validation_split_warns_and_trains_on_everything(tmp_path: Path) -
     assert done.stdout.startswith("data: few.ts: 18 train / 0 validation sequences")
     silent = run_cli(
         "train", tmp_path / "few.ts", "--out", tmp_path / "m2", "--steps", "2",
-        "--val-fraction", "0", *SMALL, cwd=tmp_path,
+        "--val-fraction", "0", *SMALL, cwd=tmp_path, timeout=SLOW,
     )  # fmt: skip
     assert silent.returncode == 0, silent.stderr
     assert "warning" not in silent.stderr
@@ -63,12 +75,12 @@ def _interrupted_run(data: Path, out: Path, cwd: Path) -> subprocess.CompletedPr
     process = subprocess.Popen(
         command, cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + SLOW
     while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.1)
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=60)
+    stdout, stderr = process.communicate(timeout=SLOW)
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
@@ -81,25 +93,27 @@ def test_resume_reads_the_options_from_the_model_directory(tmp_path: Path) -> No
     assert f"a checkpoint is in {out / 'checkpoint.pt'}" in stopped.stderr
     assert f"varlen train {data} --out {out} --resume" in stopped.stderr
 
-    conflict = run_cli("train", data, "--out", out, "--resume", "--hidden-size", "5", cwd=tmp_path)
+    conflict = run_cli(
+        "train", data, "--out", out, "--resume", "--hidden-size", "5", cwd=tmp_path, timeout=SLOW
+    )
     assert conflict.returncode == 2
     assert "--hidden-size must be 4 as recorded (or left out), got 5" in conflict.stderr
 
     # the README form, one recorded flag repeated: the recorded budget and model, not defaults
     resumed = run_cli(
-        "train", data, "--out", out, "--resume", "--hidden-size", "4", cwd=tmp_path, timeout=300
+        "train", data, "--out", out, "--resume", "--hidden-size", "4", cwd=tmp_path, timeout=SLOW
     )
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stderr
     assert "epochs: 300 of 300 run (300 optimizer steps)" in resumed.stdout
-    predicted = run_cli("predict", out, data, cwd=tmp_path)
+    predicted = run_cli("predict", out, data, cwd=tmp_path, timeout=SLOW)
     assert predicted.returncode == 0, predicted.stderr
     assert re.search(r"accuracy [\d.]+ on 8 labelled sequences", predicted.stderr)
 
 
 def test_demo_keeps_the_cwd_clean_and_prints_the_train_command(tmp_path: Path) -> None:
     """The demo writes into ./varlen-demo only; its printed command retrains the best row."""
-    done = run_cli("demo", "--quick", "--techniques", "mask", cwd=tmp_path, timeout=300)
+    done = run_cli("demo", "--quick", "--techniques", "mask", cwd=tmp_path, timeout=SLOW)
     assert done.returncode == 0, done.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["varlen-demo"]
     command = done.stdout.strip().splitlines()[-1]
@@ -107,7 +121,7 @@ def test_demo_keeps_the_cwd_clean_and_prints_the_train_command(tmp_path: Path) -
     row = next(line for line in done.stdout.splitlines() if line.startswith("mask "))
     accuracy = row.split()[1]
     args = [*command.split()[1:], "--out", str(tmp_path / "m"), "--quiet"]
-    again = run_cli(*args, cwd=tmp_path, timeout=300)
+    again = run_cli(*args, cwd=tmp_path, timeout=SLOW)
     assert again.returncode == 0, again.stderr
     test = re.search(r"^test: loss [\d.]+, accuracy ([\d.]+)$", again.stdout, re.MULTILINE)
     assert test is not None, again.stdout
