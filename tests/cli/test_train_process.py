@@ -57,7 +57,10 @@ def test_small_validation_split_warns_and_trains_on_everything(tmp_path: Path) -
         timeout=SLOW,
     )
     assert done.returncode == 0, done.stderr
-    assert "warning: a validation split of 0.2 holds only 1 series of some class" in done.stderr
+    assert (
+        "varlen train: warning: a validation split of 0.2 holds only 1 series of some class"
+        in done.stderr
+    )
     assert "Training on all the data" in done.stderr
     assert done.stdout.startswith("data: few.ts: 18 train / 0 validation sequences")
     silent = run_cli(

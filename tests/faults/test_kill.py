@@ -19,6 +19,7 @@ import torch
 from tests.cli._data import cli_env, run_cli
 
 OPTIONS = ("--epochs", "5", "--hidden-size", "4", "--batch-size", "8", "--seed", "2", "--quiet")
+OPTIONS += ("--technique", "bucket")  # auto times the techniques: runs could choose apart
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 

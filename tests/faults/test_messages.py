@@ -11,7 +11,7 @@ def test_warnings_are_one_line_without_a_source_line(tmp_path):
     (tmp_path / "w.csv").write_text("\n".join([*rows, "4,0.3,,b"]) + "\n")
     done = run_cli(
         "train", "w.csv", "--id", "sid", "--target", "label", "--epochs", "1",
-        "--hidden-size", "2", "--out", "m", "--quiet", cwd=tmp_path,
+        "--hidden-size", "2", "--out", "m", "--quiet", "--val-fraction", "0", cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()

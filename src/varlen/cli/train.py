@@ -392,15 +392,15 @@ def plan_validation(
             return fraction, ""
         why = f"{size} series (fewer than {min_total})"
     return 0.0, (
-        f"warning: a validation split of {fraction:g} holds only {why}: too few to select on. "
+        f"a validation split of {fraction:g} holds only {why}: too few to select on. "
         "Training on all the data for the whole step budget instead, keeping the epoch of "
         "lowest training loss (pass --val-fraction 0 to silence this)."
     )
 
 
 def warn(message: str) -> None:
-    """Print a warning line to stderr (shown even with ``--quiet``)."""
-    print(message, file=sys.stderr)
+    """Print ``varlen train: warning: message`` on stderr (shown even with ``--quiet``)."""
+    print(f"varlen train: warning: {message}", file=sys.stderr)
 
 
 def prepare(options: TrainOptions) -> Prepared:
@@ -946,13 +946,14 @@ def _fit(
             log_every=1.0,
             checkpoint_every=10.0,
         )
-    except BaseException:
+    except KeyboardInterrupt:  # errors stay one line; an interrupted run says how to go on
         if checkpoint.is_file() and _rank() == 0:
-            warn(
-                f"the run stopped before it finished; a checkpoint is in "
+            print(
+                f"varlen train: the run stopped before it finished; a checkpoint is in "
                 f"{os.fspath(checkpoint)}. Resume it with: varlen train "
                 f"{shlex.quote(os.fspath(options.data))} --out "
-                f"{shlex.quote(os.fspath(options.out))} --resume"
+                f"{shlex.quote(os.fspath(options.out))} --resume",
+                file=sys.stderr,
             )
         raise
     return model, result
