@@ -751,17 +751,19 @@ def pad(
     out_dtype = _common_dtype(arrays, lengths, dtype)
     fill = _exact_value(value, out_dtype)
     T = int(lengths.max()) if T_arg is None else T_arg
-    _check_kept_values(arrays, lengths, T, out_dtype, truncating=truncating)
     kept = np.minimum(lengths, T)
     block = np.full((T, *trailing), fill, dtype=out_dtype)  # one padded row
     parts = _nonempty_parts(arrays, lengths, T, truncating=truncating)
     if parts is None or block.size == 0:
         return _repeat(block, len(arrays)), kept
-    if _native is not None:  # every cast was checked above; the kernel declines inexact ones
+    if _native is not None:  # kinds were checked above; the kernel declines a changed value
         fill_0d = block.reshape(-1)[:1].reshape(())
         out = _native.pad_sequences(arrays, T, fill_0d, padding == "pre", truncating == "pre")
         if out is not None:
             return out, kept
+    # The kernel declined (or is not built): the strict value rule is checked here, before the
+    # NumPy path casts (it would wrap integers and overflow floats silently).
+    _check_kept_values(arrays, lengths, T, out_dtype, truncating=truncating)
     zero = out_dtype.kind in _NUMERIC and _is_positive_zero(fill)
     return _pad_arrays(parts, kept, block, where="pad", padding=padding, zero=zero), kept
 
@@ -832,7 +834,14 @@ def _check_kept_values(
     arrays: list[AnyArray], lengths: IntArray, T: int, dtype: np.dtype[Any], *, truncating: Padding
 ) -> None:
     """Raise if ``dtype`` cannot hold a kept step's value (steps cut by ``T`` are not cast)."""
-    for i in np.flatnonzero(lengths).tolist():
+    voters = np.flatnonzero(lengths).tolist()
+    kinds = {array.dtype for array in arrays}
+    unsafe = {d for d in kinds if not np.can_cast(d, dtype, casting="safe")}
+    if not unsafe:
+        return  # the common case: every cast is safe, nothing to look at
+    for i in voters:
+        if arrays[i].dtype not in unsafe:
+            continue
         n = int(lengths[i])
         part = arrays[i] if n <= T else arrays[i][n - T :] if truncating == "pre" else arrays[i][:T]
         changed = first_changed(part, dtype)
