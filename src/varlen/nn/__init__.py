@@ -5,6 +5,17 @@ from __future__ import annotations
 from varlen.nn import functional
 from varlen.nn.embedding import MaskedEmbedding
 from varlen.nn.lanes import LanesOutput, run_lanes
+from varlen.nn.losses import (
+    MaskedAccuracy,
+    MaskedCrossEntropyLoss,
+    MaskedL1Loss,
+    MaskedMSELoss,
+    Reduction,
+    masked_accuracy,
+    masked_cross_entropy,
+    masked_mae,
+    masked_mse,
+)
 from varlen.nn.pooling import (
     AttentionPooling,
     LastStepPooling,
@@ -34,10 +45,15 @@ __all__ = [
     "LSTMState",
     "LanesOutput",
     "LastStepPooling",
+    "MaskedAccuracy",
+    "MaskedCrossEntropyLoss",
     "MaskedEmbedding",
+    "MaskedL1Loss",
+    "MaskedMSELoss",
     "MaxPooling",
     "MeanPooling",
     "Method",
+    "Reduction",
     "StreamPool",
     "StreamState",
     "StreamingRNN",
@@ -46,8 +62,12 @@ __all__ = [
     "functional",
     "last_and_first",
     "last_step",
+    "masked_accuracy",
+    "masked_cross_entropy",
+    "masked_mae",
     "masked_max",
     "masked_mean",
+    "masked_mse",
     "masked_softmax",
     "reset_state",
     "run_lanes",
