@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from varlen.nn import functional
 from varlen.nn.embedding import MaskedEmbedding
+from varlen.nn.generation import Generation, RecurrentLM, Strategy, TokenModel, generate
 from varlen.nn.lanes import LanesOutput, run_lanes
 from varlen.nn.losses import (
     MaskedAccuracy,
@@ -42,6 +43,7 @@ __all__ = [
     "GRU",
     "LSTM",
     "AttentionPooling",
+    "Generation",
     "LSTMState",
     "LanesOutput",
     "LastStepPooling",
@@ -53,13 +55,17 @@ __all__ = [
     "MaxPooling",
     "MeanPooling",
     "Method",
+    "RecurrentLM",
     "Reduction",
+    "Strategy",
     "StreamPool",
     "StreamState",
     "StreamingRNN",
+    "TokenModel",
     "attention_pool",
     "first_step",
     "functional",
+    "generate",
     "last_and_first",
     "last_step",
     "masked_accuracy",
