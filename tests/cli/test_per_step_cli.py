@@ -45,7 +45,7 @@ def activity_table(path: Path, n: int, seed: int) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def tables(tmp_path_factory) -> dict[str, Path]:
+def tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Train and test tables with per-step targets."""
     folder = tmp_path_factory.mktemp("steps")
     activity_table(folder / "train.csv", 40, seed=0)
