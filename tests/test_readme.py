@@ -14,3 +14,12 @@ def test_readme_python_examples_run():
     assert blocks
     for block in blocks:
         exec(compile(block, str(README), "exec"), {})  # our own documentation, run as a user would
+
+
+def test_readme_has_per_step_and_generation_examples():
+    """The per-step labelling and the generation examples are Python blocks (run above)."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert any("fit_steps(" in block and "SequenceLabeller(" in block for block in blocks)
+    assert any(
+        "generate(" in block and "assert batched.to_lists() == alone" in block for block in blocks
+    )
