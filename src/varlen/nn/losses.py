@@ -299,7 +299,7 @@ def masked_cross_entropy(
         reduction="none",
         label_smoothing=label_smoothing,
     ).reshape(B, T)
-    values = torch.where(real, per_step, torch.zeros((), dtype=per_step.dtype))
+    values = torch.where(real, per_step, per_step.new_zeros(()))
     return _reduce(values, real, reduction, empty=0.0)
 
 
