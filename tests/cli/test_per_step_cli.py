@@ -212,3 +212,41 @@ def test_varies_within_reads_each_sequence():
     x = Ragged.from_sequences([np.zeros((2, 1)), np.zeros((0, 1)), np.zeros((3, 1))])
     assert not varies_within(x, np.array(["a", "a", "b", "b", "b"], dtype=object))
     assert varies_within(x, np.array([1.0, 1.0, 2.0, 2.0, 3.0]))
+
+
+def test_per_step_cli_errors_name_the_problem(tables, tmp_path, capsys):
+    """A .ts test file, a single class and mismatched predict features each exit 2, one line."""
+    base = ["train", str(tables["train"]), *TABLE, "--features", "acc_x,acc_y", "--quiet"]
+    (tmp_path / "x.ts").write_text("@problemName x\n@classLabel true a b\n@data\n1,2:a\n")
+    args = [*base, "--target", "activity", "--test", str(tmp_path / "x.ts")]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 2
+    assert "--test must be a table like DATA for a per-step task" in capsys.readouterr().err
+    frame = pd.read_csv(tables["train"]).assign(kind="x")
+    frame.loc[frame.index[0], "kind"] = "y"  # varies, but only in one sequence
+    frame = frame[frame["kind"] == "x"].assign(phase=lambda f: np.where(f["t"] % 2, "x", "x"))
+    frame.loc[frame.index[:3], "phase"] = "z"
+    frame.to_csv(tmp_path / "one.csv", index=False)
+    args = ["train", str(tmp_path / "one.csv"), *TABLE, "--features", "acc_x,acc_y"]
+    assert (
+        main([*args, "--target", "phase", "--task", "regression", "--out", str(tmp_path / "b")])
+        == 2
+    )
+    assert "target must be numbers for regression, got 'x' for sequence" in capsys.readouterr().err
+    assert main([*base, "--target", "activity", "--epochs", "1", "--out", str(tmp_path / "m")]) == 0
+    code = main(["predict", str(tmp_path / "m"), str(tables["test"]), "--features", "acc_x"])
+    assert code == 2
+    assert "DATA features must match the model's ['acc_x', 'acc_y']" in capsys.readouterr().err
+
+
+def test_single_class_per_step_target_is_refused(tmp_path, capsys):
+    """Labelling needs two classes; a forecast target must be numeric (it is also an input)."""
+    frame = pd.DataFrame({"user": ["a"] * 3 + ["b"] * 2, "t": [0, 1, 2, 0, 1], "v": np.arange(5.0)})
+    frame["y"] = 1
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    args = ["train", str(tmp_path / "t.csv"), *TABLE, "--target", "y", "--horizon", "1"]
+    assert main([*args, "--task", "classification", "--out", str(tmp_path / "m")]) == 2
+    assert "target must have at least 2 classes for labelling" in capsys.readouterr().err
+    frame["y"] = "p"
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    assert main([*args, "--out", str(tmp_path / "m")]) == 2
+    assert "so target 'y' must be a numeric column, got dtype" in capsys.readouterr().err

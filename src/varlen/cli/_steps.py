@@ -118,6 +118,11 @@ def read_step_table(
     )
     if target_as_feature and target is not None and target not in names:
         names = (*names, target)
+    if target_as_feature and target in frame.columns and frame[target].dtype.kind not in "biuf":
+        raise CommandError(
+            f"--horizon forecasts the target from its own past, so target {target!r} must be a "
+            f"numeric column, got dtype {frame[target].dtype}. Encode it as numbers."
+        )
     frame = frame.assign(**{_ROW: np.arange(len(frame), dtype=np.float64)})
     if target is not None and target not in frame.columns:  # the reader's message
         group_table(frame, id=id, order=order, features=names, target=target)
