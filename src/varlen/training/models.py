@@ -90,11 +90,12 @@ class ModelConfig:
         horizon = self.horizon
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 0:
             raise ValueError(f"{where}: horizon must be an int >= 0, got {horizon!r}.")
-        if self.per_step and getattr(self, "conv_channels", ()):
+        channels: tuple[int, ...] = tuple(getattr(self, "conv_channels", ()))
+        if self.per_step and channels:
             raise ValueError(
                 f"{where}: a per-step model takes no convolutional front-end, got "
-                f"conv_channels={getattr(self, 'conv_channels', ())!r}: 'same' convolutions "
-                "read later steps. Leave conv_channels empty."
+                f"conv_channels={channels!r}: 'same' convolutions read later steps. Leave "
+                "conv_channels empty."
             )
         if horizon and not self.per_step:
             raise ValueError(f"{where}: horizon applies to per-step models, got per_step=False.")
