@@ -107,15 +107,14 @@ def read_step_table(
     Returns:
         The :class:`StepTable`.
     """
-    from varlen.data.io.table import group_table
+    from varlen.data.io.table import _check_column, _feature_columns, group_table
 
     frame = _read_frame(path)
-    used = {id, order, target} - {None}
-    names = (
-        tuple(features)
-        if features is not None
-        else tuple(str(c) for c in frame.columns if c not in used)
-    )
+    for role, name in (("id", id), ("order", order), ("target", target)):
+        if name is not None:
+            _check_column("read_table", frame, role, name)
+    used = {name for name in (id, order, target) if name is not None}
+    names = _feature_columns("read_table", frame, features, used)
     if target_as_feature and target is not None and target not in names:
         names = (*names, target)
     if target_as_feature and target in frame.columns and frame[target].dtype.kind not in "biuf":
@@ -124,8 +123,6 @@ def read_step_table(
             f"numeric column, got dtype {frame[target].dtype}. Encode it as numbers."
         )
     frame = frame.assign(**{_ROW: np.arange(len(frame), dtype=np.float64)})
-    if target is not None and target not in frame.columns:  # the reader's message
-        group_table(frame, id=id, order=order, features=names, target=target)
     data = group_table(frame, id=id, order=order, features=(*names, _ROW))
     rows = data.x.values[:, -1].astype(np.int64)  # (N,) the table row of every step
     x = data.x.with_values(data.x.values[:, :-1])
@@ -175,14 +172,21 @@ def per_step_table(options: Any) -> StepTable | None:
         )
     if not Path(options.data).is_file():
         return None  # load_data says so
-    steps = read_step_table(
-        Path(options.data),
-        id=options.id,
-        order=options.order,
-        features=options.features,
-        target=options.target,
-        target_as_feature=horizon > 0,
-    )
+    if options.target in (options.id, options.order):
+        return None  # the per-sequence reader refuses it
+    try:
+        steps = read_step_table(
+            Path(options.data),
+            id=options.id,
+            order=options.order,
+            features=options.features,
+            target=options.target,
+            target_as_feature=horizon > 0,
+        )
+    except (ValueError, TypeError):
+        if horizon:
+            raise
+        return None  # bad input: the per-sequence reader reports it in its own words
     if horizon or (steps.y is not None and varies_within(steps.x, steps.y)):
         return steps
     return None
