@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from varlen._atomic import write_text
 from varlen._types import AnyArray
 from varlen.cli._common import (
     TABLE_SUFFIXES,
@@ -350,9 +351,7 @@ def _resume(options: Any, fingerprint: dict[str, Any], args: Any) -> bool:
         say(args, f"resuming from {os.fspath(checkpoint)}")
         return True
     out.mkdir(parents=True, exist_ok=True)
-    temporary = run_file.with_name(run_file.name + ".tmp")
-    temporary.write_text(json.dumps(fingerprint, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, run_file)
+    write_text(run_file, json.dumps(fingerprint, indent=2) + "\n")
     return False
 
 

@@ -23,9 +23,7 @@ stopping on the validation loss, best-epoch weights and atomic checkpoints with 
 from __future__ import annotations
 
 import math
-import os
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -39,7 +37,14 @@ from varlen._checks import check_choice
 from varlen.batching.sampler import BucketBatchSampler
 from varlen.data.ragged import Ragged
 from varlen.nn.losses import masked_cross_entropy, masked_mae, masked_mse
-from varlen.training.loop import EpochStats, FitResult, TrainConfig
+from varlen.training.loop import (  # one checkpoint format and its checked loading
+    EpochStats,
+    FitResult,
+    TrainConfig,
+    _checkpoint,
+    _restore,
+    _save_atomic,
+)
 from varlen.training.models import ModelConfig, SequenceModel
 
 __all__ = [
@@ -460,27 +465,8 @@ def _train_epoch(
     return float(np.mean(losses)) if losses else math.nan, real / max(busy, 1e-9), efficiency
 
 
-def _save_atomic(payload: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
-
-
 def _snapshot(model: SequenceModel) -> dict[str, Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def _restore(
-    path: Path, model: SequenceModel, optimizer: torch.optim.Optimizer, result: FitResult
-) -> tuple[int, dict[str, Tensor]]:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    result.history = [EpochStats(**stats) for stats in state["history"]]
-    result.best_epoch = int(state["best_epoch"])
-    result.best_val_loss = float(state["best_val_loss"])
-    return int(state["epoch"]) + 1, dict(state["best_state"])
 
 
 def _check_fit(
@@ -580,18 +566,7 @@ def fit_steps(
         result.history.append(stats)
         bar.set_postfix(loss=f"{loss:.4f}")
         if checkpoint is not None:
-            _save_atomic(
-                {
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "best_state": best_state,
-                    "history": [asdict(s) for s in result.history],
-                    "best_epoch": result.best_epoch,
-                    "best_val_loss": result.best_val_loss,
-                },
-                checkpoint,
-            )
+            _save_atomic(_checkpoint(model, optimizer, result, best_state, epoch), checkpoint)
     if result.history and result.best_epoch < 0:
         raise FloatingPointError(
             "fit_steps: the validation loss must be finite in at least one epoch, got "
