@@ -92,6 +92,7 @@ _MINIMA = {
     "num_layers": 1,
     "patience": 0,
     "seed": 0,
+    "horizon": 0,
 }
 
 
@@ -126,7 +127,7 @@ class TrainOptions:
         warmup: Optimizer steps of linear warm-up (``None``: 5% of the run's steps).
         hidden_size: ``H``.
         num_layers: ``L``.
-        bidirectional: ``D = 2``.
+        bidirectional: ``D = 2`` (``None``: on for per-sequence models, off for per-step ones).
         cell: ``"lstm"`` or ``"gru"``.
         pooling: ``"last"``, ``"mean"`` or ``"max"``.
         dropout: Dropout between layers and before the head.
@@ -146,7 +147,10 @@ class TrainOptions:
         id: Table column naming the sequence of each row.
         order: Table column ordering the steps.
         features: Table feature columns (default: every other column).
-        target: Table column holding the target.
+        target: Table column holding the target (per sequence, or varying within sequences:
+            a per-step task, see :mod:`varlen.cli._steps`).
+        horizon: Per-step only: forecast the target this many steps ahead with a causal
+            model (0: label or regress each step).
     """
 
     data: Path
@@ -165,7 +169,7 @@ class TrainOptions:
     warmup: int | None = None
     hidden_size: int = 64
     num_layers: int = 1
-    bidirectional: bool = True
+    bidirectional: bool | None = None
     cell: Cell = "lstm"
     pooling: Pooling = "mean"
     dropout: float = 0.1
@@ -182,6 +186,7 @@ class TrainOptions:
     order: str | None = None
     features: tuple[str, ...] | None = None
     target: str | None = None
+    horizon: int = 0
 
     def __post_init__(self) -> None:
         where = "train"
@@ -253,7 +258,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(
         "--bidirectional",
         action=argparse.BooleanOptionalAction,
-        help="run both directions (default on)",
+        help="run both directions (default on; off for per-step tables)",
     )
     _flag("--cell", choices=("lstm", "gru"), help="recurrent cell (default lstm)")
     _flag("--pooling", choices=("last", "mean", "max"), help="over real steps (default mean)")
@@ -290,6 +295,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume",
         action="store_true",
         help="continue the run in --out DIR with its recorded options",
+    )
+    _flag(
+        "--horizon",
+        type=int,
+        help="per-step tables: forecast the target this many steps ahead (causal model)",
     )
     add_table_options(parser, target=True)
 
@@ -601,7 +611,7 @@ def build_model(options: TrainOptions, prepared: Prepared) -> SequenceModel:
         cell=options.cell,
         hidden_size=options.hidden_size,
         num_layers=options.num_layers,
-        bidirectional=options.bidirectional,
+        bidirectional=options.bidirectional is not False,
         dropout=options.dropout,
         pooling=options.pooling,
         conv_channels=(options.conv_channels,) * options.conv_layers,
@@ -673,6 +683,8 @@ def recorded_options(options: TrainOptions, args: argparse.Namespace) -> TrainOp
         return options
     try:
         saved = json.loads(run_file.read_text(encoding="utf-8"))
+        if isinstance(saved, dict) and "options" not in saved:
+            return options  # a per-step run's record: varlen.cli._steps checks it itself
         recorded = dict(saved["options"])
     except (ValueError, KeyError, TypeError):
         raise CommandError(
@@ -855,8 +867,13 @@ def run(args: argparse.Namespace) -> int:
     threads = torch.get_num_threads()
     torch.set_num_threads(options.threads)
     torch.set_flush_denormal(options.flush_denormal)
+    from varlen.cli._steps import per_step_table, train_per_step
+
     try:
         with _own(options.out):
+            steps = per_step_table(options)  # a target varying within sequences: one per step
+            if steps is not None:
+                return train_per_step(options, steps, args)
             joined = _init_distributed()
             try:
                 return _train(options, args)

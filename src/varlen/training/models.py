@@ -63,6 +63,11 @@ class ModelConfig:
         series_norm: Append each feature standardized by its own sequence's mean and std
             (:func:`varlen.nn.series_standardize`), so ``F`` inputs become ``2 F``: series
             from disparate sources differ in gain and offset.
+        per_step: One output per step ``(B, T, output_size)`` instead of per sequence
+            (``pooling`` is then unused); see :mod:`varlen.training.per_step`.
+        horizon: Per-step models only: the step ``t`` output predicts the target of step
+            ``t + horizon`` (0: labels each step; 1: a next-step forecaster). A forecaster
+            (``horizon >= 1``) must be causal, so it cannot be bidirectional.
     """
 
     input_size: int
@@ -78,6 +83,8 @@ class ModelConfig:
     conv_channels: tuple[int, ...] = ()
     conv_kernels: tuple[int, ...] = ()
     series_norm: bool = False
+    per_step: bool = False
+    horizon: int = 0
 
     def __post_init__(self) -> None:
         where = "ModelConfig"
@@ -103,6 +110,28 @@ class ModelConfig:
                 raise ValueError(f"{where}: {name} must be an int >= 1, got {value!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"{where}: dropout must be in [0, 1), got {self.dropout!r}.")
+        self._check_per_step()
+
+    def _check_per_step(self) -> None:
+        where = "ModelConfig"
+        horizon = self.horizon
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 0:
+            raise ValueError(f"{where}: horizon must be an int >= 0, got {horizon!r}.")
+        channels: tuple[int, ...] = tuple(getattr(self, "conv_channels", ()))
+        if self.per_step and channels:
+            raise ValueError(
+                f"{where}: a per-step model takes no convolutional front-end, got "
+                f"conv_channels={channels!r}: 'same' convolutions read later steps. Leave "
+                "conv_channels empty."
+            )
+        if horizon and not self.per_step:
+            raise ValueError(f"{where}: horizon applies to per-step models, got per_step=False.")
+        if horizon and self.bidirectional:
+            raise ValueError(
+                f"{where}: a forecaster (horizon={horizon}) must be causal, got "
+                "bidirectional=True: the backward direction would read the very steps it "
+                "forecasts. Use bidirectional=False (labelling, horizon=0, may be bidirectional)."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -192,8 +221,13 @@ class SequenceModel(nn.Module):
             padding: Side of the padding.
 
         Returns:
-            ``(B, output_size)`` logits or values.
+            ``(B, output_size)`` logits or values; ``(B, T, output_size)`` for a per-step
+            model (arbitrary at padded steps).
         """
+        if self.config.per_step:
+            out, _ = self.rnn(x, lengths, padding=padding)
+            steps: Tensor = self.head(out)
+            return steps
         scores: Tensor = self.head(self.features(x, lengths, padding=padding))
         return scores
 
