@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from varlen.nn import functional
 from varlen.nn.embedding import MaskedEmbedding
+from varlen.nn.export import ExportError, OnnxExport, export_onnx
 from varlen.nn.lanes import LanesOutput, run_lanes
 from varlen.nn.pooling import (
     AttentionPooling,
@@ -31,6 +32,7 @@ __all__ = [
     "GRU",
     "LSTM",
     "AttentionPooling",
+    "ExportError",
     "LSTMState",
     "LanesOutput",
     "LastStepPooling",
@@ -38,10 +40,12 @@ __all__ = [
     "MaxPooling",
     "MeanPooling",
     "Method",
+    "OnnxExport",
     "StreamPool",
     "StreamState",
     "StreamingRNN",
     "attention_pool",
+    "export_onnx",
     "first_step",
     "functional",
     "last_and_first",

@@ -424,6 +424,13 @@ def _plan_and_run(
 ) -> tuple[Tensor, State]:
     """Validate, plan, run."""
     where = f"varlen.nn.{cell.name}"
+    if torch.jit.is_tracing():  # type: ignore[attr-defined, no-untyped-call]
+        raise RuntimeError(
+            f"{where}: legacy TorchScript tracing (torch.jit.trace, torch.onnx.export with "
+            "dynamo=False) records the example batch's sizes and values as constants, so the "
+            "graph would be silently wrong for other batches. Use torch.onnx.export(..., "
+            "dynamo=True), varlen.nn.export_onnx or torch.export.export instead."
+        )
     method = check_choice(where, "method", method, _METHODS)
     inputs = _resolve(where, module, x, lengths, mask, padding)
     state = _check_state(where, module, cell, hx, inputs.x.shape[0], inputs.x)
@@ -634,6 +641,14 @@ class LSTM(nn.LSTM):
         """Describe the module as torch does, plus the method."""
         return f"{super().extra_repr()}, method={self.method!r}"
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        """Refuse ``torch.jit.script`` with a clear error (scripting is legacy)."""
+        raise RuntimeError(
+            f"varlen.nn.{type(self).__name__} cannot be scripted with torch.jit.script: its "
+            "forward takes keyword-only arguments and Python inputs (Ragged, batches). Use "
+            "torch.compile, torch.export.export or torch.onnx.export(..., dynamo=True)."
+        )
+
 
 class GRU(nn.GRU):
     """A batch-first GRU whose results never depend on padding or batching.
@@ -714,6 +729,14 @@ class GRU(nn.GRU):
     def extra_repr(self) -> str:
         """Describe the module as torch does, plus the method."""
         return f"{super().extra_repr()}, method={self.method!r}"
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        """Refuse ``torch.jit.script`` with a clear error (scripting is legacy)."""
+        raise RuntimeError(
+            f"varlen.nn.{type(self).__name__} cannot be scripted with torch.jit.script: its "
+            "forward takes keyword-only arguments and Python inputs (Ragged, batches). Use "
+            "torch.compile, torch.export.export or torch.onnx.export(..., dynamo=True)."
+        )
 
 
 LSTM.forward.__doc__ = (LSTM.forward.__doc__ or "") + _FORWARD_DOC
