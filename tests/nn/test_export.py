@@ -39,7 +39,8 @@ class Ignores(nn.Module):
         self.rnn = nn.LSTM(F_IN, H, batch_first=True)
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:  # noqa: D102
-        return self.rnn(x)[1][0][-1] + 0 * lengths[:, None]
+        h: Tensor = self.rnn(x)[1][0][-1]
+        return h + 0 * lengths[:, None]
 
 
 @pytest.mark.parametrize(("cls", "padding"), [(LSTM, "pre"), (GRU, "post")])

@@ -39,7 +39,6 @@ Which path a mask takes
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -448,13 +447,14 @@ def _plan_and_run(
     return _run(module, cell, inputs, state, plan)
 
 
-@functools.cache
+_EAGERLY: list[Callable[..., tuple[Tensor, State]]] = []  # made on first use: loads dynamo
+
+
 def _forward_eagerly() -> Callable[..., tuple[Tensor, State]]:
-    """:func:`_plan_and_run` with dynamo disabled inside (made on first use: loads dynamo)."""
-    disabled: Callable[..., tuple[Tensor, State]] = torch.compiler.disable(  # type: ignore[no-untyped-call]
-        _plan_and_run, recursive=True
-    )
-    return disabled
+    """:func:`_plan_and_run` with dynamo disabled inside."""
+    if not _EAGERLY:
+        _EAGERLY.append(torch.compiler.disable(_plan_and_run, recursive=True))  # type: ignore[no-untyped-call]
+    return _EAGERLY[0]
 
 
 def _run(
