@@ -93,16 +93,20 @@ def test_export_onnx_rejects_bad_arguments(tmp_path):
     assert not target.exists()
 
 
-def test_torch_export_fixed_time_matches_eager_for_any_lengths():
-    """``torch.export.export`` with fixed T (dynamic B) from an example without pads.
+@pytest.mark.parametrize(
+    "example_lengths", [[6, 6], [1] * 30 + [6, 0]], ids=["no-pads", "would-be-grouped"]
+)
+def test_torch_export_fixed_time_matches_eager_for_any_lengths(example_lengths):
+    """``torch.export.export``, fixed T (dynamic B), from an example without pads or a grouped one.
 
+    (An example that eager mode would split into row groups exports the general graph too.)
     The exported program takes the general route, so it is right for any lengths, 0 included
     (torch's own LSTM decomposition fixes T: pytorch/pytorch#115092).
     """
     torch.manual_seed(0)
     model = Tagger(LSTM, "pre").eval()
     T = 6
-    example = (torch.randn(2, T, F_IN), torch.tensor([T, T]))
+    example = (torch.randn(len(example_lengths), T, F_IN), torch.tensor(example_lengths))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         program = torch.export.export(

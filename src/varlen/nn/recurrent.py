@@ -13,7 +13,8 @@ weights get one matching column that pushes the gates to exact saturation at pad
     LSTM: input gate -> 0, forget gate -> 1, output gate -> 0     (c' = c, h' = 0 exactly)
     GRU:  update gate -> 1                                         (h' = h up to rounding)
 
-``sigmoid(+-1e30)`` is exactly 1 or 0 in floating point, so at a padded step the cell state is
+``sigmoid(+-1e30)`` is exactly 1 or 0 in floating point (1e4 in float16: the constant follows
+the dtype the kernel computes in, autocast included), so at a padded step the cell state is
 carried unchanged, all gate derivatives vanish exactly, and no gradient reaches the weights or
 the inputs through a padded step. A state that is still zero (before a sequence starts, with the
 default zero initial state) stays exactly zero, so padding *before* the real steps is harmless;
@@ -32,9 +33,17 @@ Which path a mask takes
   the state unchanged and outputs zeros. That equals running the sequence with its masked steps
   removed, which is what happens: real steps are gathered to the front (post-padding), run as
   above, and the outputs scattered back to their places.
-- ``method="packed"`` (the default on CUDA, where cuDNN runs packed input fast): the batch is
-  packed internally (any order, lengths on any device; moving lengths to the CPU is one sync),
-  with length-0 rows left out of the pack and given the initial state.
+- ``method="packed"`` (the default on CUDA, not yet measured: ``benchmarks/bench_gpu.py``): the
+  batch is packed internally (any order, lengths on any device; lengths on an accelerator are
+  moved to the CPU, one sync), with length-0 rows left out of the pack and given the initial
+  state.
+
+Structure: a call is validated (:func:`_resolve`), planned (:func:`varlen.nn._plans.plan_call`,
+pure, its constants in a :class:`~varlen.nn._plans.Tuning`) and run along the plan's route; the
+control columns and the raw kernel calls live in :mod:`varlen.nn._gates`. While a graph is
+captured (``torch.compile`` with ``allow_rnn``, ``torch.export``, the dynamo ONNX exporter) the
+value checks are skipped and the plan is always the general padded route, so no example batch
+shapes the graph; legacy TorchScript tracing is refused.
 """
 
 from __future__ import annotations
