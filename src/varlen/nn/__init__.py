@@ -5,6 +5,7 @@ from __future__ import annotations
 from varlen.nn import functional
 from varlen.nn.conv import ConvFrontEnd, MaskedConv1d, real_step_mask, series_standardize
 from varlen.nn.embedding import MaskedEmbedding
+from varlen.nn.export import ExportError, OnnxExport, export_onnx
 from varlen.nn.generation import Generation, RecurrentLM, Strategy, TokenModel, generate
 from varlen.nn.lanes import LanesOutput, run_lanes
 from varlen.nn.losses import (
@@ -45,6 +46,7 @@ __all__ = [
     "LSTM",
     "AttentionPooling",
     "ConvFrontEnd",
+    "ExportError",
     "Generation",
     "LSTMState",
     "LanesOutput",
@@ -58,6 +60,7 @@ __all__ = [
     "MaxPooling",
     "MeanPooling",
     "Method",
+    "OnnxExport",
     "RecurrentLM",
     "Reduction",
     "Strategy",
@@ -66,6 +69,7 @@ __all__ = [
     "StreamingRNN",
     "TokenModel",
     "attention_pool",
+    "export_onnx",
     "first_step",
     "functional",
     "generate",

@@ -232,7 +232,12 @@ class SequenceModel(nn.Module):
         return scores
 
     def features(
-        self, x: Tensor, lengths: Tensor | None = None, *, padding: Padding = "post"
+        self,
+        x: Tensor,
+        lengths: Tensor | None = None,
+        *,
+        padding: Padding = "post",
+        method: Method | None = None,
     ) -> Tensor:
         """The head's input: pooled recurrent outputs (and pooled convolutions, if any).
 
@@ -240,6 +245,7 @@ class SequenceModel(nn.Module):
             x: ``(B, T, F)`` padded batch.
             lengths: ``(B,)`` real lengths; ``None`` treats every step as real.
             padding: Side of the padding.
+            method: The recurrent layers' method for this call (``None``: the layer's own).
 
         Returns:
             ``(B, D * H [+ C_k])``.
@@ -247,12 +253,12 @@ class SequenceModel(nn.Module):
         if self.config.series_norm:
             x = self.inputs(x, lengths, padding=padding)
         if self.front is None:
-            out, state = self.rnn(x, lengths, padding=padding)
+            out, state = self.rnn(x, lengths, padding=padding, method=method)
             return self.pool(out, state, lengths, padding=padding)
         if lengths is not None:
             lengths = lengths.to(x.device)
         conv = self.front(x, lengths, padding=padding)
-        out, state = self.rnn(conv, lengths, padding=padding)
+        out, state = self.rnn(conv, lengths, padding=padding, method=method)
         return self.combine(self.pool(out, state, lengths, padding=padding), conv, lengths)
 
     def inputs(
