@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from varlen._types import Padding
+from varlen.nn._plans import capturing_graph
 
 __all__ = ["ConvFrontEnd", "MaskedConv1d", "real_step_mask", "series_standardize"]
 
@@ -53,6 +54,8 @@ def _check(x: Tensor, lengths: Tensor | None, padding: str, where: str) -> None:
         raise ValueError(
             f"{where}: lengths must have shape (B,) = ({x.shape[0]},), got {tuple(lengths.shape)}."
         )
+    if capturing_graph():  # no host reads of tensor values while a graph is captured
+        return
     if len(lengths) and (int(lengths.min()) < 0 or int(lengths.max()) > x.shape[1]):
         raise ValueError(
             f"{where}: lengths must be in [0, T = {x.shape[1]}], got min {int(lengths.min())}, "
