@@ -76,7 +76,15 @@ def _interrupted_run(data: Path, out: Path, cwd: Path) -> subprocess.CompletedPr
     command = [sys.executable, "-m", "varlen.cli", "train", str(data), "--out", str(out)]
     command += ["--steps", "2000", "--val-fraction", "0", "--seed", "3", *SMALL]
     process = subprocess.Popen(
-        command, cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        cwd=cwd,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a background job (`cmd &` in a script) inherits SIGINT ignored, and Python then
+        # installs no KeyboardInterrupt handler: give the child the default, as a terminal does
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + SLOW
     while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
