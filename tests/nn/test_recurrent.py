@@ -16,6 +16,8 @@ from tests.reference.recurrent import run_sequence
 from varlen.data.ragged import Ragged
 from varlen.nn import GRU, LSTM
 from varlen.nn import recurrent as recurrent_module
+from varlen.nn._gates import cell_of
+from varlen.nn._plans import Tuning, plan_call, row_groups
 from varlen.nn.functional import lengths_to_mask
 
 F_IN, H = 3, 4
@@ -112,8 +114,18 @@ def _initial_state(module: nn.RNNBase, case: Case, dtype: torch.dtype) -> tuple[
     )
 
 
-def _run_varlen(module, case, x, lengths, mask, hx):
+def _run_varlen(module, case, x, lengths, mask, hx, tuning=None):
     state_arg = (hx if case.kind == "LSTM" else hx[0]) if hx is not None else None
+    if tuning is not None:  # the library's own forward, with other tuning constants
+        given = (
+            {"lengths": None, "mask": mask} if case.holes else {"lengths": lengths, "mask": None}
+        )
+        out, state = recurrent_module._forward(
+            module, cell_of(module), x, given["lengths"], mask=given["mask"],
+            padding="post" if case.holes else case.padding, hx=state_arg,
+            method=case.method, tuning=tuning,
+        )  # fmt: skip
+        return out, tuple(state)
     if case.holes:
         out, state = module(x, mask=mask, hx=state_arg)
     else:
@@ -131,11 +143,11 @@ def _loss(outputs: list[Tensor], states: list[tuple[Tensor, ...]], seed: int) ->
     return total
 
 
-def _compare(case: Case, dtype: torch.dtype, atol: float) -> None:
+def _compare(case: Case, dtype: torch.dtype, atol: float, tuning: Tuning | None = None) -> None:
     module = _module(case, dtype)
     x, lengths, mask = _batch(case, dtype)
     hx = _initial_state(module, case, dtype)
-    out, state = _run_varlen(module, case, x, lengths, mask, hx)
+    out, state = _run_varlen(module, case, x, lengths, mask, hx, tuning)
     B = len(case.lengths)
 
     # Outputs: exactly zero at pads; the oracle's outputs at real steps.
@@ -203,65 +215,114 @@ def uneven_cases(draw: st.DrawFn) -> Case:
     return replace(case, lengths=tuple(lengths), T=max(lengths) + draw(st.integers(0, 2)))
 
 
+FREE_CALLS = Tuning(call_cost=0)
+
+
 @settings(max_examples=60)
 @given(case=uneven_cases())
 def test_recurrent_uneven_batches_match_the_oracle_float64(case):
     """Uneven batches (run as groups of rows of similar length) match the oracle at 1e-10.
 
-    Calls are made free here, so that even these small batches are split whenever a split
-    saves padded steps.
+    Calls are made free here (a tuning parameter), so that even these small batches are split
+    whenever a split saves padded steps.
     """
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(recurrent_module, "_CALL_COST", 0)
-        split = recurrent_module._row_groups(torch.tensor(case.lengths), case.T) is not None
-        event(f"split into groups: {split}")
-        _compare(case, torch.float64, atol=1e-10)
+    split = row_groups(torch.tensor(case.lengths), case.T, FREE_CALLS) is not None
+    event(f"split into groups: {split}")
+    _compare(case, torch.float64, atol=1e-10, tuning=FREE_CALLS)
 
 
-def test_recurrent_splits_an_uneven_batch_into_groups(monkeypatch):
-    """A batch of skewed lengths runs as groups of rows; outputs and states match the oracle."""
-    groups = []
-    drive = recurrent_module._drive_groups
-
-    def spy(*args):
-        groups.append([len(rows) for rows in args[-1]])
-        return drive(*args)
-
-    monkeypatch.setattr(recurrent_module, "_drive_groups", spy)
+def test_recurrent_splits_an_uneven_batch_into_groups():
+    """A batch of skewed lengths is planned as groups of rows; results match the oracle."""
     case = Case(
         "LSTM", (1,) * 30 + (40, 0), 40, "pre", True, 2, False, True, "padded", holes=False,
         pad_value=float("nan"), seed=5,
     )  # fmt: skip
+    plan = plan_call(
+        B=32, T=40, host_lengths=torch.tensor(case.lengths), unmasked=False, method="padded",
+        device_type="cpu", graph=False,
+    )  # fmt: skip
+    assert plan.route == "groups"
+    assert len(plan.groups) > 1
+    assert sorted(torch.cat(plan.groups).tolist()) == list(range(32))
     _compare(case, torch.float64, atol=1e-10)
-    assert len(groups) == 1  # one call, split once
-    assert len(groups[0]) > 1
-    assert sum(groups[0]) == 32
+
+
+def test_row_groups_follow_their_tuning_parameters():
+    """The split depends on the constants passed: costly calls or a high bar keep the batch."""
+    lengths = torch.tensor([1] * 30 + [40, 0])
+    assert row_groups(lengths, 40) is not None
+    assert row_groups(lengths, 40, Tuning(call_cost=10_000)) is None
+    assert row_groups(lengths, 40, Tuning(min_rows=64)) is None
+    assert row_groups(lengths, 40, Tuning(min_saving=0.99)) is None
+    assert row_groups(torch.tensor([3] * 16), 4) is None  # 75% real: nothing to save
+    assert row_groups(torch.zeros(16, dtype=torch.int64), 4) is None  # no real step
+
+
+@pytest.mark.parametrize(
+    ("lengths", "T", "unmasked", "method", "device_type", "graph", "route"),
+    [
+        ([], 3, False, "auto", "cpu", False, "empty"),
+        ([2, 2], 0, False, "auto", "cpu", False, "empty"),
+        ([3, 3], 3, True, "packed", "cpu", True, "full"),  # nothing to mask
+        ([3, 3], 3, False, "auto", "cpu", False, "full"),  # no pads: torch's forward
+        ([3, 1], 3, False, "auto", "cpu", False, "padded"),
+        ([3, 1], 3, False, "packed", "cpu", False, "packed"),
+        ([3, 1], 3, False, "auto", "cuda", False, "packed"),  # the CUDA default
+        ([3, 3], 3, False, "auto", "cpu", True, "padded"),  # capturing: the general route
+        ([3, 1], 3, False, "packed", "cuda", True, "padded"),
+    ],
+)
+def test_plan_call_routes(lengths, T, unmasked, method, device_type, graph, route):
+    """Each route is chosen from the arguments alone; a captured graph is always general."""
+    plan = plan_call(
+        B=len(lengths), T=T, host_lengths=torch.tensor(lengths, dtype=torch.int64),
+        unmasked=unmasked, method=method, device_type=device_type, graph=graph,
+    )  # fmt: skip
+    assert plan.route == route
+
+
+def test_plan_call_without_host_lengths_never_reads_them():
+    """Lengths on an accelerator are not read on the host: the general padded route."""
+    plan = plan_call(
+        B=2, T=3, host_lengths=None, unmasked=False, method="padded", device_type="cuda",
+        graph=False,
+    )  # fmt: skip
+    assert plan.route == "padded"
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize(("num_layers", "proj", "with_hx"), [(1, False, False), (3, True, True)])
-def test_recurrent_full_batches_take_torchs_forward_and_match_the_oracle(
-    monkeypatch, kind, bidirectional, num_layers, proj, with_hx
-):
-    """A batch without pads (lengths all T) runs torch's own forward, matching the oracle.
+def test_recurrent_full_batches_match_the_oracle(kind, bidirectional, num_layers, proj, with_hx):
+    """A batch without pads (lengths all T; planned as torch's own forward) matches the oracle.
 
     Outputs, states and gradients, float64 at 1e-10, as for batches with pads.
     """
-    calls = []
-    full = recurrent_module._drive_full
-
-    def spy(*args):
-        calls.append(1)
-        return full(*args)
-
-    monkeypatch.setattr(recurrent_module, "_drive_full", spy)
     case = Case(
         kind, (5, 5, 5), 5, "post", bidirectional, num_layers, proj and kind == "LSTM",
         with_hx, "padded", holes=False, pad_value=0.0, seed=3,
     )  # fmt: skip
+    plan = plan_call(
+        B=3, T=5, host_lengths=torch.tensor(case.lengths), unmasked=False, method="padded",
+        device_type="cpu", graph=False,
+    )  # fmt: skip
+    assert plan.route == "full"
     _compare(case, torch.float64, atol=1e-10)
-    assert calls == [1]
+
+
+@pytest.mark.parametrize("method", ["padded", "packed"])
+def test_recurrent_method_per_call_overrides_the_module(method):
+    """``method=`` in a call runs that method once; the module's own method is unchanged."""
+    torch.manual_seed(0)
+    module = LSTM(F_IN, H, method="auto")
+    x, lengths = torch.randn(3, 4, F_IN), torch.tensor([4, 1, 0])
+    want_out, want_state = module(x, lengths)
+    out, state = module(x, lengths, method=method)
+    torch.testing.assert_close(out, want_out, atol=1e-6, rtol=0)
+    torch.testing.assert_close(tuple(state), tuple(want_state), atol=1e-6, rtol=0)
+    assert module.method == "auto"
+    with pytest.raises(ValueError, match="method"):
+        module(x, lengths, method="fast")
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])

@@ -5,11 +5,12 @@ reset step between two sequences of a lane, padding only at each lane's end. Eac
 runs on the fused kernel over ``(L, W)`` windows, the state carried from window to window, so a
 sequence longer than a window simply continues in the next one.
 
-Both control steps are exact, with the same mechanism as :mod:`varlen.nn.recurrent`: each layer's
-input gets two indicator columns (pad, reset) and ``W_ih`` two matching columns that saturate
-gates. At a reset step an LSTM gets ``i = f = 0`` (so ``c' = 0`` and ``h' = 0``) and a GRU
-``r = z = 0`` with the input bias of ``n`` cancelled (so ``n = tanh(0) = 0`` and ``h' = 0``);
-all gate derivatives vanish there, so no gradient crosses from one sequence into the next.
+Both control steps are exact, with the same mechanism as :mod:`varlen.nn.recurrent` (both use
+:mod:`varlen.nn._gates`): each layer's input gets two indicator columns (pad, reset) and
+``W_ih`` two matching columns that saturate gates. At a reset step an LSTM gets ``i = f = 0``
+(so ``c' = 0`` and ``h' = 0``) and a GRU ``r = z = 0`` with the input bias of ``n``
+cancelled (so ``n = tanh(0) = 0`` and ``h' = 0``); all gate derivatives vanish there, so no
+gradient crosses from one sequence into the next.
 
 The fused kernel returns ``h`` at every step but ``c`` only at the end of a call. An LSTM's
 final ``c`` for each sequence is therefore recomputed from the exact ``h`` outputs: the gates at
@@ -28,15 +29,8 @@ from torch import Tensor, nn
 
 from varlen.data.lanes import LanePlan, plan_lanes
 from varlen.data.ragged import Ragged
-from varlen.nn.recurrent import (
-    _GRU_CELL,
-    _LSTM_CELL,
-    GRU,
-    LSTM,
-    _Cell,
-    _input_weight,
-    _layer_params,
-)
+from varlen.nn._gates import GRU_CELL, LSTM_CELL, Cell, input_weight, layer_params
+from varlen.nn.recurrent import GRU, LSTM
 
 __all__ = ["LanesOutput", "run_lanes"]
 
@@ -106,21 +100,21 @@ def run_lanes(
             f"bidirectional module, got window={window}. "
             "Use window=None or a unidirectional module."
         )
-    return _run(module, cell, values, plan, cell_state=cell_state and cell is _LSTM_CELL)
+    return _run(module, cell, values, plan, cell_state=cell_state and cell is LSTM_CELL)
 
 
-def _check_module(module: Any) -> _Cell:
+def _check_module(module: Any) -> Cell:
     if isinstance(module, LSTM):
-        return _LSTM_CELL
+        return LSTM_CELL
     if isinstance(module, GRU):
-        return _GRU_CELL
+        return GRU_CELL
     raise TypeError(
         f"run_lanes: module must be a varlen.nn.LSTM or GRU, got {type(module).__name__}."
     )
 
 
 def _check_inputs(module: LSTM | GRU, x: Any, lengths: Any) -> tuple[Tensor, np.ndarray]:
-    weight = _input_weight(module)
+    weight = input_weight(module)
     if isinstance(x, Ragged):
         if lengths is not None:
             raise ValueError("run_lanes: lengths must be None when x is a Ragged, got a value.")
@@ -159,7 +153,7 @@ def _check_inputs(module: LSTM | GRU, x: Any, lengths: Any) -> tuple[Tensor, np.
 
 
 def _run(
-    module: LSTM | GRU, cell: _Cell, values: Tensor, plan: LanePlan, *, cell_state: bool
+    module: LSTM | GRU, cell: Cell, values: Tensor, plan: LanePlan, *, cell_state: bool
 ) -> LanesOutput:
     device, dtype = values.device, values.dtype
     L, S, B = plan.num_lanes, plan.total_length, plan.lengths.shape[0]
@@ -187,7 +181,7 @@ def _run(
         if layer > 0 and module.training and module.dropout > 0:
             layer_input = nn.functional.dropout(layer_input, module.dropout, training=True)
         augmented = torch.cat([layer_input, controls], dim=-1)  # (S, L, F_l + 2)
-        params = [_layer_params(module, cell, layer, d, reset=True) for d in range(D)]
+        params = [layer_params(module, cell, layer, d, reset=True) for d in range(D)]
         # (S, L, D * H_out). Not zeroed: an LSTM outputs exact zeros at pads and resets, and a
         # GRU's finite values there are no-ops for the next layer; only real steps are read.
         raw = _run_layer(module, cell, augmented, params, plan)
@@ -207,7 +201,7 @@ def _run(
 
 
 def _run_layer(
-    module: LSTM | GRU, cell: _Cell, x: Tensor, params: list[list[Tensor]], plan: LanePlan
+    module: LSTM | GRU, cell: Cell, x: Tensor, params: list[list[Tensor]], plan: LanePlan
 ) -> Tensor:
     """Run one layer over the windows of time-major ``x (S, L, F)``: ``(S, L, D * H_out)``."""
     L, S, W = plan.num_lanes, plan.total_length, plan.window

@@ -39,9 +39,8 @@ Which path a mask takes
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, TypeAlias
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -51,14 +50,31 @@ from varlen._checks import check_choice, check_side
 from varlen._types import Padding
 from varlen.data.ragged import Ragged
 from varlen.nn._checks import check_agreement, check_lengths, check_mask
+from varlen.nn._gates import (
+    GRU_CELL,
+    LSTM_CELL,
+    Cell,
+    State,
+    input_weight,
+    layer_params,
+    num_directions,
+    output_size,
+    zero_state,
+)
+from varlen.nn._plans import (
+    DEFAULT_TUNING,
+    Method,
+    Plan,
+    Tuning,
+    capturing_graph,
+    has_no_pads,
+    plan_call,
+)
 from varlen.nn.functional import _mask, repad, reverse_padded
 
 __all__ = ["GRU", "LSTM", "LSTMState", "Method"]
 
-Method: TypeAlias = Literal["auto", "padded", "packed"]
 _METHODS: tuple[Method, ...] = ("auto", "padded", "packed")
-_BATCH_FIRST = True
-_State: TypeAlias = tuple[Tensor, ...]  # LSTM: (h, c); GRU: (h,); each (L * D, B, H_k)
 
 
 class LSTMState(NamedTuple):
@@ -74,75 +90,6 @@ class LSTMState(NamedTuple):
 
 
 @dataclass(frozen=True)
-class _Cell:
-    """What differs between LSTM and GRU for the drivers below."""
-
-    name: str
-    torch_class: type[nn.RNNBase]
-    # Per gate block, in torch's gate order: -1 drives the gate to 0 at padded steps, +1 to 1.
-    pad_gate_signs: tuple[float, ...]
-    # The same at reset steps, which set the state to exactly zero (lanes, see varlen.nn.lanes).
-    reset_gate_signs: tuple[float, ...]
-    # A gate whose input bias the reset column cancels (GRU: n, so that n = tanh(0) = 0).
-    reset_cancels_bias_of: int | None
-    num_states: int
-    # Whether outputs at pads come out of the kernel exactly zero (LSTM: o = 0 there).
-    zero_at_pads: bool
-
-    def kernel(
-        self,
-        x: Tensor,
-        state: _State,
-        params: list[Tensor],
-        *,
-        has_biases: bool,
-        bidirectional: bool,
-        train: bool,
-    ) -> tuple[Tensor, _State]:
-        """Run one fused layer on batch-first ``x``; return ``(output, final states)``."""
-        # torch.lstm/gru positional tail: has_biases, num_layers, dropout, train, bidirectional,
-        # batch_first.
-        if self.name == "LSTM":
-            out, h, c = torch.lstm(
-                x, state, params, has_biases, 1, 0.0, train, bidirectional, _BATCH_FIRST
-            )
-            return out, (h, c)
-        out, h = torch.gru(
-            x, state[0], params, has_biases, 1, 0.0, train, bidirectional, _BATCH_FIRST
-        )
-        return out, (h,)
-
-
-# LSTM gates i, f, g, o. Pad: i = 0, f = 1 (c' = c) and o = 0 (h' = 0, so outputs at pads are
-# already exactly zero). Reset: i = 0, f = 0 (c' = 0, h' = 0).
-_LSTM_CELL = _Cell(
-    "LSTM",
-    nn.LSTM,
-    pad_gate_signs=(-1.0, 1.0, 0.0, -1.0),
-    reset_gate_signs=(-1.0, -1.0, 0.0, 0.0),
-    reset_cancels_bias_of=None,
-    num_states=2,
-    zero_at_pads=True,
-)
-# GRU gates r, z, n. Pad: z = 1 (h' = h). Reset: r = 0, z = 0 and n's input bias cancelled, so
-# n = tanh(0) = 0 and h' = 0.
-_GRU_CELL = _Cell(
-    "GRU",
-    nn.GRU,
-    pad_gate_signs=(0.0, 1.0, 0.0),
-    reset_gate_signs=(-1.0, -1.0, 0.0),
-    reset_cancels_bias_of=2,
-    num_states=1,
-    zero_at_pads=False,
-)
-
-
-def _saturation(dtype: torch.dtype) -> float:
-    """Return a pre-activation large enough that sigmoid is exactly 0 or 1 in ``dtype``."""
-    return 1e4 if dtype == torch.float16 else 1e30
-
-
-@dataclass(frozen=True)
 class _Inputs:
     """A validated call: ``x`` in ``layout`` (pads NOT zeroed) and how to restore the layout."""
 
@@ -152,6 +99,7 @@ class _Inputs:
     padding: Padding  # the caller's layout
     gather: Tensor | None  # (B, T) positions of the real steps when the mask had holes
     unmasked: bool = False  # no lengths and no mask were given: every step is real
+    host_lengths: Tensor | None = None  # the lengths if they are on the host (read: no sync)
 
 
 def _unpack_input(
@@ -165,7 +113,7 @@ def _unpack_input(
         if given:
             raise ValueError(f"{where}: {given[0]} must be None when x is a Ragged, got a value.")
         padded, kept = x.to_padded(padding="post")
-        weight = _input_weight(module)
+        weight = input_weight(module)
         tensor = torch.from_numpy(padded).to(device=weight.device, dtype=weight.dtype)
         return tensor, torch.from_numpy(kept), None, "post"
     if hasattr(x, "x") and hasattr(x, "lengths"):
@@ -178,13 +126,6 @@ def _unpack_input(
     )
 
 
-def _input_weight(module: nn.RNNBase) -> Tensor:
-    weight = module.weight_ih_l0
-    if not isinstance(weight, Tensor):
-        raise RuntimeError("varlen bug: weight_ih_l0 is not a tensor.")
-    return weight
-
-
 def _check_x(where: str, module: nn.RNNBase, x: Tensor) -> None:
     if x.ndim != 3:
         raise ValueError(f"{where}: x must have shape (B, T, F), got {tuple(x.shape)}.")
@@ -193,7 +134,7 @@ def _check_x(where: str, module: nn.RNNBase, x: Tensor) -> None:
             f"{where}: x must have F = input_size = {module.input_size} features, "
             f"got shape {tuple(x.shape)}."
         )
-    weight = _input_weight(module)
+    weight = input_weight(module)
     if x.device != weight.device:
         raise ValueError(
             f"{where}: x must be on the device of the weights, {weight.device}, got {x.device}."
@@ -223,22 +164,27 @@ def _resolve(
         raise TypeError(f"{where}: x must be a Tensor, got {type(x).__name__}.")
     _check_x(where, module, x)
     B, T, _ = x.shape
+    host: Tensor | None = None
     if lengths is not None:
-        lengths = check_lengths(where, lengths, B=B, T=T, device=x.device)
+        checked = check_lengths(where, lengths, B=B, T=T)
+        host = checked if checked.device.type == "cpu" else None
+        lengths = checked.to(x.device)
     if mask is None:
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.int64, device=x.device)
             return _Inputs(x, lengths, padding, padding, None, unmasked=True)
-        return _Inputs(x, lengths, padding, padding, None)
+        return _Inputs(x, lengths, padding, padding, None, host_lengths=host)
     mask = check_mask(where, mask, B=B, T=T).to(x.device)
     if lengths is not None:
         expected = _mask(lengths, T, padding)
         check_agreement(where, lengths, mask, padding=padding, expected=expected)
-    contiguous = _mask(mask.sum(dim=1), T, padding) == mask
+    counts = mask.sum(dim=1, dtype=torch.int64)
+    host = counts if counts.device.type == "cpu" else None
+    contiguous = _mask(counts, T, padding) == mask
     if bool(contiguous.all()):
-        return _Inputs(x, mask.sum(dim=1, dtype=torch.int64), padding, padding, None)
+        return _Inputs(x, counts, padding, padding, None, host_lengths=host)
     x, lengths, positions = _compress(x, mask)
-    return _Inputs(x, lengths, "post", padding, positions)
+    return _Inputs(x, lengths, "post", padding, positions, host_lengths=host)
 
 
 def _restore(inputs: _Inputs, out: Tensor) -> Tensor:
@@ -252,17 +198,17 @@ def _restore(inputs: _Inputs, out: Tensor) -> Tensor:
 
 
 def _check_state(
-    where: str, module: nn.RNNBase, cell: _Cell, hx: Any, B: int, x: Tensor
-) -> _State | None:
+    where: str, module: nn.RNNBase, cell: Cell, hx: Any, B: int, x: Tensor
+) -> State | None:
     if hx is None:
         return None
-    D = 2 if module.bidirectional else 1
+    D = num_directions(module)
     H_out = module.proj_size or module.hidden_size
     shapes = [(module.num_layers * D, B, H_out), (module.num_layers * D, B, module.hidden_size)]
     if cell.num_states == 1:
         if not isinstance(hx, Tensor):
             raise TypeError(f"{where}: hx must be a Tensor (L*D, B, H), got {type(hx).__name__}.")
-        state: _State = (hx,)
+        state: State = (hx,)
     else:
         if not (isinstance(hx, tuple) and len(hx) == 2 and all(isinstance(t, Tensor) for t in hx)):
             raise TypeError(
@@ -280,39 +226,6 @@ def _check_state(
                 f"got {tensor.dtype} on {tensor.device}."
             )
     return state
-
-
-def _layer_params(
-    module: nn.RNNBase, cell: _Cell, layer: int, direction: int, *, reset: bool = False
-) -> list[Tensor]:
-    """Return one layer-direction's parameters with control columns appended to ``W_ih``.
-
-    The first column matches the pad indicator; with ``reset``, a second one matches the
-    reset indicator of lanes. The result feeds the fused kernel on ``(B, T, F_l + 1 [+ 1])``.
-    """
-    D = 2 if module.bidirectional else 1
-    names = module._all_weights[layer * D + direction]
-    params: list[Tensor] = [getattr(module, name) for name in names]
-    w_ih = params[0]  # (G * H, F_l)
-    columns = [_control_column(cell.pad_gate_signs, module.hidden_size, w_ih)]
-    if reset:
-        column = _control_column(cell.reset_gate_signs, module.hidden_size, w_ih)
-        gate = cell.reset_cancels_bias_of
-        if gate is not None and module.bias:
-            # Put -b_ih of that gate in the column (with its gradient, so both cancel exactly).
-            H = module.hidden_size
-            block = slice(gate * H, (gate + 1) * H)
-            cancelled = column[block] - params[2][block, None]
-            column = torch.cat([column[: block.start], cancelled, column[block.stop :]])
-        columns.append(column)
-    params[0] = torch.cat([w_ih, *columns], dim=1)
-    return params
-
-
-def _control_column(signs: tuple[float, ...], H: int, w_ih: Tensor) -> Tensor:
-    """Return ``(G * H, 1)``: each gate block's sign times the saturating pre-activation."""
-    values = torch.tensor(signs, dtype=w_ih.dtype, device=w_ih.device) * _saturation(w_ih.dtype)
-    return values.repeat_interleave(H)[:, None]
 
 
 def _last_processed(lengths: Tensor, T: int, layout: Padding, *, reverse: bool) -> Tensor:
@@ -336,10 +249,10 @@ def _final_h(out: Tensor, lengths: Tensor, layout: Padding, h0: Tensor, *, rever
 
 
 def _run_direction(
-    module: nn.RNNBase, cell: _Cell, layer: int, direction: int, x: Tensor, init: _State
-) -> tuple[Tensor, _State]:
+    module: nn.RNNBase, cell: Cell, layer: int, direction: int, x: Tensor, init: State
+) -> tuple[Tensor, State]:
     """Run one direction of one layer forward in time on ``x``; init states ``(1, B, H_k)``."""
-    params = _layer_params(module, cell, layer, direction)
+    params = layer_params(module, cell, layer, direction)
     return cell.kernel(
         x, init, params, has_biases=module.bias, bidirectional=False, train=module.training
     )
@@ -347,25 +260,25 @@ def _run_direction(
 
 def _run_layer(
     module: nn.RNNBase,
-    cell: _Cell,
+    cell: Cell,
     layer: int,
     x: Tensor,
     lengths: Tensor,
     layout: Padding,
-    init: _State,
+    init: State,
     *,
     zero_init: bool,
-) -> tuple[Tensor, _State]:
+) -> tuple[Tensor, State]:
     """Run one layer on ``x (B, T, F_l + 1)`` whose pads are no-ops; init states ``(D, B, H_k)``.
 
     Returns ``out (B, T, D * H_out)`` (NOT zeroed at pads) and final states ``(D, B, H_k)``.
     """
-    D = 2 if module.bidirectional else 1
+    D = num_directions(module)
     H_out = init[0].shape[2]
     if zero_init:
         # One fused call for both directions: leading pads keep the zero state at zero and
         # trailing pads carry c, so any layout works.
-        params = [p for d in range(D) for p in _layer_params(module, cell, layer, d)]
+        params = [p for d in range(D) for p in layer_params(module, cell, layer, d)]
         out, finals = cell.kernel(
             x, init, params, has_biases=module.bias, bidirectional=D == 2, train=module.training
         )
@@ -391,31 +304,20 @@ def _run_layer(
     return torch.cat(outs, dim=-1), (torch.stack(hs), *rest)
 
 
-def _output_size(module: nn.RNNBase) -> int:
-    """Features of one output step: ``D * H_out``."""
-    return (2 if module.bidirectional else 1) * (module.proj_size or module.hidden_size)
-
-
-def _zero_state(module: nn.RNNBase, cell: _Cell, B: int, x: Tensor) -> _State:
-    D = 2 if module.bidirectional else 1
-    sizes = [module.proj_size or module.hidden_size, module.hidden_size][: cell.num_states]
-    return tuple(x.new_zeros(module.num_layers * D, B, size) for size in sizes)
-
-
 def _drive_padded(
-    module: nn.RNNBase, cell: _Cell, inputs: _Inputs, hx: _State | None
-) -> tuple[Tensor, _State]:
+    module: nn.RNNBase, cell: Cell, inputs: _Inputs, hx: State | None
+) -> tuple[Tensor, State]:
     """The padded method: layer by layer on the fused kernel, pads made no-ops."""
     x, lengths, layout = inputs.x, inputs.lengths, inputs.layout
     if hx is not None and layout == "pre":
         x, layout = repad(x, lengths, padding="pre", to="post"), "post"
         inputs = _Inputs(x, lengths, "post", inputs.padding, inputs.gather)
     B, T, _ = x.shape
-    D = 2 if module.bidirectional else 1
+    D = num_directions(module)
     real = _mask(lengths, T, layout)[:, :, None]  # (B, T, 1)
     indicator = (~real).to(x.dtype)
-    state = hx if hx is not None else _zero_state(module, cell, B, x)
-    finals: list[_State] = []
+    state = hx if hx is not None else zero_state(module, cell, B, x)
+    finals: list[State] = []
     layer_input = x
     for layer in range(module.num_layers):
         if layer > 0 and module.training and module.dropout > 0:
@@ -441,20 +343,22 @@ def _drive_padded(
 
 
 def _drive_packed(
-    module: nn.RNNBase, cell: _Cell, inputs: _Inputs, hx: _State | None
-) -> tuple[Tensor, _State]:
+    module: nn.RNNBase, cell: Cell, inputs: _Inputs, hx: State | None
+) -> tuple[Tensor, State]:
     """The packed method: torch's own packed path, length-0 rows left out of the pack.
 
     A batch without a real step has nothing to pack: it takes the padded method, whose
     outputs (zeros) and states stay connected to the weights, so ``backward`` works alike.
     """
-    lengths_cpu = inputs.lengths.cpu()  # packing needs host lengths: one sync
+    lengths_cpu = inputs.host_lengths
+    if lengths_cpu is None:
+        lengths_cpu = inputs.lengths.cpu()  # packing needs host lengths: one sync
     keep = (lengths_cpu > 0).nonzero()[:, 0]  # rows that enter the pack
     if keep.numel() == 0:
         return _drive_padded(module, cell, inputs, hx)
     x = repad(inputs.x, inputs.lengths, padding=inputs.layout, to="post")
     B, T, _ = x.shape
-    state = hx if hx is not None else _zero_state(module, cell, B, x)
+    state = hx if hx is not None else zero_state(module, cell, B, x)
     packed = pack_padded_sequence(
         x[keep.to(x.device)], lengths_cpu[keep], batch_first=True, enforce_sorted=False
     )
@@ -463,7 +367,7 @@ def _drive_packed(
     torch_hx = sub_state if cell.num_states == 2 else sub_state[0]
     packed_out, sub_final = cell.torch_class.forward(module, packed, torch_hx)
     padded_out, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=T)
-    out = x.new_zeros(B, T, _output_size(module)).index_copy(0, keep, padded_out)
+    out = x.new_zeros(B, T, output_size(module)).index_copy(0, keep, padded_out)
     sub_finals = sub_final if isinstance(sub_final, tuple) else (sub_final,)
     finals = tuple(f.index_copy(1, keep, s) for f, s in zip(state, sub_finals, strict=True))
     post = _Inputs(x, inputs.lengths, "post", inputs.padding, inputs.gather)
@@ -472,7 +376,7 @@ def _drive_packed(
 
 def _forward(
     module: nn.RNNBase,
-    cell: _Cell,
+    cell: Cell,
     x: Any,
     lengths: Any,
     *,
@@ -480,69 +384,51 @@ def _forward(
     padding: Any,
     hx: Any,
     method: Method,
-) -> tuple[Tensor, _State]:
-    """Validate, pick the method, run."""
+    tuning: Tuning = DEFAULT_TUNING,
+) -> tuple[Tensor, State]:
+    """Validate, plan, run: the whole forward of :class:`LSTM` and :class:`GRU`."""
     where = f"varlen.nn.{cell.name}"
+    method = check_choice(where, "method", method, _METHODS)
     inputs = _resolve(where, module, x, lengths, mask, padding)
     state = _check_state(where, module, cell, hx, inputs.x.shape[0], inputs.x)
     B, T, _ = inputs.x.shape
-    if B == 0 or T == 0:  # nothing to run: the kernels reject empty input
-        H_total = _output_size(module)
-        initial = state if state is not None else _zero_state(module, cell, B, inputs.x)
-        return inputs.x.new_zeros(B, T, H_total), tuple(s.clone() for s in initial)
-    use_packed = method == "packed" or (method == "auto" and inputs.x.device.type == "cuda")
-    if use_packed:
-        return _drive_packed(module, cell, inputs, state)
-    if _no_pads(inputs):
+    plan = plan_call(
+        B=B,
+        T=T,
+        host_lengths=inputs.host_lengths,
+        unmasked=inputs.unmasked,
+        method=method,
+        device_type=inputs.x.device.type,
+        graph=capturing_graph(),
+        tuning=tuning,
+    )
+    return _run(module, cell, inputs, state, plan)
+
+
+def _run(
+    module: nn.RNNBase, cell: Cell, inputs: _Inputs, state: State | None, plan: Plan
+) -> tuple[Tensor, State]:
+    """Run a validated call along its plan's route."""
+    if plan.route == "empty":  # nothing to run: the kernels reject empty input
+        B, T, _ = inputs.x.shape
+        initial = state if state is not None else zero_state(module, cell, B, inputs.x)
+        return inputs.x.new_zeros(B, T, output_size(module)), tuple(s.clone() for s in initial)
+    if plan.route == "full":
         return _drive_full(module, cell, inputs.x, state)
-    groups = _row_groups(inputs.lengths, T)
-    if groups is not None:
-        return _drive_groups(module, cell, inputs, state, groups)
+    if plan.route == "packed":
+        return _drive_packed(module, cell, inputs, state)
+    if plan.route == "groups":
+        return _drive_groups(module, cell, inputs, state, plan.groups)
     return _drive_padded(module, cell, inputs, state)
 
 
-_CALL_COST = 128
-"""What one more kernel call costs, in padded cells (row-steps) of work: ~100-200 us of fixed
-cost per call against ~1 us per cell in inference (B = 64, H = 128), and about the same ratio
-in training."""
-
-
-def _row_groups(lengths: Tensor, T: int) -> list[Tensor] | None:
-    """Split a batch of uneven lengths into groups of similar length, or ``None`` to keep it.
-
-    The rows sorted by length are cut into 2, 4, 8 or 16 groups of equal count (at least 4
-    rows each); each group then runs to its own longest length. The split with the fewest
-    cells (rows times steps, plus :data:`_CALL_COST` per call) is taken if it saves at least
-    a quarter of the batch's ``B * T`` cells. Rows are independent, so results do not change
-    (within float rounding, as for any other batch); only the work on pads does. Host only,
-    and only for a batch with a real step (else every group would be empty, cut off from the
-    graph).
-    """
-    B = lengths.shape[0]
-    N = int(lengths.sum()) if lengths.device.type == "cpu" else 0
-    if N == 0 or B < 8 or N >= 0.75 * B * T:
-        # No split can save a quarter of a batch that is 75% real steps; a batch without a
-        # real step takes the padded method, whose outputs stay connected to the graph.
-        return None
-    ordered, order = torch.sort(lengths, stable=True)
-    best_cost, best = 0.75 * B * T, None
-    for G in (2, 4, 8, 16):
-        if B < 4 * G:
-            break
-        bounds = [B * g // G for g in range(G + 1)]
-        tallest = ordered[torch.tensor(bounds[1:]) - 1]  # (G,) longest length of each group
-        sizes = torch.tensor([b - a for a, b in itertools.pairwise(bounds)])
-        cost = int((sizes * tallest).sum()) + G * _CALL_COST
-        if cost < best_cost:
-            best_cost, best = cost, bounds
-    if best is None:
-        return None
-    return [order[a:b] for a, b in itertools.pairwise(best)]
-
-
 def _drive_groups(
-    module: nn.RNNBase, cell: _Cell, inputs: _Inputs, hx: _State | None, groups: list[Tensor]
-) -> tuple[Tensor, _State]:
+    module: nn.RNNBase,
+    cell: Cell,
+    inputs: _Inputs,
+    hx: State | None,
+    groups: tuple[Tensor, ...],
+) -> tuple[Tensor, State]:
     """Run each group of rows to its own longest length, then put the rows back in order.
 
     Each group takes the padded method (or torch's own forward when it has no pads); its
@@ -552,15 +438,15 @@ def _drive_groups(
     T = x.shape[1]
     outs, finals = [], []
     for rows in groups:
-        rows_lengths = lengths[rows]
+        rows_lengths = lengths[rows]  # on the host: groups are planned on the CPU only
         T_g = int(rows_lengths.max())
         steps = slice(0, T_g) if layout == "post" else slice(T - T_g, T)
         group = _Inputs(x[rows, steps], rows_lengths, layout, layout, None)
         group_hx = None if hx is None else tuple(s[:, rows] for s in hx)
         if T_g == 0:  # every row empty: zero outputs, the initial state
-            initial = group_hx or _zero_state(module, cell, len(rows), x)
-            out, final = x.new_zeros(len(rows), 0, _output_size(module)), initial
-        elif _no_pads(group):
+            initial = group_hx or zero_state(module, cell, len(rows), x)
+            out, final = x.new_zeros(len(rows), 0, output_size(module)), initial
+        elif has_no_pads(rows_lengths, T_g):
             out, final = _drive_full(module, cell, group.x, group_hx)
         else:
             out, final = _drive_padded(module, cell, group, group_hx)
@@ -575,22 +461,9 @@ def _drive_groups(
     return _restore(inputs, out), state
 
 
-def _no_pads(inputs: _Inputs) -> bool:
-    """Whether every row is real at every step (no lengths or mask given, or all ``T``).
-
-    Lengths are checked on the host only: on an accelerator that would cost a synchronization.
-    """
-    if inputs.gather is not None:
-        return False
-    if inputs.unmasked:
-        return True
-    B, T, _ = inputs.x.shape
-    return inputs.x.device.type == "cpu" and int(inputs.lengths.sum()) == B * T
-
-
 def _drive_full(
-    module: nn.RNNBase, cell: _Cell, x: Tensor, hx: _State | None
-) -> tuple[Tensor, _State]:
+    module: nn.RNNBase, cell: Cell, x: Tensor, hx: State | None
+) -> tuple[Tensor, State]:
     """Run a batch in which no row has a pad: torch's own forward, one fused call.
 
     Nothing needs to be made a no-op, so the control column, the per-layer calls and the
@@ -613,6 +486,8 @@ _FORWARD_DOC = """
                 step real); if both are given they must agree.
             padding: Where the pads are: ``"post"`` (after the real steps) or ``"pre"``.
             hx: Initial state in torch's layout (see below); zeros when ``None``.
+            method: The method for this call only (``"auto"``, ``"padded"``, ``"packed"``);
+                ``None`` uses the module's ``method``. All give the same results.
 
         Returns:
             ``(output, state)``: ``output (B, T, D * H_out)`` in the layout of ``x``, exactly
@@ -691,6 +566,7 @@ class LSTM(nn.LSTM):
         mask: Tensor | None = None,
         padding: Padding = "post",
         hx: tuple[Tensor, Tensor] | None = None,
+        method: Method | None = None,
     ) -> tuple[Tensor, LSTMState]:
         """Run the LSTM over the real steps of each sequence.
 
@@ -698,7 +574,14 @@ class LSTM(nn.LSTM):
         returned state is an :class:`LSTMState` in the same layout.
         """
         out, (h, c) = _forward(
-            self, _LSTM_CELL, x, lengths, mask=mask, padding=padding, hx=hx, method=self.method
+            self,
+            LSTM_CELL,
+            x,
+            lengths,
+            mask=mask,
+            padding=padding,
+            hx=hx,
+            method=self.method if method is None else method,
         )
         return out, LSTMState(h, c)
 
@@ -765,13 +648,21 @@ class GRU(nn.GRU):
         mask: Tensor | None = None,
         padding: Padding = "post",
         hx: Tensor | None = None,
+        method: Method | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Run the GRU over the real steps of each sequence.
 
         ``hx`` is ``h0 (L * D, B, H)``; the returned state has the same layout.
         """
         out, (h,) = _forward(
-            self, _GRU_CELL, x, lengths, mask=mask, padding=padding, hx=hx, method=self.method
+            self,
+            GRU_CELL,
+            x,
+            lengths,
+            mask=mask,
+            padding=padding,
+            hx=hx,
+            method=self.method if method is None else method,
         )
         return out, h
 

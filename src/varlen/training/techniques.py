@@ -31,6 +31,7 @@ from varlen.batching.collate import Collate
 from varlen.batching.dataset import RaggedDataset
 from varlen.data.ragged import Ragged
 from varlen.nn.lanes import run_lanes
+from varlen.nn.recurrent import Method
 from varlen.training.models import SequenceModel
 
 __all__ = ["TECHNIQUES", "Technique", "get_technique"]
@@ -65,24 +66,25 @@ class Technique:
 
 
 def _padded(
-    model: SequenceModel, data: RaggedDataset, indices: np.ndarray, *, padding: Padding, mask: bool
+    model: SequenceModel,
+    data: RaggedDataset,
+    indices: np.ndarray,
+    *,
+    padding: Padding,
+    mask: bool,
+    method: Method | None = None,
 ) -> Step:
     batch = Collate(padding=padding, dtype=torch.float32)(data.__getitems__(list(indices)))
     x = batch.x.to(model.device)
     lengths = batch.lengths.to(x.device) if mask else None
-    out, state = model.rnn(x, lengths, padding=padding)
+    out, state = model.rnn(x, lengths, padding=padding, method=method)
     scores = model.head(model.pool(out, state, lengths, padding=padding))
     B, T = batch.x.shape[:2]
     return Step(scores, int(batch.lengths.sum()), B * T)
 
 
 def _packed(model: SequenceModel, data: RaggedDataset, indices: np.ndarray) -> Step:
-    previous = model.rnn.method
-    model.rnn.method = "packed"
-    try:
-        step = _padded(model, data, indices, padding="post", mask=True)
-    finally:
-        model.rnn.method = previous
+    step = _padded(model, data, indices, padding="post", mask=True, method="packed")
     return Step(step.scores, step.real_steps, step.real_steps)  # no compute on pads
 
 

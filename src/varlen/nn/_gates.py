@@ -1,0 +1,210 @@
+"""The gate-control trick, in one place: control columns that make chosen steps exact no-ops.
+
+Every fused layer call in :mod:`varlen.nn.recurrent` and :mod:`varlen.nn.lanes` runs the same
+way: the layer input gets indicator columns (1 at a controlled step, 0 at a real one) and the
+layer's ``W_ih`` gets matching columns that drive chosen gates to exact saturation there::
+
+    pad    LSTM: i -> 0, f -> 1, o -> 0   (c' = c, h' = 0)    GRU: z -> 1   (h' = h)
+    reset  LSTM: i -> 0, f -> 0           (c' = 0, h' = 0)    GRU: r = z -> 0, n's input bias
+                                                                   cancelled (h' = 0)
+
+The saturating pre-activation follows the dtype the kernel computes in (the weights' dtype, or
+the autocast dtype when autocast is on), so a column is never ``inf`` and ``0 * column`` at real
+steps is exactly 0. This module holds the cells, the columns, the per-layer parameters and the
+raw ``torch.lstm`` / ``torch.gru`` calls; it knows nothing about lengths, masks or plans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import torch
+from torch import Tensor, nn
+
+State: TypeAlias = tuple[Tensor, ...]  # LSTM: (h, c); GRU: (h,); each (L * D, B, H_k)
+BATCH_FIRST = True
+
+# sigmoid(+-x) is exactly 1 or 0 in these dtypes (exp(-x) underflows) and x is finite in them.
+SATURATION: dict[torch.dtype, float] = {torch.float16: 1e4}
+DEFAULT_SATURATION = 1e30  # float32, float64, bfloat16 (float32's exponent range)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What differs between LSTM and GRU for the drivers."""
+
+    name: str
+    torch_class: type[nn.RNNBase]
+    # Per gate block, in torch's gate order: -1 drives the gate to 0 at padded steps, +1 to 1.
+    pad_gate_signs: tuple[float, ...]
+    # The same at reset steps, which set the state to exactly zero (lanes, see varlen.nn.lanes).
+    reset_gate_signs: tuple[float, ...]
+    # A gate whose input bias the reset column cancels (GRU: n, so that n = tanh(0) = 0).
+    reset_cancels_bias_of: int | None
+    num_states: int
+    # Whether outputs at pads come out of the kernel exactly zero (LSTM: o = 0 there).
+    zero_at_pads: bool
+
+    def kernel(
+        self,
+        x: Tensor,
+        state: State,
+        params: list[Tensor],
+        *,
+        has_biases: bool,
+        bidirectional: bool,
+        train: bool,
+    ) -> tuple[Tensor, State]:
+        """Run one fused layer on batch-first ``x (B, T, F)``; return ``(output, final states)``.
+
+        ``state`` holds ``(D, B, H_k)`` tensors; ``params`` the layer's parameters per
+        direction, flattened (``W_ih`` with its control columns first).
+        """
+        return run_kernel(
+            self.name,
+            x,
+            state,
+            params,
+            has_biases=has_biases,
+            bidirectional=bidirectional,
+            train=train,
+        )
+
+
+def run_kernel(
+    name: str,
+    x: Tensor,
+    state: State,
+    params: list[Tensor],
+    *,
+    has_biases: bool,
+    bidirectional: bool,
+    train: bool,
+) -> tuple[Tensor, State]:
+    """The raw ``torch.lstm`` / ``torch.gru`` call of one layer (see :meth:`Cell.kernel`)."""
+    # torch.lstm/gru positional tail: has_biases, num_layers, dropout, train, bidirectional,
+    # batch_first.
+    if name == "LSTM":
+        out, h, c = torch.lstm(
+            x, state, params, has_biases, 1, 0.0, train, bidirectional, BATCH_FIRST
+        )
+        return out, (h, c)
+    out, h = torch.gru(x, state[0], params, has_biases, 1, 0.0, train, bidirectional, BATCH_FIRST)
+    return out, (h,)
+
+
+# LSTM gates i, f, g, o. Pad: i = 0, f = 1 (c' = c) and o = 0 (h' = 0, so outputs at pads are
+# already exactly zero). Reset: i = 0, f = 0 (c' = 0, h' = 0).
+LSTM_CELL = Cell(
+    "LSTM",
+    nn.LSTM,
+    pad_gate_signs=(-1.0, 1.0, 0.0, -1.0),
+    reset_gate_signs=(-1.0, -1.0, 0.0, 0.0),
+    reset_cancels_bias_of=None,
+    num_states=2,
+    zero_at_pads=True,
+)
+# GRU gates r, z, n. Pad: z = 1 (h' = h). Reset: r = 0, z = 0 and n's input bias cancelled, so
+# n = tanh(0) = 0 and h' = 0.
+GRU_CELL = Cell(
+    "GRU",
+    nn.GRU,
+    pad_gate_signs=(0.0, 1.0, 0.0),
+    reset_gate_signs=(-1.0, -1.0, 0.0),
+    reset_cancels_bias_of=2,
+    num_states=1,
+    zero_at_pads=False,
+)
+
+
+def cell_of(module: nn.RNNBase) -> Cell:
+    """Return the cell of an LSTM or GRU module."""
+    if isinstance(module, nn.LSTM):
+        return LSTM_CELL
+    if isinstance(module, nn.GRU):
+        return GRU_CELL
+    raise TypeError(f"varlen: expected an LSTM or GRU module, got {type(module).__name__}.")
+
+
+def saturation(dtype: torch.dtype) -> float:
+    """Return a finite pre-activation large enough that sigmoid is exactly 0 or 1 in ``dtype``."""
+    return SATURATION.get(dtype, DEFAULT_SATURATION)
+
+
+def compute_dtype(dtype: torch.dtype, device_type: str) -> torch.dtype:
+    """The dtype a kernel fed ``dtype`` tensors computes in on ``device_type``.
+
+    Under autocast a floating-point dtype is lowered to the autocast dtype; otherwise it is
+    ``dtype`` itself.
+    """
+    if dtype.is_floating_point and torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return dtype
+
+
+def control_saturation(weight: Tensor) -> float:
+    """The saturation for ``weight``'s columns: safe in its dtype and in the autocast dtype."""
+    lowered = compute_dtype(weight.dtype, weight.device.type)
+    return min(saturation(weight.dtype), saturation(lowered))
+
+
+def control_column(signs: tuple[float, ...], H: int, w_ih: Tensor, value: float) -> Tensor:
+    """Return ``(G * H, 1)``: each gate block's sign times the saturating ``value``."""
+    values = torch.tensor(signs, dtype=w_ih.dtype, device=w_ih.device) * value
+    return values.repeat_interleave(H)[:, None]
+
+
+def num_directions(module: nn.RNNBase) -> int:
+    """``D``: 2 for a bidirectional module, else 1."""
+    return 2 if module.bidirectional else 1
+
+
+def output_size(module: nn.RNNBase) -> int:
+    """Features of one output step: ``D * H_out``."""
+    return num_directions(module) * (module.proj_size or module.hidden_size)
+
+
+def input_weight(module: nn.RNNBase) -> Tensor:
+    """``W_ih`` of the first layer (its dtype and device are the module's)."""
+    weight = module.weight_ih_l0
+    if not isinstance(weight, Tensor):
+        raise RuntimeError("varlen bug: weight_ih_l0 is not a tensor.")
+    return weight
+
+
+def zero_state(module: nn.RNNBase, cell: Cell, B: int, x: Tensor) -> State:
+    """The zero initial state ``(L * D, B, H_k)`` per state tensor, on ``x``'s dtype/device."""
+    D = num_directions(module)
+    sizes = [module.proj_size or module.hidden_size, module.hidden_size][: cell.num_states]
+    return tuple(x.new_zeros(module.num_layers * D, B, size) for size in sizes)
+
+
+def layer_params(
+    module: nn.RNNBase, cell: Cell, layer: int, direction: int, *, reset: bool = False
+) -> list[Tensor]:
+    """Return one layer-direction's parameters with control columns appended to ``W_ih``.
+
+    The first column matches the pad indicator; with ``reset``, a second one matches the
+    reset indicator of lanes. The result feeds the fused kernel on ``(B, T, F_l + 1 [+ 1])``.
+    The columns are built from the module's own weights on each call, so gradients and
+    state dicts are exactly those of the torch module.
+    """
+    D = num_directions(module)
+    names = module._all_weights[layer * D + direction]
+    params: list[Tensor] = [getattr(module, name) for name in names]
+    w_ih = params[0]  # (G * H, F_l)
+    value = control_saturation(w_ih)
+    columns = [control_column(cell.pad_gate_signs, module.hidden_size, w_ih, value)]
+    if reset:
+        column = control_column(cell.reset_gate_signs, module.hidden_size, w_ih, value)
+        gate = cell.reset_cancels_bias_of
+        if gate is not None and module.bias:
+            # Put -b_ih of that gate in the column (with its gradient, so both cancel exactly).
+            H = module.hidden_size
+            block = slice(gate * H, (gate + 1) * H)
+            cancelled = column[block] - params[2][block, None]
+            column = torch.cat([column[: block.start], cancelled, column[block.stop :]])
+        columns.append(column)
+    params[0] = torch.cat([w_ih, *columns], dim=1)
+    return params

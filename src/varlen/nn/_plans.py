@@ -1,0 +1,176 @@
+"""Plans for one LSTM/GRU call: decisions that only save time, as pure functions.
+
+Every route gives the same results (within float rounding); a plan only picks the cheapest.
+Tuning constants are parameters (:class:`Tuning`), so callers and tests choose them without
+patching module state. Plans read lengths on the host only (never a device sync), and when a
+graph is being captured (``torch.compile``, ``torch.jit.trace``, ONNX or ``torch.export``) the
+plan is always the general one, so that no example batch's values shape the graph.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+import torch
+from torch import Tensor
+
+Method: TypeAlias = Literal["auto", "padded", "packed"]
+Route: TypeAlias = Literal["empty", "full", "padded", "groups", "packed"]
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The constants of the time-saving plans.
+
+    Args:
+        call_cost: What one more kernel call costs, in padded cells (row-steps) of work:
+            ~100-200 us of fixed cost per call against ~1 us per cell in inference
+            (B = 64, H = 128, CPU), and about the same ratio in training.
+        min_rows: Batches with fewer rows are never split into row groups.
+        min_saving: A split is taken only if it saves this fraction of the ``B * T`` cells.
+        group_counts: The numbers of groups tried, increasing.
+        min_group_rows: Rows each group must have at least.
+    """
+
+    call_cost: int = 128
+    min_rows: int = 8
+    min_saving: float = 0.25
+    group_counts: tuple[int, ...] = (2, 4, 8, 16)
+    min_group_rows: int = 4
+
+
+DEFAULT_TUNING = Tuning()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one call runs.
+
+    Attributes:
+        route: ``"empty"`` (no step at all: zeros and the initial state), ``"full"`` (no pads:
+            torch's own forward), ``"padded"`` (the general route: fused kernel, pads made
+            no-ops), ``"groups"`` (the padded route per group of rows of similar length) or
+            ``"packed"`` (torch's packed path).
+        groups: For ``"groups"``, the row indices of each group (host int64 tensors).
+    """
+
+    route: Route
+    groups: tuple[Tensor, ...] = ()
+
+
+def capturing_graph() -> bool:
+    """Whether a graph is being captured: compiling, tracing or exporting.
+
+    Then nothing may depend on tensor values on the host, and every call takes the general
+    route.
+    """
+    return bool(
+        torch.compiler.is_compiling()
+        or torch.jit.is_tracing()  # type: ignore[attr-defined, no-untyped-call]
+        or torch.onnx.is_in_onnx_export()
+    )
+
+
+def choose_method(method: Method, device_type: str) -> Literal["padded", "packed"]:
+    """Resolve ``"auto"``: packed on CUDA (cuDNN packs natively), padded elsewhere.
+
+    The CUDA default is not measured yet (see ``benchmarks/bench_gpu.py``).
+    """
+    if method == "auto":
+        return "packed" if device_type == "cuda" else "padded"
+    return method
+
+
+def has_no_pads(host_lengths: Tensor | None, T: int) -> bool:
+    """Whether every row has length ``T``, read from lengths on the host (``None``: unknown)."""
+    if host_lengths is None:
+        return False
+    return int(host_lengths.sum()) == host_lengths.shape[0] * T
+
+
+def row_groups(
+    host_lengths: Tensor, T: int, tuning: Tuning = DEFAULT_TUNING
+) -> tuple[Tensor, ...] | None:
+    """Split a batch of uneven lengths into groups of similar length, or ``None`` to keep it.
+
+    The rows sorted by length are cut into ``tuning.group_counts`` groups of equal count (at
+    least ``tuning.min_group_rows`` rows each); each group then runs to its own longest
+    length. The split with the fewest cells (rows times steps, plus ``tuning.call_cost`` per
+    call) is taken if it saves at least ``tuning.min_saving`` of the batch's ``B * T`` cells.
+    Rows are independent, so results do not change (within float rounding); only the work on
+    pads does. Only for a batch with a real step (else every group would be empty, cut off
+    from the graph).
+
+    Args:
+        host_lengths: ``(B,)`` int64 lengths on the host.
+        T: The padded length.
+        tuning: The constants.
+
+    Returns:
+        The row indices of each group, or ``None``.
+    """
+    B = host_lengths.shape[0]
+    N = int(host_lengths.sum())
+    budget = (1 - tuning.min_saving) * B * T
+    if N == 0 or tuning.min_rows > B or budget <= N:
+        return None
+    ordered, order = torch.sort(host_lengths, stable=True)
+    best_cost, best = budget, None
+    for G in tuning.group_counts:
+        if tuning.min_group_rows * G > B:
+            break
+        bounds = [B * g // G for g in range(G + 1)]
+        tallest = ordered[torch.tensor(bounds[1:]) - 1]  # (G,) longest length of each group
+        sizes = torch.tensor([b - a for a, b in itertools.pairwise(bounds)])
+        cost = int((sizes * tallest).sum()) + G * tuning.call_cost
+        if cost < best_cost:
+            best_cost, best = cost, bounds
+    if best is None:
+        return None
+    return tuple(order[a:b] for a, b in itertools.pairwise(best))
+
+
+def plan_call(
+    *,
+    B: int,
+    T: int,
+    host_lengths: Tensor | None,
+    unmasked: bool,
+    method: Method,
+    device_type: str,
+    graph: bool,
+    tuning: Tuning = DEFAULT_TUNING,
+) -> Plan:
+    """Choose the route of one call.
+
+    Args:
+        B: Rows.
+        T: Steps.
+        host_lengths: ``(B,)`` lengths if they are on the host (reading them costs no sync),
+            else ``None``.
+        unmasked: No lengths and no mask were given: every step is real.
+        method: The method asked for.
+        device_type: Where the batch lives (``"cpu"``, ``"cuda"``, ...).
+        graph: Whether a graph is being captured (:func:`capturing_graph`): then the route
+            depends on nothing but the arguments' kinds, never on values.
+        tuning: The constants of the row groups.
+
+    Returns:
+        The :class:`Plan`.
+    """
+    if B == 0 or T == 0:
+        return Plan("empty")
+    if unmasked:
+        return Plan("full")
+    if graph:
+        return Plan("padded")
+    if choose_method(method, device_type) == "packed":
+        return Plan("packed")
+    if host_lengths is None:
+        return Plan("padded")
+    if has_no_pads(host_lengths, T):
+        return Plan("full")
+    groups = row_groups(host_lengths, T, tuning) if device_type == "cpu" else None
+    return Plan("padded") if groups is None else Plan("groups", groups)
