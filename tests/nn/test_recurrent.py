@@ -437,9 +437,9 @@ def test_recurrent_backward_works_in_eval_mode():
         ({"lengths": torch.tensor([[1], [2]])}, ValueError, r"lengths must have shape \(B,\)"),
         ({"lengths": torch.tensor([1.0, 2.0])}, TypeError, "lengths must be integers"),
         (
-            {"lengths": (torch.zeros(1), torch.zeros(1))},
-            TypeError,
-            "Pass an initial state by keyword",
+            {"lengths": (torch.zeros(1), torch.zeros(1))},  # torch's module(x, hx) form
+            ValueError,
+            r"h0 must have shape \(L\*D, B, H\)",
         ),
         ({"mask": torch.ones(2, 4)}, TypeError, "mask must be a bool tensor"),
         (
