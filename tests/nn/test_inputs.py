@@ -307,3 +307,29 @@ def test_pack_padded_sequence_round_trip_matches_lengths_call():
     padded, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True)
     torch.testing.assert_close(padded, direct)
     torch.testing.assert_close(state.h, direct_state.h)
+
+
+def test_a_batch_without_steps_stays_in_the_graph():
+    """An x of shape (B, 0, F): zero outputs, zero states, connected to the weights (DDP)."""
+    module = make("lstm")
+    out, (h, c) = module(torch.zeros(3, 0, 3, dtype=DT), torch.zeros(3, dtype=torch.int64))
+    assert out.shape == (3, 0, 8)
+    assert not h.any()
+    (h.sum() + c.sum()).backward()
+    assert module.weight_hh_l1.grad is not None
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torch's NJT caching notes while compiling
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit inside dynamo
+def test_nested_input_under_torch_compile():
+    """A compiled model with a jagged input: the layer runs eagerly (graph break), same result."""
+    module = make("lstm", num_layers=1, bidirectional=False)
+    head = nn.Linear(4, 2, dtype=DT)
+    njt, _ = as_nested([s.detach() for s in sequences()])
+
+    def model(x: Tensor) -> Tensor:
+        out, (h, _) = module(x)
+        total: Tensor = head(out).values().sum() + h.sum()
+        return total
+
+    torch.testing.assert_close(torch.compile(model)(njt), model(njt))

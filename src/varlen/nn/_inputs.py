@@ -83,14 +83,8 @@ def forward_any(
                 f"{where}: {extra[0]} must be None when x is a nested tensor, a "
                 "PackedSequence or values with offsets (they carry their lengths), got a value."
             )
-    if offsets is not None:
-        values, lengths_dev = _check_values(where, module, x, offsets)
-        out, state = _run_values(module, cell, core, values, lengths_dev, hx, method)
-        return out, state
-    if isinstance(x, PackedSequence):
-        return _run_packed(module, cell, core, x, hx, method)
-    if _is_nested(x):
-        return _run_nested(where, module, cell, core, x, hx, method)
+        result: tuple[Any, State] = _run_ragged(where, module, cell, core, x, offsets, hx, method)
+        return result
     if isinstance(x, Tensor) and not module.batch_first:
         if x.ndim != 3:
             raise ValueError(
@@ -109,6 +103,32 @@ def forward_any(
         )
         return out.transpose(0, 1), state
     return core(module, cell, x, lengths, mask=mask, padding=padding, hx=hx, method=method)
+
+
+@torch.compiler.disable  # type: ignore[untyped-decorator]
+def _run_ragged(
+    where: str,
+    module: nn.RNNBase,
+    cell: Cell,
+    core: Forward,
+    x: Any,
+    offsets: Any,
+    hx: Any,
+    method: Method,
+) -> tuple[Any, State]:
+    """Run a nested tensor, a ``PackedSequence`` or values with offsets.
+
+    Under ``torch.compile`` this runs eagerly (a graph break): it reads the offsets on the
+    host, and torch 2.13 cannot compile the fused CPU kernel (``aten.mkldnn_rnn_layer``)
+    anyway. The rest of a compiled model (embeddings, heads, losses on the jagged outputs)
+    is still compiled.
+    """
+    if offsets is not None:
+        values, lengths = _check_values(where, module, x, offsets)
+        return _run_values(module, cell, core, values, lengths, hx, method)
+    if isinstance(x, PackedSequence):
+        return _run_packed(module, cell, core, x, hx, method)
+    return _run_nested(where, module, cell, core, x, hx, method)
 
 
 def _is_nested(x: Any) -> bool:
