@@ -42,15 +42,15 @@ def length_order(
     # A random permutation, then a stable sort (whose result is unique, the same with every
     # algorithm on every rank): ties end up in random order.
     perm = rng.permutation(n)
-    first = table[perm, 0]
+    first = (lengths if lengths.ndim == 1 else table[:, 0])[perm]
     if jitter > 0:
         key = first * (1.0 + jitter * rng.random(n))
-        return perm[np.lexsort((*(column[perm] for column in rest), key))].astype(np.int64)
+        return perm[np.lexsort((*(column[perm] for column in rest), key))]
     if not rest:
         if n and int(first.max()) < 2**16:  # NumPy radix-sorts 16-bit keys: ~4x at 10^7
             first = first.astype(np.uint16)
-        return perm[np.argsort(first, kind="stable")].astype(np.int64)
-    return perm[np.lexsort((*(column[perm] for column in rest), first))].astype(np.int64)
+        return perm[np.argsort(first, kind="stable")]
+    return perm[np.lexsort((*(column[perm] for column in rest), first))]
 
 
 def cut_fixed(n: int, batch_size: int) -> IntArray:
@@ -85,9 +85,9 @@ def cut_budget(ordered_lengths: IntArray, max_tokens: int | IntArray) -> IntArra
         ``(M + 1,)`` int64 bounds.
     """
     n = ordered_lengths.shape[0]
-    costs = np.maximum(
-        ordered_lengths.reshape(n, 1) if ordered_lengths.ndim == 1 else ordered_lengths, 1
-    )  # (n, K)
+    if ordered_lengths.ndim == 1:
+        return _cut_budget_1d(np.maximum(ordered_lengths, 1), int(max_tokens))
+    costs = np.maximum(ordered_lengths, 1)  # (n, K)
     budget = np.asarray(max_tokens, dtype=np.int64).reshape(-1)  # (1,) or (K,)
     bounds = [0]
     start, window = 0, 16
@@ -99,6 +99,35 @@ def cut_budget(ordered_lengths: IntArray, max_tokens: int | IntArray) -> IntArra
             over = np.flatnonzero((padded > budget).any(axis=1))
             if over.size or start + window >= n:
                 size = max(int(over[0]), 1) if over.size else int(segment.shape[0])
+                break
+            window *= 2
+        start += size
+        bounds.append(start)
+        window = max(2 * size, 16)
+    return np.asarray(bounds, dtype=np.int64)
+
+
+def _cut_budget_1d(costs: IntArray, max_tokens: int) -> IntArray:
+    """:func:`cut_budget` for one length column, ``costs >= 1``: fewer temporaries per batch.
+
+    When the costs are sorted (no jitter), a batch's running maximum is its last cost.
+    """
+    n = costs.shape[0]
+    ascending = bool(n < 2 or (costs[1:] >= costs[:-1]).all())
+    counts = np.arange(1, 17, dtype=np.int64)
+    bounds = [0]
+    start, window = 0, 16
+    while start < n:
+        while True:
+            segment = costs[start : start + window]  # (w,)
+            w = segment.shape[0]
+            if counts.shape[0] < w:
+                counts = np.arange(1, 2 * w + 1, dtype=np.int64)
+            running = segment if ascending else np.maximum.accumulate(segment)
+            over = running * counts[:w] > max_tokens
+            first = int(over.argmax())
+            if over[first] or start + window >= n:
+                size = max(first, 1) if over[first] else w
                 break
             window *= 2
         start += size

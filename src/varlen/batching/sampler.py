@@ -48,7 +48,7 @@ or on several machines, running the same command on each (node ranks 0..N-1)::
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -209,7 +209,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self,
         lengths: Any,
         batch_size: int | None = None,
-        max_tokens: int | None = None,
+        max_tokens: int | Sequence[int] | None = None,
         *,
         shuffle: bool = True,
         drop_last: bool = False,
