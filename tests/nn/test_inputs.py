@@ -333,3 +333,21 @@ def test_nested_input_under_torch_compile():
         return total
 
     torch.testing.assert_close(torch.compile(model)(njt), model(njt))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_unbatched_sequence_like_torch(kind):
+    """One (T, F) sequence with a (L*D, H) state, as torch takes it."""
+    module = make(kind)
+    reference = (nn.LSTM if kind == "lstm" else nn.GRU)(
+        3, 4, num_layers=2, bidirectional=True, dtype=DT
+    )
+    reference.load_state_dict(module.state_dict())
+    x = torch.randn(5, 3, dtype=DT)
+    hx = tuple(h[:, 0] for h in initial_state(module, 1))
+    torch_hx: Any = hx if kind == "lstm" else hx[0]
+    got, got_state = module(x, torch_hx)
+    want, want_state = reference(x, torch_hx)
+    torch.testing.assert_close(got, want)
+    for a, b in zip(flat(got_state), flat(want_state), strict=True):
+        torch.testing.assert_close(a, b)

@@ -476,7 +476,11 @@ def test_lstm_rejects_bad_arguments(kwargs, error, match):
 @pytest.mark.parametrize(
     ("x", "error", "match"),
     [
-        (torch.zeros(2, 4), ValueError, r"x must have shape \(B, T, F\), got \(2, 4\)"),
+        (
+            torch.zeros(2, 4),
+            ValueError,
+            r"x must have shape \(B, T, F\), or \(T, F\) .* got \(2, 4\)",
+        ),
         (torch.zeros(2, 4, 5), ValueError, "x must have F = input_size = 3 features"),
         (torch.zeros(2, 4, F_IN, dtype=torch.float64), TypeError, "Cast x with"),
         ([[1.0]], TypeError, "x must be a Tensor"),

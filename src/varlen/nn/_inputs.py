@@ -11,8 +11,10 @@ the form received:
 - a :class:`torch.nn.utils.rnn.PackedSequence`: a ``PackedSequence`` with the same batch sizes
   and sort indices, and the final state in the original batch order, as torch gives;
 - a time-major ``(T, B, F)`` tensor when the module was built with ``batch_first=False``;
+- one unbatched sequence ``(T, F)``, as torch takes it: outputs ``(T, D * H_out)`` and states
+  ``(L * D, H)``;
 - torch's call form ``module(x, hx)`` (the second positional argument is a state: a tuple
-  for an LSTM, a 3-D tensor for a GRU) besides varlen's ``module(x, lengths)``.
+  for an LSTM, a float tensor of 2 or 3 dims for a GRU) besides varlen's ``module(x, lengths)``.
 
 Ragged inputs (jagged, values + offsets, packed) run on varlen's exact padded path: the fused
 CPU kernel needs a ``(B, T, F)`` tensor, so the real steps are scattered into one (a copy of
@@ -60,7 +62,7 @@ def forward_any(
         core: The batch-first forward that does the work.
         x: A tensor, a nested jagged tensor, a ``PackedSequence``, values ``(N, F)`` (with
             ``offsets``), a ``Ragged`` or a batch object.
-        lengths: ``(B,)`` lengths, or torch's positional ``hx`` (tuple or 3-D tensor).
+        lengths: ``(B,)`` lengths, or torch's positional ``hx`` (see :func:`_is_state`).
         offsets: ``(B + 1,)`` int32/int64 offsets of ``x``'s values, or ``None``.
         mask: ``(B, T)`` bool mask or ``None``.
         padding: The side of the padding of a padded ``x``.
@@ -71,9 +73,7 @@ def forward_any(
         ``(output, state)``: ``output`` in the form of ``x``; ``state`` ``(L * D, B, H)``.
     """
     where = f"varlen.nn.{cell.name}"
-    if hx is None and (
-        isinstance(lengths, tuple) or (isinstance(lengths, Tensor) and lengths.ndim == 3)
-    ):
+    if hx is None and _is_state(cell, lengths):
         hx, lengths = lengths, None  # torch's form: module(x, hx)
     ragged = offsets is not None or isinstance(x, PackedSequence) or _is_nested(x)
     if ragged:
@@ -85,6 +85,8 @@ def forward_any(
             )
         result: tuple[Any, State] = _run_ragged(where, module, cell, core, x, offsets, hx, method)
         return result
+    if isinstance(x, Tensor) and x.ndim == 2 and lengths is None and mask is None:
+        return _run_unbatched(where, module, cell, core, x, padding=padding, hx=hx, method=method)
     if isinstance(x, Tensor) and not module.batch_first:
         if x.ndim != 3:
             raise ValueError(
@@ -103,6 +105,47 @@ def forward_any(
         )
         return out.transpose(0, 1), state
     return core(module, cell, x, lengths, mask=mask, padding=padding, hx=hx, method=method)
+
+
+def _is_state(cell: Cell, value: Any) -> bool:
+    """Whether a second positional argument is torch's ``hx``, not lengths.
+
+    An LSTM's state is a tuple ``(h0, c0)``; a GRU's a float tensor of 2 or 3 dims. Lengths
+    are a 1-D integer tensor (anything else there is reported as bad lengths).
+    """
+    if cell.num_states == 2:
+        return isinstance(value, tuple)
+    return isinstance(value, Tensor) and value.is_floating_point() and value.ndim >= 2
+
+
+def _run_unbatched(
+    where: str,
+    module: nn.RNNBase,
+    cell: Cell,
+    core: Forward,
+    x: Tensor,
+    *,
+    padding: Padding,
+    hx: Any,
+    method: Method,
+) -> tuple[Tensor, State]:
+    """Run one sequence ``(T, F)`` as a batch of one; states ``(L * D, H)`` in and out."""
+    if x.shape[1] != module.input_size:
+        raise ValueError(
+            f"{where}: x must have shape (B, T, F), or (T, F) for one unbatched sequence, with "
+            f"F = input_size = {module.input_size}, got {tuple(x.shape)}."
+        )
+    if hx is not None:
+        parts = hx if isinstance(hx, tuple) else (hx,)
+        if not all(isinstance(p, Tensor) and p.ndim == 2 for p in parts):
+            raise ValueError(
+                f"{where}: with an unbatched x (T, F), hx must hold 2-D states (L*D, H), as "
+                "with torch."
+            )
+        batched = tuple(p[:, None] for p in parts)
+        hx = batched if isinstance(hx, tuple) else batched[0]
+    out, state = core(module, cell, x[None], None, mask=None, padding=padding, hx=hx, method=method)
+    return out[0], tuple(s[:, 0] for s in state)
 
 
 @torch.compiler.disable  # type: ignore[untyped-decorator]

@@ -489,7 +489,8 @@ def _drive_full(
 _FORWARD_DOC = """
         Args:
             x: ``(B, T, F)`` padded batch with the dtype of the weights (``(T, B, F)`` if the
-                module was built with ``batch_first=False``); or a nested jagged tensor
+                module was built with ``batch_first=False``); or one unbatched sequence
+                ``(T, F)`` (states then ``(L * D, H)``, as with torch); or a nested jagged tensor
                 ``(B, j, F)`` (``torch.nested``, ``layout=torch.jagged``); or values
                 ``(N, F)`` of sequences end to end, with ``offsets``; or a
                 :class:`torch.nn.utils.rnn.PackedSequence`; or a :class:`varlen.Ragged`
@@ -497,7 +498,7 @@ _FORWARD_DOC = """
                 ``.padding`` (e.g. :class:`varlen.batching.Batch`).
             lengths: ``(B,)`` integer lengths, ``0 <= lengths <= T``, on any device. As with
                 torch, an initial state passed here (``module(x, hx)``: a tuple for an LSTM,
-                a 3-D tensor for a GRU) is taken as ``hx``.
+                a 2-D or 3-D float tensor for a GRU) is taken as ``hx``.
             mask: ``(B, T)`` bool, True at real steps. Contiguous masks run like ``lengths``; a
                 mask with holes follows Keras semantics (a masked step leaves the state
                 unchanged and outputs zeros). Give ``lengths`` or ``mask`` or neither (every
