@@ -85,46 +85,24 @@ def cut_budget(ordered_lengths: IntArray, max_tokens: int | IntArray) -> IntArra
         ``(M + 1,)`` int64 bounds.
     """
     n = ordered_lengths.shape[0]
-    if ordered_lengths.ndim == 1:
-        return _cut_budget_1d(np.maximum(ordered_lengths, 1), int(max_tokens))
-    costs = np.maximum(ordered_lengths, 1)  # (n, K)
-    budget = np.asarray(max_tokens, dtype=np.int64).reshape(-1)  # (1,) or (K,)
-    bounds = [0]
-    start, window = 0, 16
-    while start < n:
-        while True:
-            segment = costs[start : start + window]  # (w, K)
-            count = np.arange(1, segment.shape[0] + 1)[:, None]  # (w, 1)
-            padded = np.maximum.accumulate(segment, axis=0) * count  # (w, K)
-            over = np.flatnonzero((padded > budget).any(axis=1))
-            if over.size or start + window >= n:
-                size = max(int(over[0]), 1) if over.size else int(segment.shape[0])
-                break
-            window *= 2
-        start += size
-        bounds.append(start)
-        window = max(2 * size, 16)
-    return np.asarray(bounds, dtype=np.int64)
-
-
-def _cut_budget_1d(costs: IntArray, max_tokens: int) -> IntArray:
-    """:func:`cut_budget` for one length column, ``costs >= 1``: fewer temporaries per batch.
-
-    When the costs are sorted (no jitter), a batch's running maximum is its last cost.
-    """
-    n = costs.shape[0]
-    ascending = bool(n < 2 or (costs[1:] >= costs[:-1]).all())
+    table = ordered_lengths.reshape(n, 1) if ordered_lengths.ndim == 1 else ordered_lengths
+    limits = np.broadcast_to(np.asarray(max_tokens, dtype=np.int64), (table.shape[1],)).tolist()
+    columns = [np.maximum(table[:, k], 1) for k in range(table.shape[1])]  # contiguous (n,)
+    # A sorted column's running maximum over a batch is its last cost: skip the scan.
+    ascending = [bool(n < 2 or (c[1:] >= c[:-1]).all()) for c in columns]
     counts = np.arange(1, 17, dtype=np.int64)
     bounds = [0]
     start, window = 0, 16
     while start < n:
         while True:
-            segment = costs[start : start + window]  # (w,)
-            w = segment.shape[0]
+            w = min(window, n - start)
             if counts.shape[0] < w:
                 counts = np.arange(1, 2 * w + 1, dtype=np.int64)
-            running = segment if ascending else np.maximum.accumulate(segment)
-            over = running * counts[:w] > max_tokens
+            over = np.zeros(w, dtype=bool)
+            for column, limit, sorted_ in zip(columns, limits, ascending, strict=True):
+                segment = column[start : start + w]  # (w,)
+                running = segment if sorted_ else np.maximum.accumulate(segment)
+                over |= running * counts[:w] > limit
             first = int(over.argmax())
             if over[first] or start + window >= n:
                 size = max(first, 1) if over[first] else w
