@@ -17,6 +17,7 @@ def check_lengths(
     B: int | None = None,
     T: int | None = None,
     device: torch.device | None = None,
+    values: bool = True,
 ) -> Tensor:
     """Return ``lengths`` as int64 ``(B,)`` (on ``device``) with ``0 <= lengths (<= T)``.
 
@@ -26,9 +27,12 @@ def check_lengths(
         B: The batch size ``lengths`` must match, if known.
         T: The largest length allowed, if known.
         device: Where the result should live; the input's device if ``None``.
+        values: Whether to check the values too. That reads them on the host (one sync on an
+            accelerator), so it is skipped while a graph is captured (compile, trace, export),
+            where no value may decide anything on the host.
 
     Returns:
-        int64 lengths. Checking the values reads them on the host (one sync).
+        int64 lengths.
 
     Raises:
         TypeError: If ``lengths`` is a tuple (a misplaced state) or not integer.
@@ -47,7 +51,9 @@ def check_lengths(
     if given.ndim != 1 or (B is not None and given.shape[0] != B):
         expected = "(B,)" if B is None else f"(B,) = ({B},)"
         raise ValueError(f"{where}: lengths must have shape {expected}, got {tuple(given.shape)}.")
-    result = given.to(device=device or given.device, dtype=torch.int64)
+    result = given.to(device=device or given.device, dtype=torch.int64, non_blocking=True)
+    if not values:
+        return result
     bad_rows = result < 0 if T is None else (result < 0) | (result > T)
     if result.numel() and bool(bad_rows.any()):  # one host sync, validation only
         bad = int(bad_rows.nonzero()[0, 0])

@@ -16,6 +16,7 @@ raw ``torch.lstm`` / ``torch.gru`` calls; it knows nothing about lengths, masks 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -92,6 +93,16 @@ def run_kernel(
         return out, (h, c)
     out, h = torch.gru(x, state[0], params, has_biases, 1, 0.0, train, bidirectional, BATCH_FIRST)
     return out, (h,)
+
+
+def dynamo_skips_rnn() -> bool:
+    """Whether dynamo is loaded and leaves RNN modules to eager (``allow_rnn`` not set).
+
+    Reads ``torch._dynamo.config.allow_rnn`` only when dynamo was imported (by
+    ``torch.compile`` or the user): importing it takes seconds.
+    """
+    dynamo = sys.modules.get("torch._dynamo")
+    return dynamo is not None and not dynamo.config.allow_rnn
 
 
 # LSTM gates i, f, g, o. Pad: i = 0, f = 1 (c' = c) and o = 0 (h' = 0, so outputs at pads are

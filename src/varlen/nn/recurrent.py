@@ -39,6 +39,8 @@ Which path a mask takes
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -55,6 +57,7 @@ from varlen.nn._gates import (
     LSTM_CELL,
     Cell,
     State,
+    dynamo_skips_rnn,
     input_weight,
     layer_params,
     num_directions,
@@ -165,27 +168,34 @@ def _resolve(
         raise TypeError(f"{where}: x must be a Tensor, got {type(x).__name__}.")
     _check_x(where, module, x)
     B, T, _ = x.shape
+    graph = capturing_graph()
     host: Tensor | None = None
     if lengths is not None:
-        checked = check_lengths(where, lengths, B=B, T=T)
-        host = checked if checked.device.type == "cpu" else None
-        lengths = checked.to(x.device)
+        # Values are checked eagerly only (never while a graph is captured); lengths on the
+        # host are checked and planned with no device sync.
+        checked = check_lengths(where, lengths, B=B, T=T, values=not graph)
+        host = checked if checked.device.type == "cpu" and not graph else None
+        lengths = checked.to(x.device, non_blocking=True)
     if mask is None:
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.int64, device=x.device)
             return _Inputs(x, lengths, padding, padding, None, unmasked=True)
         return _Inputs(x, lengths, padding, padding, None, host_lengths=host)
-    mask = check_mask(where, mask, B=B, T=T).to(x.device)
-    if lengths is not None:
+    mask = check_mask(where, mask, B=B, T=T).to(x.device, non_blocking=True)
+    if lengths is not None and not graph:  # reads both on the host: eager only
         expected = _mask(lengths, T, padding)
         check_agreement(where, lengths, mask, padding=padding, expected=expected)
     counts = mask.sum(dim=1, dtype=torch.int64)
-    host = counts if counts.device.type == "cpu" else None
+    if graph or x.device.type != "cpu":
+        # Whether the mask has holes would be read on the host: take the general route, which
+        # gathers the real steps of any mask (contiguous or not) to the front.
+        x, lengths, positions = _compress(x, mask)
+        return _Inputs(x, lengths, "post", padding, positions)
     contiguous = _mask(counts, T, padding) == mask
     if bool(contiguous.all()):
-        return _Inputs(x, counts, padding, padding, None, host_lengths=host)
+        return _Inputs(x, counts, padding, padding, None, host_lengths=counts)
     x, lengths, positions = _compress(x, mask)
-    return _Inputs(x, lengths, "post", padding, positions, host_lengths=host)
+    return _Inputs(x, lengths, "post", padding, positions, host_lengths=counts)
 
 
 def _restore(inputs: _Inputs, out: Tensor) -> Tensor:
@@ -387,7 +397,33 @@ def _forward(
     method: Method,
     tuning: Tuning = DEFAULT_TUNING,
 ) -> tuple[Tensor, State]:
-    """Validate, plan, run: the whole forward of :class:`LSTM` and :class:`GRU`."""
+    """The whole forward of :class:`LSTM` and :class:`GRU`: validate, plan, run.
+
+    Under ``torch.compile`` it runs eagerly, as dynamo runs ``torch.nn.LSTM``: dynamo does not
+    trace RNN modules unless ``torch._dynamo.config.allow_rnn`` is set (then it is traced, as
+    torch's own LSTM is, along the general route). The choice cannot rest on
+    ``torch.compiler.is_compiling()``: a frame dynamo gives up on runs as plain Python, whose
+    callees dynamo would still try to compile piece by piece.
+    """
+    run = _forward_eagerly() if dynamo_skips_rnn() else _plan_and_run
+    return run(
+        module, cell, x, lengths, mask=mask, padding=padding, hx=hx, method=method, tuning=tuning
+    )
+
+
+def _plan_and_run(
+    module: nn.RNNBase,
+    cell: Cell,
+    x: Any,
+    lengths: Any,
+    *,
+    mask: Any,
+    padding: Any,
+    hx: Any,
+    method: Method,
+    tuning: Tuning = DEFAULT_TUNING,
+) -> tuple[Tensor, State]:
+    """Validate, plan, run."""
     where = f"varlen.nn.{cell.name}"
     method = check_choice(where, "method", method, _METHODS)
     inputs = _resolve(where, module, x, lengths, mask, padding)
@@ -404,6 +440,15 @@ def _forward(
         tuning=tuning,
     )
     return _run(module, cell, inputs, state, plan)
+
+
+@functools.cache
+def _forward_eagerly() -> Callable[..., tuple[Tensor, State]]:
+    """:func:`_plan_and_run` with dynamo disabled inside (made on first use: loads dynamo)."""
+    disabled: Callable[..., tuple[Tensor, State]] = torch.compiler.disable(  # type: ignore[no-untyped-call]
+        _plan_and_run, recursive=True
+    )
+    return disabled
 
 
 def _run(
