@@ -161,10 +161,9 @@ def _run_ragged(
 ) -> tuple[Any, State]:
     """Run a nested tensor, a ``PackedSequence`` or values with offsets.
 
-    Under ``torch.compile`` this runs eagerly (a graph break): it reads the offsets on the
-    host, and torch 2.13 cannot compile the fused CPU kernel (``aten.mkldnn_rnn_layer``)
-    anyway. The rest of a compiled model (embeddings, heads, losses on the jagged outputs)
-    is still compiled.
+    Under ``torch.compile`` this runs eagerly (a graph break), as dynamo runs
+    ``torch.nn.LSTM``: it reads the offsets on the host to size the batch. The rest of a
+    compiled model (embeddings, heads, losses on the jagged outputs) is still compiled.
     """
     if offsets is not None:
         values, lengths = _check_values(where, module, x, offsets)
