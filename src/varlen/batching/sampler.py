@@ -343,7 +343,11 @@ class BucketBatchSampler(Sampler[list[int]]):
         ids, bounds = self._equalize(bounds, rng)
         steps = _step_order(ids.shape[0], self.num_replicas, rng)  # (G, R) batch slots
         mine = ids[steps[:, self.rank]]  # (G,) this rank's batch ids, in step order
-        return _RankPlan(order, bounds[mine], bounds[mine + 1])
+        starts, sizes = bounds[mine], bounds[mine + 1] - bounds[mine]
+        # Keep only this rank's share of the order (n / R indices), its batches end to end.
+        ends = np.cumsum(sizes)
+        within = np.arange(int(ends[-1]) if ends.size else 0) - np.repeat(ends - sizes, sizes)
+        return _RankPlan(order[np.repeat(starts, sizes) + within], ends - sizes, ends)
 
     def _kept_order(self, rng: np.random.Generator | None) -> IntArray:
         """Sort by length, then drop the ``n % batch_size`` leftovers if ``drop_last``."""
@@ -388,8 +392,8 @@ class BucketBatchSampler(Sampler[list[int]]):
 class _RankPlan:
     """One rank's batches of one epoch, held as arrays: ``order[starts[j]:stops[j]]``.
 
-    At 10^7 sequences this is the ``(n,)`` order plus two ints per batch, not 10^7 Python
-    ints in lists; each batch becomes a list only when it is yielded.
+    At 10^7 sequences over ``R`` ranks this is ``n / R`` int64 indices plus two ints per
+    batch, not Python ints in lists; each batch becomes a list only when it is yielded.
     """
 
     def __init__(self, order: IntArray, starts: IntArray, stops: IntArray) -> None:
