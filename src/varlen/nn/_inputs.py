@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence
 
 from varlen._types import Padding
 from varlen.nn._gates import Cell, State, input_weight
@@ -296,16 +296,26 @@ def _run_packed(
 
     ``hx`` and the final state are in the original batch order, as with torch.
     """
-    padded, lengths = pad_packed_sequence(x, batch_first=True)  # original order, host lengths
+    batch_sizes = x.batch_sizes  # (T,) int64 on the host
+    T, B = int(batch_sizes.shape[0]), int(batch_sizes[0]) if batch_sizes.numel() else 0
+    # Sequence i of the pack order has the steps t with i < batch_sizes[t].
+    present = torch.arange(B)[None, :] < batch_sizes[:, None]  # (T, B) in pack order
+    sorted_lengths = present.sum(dim=0)  # (B,)
+    steps, ranks = present.nonzero(as_tuple=True)  # data order: time-major, then pack order
+    order = x.sorted_indices
+    device = x.data.device
+    rows = ranks.to(device) if order is None else order[ranks.to(order.device)].to(device)
+    steps = steps.to(device)
+    lengths = sorted_lengths  # host, in the original batch order:
+    if order is not None:
+        lengths = torch.empty_like(sorted_lengths).index_copy_(0, order.cpu(), sorted_lengths)
+    # Scatter the pack into a post-padded batch in the original order and gather the outputs
+    # back in pack order: one index_put and one gather, whose backward are one each too.
+    padded = x.data.new_zeros(B, T, x.data.shape[1]).index_put((rows, steps), x.data)
     out, state = core(
         module, cell, padded, lengths, mask=None, padding="post", hx=hx, method=method
     )
-    order = x.sorted_indices
-    sorted_out = out if order is None else out[order.to(out.device)]  # (B, T, H) in pack order
-    sorted_lengths = lengths if order is None else lengths[order.cpu()]
-    T = out.shape[1]
-    present = torch.arange(T)[:, None] < sorted_lengths[None, :]  # (T, B) steps in the pack
-    data = sorted_out.transpose(0, 1)[present.to(out.device)]  # time-major, as packs are
+    data = out[rows, steps]
     return (
         PackedSequence(data, x.batch_sizes, x.sorted_indices, x.unsorted_indices),
         state,
