@@ -46,11 +46,33 @@ def length_order(
     if jitter > 0:
         key = first * (1.0 + jitter * rng.random(n))
         return perm[np.lexsort((*(column[perm] for column in rest), key))]
-    if not rest:
-        if n and int(first.max()) < 2**16:  # NumPy radix-sorts 16-bit keys: ~4x at 10^7
-            first = first.astype(np.uint16)
-        return perm[np.argsort(first, kind="stable")]
-    return perm[np.lexsort((*(column[perm] for column in rest), first))]
+    return perm[np.argsort(_one_key(first, [column[perm] for column in rest]), kind="stable")]
+
+
+def _one_key(first: IntArray, rest: list[IntArray]) -> NDArray[np.integer]:
+    """Fold lengths (``first`` most significant, ``rest`` least first) into one sort key.
+
+    The narrowest unsigned type that holds it: NumPy radix-sorts 16-bit keys (~4x a
+    timsort at 10^7) and a single key sorts ~2x faster than a lexsort. Keys too wide for
+    64 bits fall back to a lexsort order, turned into ranks.
+    """
+    columns = [first, *reversed(rest)]  # most significant first
+    if not first.size:
+        return first
+    spans = [int(c.max()) + 1 for c in columns]
+    if float(np.prod([float(s) for s in spans])) >= 2.0**63:
+        order = np.lexsort((*rest, first))
+        ranks = np.empty_like(order)
+        ranks[order] = np.arange(order.shape[0])
+        return ranks
+    key = np.zeros(first.shape[0], dtype=np.int64)
+    for column, span in zip(columns, spans, strict=True):
+        key = key * span + column
+    total = int(np.prod(spans, dtype=np.float64))
+    for kind in (np.uint16, np.uint32):
+        if total <= np.iinfo(kind).max:
+            return key.astype(kind)
+    return key
 
 
 def cut_fixed(n: int, batch_size: int) -> IntArray:
