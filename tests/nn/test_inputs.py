@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pack_sequence
 
 from tests.reference.recurrent import run_sequence
-from varlen.nn import GRU, LSTM
+from varlen.nn import GRU, LSTM, StreamingRNN, run_lanes, run_one_at_a_time
 
 DT = torch.float64
 LENGTHS = (4, 0, 1, 6, 0, 3)
@@ -351,3 +351,18 @@ def test_unbatched_sequence_like_torch(kind):
     torch.testing.assert_close(got, want)
     for a, b in zip(flat(got_state), flat(want_state), strict=True):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda m: StreamingRNN(m),
+        lambda m: run_lanes(m, torch.zeros(3, 3, dtype=DT), torch.tensor([3]), num_lanes=1),
+        lambda m: run_one_at_a_time(m, [torch.zeros(3, 3, dtype=DT)]),
+    ],
+    ids=["streaming", "lanes", "one-at-a-time"],
+)
+def test_batch_first_helpers_refuse_a_time_major_module(use):
+    """Streaming, lanes and the oracle run batch-first chunks: a time-major module is refused."""
+    with pytest.raises(ValueError, match=r"module must be batch-first, got batch_first=False"):
+        use(make("lstm", bidirectional=False, batch_first=False))
