@@ -60,14 +60,17 @@ def _one_key(first: IntArray, rest: list[IntArray]) -> NDArray[np.integer]:
     if not first.size:
         return first
     spans = [int(c.max()) + 1 for c in columns]
+    if len(columns) == 1:  # no fold: only a narrower copy when it fits 16 bits
+        return first.astype(np.uint16) if spans[0] <= 2**16 else first
     if float(np.prod([float(s) for s in spans])) >= 2.0**63:
         order = np.lexsort((*rest, first))
         ranks = np.empty_like(order)
         ranks[order] = np.arange(order.shape[0])
         return ranks
-    key = np.zeros(first.shape[0], dtype=np.int64)
-    for column, span in zip(columns, spans, strict=True):
-        key = key * span + column
+    key = first.astype(np.int64)  # a new array, folded in place
+    for column, span in zip(columns[1:], spans[1:], strict=True):
+        key *= span
+        key += column
     total = int(np.prod(spans, dtype=np.float64))
     for kind in (np.uint16, np.uint32):
         if total <= np.iinfo(kind).max:
