@@ -14,3 +14,18 @@ def test_readme_python_examples_run():
     assert blocks
     for block in blocks:
         exec(compile(block, str(README), "exec"), {})  # our own documentation, run as a user would
+
+
+def test_every_guarantee_names_a_test_that_exists():
+    """Each line of "What varlen guarantees" names tests, and every named test exists."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## What varlen guarantees", 1)[1].split("\n## ", 1)[0]
+    bullets = section.split("\n- ")[1:]
+    assert len(bullets) >= 8
+    root = README.parent
+    for bullet in bullets:
+        named = re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", bullet)
+        assert named, bullet
+        for path, name in named:
+            source = (root / path).read_text(encoding="utf-8")
+            assert re.search(rf"^def {name}\(", source, re.M), f"{path}::{name}"

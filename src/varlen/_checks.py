@@ -80,6 +80,9 @@ def check_maxlen(where: str, maxlen: object) -> int | None:
     return int(maxlen)
 
 
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
 def check_lengths_array(
     where: str, lengths: Any, *, maxlen: int | None = None
 ) -> NDArray[np.int64]:
@@ -105,13 +108,17 @@ def check_lengths_array(
         )
     if array.ndim != 1:
         raise ValueError(f"{where}: lengths must have shape (B,), got {array.shape}.")
-    out = array.astype(np.int64, copy=True)
-    if out.size and out.min() < 0:
-        index = int(np.argmin(out))
-        raise ValueError(f"{where}: lengths must be >= 0, got lengths[{index}] == {out[index]}.")
-    if maxlen is not None and out.size and out.max() > maxlen:
-        index = int(np.argmax(out))
-        raise ValueError(
-            f"{where}: lengths must be <= T = {maxlen}, got lengths[{index}] == {out[index]}."
-        )
-    return out
+    if array.size:  # checked before the int64 cast, which would wrap a huge uint64 to -1
+        if int(array.min()) < 0:
+            index = int(np.argmin(array))
+            raise ValueError(
+                f"{where}: lengths must be >= 0, got lengths[{index}] == {int(array[index])}."
+            )
+        limit = _INT64_MAX if maxlen is None else maxlen
+        if int(array.max()) > limit:
+            index = int(np.argmax(array))
+            bound = f"T = {maxlen}" if maxlen is not None else f"{_INT64_MAX} (int64)"
+            raise ValueError(
+                f"{where}: lengths must be <= {bound}, got lengths[{index}] == {int(array[index])}."
+            )
+    return array.astype(np.int64, copy=True)

@@ -49,7 +49,9 @@ def test_inspect_malformed_ts_names_file_and_line(tmp_path, capsys):
     path.write_text("@problemName x\n@classLabel true a b\n@data\n1,2:a\n1,oops:b\n")
     assert main(["inspect", str(path)]) == 2
     message = one_error_line(capsys, "inspect")
-    assert message.startswith(f"read_ts: {path}:5: values must be numbers or '?', got 'oops'")
+    assert message.startswith(
+        f"read_ts: {path}:5: values must be finite decimal numbers or '?', got 'oops'"
+    )
 
 
 def test_inspect_bad_batch_size(data_dir, capsys):

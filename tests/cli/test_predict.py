@@ -124,7 +124,8 @@ def test_predict_feature_names_differ(table_model, data_dir, capsys):
 
 def test_predict_missing_feature_column(table_model, tmp_path, capsys):
     """A table lacking one of the model's feature columns: one line naming it, exit 2."""
-    pd.DataFrame({"sid": [1, 1], "f0": [0.5, 1.0]}).to_csv(tmp_path / "new.csv", index=False)
+    frame = pd.DataFrame({"sid": [1, 1], "step": [0, 1], "f0": [0.5, 1.0]})
+    frame.to_csv(tmp_path / "new.csv", index=False)
     assert main(["predict", str(table_model), str(tmp_path / "new.csv"), "--id", "sid"]) == 2
     message = one_error_line(capsys, "predict")
     assert message.startswith("DATA must have the model's feature columns ['f0', 'f1']: ")
@@ -152,3 +153,44 @@ def test_predict_bad_out_suffix(ts_model, data_dir, capsys):
     argv = ["predict", str(ts_model), str(data_dir / "test.ts"), "--out", "p.json"]
     assert main(argv) == 2
     assert "--out must end in .csv or .parquet, got 'p.json'." in one_error_line(capsys, "predict")
+
+
+def test_predict_defaults_to_the_recorded_table_options(table_model, data_dir, capsys):
+    """Trained with --id sid --order step: predict on a shuffled table needs neither flag.
+
+    It gives the predictions of the explicit flags (it used to read the rows in file order).
+    """
+    data = str(data_dir / "test.csv")
+    assert main(["predict", str(table_model), data]) == 0
+    recorded = capsys.readouterr()
+    assert recorded.err == ""
+    assert main(["predict", str(table_model), data, "--id", "sid", "--order", "step"]) == 0
+    assert capsys.readouterr().out == recorded.out
+
+
+def test_predict_says_when_a_flag_overrides_the_record(table_model, data_dir, capsys):
+    """A flag that differs from the recorded choice wins, and one stderr line says so."""
+    data = str(data_dir / "test.csv")
+    assert main(["predict", str(table_model), data, "--order", "f0"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "varlen predict: note: --order 'f0' overrides the model's recorded --order 'step'"
+    ]
+
+
+def test_predict_names_a_recorded_column_that_is_missing(table_model, tmp_path, capsys):
+    """A table without the recorded --order column: the error says where it came from."""
+    frame = pd.DataFrame({"sid": [1, 1], "f0": [0.5, 1.0], "f1": [0.0, 1.0]})
+    frame.to_csv(tmp_path / "new.csv", index=False)
+    assert main(["predict", str(table_model), str(tmp_path / "new.csv")]) == 2
+    message = one_error_line(capsys, "predict")
+    assert "'step'" in message
+    assert "--order 'step' recorded in the model directory" in message
+
+
+def test_a_table_model_predicts_a_ts_file(table_model, tmp_path, capsys):
+    """The recorded table options apply to tables only: a .ts file of the same features reads."""
+    x, labels, _ = sequences(4, seed=3)
+    write_ts(tmp_path / "new.ts", x, labels)
+    assert main(["predict", str(table_model), str(tmp_path / "new.ts")]) == 2  # names differ
+    assert "DATA features must match" in one_error_line(capsys, "predict")

@@ -322,3 +322,12 @@ def test_readers_explain_how_to_install_pandas(monkeypatch, tmp_path):
         table_to_ragged(object(), id="id")
     with pytest.raises(ImportError, match=r"read_table: needs pandas"):
         read_table(tmp_path / "t.csv", id="id")
+
+
+@pytest.mark.parametrize("content", [b"PAR1garbagegarbagePAR1", b"not parquet at all", b""])
+def test_read_table_wraps_a_damaged_parquet_file(tmp_path, content):
+    """The ArrowInvalid of pyarrow is wrapped: a ValueError naming read_table and the file."""
+    path = tmp_path / "bad.parquet"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"read_table: '.*bad.parquet' must be a readable Parquet"):
+        read_table(path, id="a")

@@ -358,3 +358,12 @@ def test_mask_from_predicate_rejects_bad_batches():
         TypeError, match=r"mask_from_predicate: x must have a numeric or bool dtype"
     ):
         mask_from_predicate(np.array([["a"]]), lambda batch: batch != "a")
+
+
+def test_a_huge_uint64_length_is_reported_as_itself():
+    """2**64 - 1 used to be cast to int64 first and reported as -1."""
+    big = np.array([2**64 - 1], dtype=np.uint64)
+    with pytest.raises(ValueError, match=r"lengths\[0\] == 18446744073709551615"):
+        lengths_to_mask(big, maxlen=3)
+    with pytest.raises(ValueError, match=r"<= 9223372036854775807 \(int64\), got .*551615"):
+        lengths_to_mask(big)

@@ -162,7 +162,8 @@ COMMON: list[tuple[str, list[Any], dict[str, Any]]] = [
     ("strided rows of a matrix", list(np.arange(12).reshape(3, 4)[:, ::2]), {"maxlen": 3}),
     ("columns of a matrix", list(np.arange(12).reshape(3, 4).T), {"dtype": "int64"}),
     ("uint8 into bool", [np.array([0, 3], dtype=np.uint8)], {"dtype": bool}),
-    ("int64 wraps into uint8", [np.array([300, -1])], {"dtype": "uint8"}),
+    ("int64 that fits into uint8", [np.array([255, 0])], {"dtype": "uint8"}),
+    ("int8 into int64", [np.array([-128, 127], dtype=np.int8)], {"dtype": "int64"}),
     ("negative zero pad", [[1.0]], {"dtype": "float32", "value": -0.0, "maxlen": 3}),
 ]
 
@@ -195,6 +196,9 @@ DECLINED: list[tuple[str, list[Any], Any]] = [
     ("Python int beyond int64", [[2**64]], np.uint64),
     ("Python int not exact as a float", [[2**53 + 1]], np.float64),
     ("finite float overflowing float32", [np.array([1e300])], np.float32),
+    ("int64 that would wrap into uint8", [np.array([300, -1])], np.uint8),
+    ("uint64 beyond int64", [np.array([2**64 - 1], dtype=np.uint64)], np.int64),
+    ("negative int8 into uint64", [np.array([-1], dtype=np.int8)], np.uint64),
     ("NumPy scalars in a list", [[np.int64(1)]], np.int32),
     ("None in a list", [[1, None]], np.int32),
     ("a string item", [[1], "ab"], np.int32),

@@ -617,3 +617,75 @@ def test_pad_sequences_agrees_with_keras(keras_pad_sequences, case):
     assert actual[1].shape == expected[1].shape
     for a, b in zip(actual[1].ravel().tolist(), expected[1].ravel().tolist(), strict=True):
         assert a == b or (a != a and b != b), (a, b)  # NaN matches NaN, in object arrays too
+
+
+# ----------------------------------------------------------------------------- lossy casts
+# One rule (varlen.data._casts): into a float dtype values may round but must stay finite;
+# into an integer dtype they must fit. pad_sequences (Keras) warns, pad (strict) raises.
+
+
+@pytest.mark.parametrize(
+    ("sequences", "kwargs", "match"),
+    [
+        ([np.array([300, 1]), np.array([2])], {"dtype": "int8"}, r"sequences\[0\] .* got 300"),
+        ([np.array([2**64 - 1], dtype=np.uint64)], {"dtype": "int64"}, r"18446744073709551615"),
+        ([np.array([200], dtype=np.uint16)], {"dtype": "int8"}, r"got 200 at step 0"),
+        ([np.array([1.0, 1e6])], {"dtype": "float16"}, r"float16 .* got 1000000.0 at step 1"),
+        ([np.array([1e300])], {"dtype": "float32"}, r"float32 can hold, got 1e\+300"),
+        ([np.array([70000])], {"dtype": "float16"}, r"got 70000"),
+        ([np.array([1.0])], {"value": 1e6, "dtype": "float16"}, r"value must be representable"),
+        ([np.array([1.0], dtype=np.float16)], {"value": 1e6}, r"value must be representable"),
+        ([np.array([1])], {"value": 300, "dtype": "int8"}, r"value must be representable"),
+    ],
+)
+def test_pad_is_strict_about_lossy_casts(sequences, kwargs, match):
+    """`pad` raises where a cast would wrap an integer or overflow a finite value to inf."""
+    with pytest.raises(ValueError, match=match):
+        pad(sequences, **kwargs)
+
+
+def test_pad_strict_rule_keeps_rounding_and_fitting_values():
+    """Rounding into a float dtype is what the dtype means; fitting integers pass."""
+    padded, _ = pad([np.array([0.1, 65504.0])], dtype="float16", value=0.1)
+    assert padded.dtype == np.float16
+    padded, _ = pad([np.array([-128, 127])], dtype="int8")
+    assert padded.tolist() == [[-128, 127]]
+    padded, _ = pad([np.array([np.inf, np.nan])], dtype="float16")  # inf stays inf
+    assert np.isinf(padded[0, 0])
+    assert np.isnan(padded[0, 1])
+
+
+def test_pad_names_the_mixed_dtypes_not_the_value():
+    """Text and float arrays mixed: the sequences are wrong, not `value`."""
+    with pytest.raises(TypeError, match=r"all be numeric or all be text.*float64.*<U1"):
+        pad([np.array(["a"]), np.array([1.0])])
+
+
+@pytest.mark.parametrize(
+    ("sequences", "kwargs", "expected", "match"),
+    [
+        ([[1.0]], {"maxlen": 3, "dtype": "float16", "value": 1e6}, [[np.inf, np.inf, 1.0]],
+         r"cannot hold value 1000000.0"),
+        ([[1e6, 1.0]], {"dtype": "float16"}, [[np.inf, 1.0]], r"1000000.0 in sequences\[0\]"),
+        ([np.array([1e6, 1.0])], {"dtype": "float16"}, [[np.inf, 1.0]], r"became infinity"),
+        ([np.array([1e300, 1.0])], {"dtype": "float32"}, [[np.inf, 1.0]], r"1e\+300"),
+        ([np.array([300, 1])], {"dtype": "int8"}, [[44, 1]], r"300 .* wrapped-around"),
+        ([np.array([1]), np.array([2**40 + 5])], {}, [[1], [5]], r"sequences\[1\]"),
+    ],
+)  # fmt: skip
+def test_pad_sequences_warns_about_every_lossy_cast(sequences, kwargs, expected, match):
+    """Keras's output, and a UserWarning (never NumPy's RuntimeWarning) naming a value."""
+    with pytest.warns(UserWarning, match=match):
+        out = pad_sequences(sequences, **kwargs)
+    with np.errstate(over="ignore"):
+        wanted = np.array(expected, dtype=np.float64).astype(out.dtype)
+    np.testing.assert_array_equal(out, wanted)
+
+
+def test_pad_sequences_is_silent_when_nothing_is_lost():
+    """Rounding and fitting values, and infinities already in the data, do not warn."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pad_sequences([np.array([0.1, np.inf])], dtype="float16")
+        pad_sequences([np.array([255, 0])], dtype="uint8")
+        pad_sequences([[1.0]], maxlen=2, dtype="float16", value=np.inf)

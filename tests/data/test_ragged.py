@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from tests.reference.ragged import pad_reference, truncate_reference, unpad_reference
 from varlen._types import SIDES
 from varlen.data.masks import lengths_to_mask, mask_to_lengths
+from varlen.data.padding import pad
 from varlen.data.ragged import Ragged
 
 TRAILING = [(), (1,), (3,), (2, 2)]
@@ -701,3 +702,34 @@ def test_ragged_from_table_delegates_to_table_to_ragged(monkeypatch):
     monkeypatch.setitem(sys.modules, "varlen.data.io.table", fake)
     assert Ragged.from_table("df", id="sid", order="t", features=["a"]) is result
     assert calls == [("df", "sid", "t", ["a"])]
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype", "error", "match"),
+    [
+        ([1.7, np.nan], "int32", TypeError, r"float64 must cast to dtype int32 within their kind"),
+        ([1.0, 1e300], "float32", ValueError, r"float32 must hold every value, got 1e\+300"),
+        ([1, 300], "int8", ValueError, r"int8 must hold every value, got 300 in sequence 1"),
+    ],
+)
+def test_to_padded_casts_strictly_like_pad(values, dtype, error, match):
+    """The same rule as pad: no float -> int, no wrap-around, no overflow to infinity."""
+    ragged = Ragged(np.array(values), np.array([0, 1, 2]))
+    with pytest.raises(error, match=match):
+        ragged.to_padded(dtype=dtype)
+    with pytest.raises(error):
+        pad(list(ragged), dtype=dtype)
+
+
+def test_to_padded_narrowing_that_keeps_values_passes():
+    """Values that fit (and rounding into a float dtype) pass."""
+    padded, _ = Ragged(np.array([1, 127]), np.array([0, 2])).to_padded(dtype="int8")
+    assert padded.tolist() == [[1, 127]]
+    padded, _ = Ragged(np.array([0.1]), np.array([0, 1])).to_padded(dtype="float32")
+    assert padded.dtype == np.float32
+
+
+def test_a_huge_uint64_offset_is_reported_as_itself():
+    """An offset of 2**64 - 1 is named as such, not as -1 after an int64 cast."""
+    with pytest.raises(ValueError, match=r"offsets\[1\] == 18446744073709551615"):
+        Ragged(np.zeros((3, 1)), np.array([0, 2**64 - 1], dtype=np.uint64))

@@ -509,3 +509,9 @@ def test_recurrent_rejects_unknown_method():
     """The method is checked when the module is built."""
     with pytest.raises(ValueError, match="method must be 'auto' or 'padded' or 'packed'"):
         LSTM(F_IN, H, method="fast")  # type: ignore[arg-type]
+
+
+def test_a_huge_uint64_length_is_reported_as_itself():
+    """The torch check names the length the caller passed, not its int64 wrap-around."""
+    with pytest.raises(ValueError, match=r"lengths\[0\] == 18446744073709551615"):
+        LSTM(1, 2)(torch.zeros(1, 3, 1), np.array([2**64 - 1], dtype=np.uint64))

@@ -674,3 +674,23 @@ def test_run_one_at_a_time_rejects_bad_input():
         run_one_at_a_time(module, [torch.zeros(1, F_IN), np.zeros((1, F_IN))])  # type: ignore[list-item]
     with pytest.raises(ValueError, match=r"sequences\[0\] must have shape \(T_i, F\) = \(T_i, 3\)"):
         run_one_at_a_time(module, [torch.zeros(1, 2)])
+
+
+@pytest.mark.parametrize("ids", ["car7", "sensor42", b"ab", 7])
+def test_pool_refuses_a_plain_string_as_ids(ids):
+    """join("car7") used to join 'c', 'a', 'r', '7': a string is an error naming the fix."""
+    pool = StreamPool(LSTM(2, 3))
+    with pytest.raises(TypeError, match=r"stream_ids must be a list of ids, got .* Pass \["):
+        pool.join(ids)
+    with pytest.raises(TypeError, match=r"stream_ids must be a list of ids"):
+        pool.finish(ids)
+    assert len(pool.ids) == 0
+    pool.join([ids])  # one id, as a list
+    assert list(pool.ids) == [ids]
+
+
+def test_pool_step_refuses_a_string():
+    """step("ab") is not a chunk mapping."""
+    pool = StreamPool(LSTM(2, 3))
+    with pytest.raises(TypeError, match=r"chunks must be"):
+        pool.step("ab")  # type: ignore[arg-type]

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 
 import numpy as np
 import pytest
 import torch
 
 from varlen import __version__
+from varlen._atomic import disk_full, inject
 from varlen.data.normalize import Standardizer
 from varlen.data.ragged import Ragged
-from varlen.training.artifacts import CONFIG_FILE, WEIGHTS_FILE, load_model, save_model
-from varlen.training.models import SequenceClassifier, SequenceRegressor
+from varlen.training.artifacts import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    ConfigFile,
+    load_model,
+    save_model,
+)
+from varlen.training.models import ModelConfig, SequenceClassifier, SequenceRegressor
 
 
 def classifier(seed=0):
@@ -30,12 +37,12 @@ def scaler(F=3):
 
 def save_classifier(directory, model=None, **options):
     """Save a classifier with labels, features and a normalizer."""
+    options.setdefault("normalizer", scaler())
     return save_model(
         directory,
         model if model is not None else classifier(),
         features=["a", "b", "c"],
         labels=["w", "x", "y", "z"],
-        normalizer=scaler(),
         technique="pack",
         **options,
     )
@@ -75,7 +82,8 @@ def test_save_load_round_trip_regressor(tmp_path):
     save_model(tmp_path, model, features=["u", "v"], target_normalizer=target)
     loaded = load_model(tmp_path)
     assert loaded.labels is None
-    assert loaded.normalizer is None
+    np.testing.assert_array_equal(loaded.normalizer.mean, [0.0, 0.0])  # saved as the identity
+    np.testing.assert_array_equal(loaded.normalizer.scale, [1.0, 1.0])
     assert loaded.target_normalizer is not None
     np.testing.assert_array_equal(loaded.target_normalizer.mean, [3.0])
 
@@ -109,25 +117,27 @@ def test_save_replaces_files_and_keeps_others(tmp_path):
         torch.testing.assert_close(tensor, expected[name], rtol=0, atol=0)
 
 
-def test_save_interrupted_keeps_the_previous_config(tmp_path, monkeypatch):
-    """A failure while moving config.json into place leaves the old file whole, no temp file."""
+@pytest.mark.parametrize("name", [WEIGHTS_FILE, CONFIG_FILE])
+def test_disk_full_during_save_keeps_the_previous_model_whole(tmp_path, name):
+    """A full disk while writing either file leaves both old files, no temp file, loadable."""
     save_classifier(tmp_path, classifier(0))
-    before = (tmp_path / CONFIG_FILE).read_text()
-    real_replace = os.replace
-
-    def failing_replace(source, target):
-        if str(target).endswith(CONFIG_FILE):
-            raise OSError("disk full")
-        real_replace(source, target)
-
-    monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    with inject(disk_full(name=name, after=10)), pytest.raises(OSError, match="disk full") as e:
         save_classifier(tmp_path, classifier(1))
-    assert (tmp_path / CONFIG_FILE).read_text() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
-    # the new weights went in, the old config says otherwise: the hash catches it
+    assert name in str(e.value)
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+    expected = classifier(0).state_dict()
+    for key, tensor in load_model(tmp_path).model.state_dict().items():
+        torch.testing.assert_close(tensor, expected[key], rtol=0, atol=0)
+
+
+def test_weights_and_config_from_different_saves_are_caught(tmp_path):
+    """A crash between the two renames (new weights, old config): the hash says so."""
+    save_classifier(tmp_path / "a", classifier(0))
+    save_classifier(tmp_path / "b", classifier(1))
+    (tmp_path / "a" / WEIGHTS_FILE).write_bytes((tmp_path / "b" / WEIGHTS_FILE).read_bytes())
     with pytest.raises(ValueError, match=r"must match the SHA-256 recorded in config.json"):
-        load_model(tmp_path)
+        load_model(tmp_path / "a")
 
 
 def test_save_rejects_bad_arguments(tmp_path):
@@ -177,9 +187,9 @@ def edit_config(folder, change):
     ("change", "match"),
     [
         (lambda c: c.update(format="other/2"), r"must have format 'varlen-model/1', got 'other/2'"),
-        (lambda c: c.pop("labels"), r"must have keys \['labels'\], got none"),
-        (lambda c: c["model"].update(hidden_size=6), r"weights must fit the model in config.json"),
-        (lambda c: c["model"].update(colour=1), r"ModelConfig: keys must be among"),
+        (lambda c: c.pop("labels"), r"key 'labels' must be .*, got no such key"),
+        (lambda c: c["model"].update(hidden_size=6), r"tensor 'rnn.weight_ih_l0' must be"),
+        (lambda c: c["model"].update(colour=1), r"key 'model.colour' must be absent"),
         (lambda c: c["normalizer"].update(version=9), r"state\['version'\] must be 1, got 9"),
     ],
 )
@@ -219,7 +229,7 @@ class Payload:
 @pytest.mark.parametrize(
     ("payload", "match"),
     [
-        ({"rnn.weight": Payload()}, r"must hold only tensors \(weights_only\)"),
+        ({"rnn.weight": Payload()}, r"holds objects other than tensors and plain values"),
         ([torch.zeros(1)], r"must hold a state dict of tensors, got list"),
     ],
     ids=["code", "list"],
@@ -235,6 +245,132 @@ def test_load_refuses_weights_that_are_not_tensors(tmp_path, capsys, payload, ma
     (tmp_path / WEIGHTS_FILE).write_bytes(buffer.getvalue())
     digest = hashlib.sha256(buffer.getvalue()).hexdigest()
     edit_config(tmp_path, lambda c: c.update(weights_sha256=digest))
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=match) as caught:
         load_model(tmp_path)
     assert "unpickled!" not in capsys.readouterr().out
+    assert "weights_only" not in str(caught.value)  # never suggest weights_only=False
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _config_keys():
+    return [field.name for field in dataclasses.fields(ConfigFile)]
+
+
+def _model_keys():
+    return [field.name for field in dataclasses.fields(ModelConfig)]
+
+
+@pytest.mark.parametrize("key", _model_keys())
+def test_every_model_key_is_required_none_defaulted(tmp_path, key):
+    """A ModelConfig field removed from config.json is an error naming it.
+
+    The keys come from the dataclass: a field added later is covered with no list to update.
+    """
+    save_classifier(tmp_path)
+    edit_config(tmp_path, lambda c: c["model"].pop(key))
+    with pytest.raises(ValueError, match=rf"key 'model\.{key}' must be .*got no such key") as e:
+        load_model(tmp_path)
+    assert "\n" not in str(e.value)
+    assert CONFIG_FILE in str(e.value)
+
+
+@pytest.mark.parametrize("key", _config_keys())
+def test_every_top_level_key_is_required(tmp_path, key):
+    """Every key of config.json is required, whatever its value may be."""
+    save_classifier(tmp_path)
+    edit_config(tmp_path, lambda c: c.pop(key))
+    match = "must have format" if key == "format" else rf"key '{key}' must be .*no such key"
+    with pytest.raises(ValueError, match=match):
+        load_model(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda c: c.update(normalizer=None), r"key 'normalizer' must be an object, got NoneType"),
+        (lambda c: c["model"].update(pooling="median"), r"key 'model.pooling' must be one of"),
+        (lambda c: c["model"].update(hidden_size="5"), r"key 'model.hidden_size' must be an int"),
+        (lambda c: c["model"].update(hidden_size=5.0), r"'model.hidden_size' must be an int.*5\.0"),
+        (lambda c: c["model"].update(bidirectional=1), r"key 'model.bidirectional' must be true"),
+        (lambda c: c["model"].update(hidden_size=0), r"key 'model': ModelConfig: hidden_size"),
+        (lambda c: c.update(labels=["w", "x", "y"]), r"key 'labels' must name .* = 4 .* got 3"),
+        (lambda c: c.update(labels=["w", "x", "y", "y"]), r"key 'labels' must be distinct"),
+        (lambda c: c.update(labels=None), r"key 'labels' must name .* got null"),
+        (lambda c: c.update(labels=[1, 2, 3, 4]), r"key 'labels\[0\]' must be a str"),
+        (lambda c: c.update(features=["a", "b"]), r"key 'features' must name .* = 3 distinct"),
+        (lambda c: c.update(technique="magic"), r"key 'technique' must be one of"),
+        (lambda c: c.update(target_normalizer=c["normalizer"]), r"'target_normalizer' must be"),
+        (lambda c: c["normalizer"].update(mean=[0.0]), r"key 'normalizer' must be a Standardizer"),
+        (lambda c: c.update(weights_sha256="x"), r"key 'weights_sha256' must be 64"),
+        (lambda c: c.update(metadata=[]), r"key 'metadata' must be an object"),
+        (lambda c: c.update(extra=1), r"key 'extra' must be absent"),
+    ],
+)
+def test_tampered_config_is_one_line_naming_the_key(tmp_path, change, match):
+    """Edits that used to change predictions silently (or fail late) are clear errors."""
+    save_classifier(tmp_path)
+    edit_config(tmp_path, change)
+    with pytest.raises(ValueError, match=match) as caught:
+        load_model(tmp_path)
+    assert "\n" not in str(caught.value)
+
+
+def test_regressor_needs_its_target_standardizer(tmp_path):
+    """A regressor's target standardizer edited to null is an error, not unscaled outputs."""
+    save_model(tmp_path, SequenceRegressor(2, 1, hidden_size=3), features=["u", "v"])
+    load_model(tmp_path)
+    edit_config(tmp_path, lambda c: c.update(target_normalizer=None))
+    with pytest.raises(ValueError, match=r"key 'target_normalizer' must be a Standardizer"):
+        load_model(tmp_path)
+
+
+def test_nan_in_config_is_not_json(tmp_path):
+    """NaN/Infinity are not JSON; varlen never writes them."""
+    save_classifier(tmp_path)
+    path = tmp_path / CONFIG_FILE
+    path.write_text(path.read_text().replace('"eps": 1e-10', '"eps": NaN'))
+    with pytest.raises(ValueError, match=r"must be valid JSON, got NaN is not valid JSON"):
+        load_model(tmp_path)
+
+
+def test_weights_of_another_dtype_are_refused(tmp_path):
+    """load_state_dict would cast float64 weights silently: the dtype must match."""
+    import hashlib
+    import io
+
+    save_classifier(tmp_path)
+    state = {k: v.double() for k, v in classifier().state_dict().items()}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    (tmp_path / WEIGHTS_FILE).write_bytes(buffer.getvalue())
+    digest = hashlib.sha256(buffer.getvalue()).hexdigest()
+    edit_config(tmp_path, lambda c: c.update(weights_sha256=digest))
+    with pytest.raises(ValueError, match=r"must be torch.float32 .* got torch.float64"):
+        load_model(tmp_path)
+
+
+def test_model_path_that_is_a_file(tmp_path):
+    """A file where the directory belongs says so (it used to say 'does not exist')."""
+    (tmp_path / "model").write_text("x")
+    with pytest.raises(NotADirectoryError, match=r"must be a directory .* got the file"):
+        load_model(tmp_path / "model")
+
+
+def test_save_rejects_mismatched_standardizers(tmp_path):
+    """A standardizer of the wrong size, or a target one for a classifier."""
+    with pytest.raises(ValueError, match=r"normalizer must have 3 features .* got 2"):
+        save_classifier(tmp_path, normalizer=scaler(2))
+    with pytest.raises(ValueError, match=r"target_normalizer must be None for a classifier"):
+        save_model(
+            tmp_path,
+            classifier(),
+            features=list("abc"),
+            labels=list("wxyz"),
+            target_normalizer=scaler(4),
+        )
+    with pytest.raises(ValueError, match=r"technique must be one of"):
+        save_model(
+            tmp_path, classifier(), features=list("abc"), labels=list("wxyz"), technique="magic"
+        )

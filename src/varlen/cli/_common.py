@@ -3,7 +3,9 @@
 - **Errors.** :func:`run_guarded` turns bad input (``ValueError``, ``TypeError``,
   ``OSError``, ``KeyError``, :class:`CommandError`) into one line
   ``varlen <command>: error: <message>`` on stderr and exit code 2; any other exception is
-  exit code 1, also in one line. ``--debug`` re-raises instead, for a traceback.
+  exit code 1, also in one line. Python warnings are one line each too
+  (``varlen <command>: warning: <Category>: <message>``, no source line). ``--debug``
+  re-raises instead, for a traceback, and shows warnings as Python does.
 - **Configs.** Each command has a typed frozen dataclass config. :func:`build_config` fills it
   from the dataclass defaults, then an optional ``--config file.toml`` (top-level keys and the
   ``[<command>]`` table), then the flags given on the command line (which win). Options that
@@ -27,6 +29,7 @@ import sys
 import tomllib
 import types
 import typing
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -97,6 +100,25 @@ def run_guarded(command: str, run: Callable[[argparse.Namespace], int], args: An
         ``run``'s exit code; 2 for bad input, 1 for another failure, 130 on Ctrl-C.
     """
     debug = bool(getattr(args, "debug", False))
+    with warnings.catch_warnings():
+        if not debug:
+            warnings.showwarning = _warning_line(command)
+        return _run_guarded(command, run, args, debug=debug)
+
+
+def _warning_line(command: str) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints one line, without the source line under it."""
+
+    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+        text = " ".join(str(message).split())
+        print(f"varlen {command}: warning: {category.__name__}: {text}", file=sys.stderr)
+
+    return show
+
+
+def _run_guarded(
+    command: str, run: Callable[[argparse.Namespace], int], args: Any, *, debug: bool
+) -> int:
     try:
         return run(args)
     except BrokenPipeError:  # the reader of stdout went away (`varlen ... | head`)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from varlen._atomic import atomic_open
 from varlen.cli._common import (
     add_table_options,
     build_config,
@@ -141,8 +142,11 @@ def plot_lengths(lengths: np.ndarray, path: Path, *, title: str) -> None:
     axes.set_ylabel("sequences")
     axes.set_title(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    try:
+        with atomic_open(path, "wb") as file:
+            figure.savefig(file, format=path.suffix.lstrip(".").lower() or "png", dpi=100)
+    finally:
+        plt.close(figure)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,6 +1,8 @@
 """``varlen predict MODEL_DIR DATA``: predict new series of any lengths with a trained model.
 
-The data are read like ``varlen train`` reads them, checked to have the model's features
+The data are read like ``varlen train`` reads them (a table's ``--id``, ``--order`` and
+``--features`` default to the ones the model directory recorded at training; a flag that
+overrides a recorded choice is said in one line on stderr), checked to have the model's features
 (same count and names), standardized with the model's fitted normalizer and scored in
 length-bucketed batches (or batched as trained, for the inexact ``pad-*`` techniques). The
 output has one row per sequence: its id, the prediction (the original label, or the value)
@@ -20,7 +22,10 @@ from typing import IO, Any
 
 import numpy as np
 
+from varlen._atomic import atomic_open
+from varlen._schema import SchemaError, check_fields
 from varlen.cli._common import (
+    TABLE_SUFFIXES,
     CommandError,
     LoadedData,
     add_table_options,
@@ -30,11 +35,12 @@ from varlen.cli._common import (
     table_options,
 )
 from varlen.cli._targets import normalize_inputs
-from varlen.training.artifacts import LoadedModel, load_model
+from varlen.cli.train import TrainOptions
+from varlen.training.artifacts import CONFIG_FILE, LoadedModel, load_model
 from varlen.training.loop import predict_scores
 from varlen.training.techniques import get_technique
 
-__all__ = ["PredictOptions", "add_arguments", "predictions_table", "run"]
+__all__ = ["PredictOptions", "add_arguments", "predictions_table", "recorded_options", "run"]
 
 _OUT_SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -112,19 +118,81 @@ def _option(loaded: LoadedModel, name: str) -> Any:
     return options.get(name) if isinstance(options, dict) else None
 
 
-def _load(options: PredictOptions, loaded: LoadedModel) -> LoadedData:
-    """Read DATA; a table's features default to the model's feature columns, in order."""
+def recorded_options(loaded: LoadedModel, model: Path) -> dict[str, Any] | None:
+    """The ``varlen train`` options recorded in the model directory, checked; ``None`` if none.
+
+    A model saved by :func:`varlen.training.save_model` outside the CLI records none. The
+    record is checked against :class:`~varlen.cli.train.TrainOptions` (every field, its
+    type), so that a tampered record is an error, never a silently different reading.
+
+    Args:
+        loaded: The loaded model.
+        model: The model directory (for the message).
+
+    Returns:
+        The recorded options, or ``None``.
+
+    Raises:
+        CommandError: If the record does not match ``TrainOptions``.
+    """
+    if "options" not in loaded.metadata:
+        return None
+    options = loaded.metadata["options"]
+    try:
+        check_fields(TrainOptions, options, key="metadata.options")
+    except SchemaError as error:
+        raise CommandError(
+            f"{os.fspath(model / CONFIG_FILE)!r}: {error}. The file is damaged or was edited; "
+            "train the model again."
+        ) from None
+    return dict(options)
+
+
+def _table_defaults(
+    options: PredictOptions, recorded: dict[str, Any] | None
+) -> tuple[dict[str, Any], list[str]]:
+    """Return the table options to read DATA with, and the names taken from the record.
+
+    Each of ``--id`` and ``--order`` not given defaults to the recorded one; one given that
+    differs from the record is said in one line on stderr.
+    """
     table = table_options(options)
-    if options.features is not None or options.data.suffix.lower() == ".ts":
-        return load_data(options.data, **table)
-    table["features"] = loaded.features
+    tables = (Path(str(recorded["data"])) if recorded else Path(), options.data)
+    if recorded is None or any(path.suffix.lower() not in TABLE_SUFFIXES for path in tables):
+        return table, []  # a .ts file on either side: no table options to carry over
+    used: list[str] = []
+    for name in ("id", "order"):
+        given, saved = table[name], recorded[name]
+        if given is None and saved is not None:
+            table[name], used = saved, [*used, name]
+        elif given is not None and given != saved:
+            was = "file order (no --order)" if saved is None else f"--{name} {saved!r}"
+            print(
+                f"varlen predict: note: --{name} {given!r} overrides the model's recorded {was}",
+                file=sys.stderr,
+            )
+    return table, used
+
+
+def _load(options: PredictOptions, loaded: LoadedModel) -> LoadedData:
+    """Read DATA; a table's options default to the recorded ones, its features to the model's."""
+    table, used = _table_defaults(options, recorded_options(loaded, options.model))
+    if options.data.suffix.lower() in TABLE_SUFFIXES and options.features is None:
+        table["features"] = loaded.features
     try:
         return load_data(options.data, **table)
-    except ValueError as error:
-        if "features[" not in str(error):
+    except (ValueError, KeyError) as error:
+        text = str(error) if isinstance(error, ValueError) else f"missing column {error}"
+        if options.features is None and "features[" in text:
+            raise CommandError(
+                f"DATA must have the model's feature columns {list(loaded.features)}: {text}"
+            ) from None
+        if not used:
             raise
+        recorded = ", ".join(f"--{name} {table[name]!r}" for name in used)
         raise CommandError(
-            f"DATA must have the model's feature columns {list(loaded.features)}: {error}"
+            f"{text.rstrip('.')} ({recorded} recorded in the model directory; pass the flag "
+            "to choose another column)."
         ) from None
 
 
@@ -173,12 +241,13 @@ def _write(columns: dict[str, Any], out: Path | None) -> None:
     if out is None:
         _write_csv(columns, sys.stdout)
     elif out.suffix.lower() == ".csv":
-        with out.open("w", newline="", encoding="utf-8") as file:
+        with atomic_open(out, "w", newline="") as file:
             _write_csv(columns, file)
     else:
         import pandas as pd
 
-        pd.DataFrame(columns).to_parquet(out, index=False)
+        with atomic_open(out, "wb") as binary:
+            pd.DataFrame(columns).to_parquet(binary, index=False)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,14 +11,21 @@ directory (see :mod:`varlen.training.artifacts`).
 Under ``torchrun --nproc-per-node N -m varlen.cli train ...`` every process runs this command;
 the process group is initialised from the environment (gloo on CPU), each rank trains on its
 shard of every epoch's batches with gradients averaged, and only rank 0 writes files and prints.
+
+One run owns ``--out`` at a time: rank 0 holds the folder's lock (:mod:`varlen._lock`) for the
+whole run, and a second run on the same folder stops at once with exit code 2 and one line
+naming the folder and the owner's pid. The lock dies with its process (``kill -9`` included),
+so a killed run never blocks the next one or its ``--resume``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -27,7 +34,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from varlen._atomic import remove_stale_temporaries, write_text
 from varlen._checks import check_choice
+from varlen._lock import FolderBusyError, folder_lock
 from varlen.cli._common import (
     CommandError,
     add_table_options,
@@ -349,7 +358,7 @@ def _check_resume(options: TrainOptions, fingerprint: dict[str, Any], args: Any)
         say(args, f"starting over (pass --resume to continue from {os.fspath(checkpoint)})")
     if _rank() == 0:
         options.out.mkdir(parents=True, exist_ok=True)
-        run_file.write_text(json.dumps(fingerprint, indent=2) + "\n", encoding="utf-8")
+        write_text(run_file, json.dumps(fingerprint, indent=2) + "\n")
     return False
 
 
@@ -444,12 +453,27 @@ def run(args: argparse.Namespace) -> int:
         The exit code, 0.
     """
     options = build_config(TrainOptions, args, command="train")
-    joined = _init_distributed()
+    with _own(options.out):
+        joined = _init_distributed()
+        try:
+            return _train(options, args)
+        finally:
+            if joined:
+                dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def _own(out: Path) -> Iterator[None]:
+    """Hold ``out``'s lock (rank 0, which writes there): a second run on it is refused."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
     try:
-        return _train(options, args)
-    finally:
-        if joined:
-            dist.destroy_process_group()
+        with folder_lock(out, what="varlen train run"):
+            remove_stale_temporaries(out)  # left by a run killed mid-write
+            yield
+    except FolderBusyError as error:
+        raise CommandError(f"--out {error}") from None
 
 
 def _fit(

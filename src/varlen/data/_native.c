@@ -15,7 +15,10 @@
  * NumPy implementation in padding.py, which warns and raises as documented, takes over.
  *
  * Conversions, matching `np.asarray(part, dtype=out)` as Keras calls it:
- * - arrays, integer or bool -> integer: C cast (wraps around, as NumPy's unsafe cast does);
+ * - arrays, integer or bool -> integer: C cast, declined if a value does not fit (it would wrap
+ *   around, as NumPy's unsafe cast does; the NumPy path warns). The check compares the value
+ *   as a double with the output's range, so values within 2**10 of 2**63 or 2**64 may be
+ *   declined although they fit (the NumPy path then pads them exactly);
  * - arrays, integer or bool -> float: C cast; -> bool: v != 0;
  * - arrays, float -> float: C cast, declined if a finite value overflows (NumPy warns);
  * - arrays, float -> integer or bool: only integral values the output holds exactly;
@@ -102,7 +105,7 @@ static int type_index(PyArray_Descr *descr)
 /* Convert one element `v` (of kind KIN) to `d` (C type TOUT, kind KOUT); set `bad` where the
  * result would not be exact (see the header). KIN and KOUT are constants: the compiler keeps
  * one branch. */
-#define VL_CONVERT(KIN, TOUT, KOUT, LO, HI, v, d, bad)                                        \
+#define VL_CONVERT(KIN, ILO, IHI, TOUT, KOUT, LO, HI, v, d, bad)                              \
     do {                                                                                      \
         if ((KOUT) == K_BOOL) {                                                               \
             if ((KIN) == K_FLOAT) {                                                           \
@@ -120,6 +123,11 @@ static int type_index(PyArray_Descr *descr)
             (d) = (TOUT)(v);                                                                  \
             (bad) |= isinf((double)(d)) && !isinf((double)(v));                               \
         }                                                                                     \
+        else if ((KIN) == K_INT && (KOUT) == K_INT && ((ILO) < (LO) || (IHI) > (HI))) {       \
+            double x_ = (double)(v); /* a narrowing cast: the value must fit */               \
+            (d) = (TOUT)(v);                                                                  \
+            (bad) |= !(x_ >= (LO) && x_ < (HI));                                              \
+        }                                                                                     \
         else {                                                                                \
             (d) = (TOUT)(v);                                                                  \
         }                                                                                     \
@@ -128,7 +136,7 @@ static int type_index(PyArray_Descr *descr)
 /* Convert `n` elements from `src` (`stride` bytes apart) to contiguous `dst`; -1 if inexact. */
 typedef int (*convert_fn)(const char *src, npy_intp stride, char *dst, npy_intp n);
 
-#define VL_KERNEL(IN, TIN, KIN, OUT, TOUT, KOUT, LO, HI)                                      \
+#define VL_KERNEL(IN, TIN, KIN, ILO, IHI, OUT, TOUT, KOUT, LO, HI)                            \
     static int convert_##IN##_##OUT(const char *src, npy_intp stride, char *dst_, npy_intp n) \
     {                                                                                         \
         TOUT *dst = (TOUT *)dst_;                                                             \
@@ -136,13 +144,13 @@ typedef int (*convert_fn)(const char *src, npy_intp stride, char *dst, npy_intp 
         if (stride == (npy_intp)sizeof(TIN)) {                                                \
             const TIN *s = (const TIN *)src;                                                  \
             for (npy_intp j = 0; j < n; j++) {                                                \
-                VL_CONVERT(KIN, TOUT, KOUT, LO, HI, s[j], dst[j], bad);                       \
+                VL_CONVERT(KIN, ILO, IHI, TOUT, KOUT, LO, HI, s[j], dst[j], bad);             \
             }                                                                                 \
         }                                                                                     \
         else {                                                                                \
             for (npy_intp j = 0; j < n; j++) {                                                \
                 TIN v = *(const TIN *)(src + j * stride);                                     \
-                VL_CONVERT(KIN, TOUT, KOUT, LO, HI, v, dst[j], bad);                          \
+                VL_CONVERT(KIN, ILO, IHI, TOUT, KOUT, LO, HI, v, dst[j], bad);                \
             }                                                                                 \
         }                                                                                     \
         return bad ? -1 : 0;                                                                  \
@@ -150,18 +158,18 @@ typedef int (*convert_fn)(const char *src, npy_intp stride, char *dst, npy_intp 
 
 /* One kernel per (input, output) pair: expand the inner list once per input type. */
 #define VL_KERNELS_FROM(IN, TIN, KIN, lo_, hi_, llo_, lhi_)                                   \
-    VL_KERNEL(IN, TIN, KIN, b1, npy_bool, K_BOOL, 0.0, 2.0)                                   \
-    VL_KERNEL(IN, TIN, KIN, i1, npy_int8, K_INT, -128.0, 128.0)                               \
-    VL_KERNEL(IN, TIN, KIN, i2, npy_int16, K_INT, -32768.0, 32768.0)                          \
-    VL_KERNEL(IN, TIN, KIN, i4, npy_int32, K_INT, -2147483648.0, 2147483648.0)                \
-    VL_KERNEL(IN, TIN, KIN, i8, npy_int64, K_INT, -9223372036854775808.0,                     \
+    VL_KERNEL(IN, TIN, KIN, lo_, hi_, b1, npy_bool, K_BOOL, 0.0, 2.0)                         \
+    VL_KERNEL(IN, TIN, KIN, lo_, hi_, i1, npy_int8, K_INT, -128.0, 128.0)                     \
+    VL_KERNEL(IN, TIN, KIN, lo_, hi_, i2, npy_int16, K_INT, -32768.0, 32768.0)                \
+    VL_KERNEL(IN, TIN, KIN, lo_, hi_, i4, npy_int32, K_INT, -2147483648.0, 2147483648.0)      \
+    VL_KERNEL(IN, TIN, KIN, lo_, hi_, i8, npy_int64, K_INT, -9223372036854775808.0,           \
               9223372036854775808.0)                                                          \
-    VL_KERNEL(IN, TIN, KIN, u1, npy_uint8, K_INT, 0.0, 256.0)                                 \
-    VL_KERNEL(IN, TIN, KIN, u2, npy_uint16, K_INT, 0.0, 65536.0)                              \
-    VL_KERNEL(IN, TIN, KIN, u4, npy_uint32, K_INT, 0.0, 4294967296.0)                         \
-    VL_KERNEL(IN, TIN, KIN, u8, npy_uint64, K_INT, 0.0, 18446744073709551616.0)               \
-    VL_KERNEL(IN, TIN, KIN, f4, npy_float, K_FLOAT, 0.0, 0.0)                                 \
-    VL_KERNEL(IN, TIN, KIN, f8, npy_double, K_FLOAT, 0.0, 0.0)
+    VL_KERNEL(IN, TIN, KIN, lo_, hi_, u1, npy_uint8, K_INT, 0.0, 256.0)                       \
+    VL_KERNEL(IN, TIN, KIN, lo_, hi_, u2, npy_uint16, K_INT, 0.0, 65536.0)                    \
+    VL_KERNEL(IN, TIN, KIN, lo_, hi_, u4, npy_uint32, K_INT, 0.0, 4294967296.0)               \
+    VL_KERNEL(IN, TIN, KIN, lo_, hi_, u8, npy_uint64, K_INT, 0.0, 18446744073709551616.0)     \
+    VL_KERNEL(IN, TIN, KIN, lo_, hi_, f4, npy_float, K_FLOAT, 0.0, 0.0)                       \
+    VL_KERNEL(IN, TIN, KIN, lo_, hi_, f8, npy_double, K_FLOAT, 0.0, 0.0)                      \
 
 VL_TYPES(VL_KERNELS_FROM)
 
@@ -213,7 +221,7 @@ typedef int (*objects_fn)(PyObject *const *items, npy_intp n, char *dst);
             }                                                                                 \
             else if (PyFloat_CheckExact(item)) {                                              \
                 double v = PyFloat_AS_DOUBLE(item);                                           \
-                VL_CONVERT(K_FLOAT, TOUT, KOUT, LO, HI, v, dst[j], bad);                      \
+                VL_CONVERT(K_FLOAT, 0.0, 0.0, TOUT, KOUT, LO, HI, v, dst[j], bad);            \
                 if (bad) {                                                                    \
                     return -1;                                                                \
                 }                                                                             \

@@ -8,6 +8,12 @@ Two front doors share one vectorized kernel:
 - :func:`pad` / :func:`unpad` are the native pair: ``"post"`` by default (ready for packing),
   the common dtype of the inputs, strict validation, and the kept lengths returned.
 
+Lossy casts follow one rule (:mod:`varlen.data._casts`): into a floating dtype a value may
+round but a finite one must stay finite; into an integer dtype every value must fit (no
+wrap-around); float into integer loses the fraction. :func:`pad_sequences` (Keras is the
+contract) returns what Keras returns and warns about every such loss; :func:`pad` (and
+:meth:`varlen.Ragged.to_padded`) is strict and raises instead.
+
 How it is fast: the common inputs (NumPy arrays of bool, integer or float dtypes; lists and
 tuples of Python numbers) into bool, integer or float outputs go through a compiled kernel
 (``_native.c``) that writes each output row once, in order, straight from each sequence's
@@ -41,6 +47,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from varlen._checks import check_lengths_array, check_maxlen, check_side
 from varlen._types import AnyArray, IntArray, Padding
+from varlen.data._casts import Changed, first_changed
 
 try:
     from varlen.data import _native as _native  # re-exported for the tests
@@ -205,9 +212,10 @@ def pad_sequences(
 
     Where Keras silently loses data, the output is the same but a ``UserWarning`` says what to
     pass instead: float (or complex) values, NaN or infinity cast into an integer or bool dtype
-    (the default ``int32``!), a ``value`` that the dtype cannot hold, and strings cut to fit a
-    fixed-width string dtype. Integer arrays narrowed to a smaller integer dtype wrap around as
-    in Keras (and NumPy's ``astype``), without a warning.
+    (the default ``int32``!), integers that do not fit an integer dtype (they wrap around as
+    in Keras and NumPy's ``astype``), finite values that overflow to infinity in a smaller
+    float dtype (``1e6`` in float16), a ``value`` that the dtype cannot hold (the same rule),
+    and strings cut to fit a fixed-width string dtype.
 
     Args:
         sequences: ``B`` sequences, each of shape ``(T_i, *F)`` (anything with ``len()``,
@@ -268,6 +276,7 @@ def pad_sequences(
         values = _as_output_dtype(values, block.dtype, parts)
         _warn_if_strings_cut(values, value, block.dtype)
         out = _from_flat(values, kept, block, padding=padding, zero=zero)
+    _warn_if_overflowed(parts, out)
     return out
 
 
@@ -344,8 +353,8 @@ def _sample_shape(seqs: list[Any], lengths: IntArray) -> tuple[int, ...]:
 def _fill_block(shape: tuple[int, ...], value: Any, dtype: DTypeLike | None) -> AnyArray:
     """Return ``np.full(shape, value, dtype)`` (one padded row), naming ``value`` on failure."""
     try:
-        with np.errstate(invalid="ignore"):  # NaN into an integer dtype: warned about after
-            return np.full(shape, value, dtype=dtype)
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN into int, 1e6 into float16:
+            return np.full(shape, value, dtype=dtype)  # warned about after
     except (TypeError, ValueError, OverflowError, MemoryError) as error:
         if _fits_shape(value, dtype, shape):  # the value is fine: the row is too large
             raise _too_large(shape, error) from error
@@ -391,7 +400,8 @@ def _keras_from_arrays(
     if block.dtype.kind not in _NUMERIC or set(map(type, parts.items)) != {np.ndarray}:
         return None
     try:
-        return _pad_arrays(parts, kept, block, where=_KERAS, padding=padding, zero=zero)
+        with np.errstate(over="ignore"):  # a finite value overflowing: warned about after
+            return _pad_arrays(parts, kept, block, where=_KERAS, padding=padding, zero=zero)
     except TypeError:  # not a same-kind cast, e.g. float data into the default int32
         return None
 
@@ -594,16 +604,65 @@ def _warn_if_lossy(natural: AnyArray | None, converted: AnyArray, parts: _Parts)
     )
 
 
+def _overflow_in(parts: _Parts, out: AnyArray) -> tuple[Changed, int] | None:
+    """The first kept step (and its row) that the cast into ``out``'s dtype changed, if any."""
+    numeric = out.dtype.kind in "iufc"
+    if not numeric or (out.dtype.kind in "fc" and not np.isinf(out).any()):
+        return None  # an overflow into a float dtype leaves an infinity in the output
+    for j, part in enumerate(parts.truncated(_KERAS)):
+        if out.dtype.kind in "iu" and type(part) is not np.ndarray:
+            continue  # Python ints that do not fit raise, as in Keras
+        try:
+            natural = np.asarray(part)
+        except (TypeError, ValueError):
+            continue
+        if natural.dtype.kind in "biufc" and natural.ndim >= 1:
+            changed = first_changed(natural, out.dtype)
+            if changed is not None:
+                return changed, int(parts.rows[j])
+    return None
+
+
+def _warn_if_overflowed(parts: _Parts | None, out: AnyArray) -> None:
+    """Warn if integers wrapped around, or finite values became infinite, in ``out``."""
+    found = None if parts is None else _overflow_in(parts, out)
+    if found is None:
+        return
+    changed, row = found
+    what = "infinity" if out.dtype.kind in "fc" else "wrapped-around integers"
+    warnings.warn(
+        f"{_KERAS}: dtype {out.dtype} cannot hold values such as {changed.example!r} in "
+        f"sequences[{row}], which became {what} as in Keras. Pass a wider dtype "
+        "(e.g. dtype='float32' or 'int64') to keep them.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def _value_changed(value: Any, out_dtype: np.dtype[Any]) -> tuple[bool, AnyArray]:
+    """Whether storing ``value`` in ``out_dtype`` changes it beyond rounding, and what is stored.
+
+    Into an integer or bool dtype the value must be kept exactly; into a floating one it may
+    round but a finite value must stay finite. Compared in the value's own dtype (a Python
+    float is not weakly cast to float16 first, which made ``1e6 == inf`` look exact).
+    """
+    natural = np.asarray(value)
+    with np.errstate(all="ignore"):
+        stored = natural.astype(out_dtype)
+    if out_dtype.kind in "fc":
+        return bool(np.any(np.isfinite(natural) & ~np.isfinite(stored))), stored
+    return not np.array_equal(stored, natural), stored
+
+
 def _warn_if_value_changed(value: Any, out_dtype: np.dtype[Any]) -> None:
-    """Warn if a numeric ``value`` changed when stored in an integer or bool output dtype."""
-    if out_dtype.kind not in "iub" or isinstance(value, str) or _is_positive_zero(value):
+    """Warn if a numeric ``value`` changed (beyond rounding) when stored in the output dtype."""
+    if out_dtype.kind not in _NUMERIC or isinstance(value, str) or _is_positive_zero(value):
         return
     natural = np.asarray(value)
     if natural.dtype.kind not in _NUMERIC:
         return
-    with np.errstate(invalid="ignore", over="ignore"):
-        stored = natural.astype(out_dtype)
-    if not np.array_equal(stored, natural):
+    changed, stored = _value_changed(natural, out_dtype)
+    if changed:
         warnings.warn(
             f"{_KERAS}: dtype {out_dtype} cannot hold value {value!r}, which was stored as "
             f"{stored.reshape(-1)[0].item()!r} as in Keras. Pass dtype='float32' "
@@ -653,12 +712,14 @@ def pad(
         sequences: ``B >= 1`` array-likes of shape ``(T_i, *F)`` with equal ``*F`` (an empty
             ``[]`` of shape ``(0,)`` matches any ``*F``).
         maxlen: Output length ``T``; defaults to ``max(T_i)``. May be 0.
-        value: Scalar written at padded steps; ``dtype`` must hold it exactly.
+        value: Scalar written at padded steps; ``dtype`` must hold it (exactly for integer
+            and bool dtypes; a float dtype may round it but must keep it finite).
         padding: End that receives padding: ``"pre"`` (before) or ``"post"`` (after).
         truncating: End from which steps are dropped when ``T_i > T``.
         dtype: Output dtype; defaults to the common dtype (``np.result_type``) of the
             non-empty sequences. Each sequence must cast to it within its kind (no float to
-            int: cast such data yourself).
+            int: cast such data yourself), and strictly: every integer must fit an integer
+            dtype, and no finite value may overflow to infinity in a float dtype.
 
     Returns:
         ``(padded, lengths)``: ``padded`` is ``(B, T, *F)``; ``lengths`` is int64 ``(B,)``
@@ -666,10 +727,12 @@ def pad(
 
     Raises:
         ValueError: If ``sequences`` is empty, a sequence is a scalar, trailing shapes differ,
-            ``maxlen < 0``, ``padding`` or ``truncating`` is not ``"pre"`` or ``"post"``, or
-            ``value`` is not a scalar that ``dtype`` holds exactly.
+            ``maxlen < 0``, ``padding`` or ``truncating`` is not ``"pre"`` or ``"post"``,
+            ``value`` is not a scalar that ``dtype`` holds, or a sequence holds a value that
+            ``dtype`` does not (an integer out of range, a finite value that would overflow).
         TypeError: If ``maxlen`` is not an int or ``None``, ``dtype`` is not a dtype, the
-            sequences have no common dtype, or one cannot be cast to ``dtype`` within its kind.
+            sequences have no common dtype (text and numbers mixed, say), or one cannot be
+            cast to ``dtype`` within its kind.
 
     Example:
         >>> padded, lengths = pad([np.array([1, 2, 3]), np.array([4])])
@@ -693,11 +756,14 @@ def pad(
     parts = _nonempty_parts(arrays, lengths, T, truncating=truncating)
     if parts is None or block.size == 0:
         return _repeat(block, len(arrays)), kept
-    if _native is not None:  # every cast was checked above; the kernel declines inexact ones
+    if _native is not None:  # kinds were checked above; the kernel declines a changed value
         fill_0d = block.reshape(-1)[:1].reshape(())
         out = _native.pad_sequences(arrays, T, fill_0d, padding == "pre", truncating == "pre")
         if out is not None:
             return out, kept
+    # The kernel declined (or is not built): the strict value rule is checked here, before the
+    # NumPy path casts (it would wrap integers and overflow floats silently).
+    _check_kept_values(arrays, lengths, T, out_dtype, truncating=truncating)
     zero = out_dtype.kind in _NUMERIC and _is_positive_zero(fill)
     return _pad_arrays(parts, kept, block, where="pad", padding=padding, zero=zero), kept
 
@@ -753,6 +819,7 @@ def _common_dtype(
     """Return ``dtype``, or the common dtype of the non-empty arrays, checking every cast."""
     voters = np.flatnonzero(lengths).tolist()
     dtypes = {arrays[i].dtype for i in voters or range(len(arrays))}
+    _check_one_family(arrays, voters)
     if dtype is None:
         try:
             return np.result_type(*dtypes)
@@ -776,16 +843,61 @@ def _common_dtype(
     return resolved
 
 
+def _check_kept_values(
+    arrays: list[AnyArray], lengths: IntArray, T: int, dtype: np.dtype[Any], *, truncating: Padding
+) -> None:
+    """Raise if ``dtype`` cannot hold a kept step's value (steps cut by ``T`` are not cast)."""
+    voters = np.flatnonzero(lengths).tolist()
+    kinds = {array.dtype for array in arrays}
+    unsafe = {d for d in kinds if not np.can_cast(d, dtype, casting="safe")}
+    if not unsafe:
+        return  # the common case: every cast is safe, nothing to look at
+    for i in voters:
+        if arrays[i].dtype not in unsafe:
+            continue
+        n = int(lengths[i])
+        part = arrays[i] if n <= T else arrays[i][n - T :] if truncating == "pre" else arrays[i][:T]
+        changed = first_changed(part, dtype)
+        if changed is not None:
+            step = changed.step + (n - T if truncating == "pre" and n > T else 0)
+            raise ValueError(
+                f"pad: sequences[{i}] must hold only values that dtype {dtype} can hold, got "
+                f"{changed.example!r} at step {step} ({changed.number} such values). "
+                "Pass a wider dtype."
+            )
+
+
+def _check_one_family(arrays: list[AnyArray], voters: list[int]) -> None:
+    """Raise ``TypeError`` if numeric and text sequences are mixed (NumPy would make text)."""
+    numeric = [i for i in voters if arrays[i].dtype.kind in _NUMERIC]
+    other = [i for i in voters if arrays[i].dtype.kind in "US"]
+    if numeric and other:
+        i, j = numeric[0], other[0]
+        raise TypeError(
+            f"pad: sequences must all be numeric or all be text, got sequences[{i}] of dtype "
+            f"{arrays[i].dtype} and sequences[{j}] of dtype {arrays[j].dtype}. "
+            "Convert them to one dtype first."
+        )
+
+
 def _exact_value(value: Any, dtype: np.dtype[Any]) -> Any:
     """Return ``value`` if it is a scalar that ``dtype`` holds exactly, else raise."""
     if np.ndim(value) != 0:
         raise ValueError(f"pad: value must be a scalar, got shape {np.shape(value)}.")
     try:
-        stored = np.asarray(value, dtype=dtype)
-        same = dtype.kind == "O" or bool(stored == value) or bool(value != value)
+        with np.errstate(all="ignore"):  # an overflow is judged below
+            np.asarray(value, dtype=dtype)  # raises for what dtype cannot take at all
+        natural = np.asarray(value)
+        if dtype.kind == "O":
+            same = True
+        elif natural.dtype.kind in _NUMERIC and dtype.kind in _NUMERIC:
+            same = not _value_changed(natural, dtype)[0]
+        else:
+            same = natural.dtype.kind not in _NUMERIC and dtype.kind not in _NUMERIC
+            same = same and bool(np.asarray(value, dtype=dtype) == value)
     except (TypeError, ValueError, OverflowError):
         same = False
-    if not same or (dtype.kind not in "fcO" and value != value):
+    if not same:
         raise ValueError(
             f"pad: value must be representable in dtype {dtype}, got {value!r}. "
             "Pass a dtype that holds it, or another value."

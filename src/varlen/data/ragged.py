@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from varlen._checks import check_lengths_array, check_maxlen, check_side
 from varlen._types import Padding
+from varlen.data._casts import first_changed
 from varlen.data._flat import pad_flat, row_positions
 from varlen.data.masks import _check_mask, _mask_to_lengths
 
@@ -232,7 +233,9 @@ class Ragged:
 
         Sequences longer than ``T`` lose steps on the ``truncating`` side. Zero-length
         sequences become all-padding rows; ``B = 0`` gives shape ``(0, T, *F)``.
-        Values are cast to ``dtype`` with NumPy's assignment rules.
+        The cast to ``dtype`` is strict, like :func:`varlen.pad`'s: numbers stay within
+        their kind (no float to int: cast such data yourself), every integer must fit an
+        integer ``dtype`` and no finite value may overflow to infinity in a float one.
 
         Args:
             maxlen: Output length ``T``; defaults to ``max(T_i)`` (0 when ``B == 0``).
@@ -247,10 +250,11 @@ class Ragged:
             ``(B,)`` holding the kept lengths ``min(T_i, T)``.
 
         Raises:
-            TypeError: If ``maxlen`` is not an int or ``dtype`` is not a numeric, bool or
-                string dtype.
-            ValueError: If ``maxlen < 0``, a side is not ``"pre"``/``"post"``, or
-                ``value`` is not a scalar representable in ``dtype``.
+            TypeError: If ``maxlen`` is not an int, ``dtype`` is not a numeric, bool or
+                string dtype, or numbers would change kind (float to int, say).
+            ValueError: If ``maxlen < 0``, a side is not ``"pre"``/``"post"``, ``value`` is
+                not a scalar representable in ``dtype``, or a value is not (an integer out
+                of range, a finite value that would overflow).
 
         Example:
             >>> r = Ragged.from_sequences([[1, 2, 3], [4]])
@@ -267,6 +271,7 @@ class Ragged:
         T = check_maxlen(where, maxlen)
         out_dtype = self.dtype if dtype is None else _check_dtype(where, dtype)
         fill = _check_fill(where, value, out_dtype)
+        self._check_cast(where, out_dtype)
         return pad_flat(
             self.values,
             self.offsets,
@@ -276,6 +281,24 @@ class Ragged:
             truncating=cut_side,
             dtype=out_dtype,
         )
+
+    def _check_cast(self, where: str, dtype: np.dtype[Any]) -> None:
+        """Raise if casting the values to ``dtype`` is not strict (see :meth:`to_padded`)."""
+        source = self.values.dtype
+        if source == dtype or source.kind not in _NUMERIC or dtype.kind not in _NUMERIC:
+            return
+        if not np.can_cast(source, dtype, casting="same_kind"):
+            raise TypeError(
+                f"{where}: values of dtype {source} must cast to dtype {dtype} within their "
+                "kind. Pass a dtype of their kind, or cast them first."
+            )
+        changed = first_changed(self.values, dtype)
+        if changed is not None:
+            row = int(np.searchsorted(self.offsets, changed.step, side="right")) - 1
+            raise ValueError(
+                f"{where}: dtype {dtype} must hold every value, got {changed.example!r} in "
+                f"sequence {row} ({changed.number} such values). Pass a wider dtype."
+            )
 
     def with_values(self, values: Any) -> Ragged:
         """Return a ``Ragged`` with the same offsets and new per-step ``values``.
@@ -511,6 +534,12 @@ def _check_offsets(where: str, offsets: Any, num_steps: int) -> NDArray[np.int64
         )
     if array.ndim != 1 or array.shape[0] == 0:
         raise ValueError(f"{where}: offsets must have shape (B + 1,), got {array.shape}.")
+    if int(array.max()) > num_steps:  # before the int64 cast, which wraps a huge uint64 to -1
+        index = int(np.argmax(array))
+        raise ValueError(
+            f"{where}: offsets must be <= N = {num_steps} (the number of steps), got "
+            f"offsets[{index}] == {int(array[index])}."
+        )
     out = array.astype(np.int64, copy=True)
     if out[0] != 0:
         raise ValueError(f"{where}: offsets[0] must be 0, got {int(out[0])}.")

@@ -59,7 +59,7 @@ def check_lengths(
         bad = int(bad_rows.nonzero()[0, 0])
         expected = ">= 0" if T is None else f"in [0, T] = [0, {T}]"
         raise ValueError(
-            f"{where}: lengths must be {expected}, got lengths[{bad}] == {int(result[bad])}."
+            f"{where}: lengths must be {expected}, got lengths[{bad}] == {given[bad].tolist()}."
         )
     return result
 

@@ -632,16 +632,19 @@ class StreamPool:
         """Add streams, each starting a new sequence.
 
         Args:
-            stream_ids: ``K`` new ids (hashable, not active). A finished id may join again.
+            stream_ids: ``K`` new ids (hashable, not active), e.g. ``["car7"]``; a plain
+                ``str`` or ``bytes`` is refused (it would join one stream per character).
+                A finished id may join again.
             state: Their initial state, ``K`` streams (e.g. one saved earlier); zeros if None.
 
         Raises:
             ValueError: If an id is already active or repeated, or ``state`` does not hold
                 ``K`` streams of this model.
-            TypeError: If ``state`` does not match the model's cell, dtype or device.
+            TypeError: If ``stream_ids`` is a string or not iterable, an id is not
+                hashable, or ``state`` does not match the model's cell, dtype or device.
         """
         where = "StreamPool.join"
-        new = list(stream_ids)
+        new = _id_list(where, stream_ids)
         seen: set[Hashable] = set()
         for stream_id in new:
             if stream_id in self._rows or stream_id in seen:
@@ -661,7 +664,7 @@ class StreamPool:
         """Remove streams whose sequences have ended; later chunks for them are errors.
 
         Args:
-            stream_ids: ``K`` active ids.
+            stream_ids: ``K`` active ids, e.g. ``["car7"]`` (a plain ``str`` is refused).
 
         Returns:
             Their final states, ``K`` streams in the given order.
@@ -669,9 +672,10 @@ class StreamPool:
         Raises:
             ValueError: If an id is unknown, already finished (the message names it) or
                 repeated.
+            TypeError: If ``stream_ids`` is a string or not iterable.
         """
         where = "StreamPool.finish"
-        gone = list(stream_ids)
+        gone = _id_list(where, stream_ids)
         rows = [self._row_of(where, stream_id) for stream_id in gone]
         if len(set(rows)) != len(rows):
             raise ValueError(f"{where}: stream_ids must be distinct, got {gone!r}.")
@@ -699,6 +703,11 @@ class StreamPool:
             TypeError: If a chunk is not an array or tensor.
         """
         where = "StreamPool.step"
+        if isinstance(chunks, str | bytes):
+            raise TypeError(
+                f"{where}: chunks must be {{id: chunk}} or [(id, chunk), ...], got the "
+                f"{type(chunks).__name__} {chunks!r}."
+            )
         items = list(chunks.items()) if isinstance(chunks, Mapping) else list(chunks)
         found = [self._rows.get(stream_id) for stream_id, _ in items]
         rows = [
@@ -755,6 +764,29 @@ class StreamPool:
         self.model.check_state(state, len(ids), where=where)
         self._finished = set(state_dict["finished"])
         self._set(ids, state)
+
+
+def _id_list(where: str, stream_ids: Any) -> list[Hashable]:
+    """Return ``stream_ids`` as a list; a plain string is an error, never its characters."""
+    if isinstance(stream_ids, str | bytes):
+        raise TypeError(
+            f"{where}: stream_ids must be a list of ids, got the {type(stream_ids).__name__} "
+            f"{stream_ids!r}. Pass [{stream_ids!r}] for one stream."
+        )
+    try:
+        ids = list(stream_ids)
+    except TypeError:
+        raise TypeError(
+            f"{where}: stream_ids must be a list of ids, got {type(stream_ids).__name__} "
+            f"{stream_ids!r}. Pass [{stream_ids!r}] for one stream."
+        ) from None
+    for stream_id in ids:
+        if not isinstance(stream_id, Hashable):
+            raise TypeError(
+                f"{where}: stream ids must be hashable, got {type(stream_id).__name__} "
+                f"{stream_id!r}."
+            )
+    return ids
 
 
 def _check_chunk(where: str, F: int, stream_id: Hashable, chunk: Any) -> None:

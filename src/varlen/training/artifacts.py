@@ -10,10 +10,20 @@ A model directory holds two files:
 - ``weights.pt``: the model's ``state_dict``, written by ``torch.save`` and read back with
   ``torch.load(..., weights_only=True)``, which refuses anything but tensors and plain values.
 
-Each file is written to a temporary name and moved into place with ``os.replace`` (weights
-first, config last), so a crash never leaves a half-written file; the recorded hash catches a
-weights file and a config from different saves. Other files in the directory (such as a
-training checkpoint) are left alone.
+Both files are written atomically together by :func:`varlen._atomic.write_files`: each to a
+synced temporary file beside it first, then both renamed (weights first, config last), so a
+full disk or a crash while writing leaves the previous model whole, and no file is ever
+half-written; the recorded hash catches a weights file and a config from different saves (a
+crash between the two renames).
+Other files in the directory (such as a training checkpoint) are left alone.
+
+:func:`load_model` validates the whole directory before it builds anything: every key of
+``config.json`` and its type, derived from the dataclasses that describe it (:class:`ConfigFile`
+and, nested in it, :class:`~varlen.training.models.ModelConfig`; a field added to either is
+checked with no key list to update), then the agreement between the parts (features and
+labels against the model's sizes, the standardizers' feature counts, the weights' names,
+shapes and dtypes). A missing key is an error, never a default; the first problem is one
+``ValueError`` line naming the file and the key.
 """
 
 from __future__ import annotations
@@ -23,36 +33,70 @@ import io
 import json
 import math
 import os
-import tempfile
+import pickle
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
 from varlen import __version__
+from varlen._atomic import write_files
+from varlen._schema import SchemaError, check_fields
 from varlen.data.normalize import Standardizer
 from varlen.training.models import ModelConfig, SequenceModel
+from varlen.training.techniques import TECHNIQUES
 
-__all__ = ["CONFIG_FILE", "FORMAT", "WEIGHTS_FILE", "LoadedModel", "load_model", "save_model"]
+__all__ = [
+    "CONFIG_FILE",
+    "FORMAT",
+    "WEIGHTS_FILE",
+    "ConfigFile",
+    "LoadedModel",
+    "load_model",
+    "load_tensors",
+    "save_model",
+]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
 FORMAT = "varlen-model/1"
 """The ``format`` value of ``config.json``; :func:`load_model` rejects any other."""
 
-_KEYS = (
-    "format",
-    "varlen_version",
-    "model",
-    "features",
-    "labels",
-    "normalizer",
-    "target_normalizer",
-    "technique",
-    "metadata",
-    "weights_sha256",
-)
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """The keys of ``config.json`` and their types; :func:`load_model` checks each one.
+
+    Args:
+        format: :data:`FORMAT`.
+        varlen_version: The varlen version that saved the model.
+        model: The :class:`~varlen.training.models.ModelConfig` (every field required).
+        features: The ``F`` feature names, in input order.
+        labels: Class id -> original label (classification); ``null`` for regression.
+        normalizer: The input :class:`~varlen.data.normalize.Standardizer`'s state (the
+            identity when the model was saved without one: never ``null``).
+        target_normalizer: The target standardizer's state (regression; the identity when
+            none was given); ``null`` for classification.
+        technique: The technique the model was trained with.
+        metadata: Free-form JSON metadata (history, report, the training options).
+        weights_sha256: The SHA-256 of ``weights.pt``.
+    """
+
+    format: str
+    varlen_version: str
+    model: ModelConfig
+    features: tuple[str, ...]
+    labels: tuple[str, ...] | None
+    normalizer: dict[str, Any]
+    target_normalizer: dict[str, Any] | None
+    technique: str
+    metadata: dict[str, Any]
+    weights_sha256: str
 
 
 class LoadedModel(NamedTuple):
@@ -60,17 +104,19 @@ class LoadedModel(NamedTuple):
 
     Attributes:
         model: The :class:`~varlen.training.models.SequenceModel` in eval mode, on the CPU.
-        normalizer: The input standardizer fitted on the training data, or ``None``.
+        normalizer: The input standardizer fitted on the training data (the identity, mean 0
+            and std 1, for a model saved without one).
         labels: Class id -> original label (classification), or ``None`` (regression).
         features: The ``F`` feature names, in input order.
         technique: The technique the model was trained with.
-        target_normalizer: The target standardizer (regression), or ``None``.
+        target_normalizer: The target standardizer (regression; the identity if none was
+            saved), or ``None`` (classification).
         metadata: Free-form JSON metadata saved with the model.
         varlen_version: The varlen version that saved it.
     """
 
     model: SequenceModel
-    normalizer: Standardizer | None
+    normalizer: Standardizer
     labels: tuple[str, ...] | None
     features: tuple[str, ...]
     technique: str
@@ -88,22 +134,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(item) for item in value]
     return value
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then move it into place."""
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _weights_bytes(model: SequenceModel) -> bytes:
@@ -153,15 +183,19 @@ def save_model(
     """Save a model with everything needed to predict into ``directory``.
 
     The directory is created if needed; ``config.json`` and ``weights.pt`` are replaced
-    atomically, other files are kept.
+    atomically, other files are kept. A missing ``normalizer`` (and, for a regressor, a
+    missing ``target_normalizer``) is saved as the identity, so that ``config.json`` never
+    holds ``null`` where a standardizer belongs: a standardizer edited away is an error on
+    load, not unstandardized input.
 
     Args:
         directory: The model directory.
         model: The trained model (any device; weights are saved from the CPU).
         features: The ``F`` feature names, in input order.
         labels: Class id -> original label, for a classifier; ``None`` for a regressor.
-        normalizer: The input standardizer fitted on the training data.
-        target_normalizer: The standardizer of regression targets, if they were scaled.
+        normalizer: The input standardizer fitted on the training data (``None``: identity).
+        target_normalizer: The standardizer of regression targets (``None``: identity; must
+            be ``None`` for a classifier).
         technique: The technique the model was trained with.
         metadata: Free-form JSON-ready metadata (history, report); NaN becomes ``null``.
 
@@ -170,9 +204,19 @@ def save_model(
 
     Raises:
         TypeError: If ``model`` is not a :class:`SequenceModel`.
-        ValueError: If the number of features or labels does not match the model.
+        ValueError: If the number of features or labels does not match the model, a
+            standardizer's feature count does not, or ``technique`` is unknown.
+        OSError: If a file cannot be written (:class:`varlen._atomic.AtomicWriteError`,
+            one line naming it; the previous file is kept whole).
     """
     names, classes = _check_save_args(model, features, labels)
+    normalizer, target_normalizer = _check_standardizers(
+        model.config, normalizer, target_normalizer
+    )
+    if technique not in TECHNIQUES:
+        raise ValueError(
+            f"save_model: technique must be one of {sorted(TECHNIQUES)}, got {technique!r}."
+        )
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     weights = _weights_bytes(model)
@@ -182,22 +226,69 @@ def save_model(
         "model": model.config.to_dict(),
         "features": list(names),
         "labels": None if classes is None else list(classes),
-        "normalizer": None if normalizer is None else normalizer.state_dict(),
+        "normalizer": normalizer.state_dict(),
         "target_normalizer": None if target_normalizer is None else target_normalizer.state_dict(),
         "technique": technique,
         "metadata": _jsonable(dict(metadata or {})),
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
     text = json.dumps(config, indent=2, allow_nan=False) + "\n"
-    _write_atomic(folder / WEIGHTS_FILE, weights)
-    _write_atomic(folder / CONFIG_FILE, text.encode("utf-8"))
+    write_files({folder / WEIGHTS_FILE: weights, folder / CONFIG_FILE: text.encode("utf-8")})
     return folder
+
+
+def _identity(size: int) -> Standardizer:
+    """The standardizer that changes nothing: mean 0, std 1 for ``size`` features."""
+    return Standardizer(np.zeros(size), np.ones(size), np.zeros(size))
+
+
+def _check_standardizers(
+    config: ModelConfig, normalizer: Standardizer | None, target: Standardizer | None
+) -> tuple[Standardizer, Standardizer | None]:
+    """Return the standardizers to save (identities for ``None``), checking their sizes."""
+    where = "save_model"
+    for name, value, size in (
+        ("normalizer", normalizer, config.input_size),
+        ("target_normalizer", target, config.output_size),
+    ):
+        if value is None:
+            continue
+        if not isinstance(value, Standardizer):
+            raise TypeError(f"{where}: {name} must be a Standardizer, got {type(value).__name__}.")
+        if value.mean.shape[0] != size:
+            raise ValueError(
+                f"{where}: {name} must have {size} features for this model, got "
+                f"{value.mean.shape[0]}."
+            )
+    if config.task == "classification":
+        if target is not None:
+            raise ValueError(
+                f"{where}: target_normalizer must be None for a classifier, got a Standardizer."
+            )
+        return normalizer or _identity(config.input_size), None
+    return normalizer or _identity(config.input_size), target or _identity(config.output_size)
+
+
+class _Invalid(ValueError):
+    """A model directory problem, reported as one line naming the file (and key)."""
+
+
+def _fail(path: Path, problem: str) -> _Invalid:
+    text = " ".join(f"load_model: {os.fspath(path)!r}: {problem}".split())
+    return _Invalid(
+        text.rstrip(".") + ". The file is damaged or was edited; save or train the model again."
+    )
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
     where = "load_model"
-    if not folder.is_dir():
+    if not folder.exists():
         raise FileNotFoundError(f"{where}: model directory {os.fspath(folder)!r} does not exist.")
+    if not folder.is_dir():
+        raise NotADirectoryError(
+            f"{where}: the model must be a directory (from `varlen train --out DIR`), got the "
+            f"file {os.fspath(folder)!r}."
+        )
     path = folder / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(
@@ -205,16 +296,78 @@ def _read_config(folder: Path) -> dict[str, Any]:
             "got none. Train one with `varlen train DATA --out DIR`."
         )
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{where}: {os.fspath(path)!r} must be valid JSON, got {error}.") from None
+        config = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as error:
+        text = " ".join(str(error).split())
+        raise ValueError(f"{where}: {os.fspath(path)!r} must be valid JSON, got {text}.") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         got = config.get("format") if isinstance(config, dict) else type(config).__name__
         raise ValueError(f"{where}: {os.fspath(path)!r} must have format {FORMAT!r}, got {got!r}.")
-    missing = [key for key in _KEYS if key not in config]
-    if missing:
-        raise ValueError(f"{where}: {os.fspath(path)!r} must have keys {missing}, got none.")
+    try:
+        check_fields(ConfigFile, config)
+    except SchemaError as error:
+        raise _fail(path, str(error)) from None
+    _check_agreement(path, config)
     return config
+
+
+def _no_constant(name: str) -> Any:
+    """``json.loads`` hook: NaN and Infinity are not JSON (varlen writes them as null)."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _standardizer_from(path: Path, key: str, state: Any, size: int) -> Standardizer:
+    try:
+        scaler = Standardizer.from_state_dict(state)
+    except (TypeError, ValueError) as error:
+        raise _fail(path, f"key {key!r} must be a Standardizer state: {error}") from None
+    if scaler.mean.shape[0] != size:
+        raise _fail(
+            path, f"key {key!r} must standardize {size} features, got {scaler.mean.shape[0]}"
+        )
+    return scaler
+
+
+def _check_agreement(path: Path, config: dict[str, Any]) -> None:  # noqa: C901 (flat checks)
+    """Check that the parts of a type-checked config agree with each other."""
+    try:
+        model = ModelConfig(**config["model"])
+    except (TypeError, ValueError) as error:
+        raise _fail(path, f"key 'model': {error}") from None
+    features, labels = config["features"], config["labels"]
+    if len(features) != model.input_size or len(set(features)) != len(features):
+        raise _fail(
+            path,
+            f"key 'features' must name model.input_size = {model.input_size} distinct "
+            f"features, got {len(features)}: {features[:8]}",
+        )
+    classifier = model.task == "classification"
+    if classifier and (labels is None or len(labels) != model.output_size):
+        got = "null" if labels is None else f"{len(labels)} labels"
+        raise _fail(
+            path,
+            f"key 'labels' must name model.output_size = {model.output_size} classes, got {got}",
+        )
+    if classifier and len(set(labels)) != len(labels):
+        raise _fail(path, f"key 'labels' must be distinct, got {labels}")
+    if not classifier and labels is not None:
+        raise _fail(path, "key 'labels' must be null for a regression model, got a list")
+    _standardizer_from(path, "normalizer", config["normalizer"], model.input_size)
+    target = config["target_normalizer"]
+    if classifier and target is not None:
+        raise _fail(path, "key 'target_normalizer' must be null for a classifier, got an object")
+    if not classifier:
+        if target is None:
+            raise _fail(path, "key 'target_normalizer' must be a Standardizer state, got null")
+        _standardizer_from(path, "target_normalizer", target, model.output_size)
+    if config["technique"] not in TECHNIQUES:
+        raise _fail(
+            path,
+            f"key 'technique' must be one of {sorted(TECHNIQUES)}, got {config['technique']!r}",
+        )
+    digest = config["weights_sha256"]
+    if len(digest) != 64 or not set(digest) <= _HEX:
+        raise _fail(path, f"key 'weights_sha256' must be 64 lowercase hex digits, got {digest!r}")
 
 
 def _read_weights(folder: Path, expected_sha256: str) -> dict[str, torch.Tensor]:
@@ -231,15 +384,9 @@ def _read_weights(folder: Path, expected_sha256: str) -> dict[str, torch.Tensor]
             f"{where}: {os.fspath(path)!r} must match the SHA-256 recorded in {CONFIG_FILE}, "
             "got a different file (corrupt, or from another save). Save the model again."
         )
-    try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as error:  # an UnpicklingError for anything but tensors and plain values
-        message = " ".join(str(error).split())[:200]
-        raise ValueError(
-            f"{where}: {os.fspath(path)!r} must hold only tensors (weights_only), got {message}"
-        ) from None
+    state = load_tensors(path, data, where=where)
     if not isinstance(state, dict) or not all(
-        isinstance(value, torch.Tensor) for value in state.values()
+        isinstance(name, str) and isinstance(value, torch.Tensor) for name, value in state.items()
     ):
         raise ValueError(
             f"{where}: {os.fspath(path)!r} must hold a state dict of tensors, "
@@ -248,12 +395,57 @@ def _read_weights(folder: Path, expected_sha256: str) -> dict[str, torch.Tensor]
     return state
 
 
-def _standardizer(state: Any) -> Standardizer | None:
-    return None if state is None else Standardizer.from_state_dict(state)
+def load_tensors(path: Path, data: bytes | None = None, *, where: str) -> Any:
+    """Read a file written by ``torch.save`` with ``weights_only=True``, in one clear error.
+
+    A file that is truncated or damaged, or that holds anything but tensors and plain values
+    (a pickle payload), is a ``ValueError`` naming the file; the message never suggests
+    loading it unsafely.
+
+    Args:
+        path: The file (named in the error; read unless ``data`` is given).
+        data: The file's bytes, if already read.
+        where: The caller's name, the message's prefix.
+
+    Returns:
+        What the file holds.
+
+    Raises:
+        ValueError: If the file cannot be read safely.
+        OSError: If it cannot be read at all.
+    """
+    content = path.read_bytes() if data is None else data  # a read error names the file
+    try:
+        return torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # what weights_only refuses: code, or unknown classes
+        cause = "holds objects other than tensors and plain values, which varlen never loads"
+    except Exception:  # anything else from parsing bytes in memory: the content is damaged
+        cause = "is truncated or damaged (not a complete file written by torch.save)"
+    raise ValueError(f"{where}: {os.fspath(path)!r} {cause}; delete it or replace it.")
+
+
+def _check_state(model: SequenceModel, state: dict[str, torch.Tensor]) -> None:
+    """Weights must have the model's names, shapes and dtypes (load_state_dict would cast)."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"load_model: {WEIGHTS_FILE} must hold the tensors of the model in {CONFIG_FILE}, "
+            f"got missing {missing[:5]} and unexpected {unexpected[:5]}."
+        )
+    for name, tensor in expected.items():
+        got = state[name]
+        if got.shape != tensor.shape or got.dtype != tensor.dtype:
+            raise ValueError(
+                f"load_model: {WEIGHTS_FILE} tensor {name!r} must be {tensor.dtype} of shape "
+                f"{tuple(tensor.shape)} for the model in {CONFIG_FILE}, got {got.dtype} of "
+                f"shape {tuple(got.shape)}."
+            )
 
 
 def load_model(directory: str | os.PathLike[str]) -> LoadedModel:
-    """Load a model directory written by :func:`save_model`.
+    """Load a model directory written by :func:`save_model`, validating all of it first.
 
     Args:
         directory: The model directory.
@@ -263,29 +455,29 @@ def load_model(directory: str | os.PathLike[str]) -> LoadedModel:
 
     Raises:
         FileNotFoundError: If the directory, ``config.json`` or ``weights.pt`` is missing.
-        ValueError: If ``config.json`` is not valid, the weights do not match its hash, or
-            they do not fit the model it describes.
+        NotADirectoryError: If ``directory`` is a file.
+        ValueError: If ``config.json`` is not valid (a key missing, unknown, of the wrong
+            type, or disagreeing with another: the message names it), the weights do not
+            match its hash, or they do not fit the model it describes.
     """
     folder = Path(directory)
     config = _read_config(folder)
     state = _read_weights(folder, str(config["weights_sha256"]))
-    model = SequenceModel(ModelConfig.from_dict(dict(config["model"])))
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        message = " ".join(str(error).split())
-        raise ValueError(
-            f"load_model: weights must fit the model in {CONFIG_FILE}, got {message}"
-        ) from None
+    model_config = ModelConfig(**config["model"])
+    model = SequenceModel(model_config)
+    _check_state(model, state)
+    model.load_state_dict(state)
     model.eval()
     labels = config["labels"]
+    normalizer = Standardizer.from_state_dict(config["normalizer"])
+    target = config["target_normalizer"]
     return LoadedModel(
         model=model,
-        normalizer=_standardizer(config["normalizer"]),
-        labels=None if labels is None else tuple(str(label) for label in labels),
-        features=tuple(str(name) for name in config["features"]),
-        technique=str(config["technique"]),
-        target_normalizer=_standardizer(config["target_normalizer"]),
+        normalizer=normalizer,
+        labels=None if labels is None else tuple(labels),
+        features=tuple(config["features"]),
+        technique=config["technique"],
+        target_normalizer=None if target is None else Standardizer.from_state_dict(target),
         metadata=dict(config["metadata"]),
-        varlen_version=str(config["varlen_version"]),
+        varlen_version=config["varlen_version"],
     )

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from varlen._atomic import atomic_open, write_text
 from varlen.batching.dataset import RaggedDataset
 from varlen.data.normalize import Standardizer
 from varlen.data.ragged import Ragged
@@ -484,13 +485,13 @@ def write_rows(rows: Sequence[DemoRow], path: Path, *, config: DemoConfig | None
     """
     records = [asdict(row) for row in rows]
     if path.suffix == ".csv":
-        with path.open("w", newline="", encoding="utf-8") as file:
+        with atomic_open(path, "w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=[f.name for f in fields(DemoRow)])
             writer.writeheader()
             writer.writerows(records)
         return
     payload = {"dataset": DATASET, "config": asdict(config or DemoConfig()), "rows": records}
-    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(payload, indent=2) + "\n")
 
 
 def _short_number(value: float, _position: int) -> str:
@@ -550,5 +551,6 @@ def plot_demo(rows: Sequence[DemoRow], path: Path) -> Path:
         "varlen demo: the same LSTM on JapaneseVowels, once per technique "
         "(blue = exact, orange = inexact)"
     )
-    figure.savefig(path, format="png", dpi=110)
+    with atomic_open(path, "wb") as file:
+        figure.savefig(file, format="png", dpi=110)
     return path

@@ -3,9 +3,9 @@
 The loop is a sequence of named steps: each epoch seeds torch from ``(seed, epoch)`` and asks a
 :class:`~varlen.batching.BucketBatchSampler` (or a random permutation) for batches that are a
 function of ``(seed, epoch)`` alone, so resuming from the checkpoint of epoch ``k`` gives the same
-result as an uninterrupted run. Checkpoints are written atomically (a temporary file, then
-``os.replace``) after every epoch and hold only tensors and plain values, so they load with
-``torch.load(..., weights_only=True)``.
+result as an uninterrupted run. Checkpoints are written atomically by :mod:`varlen._atomic` (a
+temporary file, synced, then renamed) after every epoch and hold only tensors and plain values,
+so they load with ``torch.load(..., weights_only=True)``; a damaged one is one clear error.
 
 Under ``torchrun`` (a ``torch.distributed`` process group initialised), each rank takes its shard
 of every epoch's batches and gradients are averaged across ranks after each backward pass, so any
@@ -27,10 +27,12 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from varlen._atomic import atomic_open
 from varlen.batching.dataset import RaggedDataset
 from varlen.batching.report import choose_technique  # re-exported: its home is NumPy-only
 from varlen.batching.sampler import BucketBatchSampler
 from varlen.data.ragged import Ragged
+from varlen.training.artifacts import load_tensors
 from varlen.training.models import SequenceModel
 from varlen.training.techniques import Technique, get_technique
 
@@ -336,9 +338,8 @@ def predict(model: SequenceModel, x: Ragged, *, batch_size: int = 256) -> np.nda
 
 def _save_atomic(payload: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
+    with atomic_open(path, "wb") as file:
+        torch.save(payload, file)
 
 
 def _checkpoint(
@@ -359,17 +360,52 @@ def _checkpoint(
     }
 
 
+_CHECKPOINT_KEYS = (
+    "epoch",
+    "model",
+    "optimizer",
+    "best_state",
+    "history",
+    "best_epoch",
+    "best_val_loss",
+)
+
+
 def _restore(
     path: Path, model: SequenceModel, optimizer: torch.optim.Optimizer, result: FitResult
 ) -> tuple[int, dict[str, Tensor]]:
-    """Load a checkpoint into ``model``/``optimizer``/``result``; return (next epoch, best)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    result.history = [EpochStats(**stats) for stats in state["history"]]
-    result.best_epoch = int(state["best_epoch"])
-    result.best_val_loss = float(state["best_val_loss"])
-    return int(state["epoch"]) + 1, dict(state["best_state"])
+    """Load a checkpoint into ``model``/``optimizer``/``result``; return (next epoch, best).
+
+    Raises:
+        ValueError: One line naming the file if it is truncated, damaged, holds a pickle
+            payload, or does not fit the model and optimizer (never a suggestion to load it
+            unsafely).
+    """
+    where = "fit"
+    state = load_tensors(path, where=where)
+    if not isinstance(state, dict) or set(state) != set(_CHECKPOINT_KEYS):
+        got = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise ValueError(
+            f"{where}: checkpoint {os.fspath(path)!r} must hold the keys "
+            f"{list(_CHECKPOINT_KEYS)}, got {got}; delete it or rerun without --resume."
+        )
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history = [EpochStats(**stats) for stats in state["history"]]
+        best_state = dict(state["best_state"])
+        if set(best_state) != set(model.state_dict()):
+            raise KeyError("best_state must hold the model's tensors")
+        epoch, best_epoch = int(state["epoch"]), int(state["best_epoch"])
+        best_val_loss = float(state["best_val_loss"])
+    except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as error:
+        message = " ".join(str(error).split())[:200]
+        raise ValueError(
+            f"{where}: checkpoint {os.fspath(path)!r} must fit this model and optimizer, got "
+            f"{message}; delete it or rerun without --resume."
+        ) from None
+    result.history, result.best_epoch, result.best_val_loss = history, best_epoch, best_val_loss
+    return epoch + 1, best_state
 
 
 def _validate(

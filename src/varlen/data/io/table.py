@@ -343,7 +343,8 @@ def read_table(
     Raises:
         ImportError: If pandas (or pyarrow, for Parquet) is not installed.
         TypeError: As :func:`group_table`.
-        ValueError: If the suffix is not supported, a CSV file cannot be parsed (the message
+        ValueError: If the suffix is not supported, a Parquet file is damaged or not Parquet
+            (pyarrow's error, wrapped and naming the file), a CSV file cannot be parsed (the message
             names the file), or as :func:`group_table`.
     """
     where = "read_table"
@@ -362,5 +363,15 @@ def read_table(
         message = " ".join(str(error).split())
         raise ValueError(
             f"{where}: {os.fspath(path)!r} must be a CSV table with a header row, got: {message}."
+        ) from None
+    except OSError:
+        raise  # a file that cannot be read: FileNotFoundError and the like name it already
+    except Exception as error:  # pyarrow's ArrowInvalid & co.: a damaged or foreign file
+        if suffix == ".csv":
+            raise
+        message = " ".join(str(error).split())[:300]
+        raise ValueError(
+            f"{where}: {os.fspath(path)!r} must be a readable Parquet file, got "
+            f"{type(error).__name__}: {message}"
         ) from None
     return _group(where, frame, id=id, order=order, features=features, target=target)

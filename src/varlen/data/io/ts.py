@@ -15,7 +15,13 @@ Choices this reader makes, where the format leaves room:
 - **Channels of different lengths within one case** (allowed by the format unless
   ``@equalLength true``) are padded with NaN *at the end* up to the case's longest channel,
   so a case is one ``(T_i, C)`` block. The padded steps are indistinguishable from ``?``.
-- **Missing values** ``?`` become NaN. ``@missing false`` makes a ``?`` an error.
+- **Missing values** ``?`` become NaN (so does a literal ``NaN``, in any case, as some
+  archives write it). ``@missing false`` makes either an error.
+- **Numbers** are finite decimal numbers in ASCII: an optional sign, digits with an optional
+  decimal point, an optional exponent (``-1.5``, ``.5``, ``2e-3``). Python's extras are
+  refused, as is anything infinite: ``1_000``, ``inf``, ``Infinity``, digits of other
+  scripts, and ``1e400`` (which overflows float64) raise ``ValueError`` naming the line,
+  channel and step. Numeric targets (``@targetLabel true``) follow the same rule.
 - **Timestamps** are kept as strings, row-aligned with the values (:attr:`TSData.timestamps`);
   values are placed by position in the channel, not aligned on their timestamps.
 - An empty channel (nothing between two ``:``) has length 0, so a case may have ``T_i = 0``.
@@ -23,6 +29,7 @@ Choices this reader makes, where the format leaves room:
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -33,6 +40,7 @@ from typing import IO, Literal, NamedTuple, TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
+from varlen._atomic import write_text
 from varlen._types import AnyArray, IntArray
 from varlen.data._flat import row_positions
 from varlen.data.ragged import Ragged
@@ -119,6 +127,7 @@ class _Cases:
     labels: list[str] = field(default_factory=list)
     line_numbers: list[int] = field(default_factory=list)
     dimensions: int | None = None
+    unusual: bool = False  # a line holds '_' or non-ASCII text: check each token's syntax
 
 
 def _clip(text: str, width: int = 40) -> str:
@@ -271,16 +280,17 @@ def _split_label(text: str, layout: _Layout, where: _Line) -> tuple[str, str]:
             f"label must be one of the @classLabel labels {list(layout.declared)}, got {label!r}"
         )
     if layout.label == "target" and not _is_number(label):
-        raise where.error(f"target must be a number, got {label!r}")
+        raise where.error(f"target must be a finite decimal number, got {label!r}")
     return body, label
 
 
+_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*", re.ASCII)
+_NAN = re.compile(r"\s*[+-]?nan\s*", re.IGNORECASE | re.ASCII)
+
+
 def _is_number(token: str) -> bool:
-    try:
-        np.array([token], dtype=np.float64)
-    except ValueError:
-        return False
-    return True
+    """Whether ``token`` is a finite decimal number (see the module docstring)."""
+    return _NUMBER.fullmatch(token) is not None and math.isfinite(float(token))
 
 
 def _pair_tokens(channel: str, stamps: list[str], where: _Line) -> list[str]:
@@ -316,6 +326,8 @@ def _channel_tokens(channel: str, layout: _Layout, cases: _Cases, where: _Line) 
 def _add_case(text: str, layout: _Layout, cases: _Cases, where: _Line) -> None:
     """Parse one data line into ``cases``."""
     body, label = _split_label(text, layout, where)
+    if "_" in body or not body.isascii():  # Python's float() would take 1_000 or other digits
+        cases.unusual = True
     if not layout.allow_missing and "?" in body:
         raise where.error(
             "values must not be '?' because the header says '@missing false', got '?'"
@@ -352,28 +364,51 @@ def _parse_cases(lines: Sequence[str], start: int, source: str, layout: _Layout)
     return cases
 
 
-def _bad_value(cases: _Cases, source: str, C: int) -> ValueError:
-    """Return the error for the first token that is not a number (the slow path)."""
+def _bad_value(cases: _Cases, source: str, C: int, *, allow_missing: bool) -> ValueError | None:
+    """Return the error for the first token that is not a valid value (the slow path)."""
     per_channel = np.array(cases.channel_lengths, dtype=np.int64).reshape(-1, C)
     start = 0
     for case, lengths in enumerate(per_channel):
         for channel, length in enumerate(lengths.tolist()):
             for step, token in enumerate(cases.tokens[start : start + length]):
-                if not _is_number(token):
-                    return _Line(source, cases.line_numbers[case]).error(
-                        f"values must be numbers or '?', got {_clip(token.strip())!r} "
-                        f"at channel {channel}, step {step}"
-                    )
+                if _is_number(token):
+                    continue
+                missing = _NAN.fullmatch(token) is not None
+                if missing and allow_missing:
+                    continue
+                at = f"at channel {channel}, step {step}"
+                message = (
+                    f"values must not be missing because the header says '@missing false', "
+                    f"got {_clip(token.strip())!r} {at}"
+                    if missing
+                    else f"values must be finite decimal numbers or '?', got "
+                    f"{_clip(token.strip())!r} {at}"
+                )
+                return _Line(source, cases.line_numbers[case]).error(message)
             start += length
-    raise RuntimeError(f"varlen bug: read_ts found no bad value in {source}.")
+    return None
 
 
-def _to_float(cases: _Cases, source: str, C: int) -> NDArray[np.float64]:
-    """Convert every token at once; locate the culprit only if that fails."""
+def _to_float(cases: _Cases, source: str, C: int, *, allow_missing: bool) -> NDArray[np.float64]:
+    """Convert every token at once; check each token's syntax only where that is needed.
+
+    NumPy reads what Python's ``float`` reads (``1_000``, ``inf``, ``1e400`` as inf, other
+    scripts' digits): a token is checked one by one only when the converted values hold an
+    infinity, a NaN under ``@missing false``, or a line had ``_`` or non-ASCII text.
+    """
     try:
-        return np.array(cases.tokens, dtype=np.float64)
+        flat = np.array(cases.tokens, dtype=np.float64)
     except ValueError:
-        raise _bad_value(cases, source, C) from None
+        error = _bad_value(cases, source, C, allow_missing=allow_missing)
+        if error is None:
+            raise RuntimeError(f"varlen bug: read_ts found no bad value in {source}.") from None
+        raise error from None
+    suspect = cases.unusual or bool(np.isinf(flat).any())
+    if suspect or (not allow_missing and bool(np.isnan(flat).any())):
+        error = _bad_value(cases, source, C, allow_missing=allow_missing)
+        if error is not None:
+            raise error
+    return flat
 
 
 def _check_equal_length(
@@ -470,7 +505,7 @@ def read_ts(source: Source) -> TSData:
     layout = _layout(header, declared)
     cases = _parse_cases(lines, start, name, layout)
     C = cases.dimensions if cases.dimensions is not None else 0
-    flat = _to_float(cases, name, C)
+    flat = _to_float(cases, name, C, allow_missing=layout.allow_missing)
     B = len(cases.line_numbers)
     lengths = np.array(cases.channel_lengths, dtype=np.int64).reshape(B, C)  # (B, C)
     _check_equal_length(lengths, header, cases, name)
@@ -499,7 +534,16 @@ def _check_x(where: str, x: object) -> tuple[NDArray[np.float64], IntArray]:
             f"{where}: x must have real values of shape (N, C) with C >= 1, got shape "
             f"{x.values.shape} and dtype {x.dtype}. Reshape univariate values to (N, 1)."
         )
-    return x.values.astype(np.float64), x.offsets
+    values = x.values.astype(np.float64)
+    infinite = np.isinf(values)
+    if infinite.any():
+        step, channel = (int(i) for i in np.argwhere(infinite)[0])
+        raise ValueError(
+            f"{where}: x must hold finite values or NaN (written as '?'), got "
+            f"{float(values[step, channel])!r} at step {step}, channel {channel}; read_ts refuses "
+            "infinities."
+        )
+    return values, x.offsets
 
 
 def _check_label_text(where: str, name: str, labels: Sequence[str]) -> None:
@@ -524,6 +568,12 @@ def _check_y(
             f"targets, got shape {array.shape} and dtype {array.dtype}."
         )
     if array.dtype.kind == "f":
+        if not np.isfinite(array).all():
+            index = int(np.argmin(np.isfinite(array)))
+            raise ValueError(
+                f"{where}: y must hold finite targets, got {float(array[index])!r} at index "
+                f"{index}."
+            )
         return "@targetLabel true", [repr(float(value)) for value in array.tolist()]
     labels = [str(value) for value in array.tolist()]
     _check_label_text(where, "y", labels)
@@ -619,4 +669,4 @@ def write_ts(
         block = text[start:stop].T  # (C, T_i)
         line = ":".join(",".join(channel) for channel in block.tolist())
         lines.append(f"{line}:{labels[i]}" if labels else line)
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text(path, "\n".join(lines) + "\n")

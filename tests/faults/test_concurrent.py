@@ -1,0 +1,44 @@
+"""Two `varlen train` runs on one --out: the second is refused at once, the first is unharmed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from tests.cli._data import cli_env, run_cli
+from tests.faults.conftest import one_line
+from varlen._lock import LOCK_FILE
+from varlen.training.artifacts import load_model
+
+SLOW = ("--epochs", "8", "--hidden-size", "4", "--batch-size", "4", "--patience", "0")
+
+
+def test_second_run_on_the_same_out_is_refused(fault_data, tmp_path):
+    """Run B meets run A's lock: exit 2, one line naming the folder and A's pid."""
+    out = tmp_path / "model"
+    data = fault_data / "train.ts"
+    command = [sys.executable, "-m", "varlen.cli", "train", str(data), "--out", str(out)]
+    first = subprocess.Popen(
+        [*command, *SLOW, "--quiet"],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / LOCK_FILE).exists():
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        second = run_cli("train", data, "--out", out, "--epochs", "1", "--quiet", cwd=tmp_path)
+        assert second.returncode == 2
+        one_line(second.stderr, "train", repr(str(out)), "in use", f"pid {first.pid}", LOCK_FILE)
+    finally:
+        stdout, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    assert "model:" in stdout
+    load_model(out)
+    assert not (out / LOCK_FILE).exists()  # released on exit
