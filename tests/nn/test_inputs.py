@@ -9,6 +9,8 @@ gradients of inputs, initial states and weights); torch's forms against torch.nn
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -366,3 +368,9 @@ def test_batch_first_helpers_refuse_a_time_major_module(use):
     """Streaming, lanes and the oracle run batch-first chunks: a time-major module is refused."""
     with pytest.raises(ValueError, match=r"module must be batch-first, got batch_first=False"):
         use(make("lstm", bidirectional=False, batch_first=False))
+
+
+def test_importing_varlen_nn_does_not_load_dynamo():
+    """The eager wrapper is made on first use: `import varlen.nn` stays seconds faster."""
+    code = "import sys, varlen.nn\nassert 'torch._dynamo' not in sys.modules\n"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

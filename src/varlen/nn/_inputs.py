@@ -25,6 +25,7 @@ order; final states come in the same layout.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -148,7 +149,6 @@ def _run_unbatched(
     return out[0], tuple(s[:, 0] for s in state)
 
 
-@torch.compiler.disable  # type: ignore[untyped-decorator]
 def _run_ragged(
     where: str,
     module: nn.RNNBase,
@@ -159,12 +159,40 @@ def _run_ragged(
     hx: Any,
     method: Method,
 ) -> tuple[Any, State]:
-    """Run a nested tensor, a ``PackedSequence`` or values with offsets.
+    """Run a nested tensor, a ``PackedSequence`` or values with offsets, eagerly.
 
     Under ``torch.compile`` this runs eagerly (a graph break), as dynamo runs
     ``torch.nn.LSTM``: it reads the offsets on the host to size the batch. The rest of a
     compiled model (embeddings, heads, losses on the jagged outputs) is still compiled.
     """
+    result: tuple[Any, State] = _ragged_eagerly()(where, module, cell, core, x, offsets, hx, method)
+    return result
+
+
+@functools.cache
+def _ragged_eagerly() -> Callable[..., tuple[Any, State]]:
+    """Return :func:`_run_ragged_now` with dynamo disabled inside.
+
+    Made on first use: importing ``torch._dynamo`` costs seconds, which ``import varlen.nn``
+    must not pay.
+    """
+    disabled: Callable[..., tuple[Any, State]] = torch.compiler.disable(  # type: ignore[no-untyped-call]
+        _run_ragged_now, recursive=True
+    )
+    return disabled
+
+
+def _run_ragged_now(
+    where: str,
+    module: nn.RNNBase,
+    cell: Cell,
+    core: Forward,
+    x: Any,
+    offsets: Any,
+    hx: Any,
+    method: Method,
+) -> tuple[Any, State]:
+    """Run a nested tensor, a ``PackedSequence`` or values with offsets."""
     if offsets is not None:
         values, lengths = _check_values(where, module, x, offsets)
         return _run_values(module, cell, core, values, lengths, hx, method)
