@@ -16,6 +16,15 @@ def test_readme_python_examples_run():
         exec(compile(block, str(README), "exec"), {})  # our own documentation, run as a user would
 
 
+def test_readme_has_per_step_and_generation_examples():
+    """The per-step labelling and the generation examples are Python blocks (run above)."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert any("fit_steps(" in block and "SequenceLabeller(" in block for block in blocks)
+    assert any(
+        "generate(" in block and "assert batched.to_lists() == alone" in block for block in blocks
+    )
+
+
 def test_every_guarantee_names_a_test_that_exists():
     """Each line of "What varlen guarantees" names tests, and every named test exists."""
     text = README.read_text(encoding="utf-8")

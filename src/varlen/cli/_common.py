@@ -204,7 +204,7 @@ def add_table_options(parser: argparse.ArgumentParser, *, target: bool) -> None:
             "--target",
             default=argparse.SUPPRESS,
             metavar="COLUMN",
-            help="column holding the per-sequence label or value",
+            help="column holding the label or value (per sequence, or per step)",
         )
 
 

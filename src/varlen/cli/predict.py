@@ -6,8 +6,9 @@ overrides a recorded choice is said in one line on stderr), checked to have the 
 (same count and names), standardized with the model's fitted normalizer and scored in
 length-bucketed batches (or batched as trained, for the inexact ``pad-*`` techniques). The
 output has one row per sequence: its id, the prediction (the original label, or the value)
-and, for a classifier, one probability column per class (``prob_<label>``). It goes to
-``--out`` (``.csv`` or ``.parquet``) or, without it, to stdout as CSV.
+and, for a classifier, one probability column per class (``prob_<label>``). A per-step model
+writes one row per step instead, with the order column when given (:mod:`varlen.cli._steps`).
+It goes to ``--out`` (``.csv`` or ``.parquet``) or, without it, to stdout as CSV.
 """
 
 from __future__ import annotations
@@ -261,6 +262,14 @@ def run(args: argparse.Namespace) -> int:
     """
     options = build_config(PredictOptions, args, command="predict")
     loaded = load_model(options.model)
+    if loaded.model.config.per_step:  # one row per step
+        from varlen.cli._steps import predict_per_step
+
+        columns, rows = predict_per_step(options, loaded)
+        _write(columns, options.out)
+        if options.out is not None:
+            say(args, f"wrote {rows} per-step predictions to {os.fspath(options.out)}")
+        return 0
     data = _load(options, loaded)
     _check_features(loaded, data)
     x = normalize_inputs(data.x, loaded.normalizer)

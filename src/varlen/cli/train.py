@@ -75,6 +75,7 @@ _MINIMA = {
     "num_layers": 1,
     "patience": 0,
     "seed": 0,
+    "horizon": 0,
 }
 
 
@@ -104,7 +105,10 @@ class TrainOptions:
         id: Table column naming the sequence of each row.
         order: Table column ordering the steps.
         features: Table feature columns (default: every other column).
-        target: Table column holding the target.
+        target: Table column holding the target (per sequence, or varying within sequences:
+            a per-step task, see :mod:`varlen.cli._steps`).
+        horizon: Per-step only: forecast the target this many steps ahead with a causal
+            model (0: label or regress each step).
     """
 
     data: Path
@@ -129,6 +133,7 @@ class TrainOptions:
     order: str | None = None
     features: tuple[str, ...] | None = None
     target: str | None = None
+    horizon: int = 0
 
     def __post_init__(self) -> None:
         where = "train"
@@ -178,6 +183,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag("--patience", type=int, help="early-stopping patience in epochs, 0 = off (default 15)")
     _flag("--seed", type=int, help="seed of everything random (default 0)")
     _flag("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    _flag(
+        "--horizon",
+        type=int,
+        help="per-step tables: forecast the target this many steps ahead (causal model)",
+    )
     add_table_options(parser, target=True)
 
 
@@ -453,7 +463,12 @@ def run(args: argparse.Namespace) -> int:
         The exit code, 0.
     """
     options = build_config(TrainOptions, args, command="train")
+    from varlen.cli._steps import per_step_table, train_per_step
+
     with _own(options.out):
+        steps = per_step_table(options)  # a target varying within sequences: one per step
+        if steps is not None:
+            return train_per_step(options, steps, args)
         joined = _init_distributed()
         try:
             return _train(options, args)

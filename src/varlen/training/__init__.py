@@ -4,6 +4,9 @@
   :class:`ModelConfig`): linear input -> varlen LSTM/GRU -> pooling over real steps -> head.
 - :data:`TECHNIQUES`: padding with or without a mask, bucketing, packing, lanes, one at a time.
 - :func:`fit` / :func:`evaluate` / :func:`predict`, with atomic checkpoints and exact resume.
+- Per-step models (:class:`SequenceLabeller`, :class:`StepRegressor`,
+  :class:`NextStepForecaster`) with :func:`fit_steps` / :func:`evaluate_steps` /
+  :func:`predict_steps`: one output per step, losses and metrics over real steps only.
 - :func:`train_tbptt` / :func:`tbptt_windows`: truncated back-propagation through time.
 """
 
@@ -28,10 +31,21 @@ from varlen.training.models import (
     SequenceModel,
     SequenceRegressor,
 )
+from varlen.training.per_step import (
+    STEP_TECHNIQUES,
+    NextStepForecaster,
+    SequenceLabeller,
+    StepRegressor,
+    evaluate_steps,
+    fit_steps,
+    predict_step_scores,
+    predict_steps,
+)
 from varlen.training.tbptt import TBPTTResult, TBPTTWindow, tbptt_windows, train_tbptt
 from varlen.training.techniques import TECHNIQUES, Technique, get_technique
 
 __all__ = [
+    "STEP_TECHNIQUES",
     "TECHNIQUES",
     "DemoConfig",
     "DemoRow",
@@ -39,21 +53,28 @@ __all__ = [
     "FitResult",
     "LoadedModel",
     "ModelConfig",
+    "NextStepForecaster",
     "SequenceClassifier",
+    "SequenceLabeller",
     "SequenceModel",
     "SequenceRegressor",
+    "StepRegressor",
     "TBPTTResult",
     "TBPTTWindow",
     "Technique",
     "TrainConfig",
     "choose_technique",
     "evaluate",
+    "evaluate_steps",
     "fit",
+    "fit_steps",
     "get_technique",
     "load_model",
     "plot_demo",
     "predict",
     "predict_scores",
+    "predict_step_scores",
+    "predict_steps",
     "run_demo",
     "save_model",
     "split_validation",

@@ -52,6 +52,11 @@ class ModelConfig:
         pooling: ``"last"`` (the final state: last real step, and first for the backward
             direction), ``"mean"`` or ``"max"`` over real steps.
         method: The recurrent layers' method (see :class:`varlen.nn.LSTM`).
+        per_step: One output per step ``(B, T, output_size)`` instead of per sequence
+            (``pooling`` is then unused); see :mod:`varlen.training.per_step`.
+        horizon: Per-step models only: the step ``t`` output predicts the target of step
+            ``t + horizon`` (0: labels each step; 1: a next-step forecaster). A forecaster
+            (``horizon >= 1``) must be causal, so it cannot be bidirectional.
     """
 
     input_size: int
@@ -64,6 +69,8 @@ class ModelConfig:
     dropout: float = 0.0
     pooling: Pooling = "last"
     method: Method = "auto"
+    per_step: bool = False
+    horizon: int = 0
 
     def __post_init__(self) -> None:
         where = "ModelConfig"
@@ -76,6 +83,28 @@ class ModelConfig:
                 raise ValueError(f"{where}: {name} must be an int >= 1, got {value!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"{where}: dropout must be in [0, 1), got {self.dropout!r}.")
+        self._check_per_step()
+
+    def _check_per_step(self) -> None:
+        where = "ModelConfig"
+        horizon = self.horizon
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 0:
+            raise ValueError(f"{where}: horizon must be an int >= 0, got {horizon!r}.")
+        channels: tuple[int, ...] = tuple(getattr(self, "conv_channels", ()))
+        if self.per_step and channels:
+            raise ValueError(
+                f"{where}: a per-step model takes no convolutional front-end, got "
+                f"conv_channels={channels!r}: 'same' convolutions read later steps. Leave "
+                "conv_channels empty."
+            )
+        if horizon and not self.per_step:
+            raise ValueError(f"{where}: horizon applies to per-step models, got per_step=False.")
+        if horizon and self.bidirectional:
+            raise ValueError(
+                f"{where}: a forecaster (horizon={horizon}) must be causal, got "
+                "bidirectional=True: the backward direction would read the very steps it "
+                "forecasts. Use bidirectional=False (labelling, horizon=0, may be bidirectional)."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -153,9 +182,13 @@ class SequenceModel(nn.Module):
             padding: Side of the padding.
 
         Returns:
-            ``(B, output_size)`` logits or values.
+            ``(B, output_size)`` logits or values; ``(B, T, output_size)`` for a per-step
+            model (arbitrary at padded steps).
         """
         out, state = self.rnn(x, lengths, padding=padding)
+        if self.config.per_step:
+            steps: Tensor = self.head(out)
+            return steps
         scores: Tensor = self.head(self.pool(out, state, lengths, padding=padding))
         return scores
 

@@ -1,0 +1,576 @@
+"""Per-step models: a label per step, a value per step, or the next step's value.
+
+The model family of :mod:`varlen.training.models` with ``ModelConfig(per_step=True)``: linear
+input -> varlen LSTM/GRU -> linear head at *every* step, ``(B, T, output_size)``. Three faces:
+
+- :class:`SequenceLabeller`: one class per step (activity per sample, tag per token); may be
+  bidirectional (a step's label may depend on what follows it).
+- :class:`StepRegressor`: ``output_size`` values per step; may be bidirectional.
+- :class:`NextStepForecaster`: the output at step ``t`` predicts the target of step
+  ``t + horizon`` from steps ``<= t`` only. It must be causal: a bidirectional forecaster is
+  refused (its backward direction would read the very values it forecasts).
+
+Targets are a :class:`~varlen.data.ragged.Ragged` aligned with the inputs (same lengths): int
+class ids ``(N,)`` for classification, floats ``(N,)`` or ``(N, K)`` for regression. For a
+forecaster the last ``horizon`` steps of each sequence have no target inside the sequence, so
+they do not enter the loss. Losses and metrics count real steps only
+(:mod:`varlen.nn.losses`); :func:`fit_steps` / :func:`evaluate_steps` / :func:`predict_steps`
+mirror :func:`~varlen.training.fit` / :func:`~varlen.training.evaluate` /
+:func:`~varlen.training.predict`, with the same :class:`~varlen.training.TrainConfig`, early
+stopping on the validation loss, best-epoch weights and atomic checkpoints with exact resume.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from varlen._checks import check_choice
+from varlen.batching.sampler import BucketBatchSampler
+from varlen.data.ragged import Ragged
+from varlen.nn.losses import masked_cross_entropy, masked_mae, masked_mse
+from varlen.training.loop import (  # one checkpoint format and its checked loading
+    EpochStats,
+    FitResult,
+    TrainConfig,
+    _checkpoint,
+    _restore,
+    _save_atomic,
+)
+from varlen.training.models import ModelConfig, SequenceModel
+
+__all__ = [
+    "STEP_TECHNIQUES",
+    "NextStepForecaster",
+    "SequenceLabeller",
+    "StepRegressor",
+    "evaluate_steps",
+    "fit_steps",
+    "predict_step_scores",
+    "predict_steps",
+]
+
+STEP_TECHNIQUES = ("bucket", "mask", "pack")
+"""The techniques per-step models train with (the exact ones that keep every step's output)."""
+
+StepReduction = Literal["step", "sequence"]
+
+
+class SequenceLabeller(SequenceModel):
+    """A per-step classifier: ``(B, T, num_classes)`` logits, one class per step.
+
+    Args:
+        input_size: ``F``, features per step.
+        num_classes: Number of classes.
+        **options: Other :class:`ModelConfig` fields (``hidden_size``, ``bidirectional``, ...).
+
+    Example:
+        >>> model = SequenceLabeller(3, 4, hidden_size=8, bidirectional=True)
+        >>> model(torch.randn(2, 5, 3), torch.tensor([5, 2])).shape  # (B, T, C)
+        torch.Size([2, 5, 4])
+    """
+
+    def __init__(self, input_size: int, num_classes: int, **options: Any) -> None:
+        config = ModelConfig(
+            input_size, num_classes, task="classification", per_step=True, **options
+        )
+        super().__init__(config)
+
+
+class StepRegressor(SequenceModel):
+    """A per-step regressor: ``(B, T, output_size)`` values.
+
+    Args:
+        input_size: ``F``, features per step.
+        output_size: Targets per step.
+        **options: Other :class:`ModelConfig` fields.
+    """
+
+    def __init__(self, input_size: int, output_size: int = 1, **options: Any) -> None:
+        config = ModelConfig(input_size, output_size, task="regression", per_step=True, **options)
+        super().__init__(config)
+
+
+class NextStepForecaster(SequenceModel):
+    """A causal per-step model whose step ``t`` output predicts the target of ``t + horizon``.
+
+    Args:
+        input_size: ``F``, features per step (usually including the past of the target).
+        output_size: Values (regression) or classes (classification) per step.
+        horizon: How many steps ahead, ``>= 1``.
+        task: ``"regression"`` (default) or ``"classification"`` (the next step's class).
+        **options: Other :class:`ModelConfig` fields; ``bidirectional=True`` is refused.
+
+    Raises:
+        ValueError: If ``horizon < 1`` or ``bidirectional=True`` (a forecaster must be causal).
+
+    Example:
+        >>> model = NextStepForecaster(2, hidden_size=8)
+        >>> model(torch.randn(3, 6, 2), torch.tensor([6, 4, 1])).shape  # (B, T, 1)
+        torch.Size([3, 6, 1])
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int = 1,
+        *,
+        horizon: int = 1,
+        task: Literal["classification", "regression"] = "regression",
+        **options: Any,
+    ) -> None:
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+            raise ValueError(f"NextStepForecaster: horizon must be an int >= 1, got {horizon!r}.")
+        config = ModelConfig(
+            input_size, output_size, task=task, per_step=True, horizon=horizon, **options
+        )
+        super().__init__(config)
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _check_model(where: str, model: object) -> SequenceModel:
+    if not isinstance(model, SequenceModel):
+        raise TypeError(f"{where}: model must be a SequenceModel, got {type(model).__name__}.")
+    if not model.config.per_step:
+        raise ValueError(
+            f"{where}: model must be a per-step model (ModelConfig.per_step=True), got a "
+            "per-sequence one. Use varlen.training.fit/evaluate/predict for it."
+        )
+    return model
+
+
+def _check_x(where: str, model: SequenceModel, x: object) -> Ragged:
+    if not isinstance(x, Ragged):
+        raise TypeError(f"{where}: x must be a Ragged of (T_i, F) steps, got {type(x).__name__}.")
+    if x.trailing_shape != (model.config.input_size,):
+        raise ValueError(
+            f"{where}: x steps must have shape (F,) = ({model.config.input_size},), got "
+            f"{x.trailing_shape}."
+        )
+    return x
+
+
+def _check_targets(where: str, model: SequenceModel, x: Ragged, y: object) -> Ragged:
+    """Check per-step targets against the inputs and the task."""
+    if not isinstance(y, Ragged):
+        raise TypeError(
+            f"{where}: y must be a Ragged of per-step targets aligned with x, got "
+            f"{type(y).__name__}. Build it with Ragged.from_sequences or x.with_values(...)."
+        )
+    if len(y) != len(x):
+        raise ValueError(
+            f"{where}: y must have one sequence of targets per sequence of x ({len(x)}), got "
+            f"{len(y)}."
+        )
+    differ = np.flatnonzero(y.lengths != x.lengths)
+    if differ.size:
+        row = int(differ[0])
+        raise ValueError(
+            f"{where}: y must have one target per step of x, got {int(y.lengths[row])} targets "
+            f"for the {int(x.lengths[row])} steps of sequence {row}."
+        )
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: y must hold numbers, got dtype {y.dtype}.")
+    config = model.config
+    if config.task == "classification":
+        _check_classes(where, y, config.output_size)
+    elif y.trailing_shape != (config.output_size,) and (
+        y.trailing_shape != () or config.output_size != 1
+    ):
+        raise ValueError(
+            f"{where}: y steps must have shape () or (output_size,) = ({config.output_size},), "
+            f"got {y.trailing_shape}."
+        )
+    return y
+
+
+def _check_classes(where: str, y: Ragged, C: int) -> None:
+    if y.trailing_shape != () or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(
+            f"{where}: y must hold one integer class id per step, got dtype {y.dtype} and step "
+            f"shape {y.trailing_shape}."
+        )
+    bad = np.flatnonzero((y.values < 0) | (y.values >= C))
+    if bad.size:
+        raise ValueError(
+            f"{where}: class ids must be in [0, {C}), got {int(y.values[bad[0]])} at step "
+            f"{int(bad[0])} of the concatenated targets."
+        )
+
+
+def _check_technique(where: str, technique: str) -> str:
+    if technique not in STEP_TECHNIQUES:
+        raise ValueError(
+            f"{where}: technique must be one of {list(STEP_TECHNIQUES)} for a per-step model, "
+            f"got {technique!r}: the others pool per sequence or are inexact."
+        )
+    return technique
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+class _Batch(NamedTuple):
+    x: Tensor  # (B, T, F) float32, post-padded
+    lengths: Tensor  # (B,) int64
+    y: Tensor | None  # (B, T) int64 or (B, T, K) float32
+
+
+def _batch(model: SequenceModel, x: Ragged, y: Ragged | None, indices: np.ndarray) -> _Batch:
+    device = model.device
+    values, lengths = x[indices].to_padded(dtype=np.float32)
+    targets = None
+    if y is not None:
+        classification = model.config.task == "classification"
+        padded, _ = y[indices].to_padded(dtype=np.int64 if classification else np.float32)
+        targets = torch.from_numpy(padded).to(device)
+        if not classification:
+            targets = targets.reshape(*targets.shape[:2], model.config.output_size)
+    return _Batch(
+        torch.from_numpy(values).to(device), torch.from_numpy(lengths).to(device), targets
+    )
+
+
+def _scores(model: SequenceModel, batch: _Batch, technique: str) -> Tensor:
+    """``(B, T, output_size)``; the packed technique runs the layers packed."""
+    previous = model.rnn.method
+    model.rnn.method = "packed" if technique == "pack" else previous
+    try:
+        scores: Tensor = model(batch.x, batch.lengths)
+    finally:
+        model.rnn.method = previous
+    return scores
+
+
+def _aligned(
+    model: SequenceModel, scores: Tensor, targets: Tensor, lengths: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Pair step ``t``'s output with step ``t + horizon``'s target; lengths shrink by it."""
+    h, T = model.config.horizon, scores.shape[1]
+    if h == 0:
+        return scores, targets, lengths
+    kept = max(T - h, 0)
+    return scores[:, :kept], targets[:, min(h, T) :], (lengths - h).clamp(min=0)
+
+
+def _loss(
+    model: SequenceModel,
+    scores: Tensor,
+    batch: _Batch,
+    reduction: Literal["step", "sequence", "none"],
+) -> Tensor:
+    if batch.y is None:
+        raise RuntimeError("varlen bug: a loss needs targets")
+    scores, targets, lengths = _aligned(model, scores, batch.y, batch.lengths)
+    if model.config.task == "classification":
+        return masked_cross_entropy(scores, targets, lengths, reduction=reduction)
+    return masked_mse(scores, targets, lengths, reduction=reduction)
+
+
+def _order(
+    lengths: np.ndarray, config: TrainConfig, epoch: int, technique: str
+) -> list[np.ndarray]:
+    """The epoch's batches: bucketed by length, or a random permutation cut in pieces."""
+    if technique != "mask":
+        sampler = BucketBatchSampler(lengths, config.batch_size, shuffle=True, seed=config.seed)
+        sampler.set_epoch(epoch)
+        return [np.asarray(batch, dtype=np.int64) for batch in sampler]
+    order = np.random.default_rng([config.seed, epoch]).permutation(len(lengths))
+    return [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+
+
+# ----------------------------------------------------------------------------- evaluate / predict
+
+
+def _sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    order = np.argsort(lengths, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def evaluate_steps(
+    model: SequenceModel,
+    x: Ragged,
+    y: Ragged,
+    *,
+    batch_size: int = 256,
+    reduction: StepReduction = "step",
+) -> tuple[float, float]:
+    """Return ``(loss, metric)`` over the real steps: accuracy (classification) or MAE.
+
+    Args:
+        model: A per-step model.
+        x: ``B`` sequences ``(T_i, F)``.
+        y: Per-step targets aligned with ``x`` (see the module).
+        batch_size: Sequences per batch.
+        reduction: ``"step"`` (mean over all real steps) or ``"sequence"`` (mean of each
+            sequence's mean, over sequences with a scored step).
+
+    Returns:
+        The mean loss (cross-entropy or MSE) and the metric, both NaN without any scored step.
+
+    Raises:
+        TypeError: If an argument has the wrong type.
+        ValueError: If ``y`` does not align with ``x`` or does not fit the task.
+    """
+    where = "evaluate_steps"
+    model = _check_model(where, model)
+    x = _check_x(where, model, x)
+    y = _check_targets(where, model, x, y)
+    check_choice(where, "reduction", reduction, ("step", "sequence"))
+    sums = np.zeros((2, len(x)))  # per sequence: loss sum, metric sum
+    counts = np.zeros(len(x))
+    model.eval()
+    with torch.inference_mode():
+        for indices in _sorted_batches(x.lengths, batch_size):
+            batch = _batch(model, x, y, indices)
+            per_step = _per_step_values(model, model(batch.x, batch.lengths), batch)
+            sums[:, indices] = np.stack([v.sum(dim=1).double().cpu().numpy() for v in per_step[:2]])
+            counts[indices] = per_step[2].sum(dim=1).cpu().numpy()
+    return _reduce_sums(sums, counts, reduction)
+
+
+def _per_step_values(
+    model: SequenceModel, scores: Tensor, batch: _Batch
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(B, T')`` losses, metric values and bool real steps of the aligned targets."""
+    if batch.y is None:
+        raise RuntimeError("varlen bug: evaluation needs targets")
+    scores, targets, lengths = _aligned(model, scores, batch.y, batch.lengths)
+    if model.config.task == "classification":
+        losses = masked_cross_entropy(scores, targets, lengths, reduction="none")
+        metric = (scores.argmax(dim=2) == targets).to(losses.dtype)
+    else:
+        losses = masked_mse(scores, targets, lengths, reduction="none")
+        metric = masked_mae(scores, targets, lengths, reduction="none")
+    steps = torch.arange(scores.shape[1], device=scores.device)[None, :]
+    real = steps < lengths[:, None]
+    return losses, torch.where(real, metric, 0.0), real
+
+
+def _reduce_sums(sums: np.ndarray, counts: np.ndarray, reduction: str) -> tuple[float, float]:
+    if reduction == "step":
+        total = counts.sum()
+        return tuple(float(s.sum() / total) if total else math.nan for s in sums)  # type: ignore[return-value]
+    scored = counts > 0
+    if not scored.any():
+        return math.nan, math.nan
+    means = sums[:, scored] / counts[scored]
+    return float(means[0].mean()), float(means[1].mean())
+
+
+def predict_step_scores(model: SequenceModel, x: Ragged, *, batch_size: int = 256) -> Ragged:
+    """Return the model's outputs at every real step, in input order, on the CPU.
+
+    Args:
+        model: A per-step model.
+        x: ``B`` sequences ``(T_i, F)``.
+        batch_size: Sequences per batch (batched by sorted length: little padding).
+
+    Returns:
+        A ``Ragged`` with the offsets of ``x`` and float32 values ``(N, output_size)``:
+        logits (classification) or values (regression). For a forecaster, step ``t`` holds
+        the forecast of step ``t + horizon``.
+
+    Raises:
+        TypeError: If ``model`` or ``x`` has the wrong type.
+        ValueError: If ``model`` is not per-step or ``x`` has the wrong number of features.
+    """
+    where = "predict_step_scores"
+    model = _check_model(where, model)
+    x = _check_x(where, model, x)
+    out = np.zeros((x.num_steps, model.config.output_size), dtype=np.float32)
+    model.eval()
+    with torch.inference_mode():
+        for indices in _sorted_batches(x.lengths, batch_size):
+            batch = _batch(model, x, None, indices)
+            scores = model(batch.x, batch.lengths).float().cpu().numpy()  # (B, T, C)
+            for row, index in enumerate(indices):
+                start, stop = int(x.offsets[index]), int(x.offsets[index + 1])
+                out[start:stop] = scores[row, : stop - start]
+    return x.with_values(out)
+
+
+def predict_steps(model: SequenceModel, x: Ragged, *, batch_size: int = 256) -> Ragged:
+    """Predict a class id (classification) or values (regression) at every real step.
+
+    Args:
+        model: A per-step model.
+        x: ``B`` sequences ``(T_i, F)``.
+        batch_size: Sequences per batch.
+
+    Returns:
+        A ``Ragged`` with the offsets of ``x``: int64 class ids ``(N,)``, or float32 values
+        ``(N, output_size)``.
+    """
+    scores = predict_step_scores(model, x, batch_size=batch_size)
+    if model.config.task == "classification":
+        return scores.with_values(scores.values.argmax(axis=1).astype(np.int64))
+    return scores
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+def _train_epoch(
+    model: SequenceModel,
+    data: tuple[Ragged, Ragged],
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    epoch: int,
+    *,
+    reduction: StepReduction,
+    progress: bool,
+) -> tuple[float, float, float]:
+    """Return ``(mean loss, real steps/s, padding efficiency)`` of one epoch."""
+    x, y = data
+    torch.manual_seed(config.seed * 100_003 + epoch)  # dropout: a function of (seed, epoch)
+    batches = _order(x.lengths, config, epoch, config.technique)
+    model.train()
+    losses, real, computed, busy = [], 0, 0, 0.0
+    bar = tqdm(
+        batches, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not progress
+    )
+    for number, indices in enumerate(bar):
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        batch = _batch(model, x, y, indices)
+        loss = _loss(model, _scores(model, batch, config.technique), batch, reduction)
+        value = float(loss.detach())  # the one host read per step
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"fit_steps: the training loss must stay finite, got {value} at epoch "
+                f"{epoch + 1}, batch {number + 1}: training diverged. Lower the learning rate "
+                f"(lr={config.lr}) or check the data for extreme values."
+            )
+        loss.backward()  # type: ignore[no-untyped-call]
+        if config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        busy += time.perf_counter() - start
+        losses.append(value)
+        real += int(x.lengths[indices].sum())
+        computed += len(indices) * int(x.lengths[indices].max(initial=0))
+        bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+    efficiency = real / computed if computed else 1.0
+    return float(np.mean(losses)) if losses else math.nan, real / max(busy, 1e-9), efficiency
+
+
+def _snapshot(model: SequenceModel) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _check_fit(
+    model: object, x: object, y: object, config: TrainConfig, validation: Any
+) -> tuple[SequenceModel, Ragged, Ragged]:
+    where = "fit_steps"
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        raise RuntimeError(
+            f"{where}: per-step models train in one process, got a process group of "
+            f"{dist.get_world_size()} ranks. Run without torchrun."
+        )
+    checked = _check_model(where, model)
+    xs = _check_x(where, checked, x)
+    ys = _check_targets(where, checked, xs, y)
+    _check_technique(where, config.technique)
+    if validation is not None:
+        _check_targets(where, checked, _check_x(where, checked, validation[0]), validation[1])
+    return checked, xs, ys
+
+
+def fit_steps(
+    model: SequenceModel,
+    x: Ragged,
+    y: Ragged,
+    *,
+    config: TrainConfig,
+    validation: tuple[Ragged, Ragged] | None = None,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    reduction: StepReduction = "step",
+) -> FitResult:
+    """Train a per-step model on ``(x, y)``; keep the weights of the best validation epoch.
+
+    Like :func:`varlen.training.fit`: each epoch's batches and dropout are a function of
+    ``(seed, epoch)``, so resuming from the checkpoint of epoch ``k`` gives the result of an
+    uninterrupted run; without validation data the training loss selects the epoch.
+
+    Args:
+        model: A per-step model (trained in place).
+        x: ``B`` training sequences ``(T_i, F)``, float and already normalized.
+        y: Per-step targets aligned with ``x``: int class ids ``(N,)`` or floats ``(N,)`` /
+            ``(N, K)``.
+        config: How to train; ``technique`` must be ``bucket``, ``mask`` or ``pack``.
+        validation: ``(x_val, y_val)`` for early stopping and model selection.
+        checkpoint: File written atomically after each epoch (``None``: no checkpoints).
+        resume: Continue from ``checkpoint`` if it exists.
+        progress: Show progress bars.
+        reduction: How the loss weighs steps: ``"step"`` (every real step the same) or
+            ``"sequence"`` (every sequence the same, whatever its length).
+
+    Returns:
+        The :class:`~varlen.training.FitResult`.
+
+    Raises:
+        TypeError: If an argument has the wrong type.
+        ValueError: If the targets do not align with ``x`` or fit the task, or the technique
+            does not suit per-step models.
+        FloatingPointError: If the training loss stops being finite, or no epoch has a finite
+            validation loss.
+        RuntimeError: Under a multi-process group (per-step training runs in one process).
+    """
+    model, x, y = _check_fit(model, x, y, config, validation)
+    check_choice("fit_steps", "reduction", reduction, ("step", "sequence"))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    result, best_state, start = FitResult(), _snapshot(model), 0
+    if resume and checkpoint is not None and checkpoint.exists():
+        start, best_state = _restore(checkpoint, model, optimizer, result)
+    stale = sum(1 for s in result.history if s.epoch > result.best_epoch)
+    bar = tqdm(
+        range(start, config.epochs),
+        desc="training",
+        initial=start,
+        total=config.epochs,
+        disable=not progress,
+    )
+    for epoch in bar:
+        if config.patience is not None and validation is not None and stale >= config.patience:
+            result.stopped_early = True
+            break
+        began = time.perf_counter()
+        loss, speed, efficiency = _train_epoch(
+            model, (x, y), optimizer, config, epoch, reduction=reduction, progress=progress
+        )
+        val_loss, val_metric = (
+            evaluate_steps(model, *validation, reduction=reduction) if validation else (None, None)
+        )
+        score = val_loss if val_loss is not None else loss
+        if score < result.best_val_loss:
+            result.best_val_loss, result.best_epoch, stale = score, epoch, 0
+            best_state = _snapshot(model)
+        else:
+            stale += 1
+        stats = EpochStats(
+            epoch, loss, val_loss, val_metric, speed, efficiency, time.perf_counter() - began
+        )
+        result.history.append(stats)
+        bar.set_postfix(loss=f"{loss:.4f}")
+        if checkpoint is not None:
+            _save_atomic(_checkpoint(model, optimizer, result, best_state, epoch), checkpoint)
+    if result.history and result.best_epoch < 0:
+        raise FloatingPointError(
+            "fit_steps: the validation loss must be finite in at least one epoch, got "
+            f"{[s.val_loss for s in result.history]}. Check the data for extreme values."
+        )
+    model.load_state_dict(best_state)
+    return result
