@@ -32,6 +32,8 @@ from torch import Tensor, nn
 
 from _setting import sample_lengths  # benchmarks/ is on sys.path when run as a script
 from varlen.nn import GRU, LSTM, recurrent
+from varlen.nn._gates import cell_of
+from varlen.nn._plans import Tuning
 
 INPUT, HIDDEN, BATCH, NUM_SEQUENCES, CLASSES = 32, 128, 64, 4096, 8
 
@@ -111,18 +113,23 @@ def step_varlen(model: Model, work: Work) -> Tensor:
     return model.head(_final_h(state))
 
 
-def _no_groups(lengths: Tensor, T: int) -> None:
-    return None
+NO_GROUPS = Tuning(min_saving=1.0)  # a split would have to save every cell: never taken
 
 
 def step_varlen_whole_batch(model: Model, work: Work) -> Tensor:
     """Run varlen with uneven batches not split into groups of rows (the ablation)."""
-    split = recurrent._row_groups
-    recurrent._row_groups = _no_groups
-    try:
-        return step_varlen(model, work)
-    finally:
-        recurrent._row_groups = split
+    _, state = recurrent._forward(
+        model.rnn,
+        cell_of(model.rnn),
+        work.x,
+        work.lengths,
+        mask=None,
+        padding="post",
+        hx=None,
+        method=model.rnn.method,
+        tuning=NO_GROUPS,
+    )
+    return model.head(_final_h(state))
 
 
 def step_torch_packed(model: Model, work: Work) -> Tensor:

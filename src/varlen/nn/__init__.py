@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from varlen.nn import functional
 from varlen.nn.embedding import MaskedEmbedding
+from varlen.nn.export import ExportError, OnnxExport, export_onnx
 from varlen.nn.generation import Generation, RecurrentLM, Strategy, TokenModel, generate
 from varlen.nn.lanes import LanesOutput, run_lanes
 from varlen.nn.losses import (
@@ -43,6 +44,7 @@ __all__ = [
     "GRU",
     "LSTM",
     "AttentionPooling",
+    "ExportError",
     "Generation",
     "LSTMState",
     "LanesOutput",
@@ -55,6 +57,7 @@ __all__ = [
     "MaxPooling",
     "MeanPooling",
     "Method",
+    "OnnxExport",
     "RecurrentLM",
     "Reduction",
     "Strategy",
@@ -63,6 +66,7 @@ __all__ = [
     "StreamingRNN",
     "TokenModel",
     "attention_pool",
+    "export_onnx",
     "first_step",
     "functional",
     "generate",

@@ -13,7 +13,8 @@ weights get one matching column that pushes the gates to exact saturation at pad
     LSTM: input gate -> 0, forget gate -> 1, output gate -> 0     (c' = c, h' = 0 exactly)
     GRU:  update gate -> 1                                         (h' = h up to rounding)
 
-``sigmoid(+-1e30)`` is exactly 1 or 0 in floating point, so at a padded step the cell state is
+``sigmoid(+-1e30)`` is exactly 1 or 0 in floating point (1e4 in float16: the constant follows
+the dtype the kernel computes in, autocast included), so at a padded step the cell state is
 carried unchanged, all gate derivatives vanish exactly, and no gradient reaches the weights or
 the inputs through a padded step. A state that is still zero (before a sequence starts, with the
 default zero initial state) stays exactly zero, so padding *before* the real steps is harmless;
@@ -32,14 +33,21 @@ Which path a mask takes
   the state unchanged and outputs zeros. That equals running the sequence with its masked steps
   removed, which is what happens: real steps are gathered to the front (post-padding), run as
   above, and the outputs scattered back to their places.
-- ``method="packed"`` (the default on CUDA, where cuDNN runs packed input fast): the batch is
-  packed internally (any order, lengths on any device; moving lengths to the CPU is one sync),
-  with length-0 rows left out of the pack and given the initial state.
+- ``method="packed"`` (the default on CUDA, not yet measured: ``benchmarks/bench_gpu.py``): the
+  batch is packed internally (any order, lengths on any device; lengths on an accelerator are
+  moved to the CPU, one sync), with length-0 rows left out of the pack and given the initial
+  state.
+
+Structure: a call is validated (:func:`_resolve`), planned (:func:`varlen.nn._plans.plan_call`,
+pure, its constants in a :class:`~varlen.nn._plans.Tuning`) and run along the plan's route; the
+control columns and the raw kernel calls live in :mod:`varlen.nn._gates`. While a graph is
+captured (``torch.compile`` with ``allow_rnn``, ``torch.export``, the dynamo ONNX exporter) the
+value checks are skipped and the plan is always the general padded route, so no example batch
+shapes the graph; legacy TorchScript tracing is refused.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -425,6 +433,13 @@ def _plan_and_run(
 ) -> tuple[Tensor, State]:
     """Validate, plan, run."""
     where = f"varlen.nn.{cell.name}"
+    if torch.jit.is_tracing():  # type: ignore[attr-defined, no-untyped-call]
+        raise RuntimeError(
+            f"{where}: legacy TorchScript tracing (torch.jit.trace, torch.onnx.export with "
+            "dynamo=False) records the example batch's sizes and values as constants, so the "
+            "graph would be silently wrong for other batches. Use torch.onnx.export(..., "
+            "dynamo=True), varlen.nn.export_onnx or torch.export.export instead."
+        )
     method = check_choice(where, "method", method, _METHODS)
     inputs = _resolve(where, module, x, lengths, mask, padding)
     state = _check_state(where, module, cell, hx, inputs.x.shape[0], inputs.x)
@@ -442,13 +457,14 @@ def _plan_and_run(
     return _run(module, cell, inputs, state, plan)
 
 
-@functools.cache
+_EAGERLY: list[Callable[..., tuple[Tensor, State]]] = []  # made on first use: loads dynamo
+
+
 def _forward_eagerly() -> Callable[..., tuple[Tensor, State]]:
-    """:func:`_plan_and_run` with dynamo disabled inside (made on first use: loads dynamo)."""
-    disabled: Callable[..., tuple[Tensor, State]] = torch.compiler.disable(  # type: ignore[no-untyped-call]
-        _plan_and_run, recursive=True
-    )
-    return disabled
+    """:func:`_plan_and_run` with dynamo disabled inside."""
+    if not _EAGERLY:
+        _EAGERLY.append(torch.compiler.disable(_plan_and_run, recursive=True))  # type: ignore[no-untyped-call]
+    return _EAGERLY[0]
 
 
 def _run(
@@ -668,6 +684,14 @@ class LSTM(nn.LSTM):
         """Describe the module as torch does, plus the method."""
         return f"{super().extra_repr()}, method={self.method!r}"
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        """Refuse ``torch.jit.script`` with a clear error (scripting is legacy)."""
+        raise RuntimeError(
+            f"varlen.nn.{type(self).__name__} cannot be scripted with torch.jit.script: its "
+            "forward takes keyword-only arguments and Python inputs (Ragged, batches). Use "
+            "torch.compile, torch.export.export or torch.onnx.export(..., dynamo=True)."
+        )
+
 
 class GRU(nn.GRU):
     """A batch-first GRU whose results never depend on padding or batching.
@@ -754,6 +778,14 @@ class GRU(nn.GRU):
     def extra_repr(self) -> str:
         """Describe the module as torch does, plus the method."""
         return f"{super().extra_repr()}, method={self.method!r}"
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        """Refuse ``torch.jit.script`` with a clear error (scripting is legacy)."""
+        raise RuntimeError(
+            f"varlen.nn.{type(self).__name__} cannot be scripted with torch.jit.script: its "
+            "forward takes keyword-only arguments and Python inputs (Ragged, batches). Use "
+            "torch.compile, torch.export.export or torch.onnx.export(..., dynamo=True)."
+        )
 
 
 LSTM.forward.__doc__ = (LSTM.forward.__doc__ or "") + _FORWARD_DOC
