@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from varlen._types import Padding
-from varlen.nn._gates import Cell, State, input_weight
+from varlen.nn._gates import Cell, State, dynamo_skips_rnn, input_weight
 from varlen.nn._plans import Method
 from varlen.nn.functional import _real_positions
 
@@ -73,6 +73,54 @@ def forward_any(
     Returns:
         ``(output, state)``: ``output`` in the form of ``x``; ``state`` ``(L * D, B, H)``.
     """
+    # Under torch.compile the whole forward runs eagerly, as dynamo runs torch.nn.LSTM (see
+    # varlen.nn.recurrent._forward): dynamo must not trace this dispatch either.
+    run = _any_eagerly() if dynamo_skips_rnn() else _forward_any_now
+    result: tuple[Any, State] = run(
+        module,
+        cell,
+        core,
+        x,
+        lengths,
+        offsets=offsets,
+        mask=mask,
+        padding=padding,
+        hx=hx,
+        method=method,
+    )
+    return result
+
+
+_EAGER: dict[str, Callable[..., tuple[Any, State]]] = {}
+
+
+def _any_eagerly() -> Callable[..., tuple[Any, State]]:
+    """Return :func:`_forward_any_now` with dynamo disabled inside (made on first use).
+
+    A plain dict, not ``functools.cache``: dynamo traces this call and warns on caches.
+    """
+    run = _EAGER.get("any")
+    if run is None:
+        run = _EAGER["any"] = torch.compiler.disable(  # type: ignore[no-untyped-call]
+            _forward_any_now, recursive=True
+        )
+    return run
+
+
+def _forward_any_now(
+    module: nn.RNNBase,
+    cell: Cell,
+    core: Forward,
+    x: Any,
+    lengths: Any,
+    *,
+    offsets: Any,
+    mask: Any,
+    padding: Padding,
+    hx: Any,
+    method: Method,
+) -> tuple[Any, State]:
+    """:func:`forward_any`'s work."""
     where = f"varlen.nn.{cell.name}"
     if hx is None and _is_state(cell, lengths):
         hx, lengths = lengths, None  # torch's form: module(x, hx)
