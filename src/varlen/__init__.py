@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib as _importlib
 from typing import Any as _Any
 
+from varlen._pad import pad, unpad
 from varlen.data import (
     Ragged,
     Standardizer,
@@ -25,12 +26,10 @@ from varlen.data import (
     mask_from_ids,
     mask_from_value,
     mask_to_lengths,
-    pad,
     pad_sequences,
     plan_lanes,
     read_table,
     read_ts,
-    unpad,
 )
 
 __version__ = "0.1.0"

@@ -63,10 +63,18 @@ def gather(value: object) -> list[object]:
     return out
 
 
-def train(max_tokens: int) -> dict[str, object]:
-    """Train for ``EPOCHS`` epochs; return what every rank saw and its final parameters."""
+def train(max_tokens: int, *, two_lengths: bool) -> dict[str, object]:
+    """Train for ``EPOCHS`` epochs; return what every rank saw and its final parameters.
+
+    With ``two_lengths``, the budget bounds two lengths per sequence (the input's and a
+    made-up target's, ``(n, 2)``), ``max_tokens`` for both.
+    """
     dataset = make_dataset()
-    sampler = BucketBatchSampler(dataset.lengths, max_tokens=max_tokens, seed=0)
+    lengths = dataset.lengths
+    if two_lengths:
+        targets = np.random.default_rng(1).integers(0, 40, size=lengths.shape[0])
+        lengths = np.stack([lengths, targets], axis=1)  # (n, 2)
+    sampler = BucketBatchSampler(lengths, max_tokens=max_tokens, seed=0)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=Collate(padding="pre"))
     torch.manual_seed(dist.get_rank())  # different inits: DDP must broadcast rank 0's
     model = DistributedDataParallel(Regressor())
@@ -76,14 +84,18 @@ def train(max_tokens: int) -> dict[str, object]:
     for epoch in range(EPOCHS):
         sampler.set_epoch(epoch)
         indices: list[int] = []
+        yielded = 0
         for batch in loader:
+            yielded += 1
             assert batch.targets is not None
             loss = nn.functional.mse_loss(model(batch), batch.targets)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             indices += batch.indices.tolist()
-        epochs.append({"indices": gather(indices), "batches": gather(len(loader))})
+        epochs.append(
+            {"indices": gather(indices), "batches": gather(len(loader)), "yielded": gather(yielded)}
+        )
     flat = torch.cat([p.detach().flatten() for p in model.parameters()])
     moved = max(
         float((p.detach() - q).abs().max())
@@ -105,6 +117,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--max-tokens", type=int, default=120)
+    parser.add_argument("--two-lengths", action="store_true", help="(n, 2) lengths budget")
     parser.add_argument("--hang-rank", type=int, default=-1, help="this rank sleeps forever")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -117,7 +130,7 @@ def main() -> None:
     )
     if args.rank == args.hang_rank:
         time.sleep(3600)  # the harness must kill us
-    result = train(args.max_tokens)
+    result = train(args.max_tokens, two_lengths=args.two_lengths)
     (args.out / f"rank{args.rank}.json").write_text(json.dumps(result), encoding="utf-8")
     dist.barrier()
     dist.destroy_process_group()

@@ -66,9 +66,14 @@ def run_ranks(out: Path, *, timeout: float, extra: tuple[str, ...] = ()) -> list
     return codes + [None] * (WORLD_SIZE - len(codes))
 
 
-def test_ddp_training_with_bucket_sampler(tmp_path):
-    """Two ranks train in lockstep: same parameters, every sample once per epoch, no hang."""
-    codes = run_ranks(tmp_path, timeout=90)
+@pytest.mark.parametrize("extra", [(), ("--two-lengths",)], ids=["tokens", "two-lengths"])
+def test_ddp_training_with_bucket_sampler(tmp_path, extra):
+    """Two ranks train in lockstep: same parameters, every sample once per epoch, no hang.
+
+    Token budgets, over one length or two per sequence, give both ranks the same number of
+    batches (counted as yielded, and as len() predicts it).
+    """
+    codes = run_ranks(tmp_path, timeout=90, extra=extra)
     assert codes == [0] * WORLD_SIZE, f"ranks exited with {codes} (None = killed at timeout)"
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD_SIZE)]
     assert [result["world"] for result in results] == [[WORLD_SIZE, r] for r in range(WORLD_SIZE)]
@@ -78,6 +83,7 @@ def test_ddp_training_with_bucket_sampler(tmp_path):
         per_rank = epoch["indices"]
         assert sorted(i for indices in per_rank for i in indices) == everything
         assert len(set(epoch["batches"])) == 1  # equal batch counts: nobody waits at the end
+        assert epoch["yielded"] == epoch["batches"]
         orders.append(per_rank)
     assert orders[0] != orders[1]  # set_epoch reshuffled
     parameters = results[0]["parameters"]

@@ -305,7 +305,13 @@ def test_bucket_sampler_set_epoch_restarts_from_the_beginning():
     ("kwargs", "error", "match"),
     [
         ({"lengths": [1.5, 2.0], "batch_size": 2}, TypeError, r"lengths must be integers"),
-        ({"lengths": [[1, 2]], "batch_size": 2}, ValueError, r"lengths must have shape \(B,\)"),
+        ({"lengths": [[[1, 2]]], "batch_size": 2}, ValueError, r"lengths must have shape \(B,\)"),
+        (
+            {"lengths": [[1, 2]], "max_tokens": (3,)},
+            ValueError,
+            r"max_tokens must be an int or a tuple of K = 2 ints",
+        ),
+        ({"lengths": [[1, 2]], "max_tokens": (3, 0)}, ValueError, r"max_tokens\[1\] must be"),
         ({"lengths": [1, -2], "batch_size": 2}, ValueError, r"lengths must be >= 0"),
         (
             {"lengths": [1], "batch_size": 2, "max_tokens": 9},
@@ -356,7 +362,6 @@ def test_bucket_sampler_set_epoch_rejects_bad_epochs():
         ({"position": None}, ValueError, r"missing \['position'\]"),
         ({"num_sequences": 7}, ValueError, r"num_sequences'\] must equal .* = 53, got 7"),
         ({"num_replicas": 2}, ValueError, r"num_replicas'\] must equal .* = 1, got 2"),
-        ({"position": 99}, ValueError, r"position'\] must be <= 14 .* got 99"),
         ({"epoch": 1.5}, TypeError, r"state\['epoch'\] must be an int"),
         ({"seed": -4}, ValueError, r"state\['seed'\] must be >= 0"),
     ],
@@ -368,6 +373,39 @@ def test_bucket_sampler_load_state_dict_rejects_bad_states(change, error, match)
     state = {key: value for key, value in state.items() if value is not None}
     with pytest.raises(error, match=r"^BucketBatchSampler.load_state_dict: .*" + match):
         sampler.load_state_dict(state)
+
+
+def test_bucket_sampler_load_state_dict_is_o1_and_checks_position_when_planning():
+    """Loading plans nothing; a position beyond the epoch's end is refused at the next pass."""
+    sampler = BucketBatchSampler(RESUME_LENGTHS, batch_size=4)
+    sampler.load_state_dict({**sampler.state_dict(), "position": 99})
+    assert sampler._cache is None  # nothing planned, nothing replayed
+    with pytest.raises(ValueError, match=r"position'\] must be <= 14 .* got 99"):
+        list(sampler)
+    assert len(list(sampler)) == 14  # the bad resume was dropped: a full epoch
+
+
+# ---------------------------------------------------------------- several lengths
+
+
+@given(
+    pairs=st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30)), max_size=40),
+    budget=st.tuples(st.integers(1, 90), st.integers(1, 90)),
+    num_replicas=st.integers(1, 3),
+)
+def test_bucket_sampler_bounds_every_length_column(pairs, budget, num_replicas):
+    """(n, K) lengths: every column's B * T_max fits its budget; all used, equal counts."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plans, _ = epoch_plans(
+            pairs or np.zeros((0, 2), np.int64), {"max_tokens": budget}, num_replicas
+        )
+    L = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    assert len({len(plan) for plan in plans}) == 1
+    assert {i for plan in plans for b in plan for i in b} == set(range(len(L)))
+    for batch in (batch for plan in plans for batch in plan):
+        over = [padded_cost(L[:, k], batch, floor=1) > budget[k] for k in range(2)]
+        assert not any(over) or (len(batch) == 1 and (L[batch[0]] > budget).any())
 
 
 def test_bucket_sampler_warns_about_sequences_over_budget():

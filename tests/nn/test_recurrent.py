@@ -437,9 +437,9 @@ def test_recurrent_backward_works_in_eval_mode():
         ({"lengths": torch.tensor([[1], [2]])}, ValueError, r"lengths must have shape \(B,\)"),
         ({"lengths": torch.tensor([1.0, 2.0])}, TypeError, "lengths must be integers"),
         (
-            {"lengths": (torch.zeros(1), torch.zeros(1))},
-            TypeError,
-            "Pass an initial state by keyword",
+            {"lengths": (torch.zeros(1), torch.zeros(1))},  # torch's module(x, hx) form
+            ValueError,
+            r"h0 must have shape \(L\*D, B, H\)",
         ),
         ({"mask": torch.ones(2, 4)}, TypeError, "mask must be a bool tensor"),
         (
@@ -476,7 +476,11 @@ def test_lstm_rejects_bad_arguments(kwargs, error, match):
 @pytest.mark.parametrize(
     ("x", "error", "match"),
     [
-        (torch.zeros(2, 4), ValueError, r"x must have shape \(B, T, F\), got \(2, 4\)"),
+        (
+            torch.zeros(2, 4),
+            ValueError,
+            r"x must have shape \(B, T, F\), or \(T, F\) .* got \(2, 4\)",
+        ),
         (torch.zeros(2, 4, 5), ValueError, "x must have F = input_size = 3 features"),
         (torch.zeros(2, 4, F_IN, dtype=torch.float64), TypeError, "Cast x with"),
         ([[1.0]], TypeError, "x must be a Tensor"),

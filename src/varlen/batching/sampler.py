@@ -48,7 +48,7 @@ or on several machines, running the same command on each (node ranks 0..N-1)::
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -86,15 +86,47 @@ def _check_world(where: str, num_replicas: object, rank: object) -> tuple[int, i
     return replicas, index
 
 
-def _warn_over_budget(where: str, lengths: IntArray, max_tokens: int) -> None:
+def _check_length_table(where: str, lengths: Any) -> IntArray:
+    """Return ``(n,)`` or ``(n, K)`` int64 lengths ``>= 0`` (a new array), else raise."""
+    array = np.asarray(lengths)
+    if array.ndim != 2:
+        if array.ndim > 2:
+            raise ValueError(
+                f"{where}: lengths must have shape (B,) or (B, K) (K lengths per sequence), "
+                f"got {array.shape}."
+            )
+        return check_lengths_array(where, array)
+    if array.shape[1] < 1:
+        raise ValueError(f"{where}: lengths of shape (B, K) need K >= 1, got {array.shape}.")
+    columns = [check_lengths_array(where, array[:, k]) for k in range(array.shape[1])]
+    return np.stack(columns, axis=1) if columns[0].size else array.astype(np.int64)
+
+
+def _check_budget(where: str, max_tokens: object, lengths: IntArray) -> int | tuple[int, ...]:
+    """Return ``max_tokens`` as an int, or a tuple of one int ``>= 1`` per length column."""
+    if isinstance(max_tokens, int | np.integer) or max_tokens is None:
+        return check_int(where, "max_tokens", max_tokens, minimum=1)
+    K = 1 if lengths.ndim == 1 else lengths.shape[1]
+    budget = tuple(max_tokens) if isinstance(max_tokens, tuple | list) else None
+    if budget is None or len(budget) != K:
+        raise ValueError(
+            f"{where}: max_tokens must be an int or a tuple of K = {K} ints (one budget per "
+            f"length column), got {max_tokens!r}."
+        )
+    return tuple(check_int(where, f"max_tokens[{k}]", b, minimum=1) for k, b in enumerate(budget))
+
+
+def _warn_over_budget(where: str, lengths: IntArray, max_tokens: int | tuple[int, ...]) -> None:
     """Warn when some sequences alone exceed the token budget."""
-    over = np.flatnonzero(lengths > max_tokens)
+    table = lengths.reshape(lengths.shape[0], 1) if lengths.ndim == 1 else lengths  # (n, K)
+    over = np.flatnonzero((table > np.asarray(max_tokens)).any(axis=1))
     if over.size:
-        longest = int(lengths[over].max())
+        longest = table[over].max(axis=0).tolist()
         warnings.warn(
             f"{where}: {over.size} sequence(s) are longer than max_tokens = {max_tokens} "
-            f"(the longest has {longest} steps); each goes in a batch of its own, over the "
-            "budget. Raise max_tokens or truncate these sequences.",
+            f"(the longest has {longest[0] if len(longest) == 1 else tuple(longest)} steps); "
+            "each goes in a batch of its own, over the budget. Raise max_tokens or truncate "
+            "these sequences.",
             UserWarning,
             stacklevel=3,
         )
@@ -106,7 +138,10 @@ class BucketBatchSampler(Sampler[list[int]]):
     Each epoch, the sequences are sorted by length (ties, and with ``jitter`` nearby
     lengths, broken at random) and cut into batches: ``batch_size`` sequences each, or as
     many as fit a budget of ``max_tokens`` padded steps, counted as ``B * T_max`` (an
-    empty sequence counts as one step). A batch never exceeds the budget, except that a
+    empty sequence counts as one step). With several lengths per sequence (``lengths`` of
+    shape ``(n, K)``, e.g. input and target lengths from a length function returning a
+    tuple), the sort is by the first then the next ones, and every column's
+    ``B * T_max[k]`` must fit its budget. A batch never exceeds the budget, except that a
     sequence longer than the budget forms a batch of its own (with a warning at
     construction). Batches are then grouped ``num_replicas`` at a time (neighbours in
     length, so ranks wait little for each other at each step), and the order of the
@@ -126,16 +161,22 @@ class BucketBatchSampler(Sampler[list[int]]):
     With ``shuffle=False`` there is no randomness: ties keep index order and batches come
     shortest first. ``B = 0`` (no sequences) gives no batches.
 
-    Resuming: :meth:`state_dict` records the epoch and the number of batches this rank has
-    yielded; after :meth:`load_state_dict`, the next pass yields the rest of that epoch,
-    exactly as an uninterrupted run would. A ``DataLoader`` with workers draws batches
-    ahead of the training loop; to resume at the last batch actually trained on, set
-    ``state["position"]`` to the number of batches consumed in the epoch before saving.
+    Resuming: :meth:`state_dict` records the seed, the epoch and the number of batches this
+    rank has yielded (five ints, whatever the dataset size); :meth:`load_state_dict` takes
+    O(1) time (it plans nothing and replays nothing); the next pass plans that epoch as any
+    epoch start does, and yields the rest of it from the saved position, exactly as an
+    uninterrupted run would. A position beyond the epoch's end is refused then. A
+    ``DataLoader`` with workers draws batches ahead of the training loop; to resume at the
+    last batch actually trained on, set ``state["position"]`` to the number of batches
+    consumed in the epoch before saving.
 
     Args:
-        lengths: ``(n,)`` integer sequence lengths ``T_i >= 0``, indexed like the dataset.
+        lengths: ``(n,)`` integer sequence lengths ``T_i >= 0``, indexed like the dataset,
+            or ``(n, K)`` with ``K`` lengths per sequence, e.g.
+            ``[length_fn(item) for item in dataset]`` with ``length_fn`` returning a tuple.
         batch_size: Sequences per batch. Exactly one of ``batch_size`` and ``max_tokens``.
-        max_tokens: Budget of padded steps ``B * T_max`` per batch.
+        max_tokens: Budget of padded steps ``B * T_max`` per batch: one int (for every
+            length column), or a tuple of ``K`` ints, one per column.
         shuffle: Randomize ties and the batch order, per epoch.
         drop_last: Drop leftovers instead of splitting or repeating (see above).
         seed: Non-negative seed; the plan of an epoch depends only on ``(seed, epoch)``.
@@ -148,7 +189,8 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     Raises:
         TypeError: If ``lengths`` is not integer, or an int argument is not an int.
-        ValueError: If ``lengths`` is not 1-D or negative, both or neither of
+        ValueError: If ``lengths`` is not 1-D or 2-D or is negative, ``max_tokens`` is a
+            tuple of the wrong size, both or neither of
             ``batch_size`` and ``max_tokens`` are given, a size is ``< 1``, ``seed`` or
             ``jitter`` is negative, or ``rank`` is not in ``[0, num_replicas)``.
 
@@ -158,13 +200,16 @@ class BucketBatchSampler(Sampler[list[int]]):
         [[1, 5], [3, 4], [2, 0]]
         >>> list(BucketBatchSampler([5, 1, 4, 2, 3, 1], max_tokens=6, shuffle=False))
         [[1, 5, 3], [4], [2], [0]]
+        >>> pairs = [(5, 2), (1, 9), (4, 1), (2, 2)]  # (input, target) lengths
+        >>> list(BucketBatchSampler(pairs, max_tokens=(8, 10), shuffle=False))
+        [[1], [3, 2], [0]]
     """
 
     def __init__(
         self,
         lengths: Any,
         batch_size: int | None = None,
-        max_tokens: int | None = None,
+        max_tokens: int | Sequence[int] | None = None,
         *,
         shuffle: bool = True,
         drop_last: bool = False,
@@ -174,8 +219,12 @@ class BucketBatchSampler(Sampler[list[int]]):
         jitter: float = 0.0,
     ) -> None:
         where = "BucketBatchSampler"
-        self._lengths = check_lengths_array(where, lengths)
-        self.batch_size, self.max_tokens = check_sizing(where, batch_size, max_tokens)
+        self._lengths = _check_length_table(where, lengths)
+        one = max_tokens if isinstance(max_tokens, int | np.integer | None) else 1
+        self.batch_size, _ = check_sizing(where, batch_size, one)
+        self.max_tokens: int | tuple[int, ...] | None = (
+            None if max_tokens is None else _check_budget(where, max_tokens, self._lengths)
+        )
         self.seed = check_int(where, "seed", seed, minimum=0)
         self.num_replicas, self.rank = _check_world(where, num_replicas, rank)
         if not isinstance(jitter, int | float) or not jitter >= 0:
@@ -186,13 +235,13 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.epoch = 0
         self._start = 0  # batches to skip in the next pass (set by load_state_dict)
         self._position = 0  # batches of this epoch yielded so far, counting skipped ones
-        self._cache: tuple[tuple[int, int], list[list[int]]] | None = None
+        self._cache: tuple[tuple[int, int], _RankPlan] | None = None
         if self.max_tokens is not None:
             _warn_over_budget(where, self._lengths, self.max_tokens)
 
     @property
     def lengths(self) -> IntArray:
-        """``(n,)`` int64 sequence lengths (a copy)."""
+        """``(n,)`` or ``(n, K)`` int64 sequence lengths (a copy)."""
         return self._lengths.copy()
 
     def set_epoch(self, epoch: int) -> None:
@@ -213,12 +262,12 @@ class BucketBatchSampler(Sampler[list[int]]):
         return len(self._rank_batches()) - self._start
 
     def __iter__(self) -> Iterator[list[int]]:
-        batches = self._rank_batches()
+        plan = self._rank_batches()
         start = self._start
         self._position = start
-        for position in range(start, len(batches)):
+        for position in range(start, len(plan)):
             self._position = position + 1
-            yield batches[position]
+            yield plan[position]
         self._start = 0
 
     def state_dict(self) -> dict[str, int]:
@@ -246,7 +295,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         Raises:
             TypeError: If a value is not an int.
             ValueError: If a key is missing, or the state was saved for another number of
-                sequences or ranks, or ``position`` is out of range for its epoch.
+                sequences or ranks. A ``position`` beyond its epoch's end raises
+                ``ValueError`` at the next pass (or ``len``), when the epoch is planned.
         """
         where = "BucketBatchSampler.load_state_dict"
         missing = [key for key in _STATE_KEYS if key not in state]
@@ -265,32 +315,39 @@ class BucketBatchSampler(Sampler[list[int]]):
                     f"{values[key]}. Build the sampler over the same data and world size."
                 )
         self.seed, self.epoch = values["seed"], values["epoch"]
-        total = len(self._rank_batches())
-        if values["position"] > total:
-            raise ValueError(
-                f"{where}: state['position'] must be <= {total} (batches of epoch "
-                f"{self.epoch} on this rank), got {values['position']}."
-            )
-        self._start = self._position = values["position"]
+        self._start = self._position = values["position"]  # checked when the epoch is planned
 
-    def _rank_batches(self) -> list[list[int]]:
+    def _rank_batches(self) -> _RankPlan:
         """Return this rank's batches of the current epoch (cached per seed and epoch)."""
         key = (self.seed, self.epoch)
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, self._plan_rank())
-        return self._cache[1]
+        plan = self._cache[1]
+        if self._start > len(plan):
+            position, self._start, self._position = self._start, 0, 0
+            raise ValueError(
+                f"BucketBatchSampler.load_state_dict: state['position'] must be <= {len(plan)} "
+                f"(batches of epoch {self.epoch} on this rank), got {position}."
+            )
+        return plan
 
-    def _plan_rank(self) -> list[list[int]]:
-        """Compute the epoch's plan for all ranks and return this rank's batches."""
+    def _plan_rank(self) -> _RankPlan:
+        """Compute the epoch's plan for all ranks and keep this rank's batches."""
         rng = np.random.default_rng([self.seed, self.epoch]) if self.shuffle else None
         order = self._kept_order(rng)
         if self.batch_size is not None:
             bounds = cut_fixed(order.shape[0], self.batch_size)
         else:
-            bounds = cut_budget(self._lengths[order], int(self.max_tokens or 0))
-        batches = self._equalize(order, bounds, rng)
-        steps = _step_order(len(batches), self.num_replicas, rng)  # (G, R) batch ids
-        return [batches[j].tolist() for j in steps[:, self.rank]]
+            budget = np.asarray(self.max_tokens, dtype=np.int64)
+            bounds = cut_budget(self._lengths[order], budget)
+        ids, bounds = self._equalize(bounds, rng)
+        steps = _step_order(ids.shape[0], self.num_replicas, rng)  # (G, R) batch slots
+        mine = ids[steps[:, self.rank]]  # (G,) this rank's batch ids, in step order
+        starts, sizes = bounds[mine], bounds[mine + 1] - bounds[mine]
+        # Keep only this rank's share of the order (n / R indices), its batches end to end.
+        ends = np.cumsum(sizes)
+        within = np.arange(int(ends[-1]) if ends.size else 0) - np.repeat(ends - sizes, sizes)
+        return _RankPlan(order[np.repeat(starts, sizes) + within], ends - sizes, ends)
 
     def _kept_order(self, rng: np.random.Generator | None) -> IntArray:
         """Sort by length, then drop the ``n % batch_size`` leftovers if ``drop_last``."""
@@ -304,16 +361,21 @@ class BucketBatchSampler(Sampler[list[int]]):
         return np.delete(order, rng.choice(n, size=leftover, replace=False))
 
     def _equalize(
-        self, order: IntArray, bounds: IntArray, rng: np.random.Generator | None
-    ) -> list[IntArray]:
-        """Make the batch count a multiple of ``num_replicas``: drop, split, or repeat."""
+        self, bounds: IntArray, rng: np.random.Generator | None
+    ) -> tuple[IntArray, IntArray]:
+        """Make the batch count a multiple of ``num_replicas``: drop, split, or repeat.
+
+        Returns:
+            ``(ids, bounds)``: the batch ids in plan order (a multiple of ``num_replicas``
+            of them) and the bounds they index.
+        """
         R = self.num_replicas
         M = bounds.shape[0] - 1
         if self.drop_last:
             keep = np.arange(M - M % R) if rng is None else np.sort(rng.permutation(M)[: M - M % R])
-            return [order[bounds[j] : bounds[j + 1]] for j in keep]
+            return keep.astype(np.int64), bounds
         bounds, shortfall = split_largest(bounds, -M % R)
-        batches = [order[bounds[j] : bounds[j + 1]] for j in range(bounds.shape[0] - 1)]
+        ids = np.arange(bounds.shape[0] - 1, dtype=np.int64)
         if shortfall:
             warnings.warn(
                 f"BucketBatchSampler: cannot give each of num_replicas = {R} ranks the same "
@@ -321,10 +383,28 @@ class BucketBatchSampler(Sampler[list[int]]):
                 f"Repeating {shortfall} sequence(s) this epoch. Use drop_last=True, a larger "
                 "batch_size or max_tokens, or fewer ranks.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
-            batches += [batches[j % len(batches)] for j in range(shortfall)]
-        return batches
+            ids = np.concatenate([ids, np.arange(shortfall, dtype=np.int64) % max(ids.size, 1)])
+        return ids, bounds
+
+
+class _RankPlan:
+    """One rank's batches of one epoch, held as arrays: ``order[starts[j]:stops[j]]``.
+
+    At 10^7 sequences over ``R`` ranks this is ``n / R`` int64 indices plus two ints per
+    batch, not Python ints in lists; each batch becomes a list only when it is yielded.
+    """
+
+    def __init__(self, order: IntArray, starts: IntArray, stops: IntArray) -> None:
+        self.order, self.starts, self.stops = order, starts, stops
+
+    def __len__(self) -> int:
+        return int(self.starts.shape[0])
+
+    def __getitem__(self, j: int) -> list[int]:
+        batch: list[int] = self.order[self.starts[j] : self.stops[j]].tolist()
+        return batch
 
 
 def _step_order(M: int, R: int, rng: np.random.Generator | None) -> IntArray:

@@ -768,9 +768,22 @@ def pad(
     return _pad_arrays(parts, kept, block, where="pad", padding=padding, zero=zero), kept
 
 
+def _refuse_torch(where: str, name: str, value: object) -> None:
+    """Raise if ``value`` is a torch tensor: this layer is NumPy only (no silent host copy)."""
+    if type(value).__module__.split(".")[0] == "torch":
+        raise TypeError(
+            f"varlen.data.{where}: {name} must be a NumPy array or list (this layer is NumPy "
+            f"only), got a {type(value).__name__}. For tensors use varlen.{where} (it returns "
+            f"tensors on their device and dtype) or varlen.nn.functional.{where}."
+        )
+
+
 def _as_arrays(sequences: Iterable[ArrayLike]) -> list[AnyArray]:
     """Return the sequences as a non-empty list of arrays with at least one dimension."""
-    arrays = [s if type(s) is np.ndarray else np.asarray(s) for s in sequences]
+    given = list(sequences)
+    for i, s in enumerate(given):
+        _refuse_torch("pad", f"sequences[{i}]", s)
+    arrays = [s if type(s) is np.ndarray else np.asarray(s) for s in given]
     if not arrays:
         raise ValueError(
             "pad: sequences must hold at least one sequence, got none. "
@@ -917,6 +930,7 @@ def unpad(padded: ArrayLike, lengths: ArrayLike, *, padding: Padding = "post") -
         [array([1, 2, 3]), array([4])]
     """
     check_side("unpad", "padding", padding)
+    _refuse_torch("unpad", "padded", padded)
     dense = np.asarray(padded)
     if dense.ndim < 2:
         raise ValueError(f"unpad: padded must have shape (B, T, *F), got {dense.shape}.")

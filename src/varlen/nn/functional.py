@@ -1,11 +1,16 @@
-"""Torch functions over padded batches: masks, layout changes and gathers by length.
+"""Torch functions over padded batches: padding, masks, layout changes and gathers by length.
 
 Every function takes a padded batch ``x (B, T, *F)`` with its ``lengths (B,)`` and the side
 its padding is on (``padding="post"``: real steps first; ``"pre"``: real steps last). None of
 them reads tensor values on the host (no device sync), except where a docstring says so.
+:func:`pad` and :func:`unpad` are the torch twins of :func:`varlen.data.pad` and
+:func:`varlen.data.unpad`: tensors stay on their device and keep their dtype and autograd
+graph (Keras's ``pad_sequences`` semantics stay in :mod:`varlen.data`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -19,8 +24,10 @@ __all__ = [
     "last_valid",
     "lengths_to_mask",
     "mask_to_lengths",
+    "pad",
     "repad",
     "reverse_padded",
+    "unpad",
 ]
 
 
@@ -222,3 +229,185 @@ def last_valid(x: Tensor, lengths: Tensor, *, padding: Padding = "post") -> Tens
     picked = x[rows, index]  # (B, *F)
     keep = (lengths > 0).reshape(-1, *([1] * (x.ndim - 2)))
     return torch.where(keep, picked, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+# ------------------------------------------------------------------------------ pad / unpad
+
+
+def pad(
+    sequences: Sequence[Tensor],
+    *,
+    maxlen: int | None = None,
+    value: float = 0,
+    padding: Padding = "post",
+    truncating: Padding = "post",
+    dtype: torch.dtype | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Pad a list of tensors into one dense batch on their device, and return the lengths.
+
+    The torch twin of :func:`varlen.data.pad` (same arguments, same results as NumPy's on
+    the CPU): the batch stays on the sequences' device, in their dtype, and in the autograd
+    graph (gradients flow back to each sequence). Longer sequences are truncated first;
+    zero-length sequences become all-padding rows. Reads no tensor value on the host.
+
+    Args:
+        sequences: ``B >= 1`` tensors of shape ``(T_i, *F)`` on one device, with equal
+            ``*F`` (a 1-D empty tensor of shape ``(0,)`` matches any ``*F``).
+        maxlen: Output length ``T``; defaults to ``max(T_i)``. May be 0.
+        value: Scalar written at padded steps.
+        padding: End that receives padding: ``"pre"`` (before) or ``"post"`` (after).
+        truncating: End from which steps are dropped when ``T_i > T``.
+        dtype: Output dtype; defaults to the promoted dtype (``torch.promote_types``) of the
+            non-empty sequences.
+
+    Returns:
+        ``(padded, lengths)``: ``padded`` is ``(B, T, *F)`` on the sequences' device;
+        ``lengths`` is int64 ``(B,)`` on that device, the kept lengths ``min(T_i, T)``.
+
+    Raises:
+        TypeError: If a sequence is not a tensor, or ``maxlen`` not an int.
+        ValueError: If ``sequences`` is empty, a sequence is 0-D, trailing shapes or devices
+            differ, ``maxlen < 0`` or a side is not pre/post.
+
+    Example:
+        >>> padded, lengths = pad([torch.tensor([1, 2, 3]), torch.tensor([4])], padding="pre")
+        >>> padded  # (B, T) = (2, 3)
+        tensor([[1, 2, 3],
+                [0, 0, 4]])
+        >>> lengths
+        tensor([3, 1])
+    """
+    where = "varlen.nn.functional.pad"
+    padding = check_side(where, "padding", padding)
+    truncating = check_side(where, "truncating", truncating)
+    T_arg = check_maxlen(where, maxlen)
+    seqs = _check_sequences(where, sequences)
+    trailing = _trailing(where, seqs)
+    nonempty = [s for s in seqs if s.shape[0]] or seqs
+    out_dtype = dtype if dtype is not None else _promoted(nonempty)
+    device = seqs[0].device
+    host_lengths = [int(s.shape[0]) for s in seqs]
+    T = max(host_lengths) if T_arg is None else T_arg
+    kept = [min(n, T) for n in host_lengths]
+    parts = [
+        _truncate(s, n, truncating).reshape(n, *trailing) for s, n in zip(seqs, kept, strict=True)
+    ]
+    lengths = torch.tensor(kept, dtype=torch.int64, device=device)
+    out = torch.full((len(seqs), T, *trailing), value, dtype=out_dtype, device=device)
+    N = sum(kept)
+    if N == 0:
+        return out, lengths
+    values = torch.cat([p.to(out_dtype) for p in parts if p.shape[0]])  # (N, *F)
+    rows, steps = _real_positions(lengths, N, T, padding)
+    return out.index_put((rows, steps), values), lengths
+
+
+def unpad(padded: Tensor, lengths: Tensor, *, padding: Padding = "post") -> list[Tensor]:
+    """Take the real steps out of a padded batch: the inverse of :func:`pad`.
+
+    The torch twin of :func:`varlen.data.unpad`. The sequences are consecutive slices of
+    one new ``(N, *F)`` tensor (never views of ``padded``), on its device and in its graph.
+    Splitting reads ``lengths`` on the host (one sync).
+
+    Args:
+        padded: ``(B, T, *F)`` padded batch.
+        lengths: ``(B,)`` integer number of real steps per row, ``0 <= lengths[i] <= T``.
+        padding: End that holds the padding: ``"pre"`` or ``"post"``.
+
+    Returns:
+        ``B`` tensors; tensor ``i`` has shape ``(lengths[i], *F)``.
+
+    Raises:
+        TypeError: If ``padded`` is not a tensor or ``lengths`` not integer.
+        ValueError: If ``padded`` has fewer than 2 dims, ``lengths`` is not ``(B,)`` or a
+            length is out of ``[0, T]``, or ``padding`` is not pre/post.
+
+    Example:
+        >>> unpad(torch.tensor([[1, 2, 3], [4, 0, 0]]), torch.tensor([3, 1]))
+        [tensor([1, 2, 3]), tensor([4])]
+    """
+    where = "varlen.nn.functional.unpad"
+    padding = check_side(where, "padding", padding)
+    if not isinstance(padded, Tensor):
+        raise TypeError(
+            f"{where}: padded must be a tensor (B, T, *F), got {type(padded).__name__}."
+        )
+    if padded.ndim < 2:
+        raise ValueError(f"{where}: padded must have shape (B, T, *F), got {tuple(padded.shape)}.")
+    B, T = padded.shape[:2]
+    kept = check_lengths(where, lengths, B=B, T=T, device=padded.device)
+    host = kept.tolist()
+    N = sum(host)
+    rows, steps = _real_positions(kept, N, T, padding)
+    values = padded[rows, steps]  # (N, *F), a new tensor
+    return list(torch.split(values, host))
+
+
+def _check_sequences(where: str, sequences: object) -> list[Tensor]:
+    """Return the sequences as a non-empty list of tensors of ndim >= 1 on one device."""
+    if isinstance(sequences, Tensor):
+        seqs = list(sequences.unbind(0)) if sequences.ndim >= 2 else []
+    else:
+        try:
+            seqs = list(sequences)  # type: ignore[call-overload]
+        except TypeError as error:
+            raise TypeError(
+                f"{where}: sequences must be a list of tensors (T_i, *F), "
+                f"got {type(sequences).__name__}."
+            ) from error
+    if not seqs:
+        raise ValueError(f"{where}: sequences must hold at least one tensor, got none.")
+    for i, s in enumerate(seqs):
+        if not isinstance(s, Tensor):
+            raise TypeError(
+                f"{where}: sequences[{i}] must be a torch.Tensor (T_i, *F), got "
+                f"{type(s).__name__}. NumPy arrays and lists go to varlen.data.pad."
+            )
+        if s.ndim == 0:
+            raise ValueError(
+                f"{where}: sequences[{i}] must have shape (T_i, *F), got a 0-D tensor."
+            )
+        if s.device != seqs[0].device:
+            raise ValueError(
+                f"{where}: sequences must share one device, got sequences[{i}] on {s.device} "
+                f"and sequences[0] on {seqs[0].device}."
+            )
+    return seqs
+
+
+def _trailing(where: str, seqs: list[Tensor]) -> tuple[int, ...]:
+    """Return the ``*F`` shared by the sequences (a 1-D empty one matches any)."""
+    shaped = [s for s in seqs if tuple(s.shape) != (0,)] or seqs
+    trailing = tuple(shaped[0].shape[1:])
+    for i, s in enumerate(seqs):
+        if tuple(s.shape[1:]) != trailing and tuple(s.shape) != (0,):
+            raise ValueError(
+                f"{where}: sequences[{i}] has trailing shape {tuple(s.shape[1:])}, "
+                f"expected {trailing} like the others."
+            )
+    return trailing
+
+
+def _promoted(seqs: list[Tensor]) -> torch.dtype:
+    out = seqs[0].dtype
+    for s in seqs[1:]:
+        out = torch.promote_types(out, s.dtype)
+    return out
+
+
+def _truncate(s: Tensor, n: int, truncating: Padding) -> Tensor:
+    return s[s.shape[0] - n :] if truncating == "pre" else s[:n]
+
+
+def _real_positions(lengths: Tensor, N: int, T: int, padding: Padding) -> tuple[Tensor, Tensor]:
+    """Return ``(rows, steps)``, two ``(N,)`` int64: where each real step sits in the batch.
+
+    Row-major: the steps of row 0 in time order, then row 1's, and so on.
+    """
+    B = lengths.shape[0]
+    rows = torch.repeat_interleave(torch.arange(B, device=lengths.device), lengths, output_size=N)
+    starts = torch.cumsum(lengths, 0) - lengths  # (B,) offset of each row's first value
+    steps = torch.arange(N, device=lengths.device) - starts[rows]
+    if padding == "pre":
+        steps = steps + (T - lengths)[rows]
+    return rows, steps

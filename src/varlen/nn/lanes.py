@@ -104,6 +104,11 @@ def run_lanes(
 
 
 def _check_module(module: Any) -> Cell:
+    if isinstance(module, LSTM | GRU) and not module.batch_first:
+        raise ValueError(
+            "run_lanes: module must be batch-first, got batch_first=False. Build it with "
+            "batch_first=True (the default); the weights are the same."
+        )
     if isinstance(module, LSTM):
         return LSTM_CELL
     if isinstance(module, GRU):

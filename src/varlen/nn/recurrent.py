@@ -72,6 +72,7 @@ from varlen.nn._gates import (
     output_size,
     zero_state,
 )
+from varlen.nn._inputs import forward_any
 from varlen.nn._plans import (
     DEFAULT_TUNING,
     Method,
@@ -472,6 +473,13 @@ def _run(
     """Run a validated call along its plan's route."""
     if plan.route == "empty":  # nothing to run: the kernels reject empty input
         B, T, _ = inputs.x.shape
+        if B > 0:
+            # T = 0: run one all-pad step (an exact no-op), so the zero outputs and the
+            # initial state come out connected to the weights (backward and DDP see them).
+            x = inputs.x.new_zeros(B, 1, inputs.x.shape[2])
+            none = torch.zeros(B, dtype=torch.int64, device=x.device)
+            out, final = _drive_padded(module, cell, _Inputs(x, none, "post", "post", None), state)
+            return out[:, :0], final
         initial = state if state is not None else zero_state(module, cell, B, inputs.x)
         return inputs.x.new_zeros(B, T, output_size(module)), tuple(s.clone() for s in initial)
     if plan.route == "full":
@@ -531,16 +539,27 @@ def _drive_full(
     gathers of the padded method are skipped (they cost ~100 us per call at ``B = 1``).
     """
     torch_hx = None if hx is None else (hx if cell.num_states == 2 else hx[0])
-    out, final = cell.torch_class.forward(module, x, torch_hx)
+    if not module.batch_first:  # a time-major module: torch's forward reads (T, B, F)
+        out, final = cell.torch_class.forward(module, x.transpose(0, 1), torch_hx)
+        out = out.transpose(0, 1)
+    else:
+        out, final = cell.torch_class.forward(module, x, torch_hx)
     return out, final if isinstance(final, tuple) else (final,)
 
 
 _FORWARD_DOC = """
         Args:
-            x: ``(B, T, F)`` padded batch with the dtype of the weights; or a
-                :class:`varlen.Ragged` (padded here, ``post``); or a batch object with ``.x``,
-                ``.lengths`` and ``.padding`` (e.g. :class:`varlen.batching.Batch`).
-            lengths: ``(B,)`` integer lengths, ``0 <= lengths <= T``, on any device.
+            x: ``(B, T, F)`` padded batch with the dtype of the weights (``(T, B, F)`` if the
+                module was built with ``batch_first=False``); or one unbatched sequence
+                ``(T, F)`` (states then ``(L * D, H)``, as with torch); or a nested jagged tensor
+                ``(B, j, F)`` (``torch.nested``, ``layout=torch.jagged``); or values
+                ``(N, F)`` of sequences end to end, with ``offsets``; or a
+                :class:`torch.nn.utils.rnn.PackedSequence`; or a :class:`varlen.Ragged`
+                (padded here, ``post``); or a batch object with ``.x``, ``.lengths`` and
+                ``.padding`` (e.g. :class:`varlen.batching.Batch`).
+            lengths: ``(B,)`` integer lengths, ``0 <= lengths <= T``, on any device. As with
+                torch, an initial state passed here (``module(x, hx)``: a tuple for an LSTM,
+                a 2-D or 3-D float tensor for a GRU) is taken as ``hx``.
             mask: ``(B, T)`` bool, True at real steps. Contiguous masks run like ``lengths``; a
                 mask with holes follows Keras semantics (a masked step leaves the state
                 unchanged and outputs zeros). Give ``lengths`` or ``mask`` or neither (every
@@ -549,31 +568,42 @@ _FORWARD_DOC = """
             hx: Initial state in torch's layout (see below); zeros when ``None``.
             method: The method for this call only (``"auto"``, ``"padded"``, ``"packed"``);
                 ``None`` uses the module's ``method``. All give the same results.
+            offsets: ``(B + 1,)`` int32 or int64 offsets (``cu_seqlens``) of the sequences
+                in values ``x (N, F)``: sequence ``i`` is ``x[offsets[i]:offsets[i + 1]]``.
 
         Returns:
-            ``(output, state)``: ``output (B, T, D * H_out)`` in the layout of ``x``, exactly
-            zero at padded steps; ``state`` the final state taken at each sequence's last real
-            step (for the backward direction, its first real step); length-0 sequences keep
-            the initial state.
+            ``(output, state)``: ``output`` in the form of ``x``: ``(B, T, D * H_out)`` in
+            the layout of ``x``, exactly zero at padded steps; a nested jagged tensor
+            ``(B, j, D * H_out)`` on the offsets of ``x``; values ``(N, D * H_out)`` for
+            values with offsets; a ``PackedSequence`` with the batch sizes and sort indices of
+            ``x``. ``state`` is the final state taken at each sequence's last real step (for
+            the backward direction, its first real step), in the batch order of the input;
+            length-0 sequences keep the initial state.
 
         Raises:
             TypeError: For a wrong type or dtype of ``x``, ``lengths``, ``mask`` or ``hx``.
             ValueError: For wrong shapes, lengths outside ``[0, T]``, a mask that disagrees
-                with ``lengths``, or ``padding`` not ``"pre"``/``"post"``.
+                with ``lengths``, ``padding`` not ``"pre"``/``"post"``, offsets that do not
+                cut ``x``, or ``lengths``/``mask`` given with a ragged ``x``.
 """
 
 
 class LSTM(nn.LSTM):
     """A batch-first LSTM whose results never depend on padding or batching.
 
-    Takes the constructor arguments of :class:`torch.nn.LSTM` (always batch-first) and has the
-    same parameters, so a trained ``torch.nn.LSTM`` state dict loads unchanged.
+    Takes the constructor arguments of :class:`torch.nn.LSTM` and has the same parameters, so a
+    trained ``torch.nn.LSTM`` state dict loads unchanged, and takes torch's inputs too
+    (``PackedSequence``, ``module(x, (h0, c0))``, time-major with ``batch_first=False``), so
+    torch code runs on varlen's exact path by changing its import.
 
     Args:
         input_size: ``F``, features per step.
         hidden_size: ``H``.
         num_layers: ``L``.
         bias: Whether the layers have bias terms.
+        batch_first: ``True`` (the default, varlen's layout): a plain tensor ``x`` is
+            ``(B, T, F)``; ``False``: it is time-major ``(T, B, F)``, and so are the outputs
+            (as with torch). Lengths, masks and states keep their layouts.
         dropout: Dropout on the outputs of each layer but the last, in training.
         bidirectional: ``D = 2`` if True.
         proj_size: ``H_out``, the size of the projected ``h`` (0: no projection, ``H_out = H``).
@@ -598,6 +628,7 @@ class LSTM(nn.LSTM):
         num_layers: int = 1,
         *,
         bias: bool = True,
+        batch_first: bool = True,
         dropout: float = 0.0,
         bidirectional: bool = False,
         proj_size: int = 0,
@@ -611,7 +642,7 @@ class LSTM(nn.LSTM):
             hidden_size,
             num_layers,
             bias=bias,
-            batch_first=True,
+            batch_first=bool(batch_first),
             dropout=dropout,
             bidirectional=bidirectional,
             proj_size=proj_size,
@@ -628,17 +659,20 @@ class LSTM(nn.LSTM):
         padding: Padding = "post",
         hx: tuple[Tensor, Tensor] | None = None,
         method: Method | None = None,
-    ) -> tuple[Tensor, LSTMState]:
+        offsets: Tensor | None = None,
+    ) -> tuple[Any, LSTMState]:
         """Run the LSTM over the real steps of each sequence.
 
         ``hx`` is ``(h0, c0)`` with ``h0 (L * D, B, H_out)`` and ``c0 (L * D, B, H)``; the
         returned state is an :class:`LSTMState` in the same layout.
         """
-        out, (h, c) = _forward(
+        out, (h, c) = forward_any(
             self,
             LSTM_CELL,
+            _forward,
             x,
             lengths,
+            offsets=offsets,
             mask=mask,
             padding=padding,
             hx=hx,
@@ -662,14 +696,16 @@ class LSTM(nn.LSTM):
 class GRU(nn.GRU):
     """A batch-first GRU whose results never depend on padding or batching.
 
-    Takes the constructor arguments of :class:`torch.nn.GRU` (always batch-first) and has the
-    same parameters, so a trained ``torch.nn.GRU`` state dict loads unchanged.
+    Takes the constructor arguments of :class:`torch.nn.GRU` and has the same parameters, so a
+    trained ``torch.nn.GRU`` state dict loads unchanged, and takes torch's inputs too (see
+    :class:`LSTM`).
 
     Args:
         input_size: ``F``, features per step.
         hidden_size: ``H``.
         num_layers: ``L``.
         bias: Whether the layers have bias terms.
+        batch_first: As for :class:`LSTM`.
         dropout: Dropout on the outputs of each layer but the last, in training.
         bidirectional: ``D = 2`` if True.
         method: As for :class:`LSTM`.
@@ -690,6 +726,7 @@ class GRU(nn.GRU):
         num_layers: int = 1,
         *,
         bias: bool = True,
+        batch_first: bool = True,
         dropout: float = 0.0,
         bidirectional: bool = False,
         method: Method = "auto",
@@ -702,7 +739,7 @@ class GRU(nn.GRU):
             hidden_size,
             num_layers,
             bias=bias,
-            batch_first=True,
+            batch_first=bool(batch_first),
             dropout=dropout,
             bidirectional=bidirectional,
             device=device,
@@ -718,16 +755,19 @@ class GRU(nn.GRU):
         padding: Padding = "post",
         hx: Tensor | None = None,
         method: Method | None = None,
-    ) -> tuple[Tensor, Tensor]:
+        offsets: Tensor | None = None,
+    ) -> tuple[Any, Tensor]:
         """Run the GRU over the real steps of each sequence.
 
         ``hx`` is ``h0 (L * D, B, H)``; the returned state has the same layout.
         """
-        out, (h,) = _forward(
+        out, (h,) = forward_any(
             self,
             GRU_CELL,
+            _forward,
             x,
             lengths,
+            offsets=offsets,
             mask=mask,
             padding=padding,
             hx=hx,

@@ -364,6 +364,11 @@ def _check_module(where: str, module: Any, *, streaming: bool) -> LSTM | GRU:
             f"got {type(module).__name__}. Build it with varlen.nn.LSTM(...); a torch.nn.LSTM "
             "state dict loads unchanged."
         )
+    if not module.batch_first:
+        raise ValueError(
+            f"{where}: module must be batch-first, got batch_first=False. Build it with "
+            "batch_first=True (the default); the weights are the same."
+        )
     if streaming and module.bidirectional:
         raise ValueError(
             f"{where}: module must be unidirectional, got bidirectional=True. The backward "
