@@ -17,6 +17,14 @@ def test_export_then_run_in_onnxruntime_matches_predict(data_dir, ts_model, tmp_
     exported = run_cli("export", ts_model, "--out", "model.onnx", cwd=tmp_path, timeout=300)
     assert exported.returncode == 0, exported.stderr
     assert "wrote model.onnx" in exported.stderr
+    # Only varlen's own lines: no Python warning, no log line of torch's exporter.
+    assert [line.split(" ")[0] for line in exported.stderr.splitlines()] == ["exporting", "wrote"]
+    # Written like every other varlen file (varlen._atomic): no temporary left, and the mode a
+    # plain open() gives under this umask (a bare temporary file would be private, 0o600).
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+    (tmp_path / "plain").write_bytes(b"")
+    mode = (tmp_path / "model.onnx").stat().st_mode & 0o777
+    assert mode == (tmp_path / "plain").stat().st_mode & 0o777
     predicted = run_cli("predict", ts_model, data_dir / "test.ts", "--out", "p.csv", cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr
     want = pd.read_csv(tmp_path / "p.csv")[["prob_down", "prob_up"]].to_numpy()

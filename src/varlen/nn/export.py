@@ -15,10 +15,11 @@ would be silently wrong for other batches.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,32 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from varlen._atomic import write_bytes
 from varlen._checks import check_side
 from varlen._types import Padding
 
 __all__ = ["ExportError", "OnnxExport", "export_onnx"]
 
 INPUT_NAMES = ("x", "lengths")
+
+
+# torch's exporter logs at WARNING about optional packages it does not need here (for example
+# "torchvision is not installed. Skipping torchvision::nms"): not the user's concern.
+_TORCH_EXPORT_LOGGERS = ("torch.onnx._internal.exporter._registration",)
+
+
+@contextlib.contextmanager
+def _quiet_loggers(names: Sequence[str]) -> Iterator[None]:
+    """Raise the named loggers' level to ERROR inside the block, then restore them."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 class ExportError(RuntimeError):
@@ -208,7 +229,7 @@ def export_onnx(
             f"got {len(names)}."
         )
     B, T = torch.export.Dim("B", min=1), torch.export.Dim("T", min=1)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_loggers(_TORCH_EXPORT_LOGGERS):
         # torch's exporter warns about its own internals (deprecations, the shared axis B,
         # non-leaf .grad reads while it traces): not the user's concern, and fatal under
         # warnings-as-errors.
@@ -250,9 +271,7 @@ def export_onnx(
                         f"by {error:.3g} > atol={atol} (output {names[index]!r}, lengths "
                         f"{lengths}, row {b}); nothing was written to {os.fspath(target)}."
                     )
+    onnx.checker.check_model(proto)  # before writing: a file that lands is a valid model
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".onnx", delete=False) as file:
-        file.write(proto.SerializeToString())
-    os.replace(file.name, target)
-    onnx.checker.check_model(os.fspath(target))
+    write_bytes(target, proto.SerializeToString())
     return OnnxExport(target, INPUT_NAMES, names, len(batches), worst)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -44,15 +45,19 @@ class Predictor(nn.Module):
         F = loaded.model.config.input_size
         mean, scale = torch.zeros(F), torch.ones(F)
         if loaded.normalizer is not None:
-            mean = torch.as_tensor(loaded.normalizer.mean, dtype=torch.float32)
-            scale = torch.as_tensor(loaded.normalizer.scale, dtype=torch.float32)
+            mean = torch.from_numpy(np.array(loaded.normalizer.mean, dtype=np.float32))
+            scale = torch.from_numpy(np.array(loaded.normalizer.scale, dtype=np.float32))
         self.register_buffer("mean", mean)
         self.register_buffer("scale", scale)
         K = loaded.model.config.output_size
         target_mean, target_scale = torch.zeros(K), torch.ones(K)
         if loaded.target_normalizer is not None:
-            target_mean = torch.as_tensor(loaded.target_normalizer.mean, dtype=torch.float32)
-            target_scale = torch.as_tensor(loaded.target_normalizer.scale, dtype=torch.float32)
+            target_mean = torch.from_numpy(
+                np.array(loaded.target_normalizer.mean, dtype=np.float32)
+            )
+            target_scale = torch.from_numpy(
+                np.array(loaded.target_normalizer.scale, dtype=np.float32)
+            )
         self.register_buffer("target_mean", target_mean)
         self.register_buffer("target_scale", target_scale)
 
