@@ -25,7 +25,6 @@ order; final states come in the same layout.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -217,17 +216,19 @@ def _run_ragged(
     return result
 
 
-@functools.cache
 def _ragged_eagerly() -> Callable[..., tuple[Any, State]]:
     """Return :func:`_run_ragged_now` with dynamo disabled inside.
 
     Made on first use: importing ``torch._dynamo`` costs seconds, which ``import varlen.nn``
-    must not pay.
+    must not pay. Kept in the plain dict :data:`_EAGER`, not a ``functools.cache``: with
+    ``allow_rnn`` dynamo traces this call and warns on caches.
     """
-    disabled: Callable[..., tuple[Any, State]] = torch.compiler.disable(  # type: ignore[no-untyped-call]
-        _run_ragged_now, recursive=True
-    )
-    return disabled
+    run = _EAGER.get("ragged")
+    if run is None:
+        run = _EAGER["ragged"] = torch.compiler.disable(  # type: ignore[no-untyped-call]
+            _run_ragged_now, recursive=True
+        )
+    return run
 
 
 def _run_ragged_now(
