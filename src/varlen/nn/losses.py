@@ -358,6 +358,32 @@ class _MaskedLoss(nn.Module):
         """Describe the options."""
         return f"padding={self.padding!r}, reduction={self.reduction!r}"
 
+    def forward(
+        self,
+        input: Tensor,
+        target: Tensor,
+        lengths: Tensor | None = None,
+        *,
+        mask: Tensor | None = None,
+    ) -> Tensor:
+        """Score a batch over its real steps.
+
+        Args:
+            input: ``(B, T, *F)`` predictions (``(B, T, C)`` logits for cross-entropy).
+            target: ``(B, T, *F)`` targets (``(B, T)`` class ids for cross-entropy).
+            lengths: ``(B,)`` lengths.
+            mask: ``(B, T)`` bool, True at real steps.
+
+        Returns:
+            As the module's functional form, with the module's ``padding`` and ``reduction``.
+        """
+        return self._loss(input, target, lengths, mask)
+
+    def _loss(
+        self, input: Tensor, target: Tensor, lengths: Tensor | None, mask: Tensor | None
+    ) -> Tensor:
+        raise NotImplementedError
+
 
 class MaskedMSELoss(_MaskedLoss):
     """Module form of :func:`masked_mse`.
@@ -367,25 +393,9 @@ class MaskedMSELoss(_MaskedLoss):
         reduction: ``"step"``, ``"sequence"``, ``"sum"`` or ``"none"``.
     """
 
-    def forward(
-        self,
-        input: Tensor,
-        target: Tensor,
-        lengths: Tensor | None = None,
-        *,
-        mask: Tensor | None = None,
+    def _loss(
+        self, input: Tensor, target: Tensor, lengths: Tensor | None, mask: Tensor | None
     ) -> Tensor:
-        """Score ``(B, T, *F)`` predictions against targets over real steps.
-
-        Args:
-            input: ``(B, T, *F)`` predictions.
-            target: ``(B, T, *F)`` targets.
-            lengths: ``(B,)`` lengths.
-            mask: ``(B, T)`` bool, True at real steps.
-
-        Returns:
-            As :func:`masked_mse`.
-        """
         return masked_mse(
             input, target, lengths, mask=mask, padding=self.padding, reduction=self.reduction
         )
@@ -399,25 +409,9 @@ class MaskedL1Loss(_MaskedLoss):
         reduction: ``"step"``, ``"sequence"``, ``"sum"`` or ``"none"``.
     """
 
-    def forward(
-        self,
-        input: Tensor,
-        target: Tensor,
-        lengths: Tensor | None = None,
-        *,
-        mask: Tensor | None = None,
+    def _loss(
+        self, input: Tensor, target: Tensor, lengths: Tensor | None, mask: Tensor | None
     ) -> Tensor:
-        """Score ``(B, T, *F)`` predictions against targets over real steps.
-
-        Args:
-            input: ``(B, T, *F)`` predictions.
-            target: ``(B, T, *F)`` targets.
-            lengths: ``(B,)`` lengths.
-            mask: ``(B, T)`` bool, True at real steps.
-
-        Returns:
-            As :func:`masked_mae`.
-        """
         return masked_mae(
             input, target, lengths, mask=mask, padding=self.padding, reduction=self.reduction
         )
@@ -452,25 +446,9 @@ class MaskedCrossEntropyLoss(_MaskedLoss):
             )
         self.label_smoothing = label_smoothing
 
-    def forward(
-        self,
-        input: Tensor,
-        target: Tensor,
-        lengths: Tensor | None = None,
-        *,
-        mask: Tensor | None = None,
+    def _loss(
+        self, input: Tensor, target: Tensor, lengths: Tensor | None, mask: Tensor | None
     ) -> Tensor:
-        """Score ``(B, T, C)`` logits against ``(B, T)`` class ids over real steps.
-
-        Args:
-            input: ``(B, T, C)`` logits.
-            target: ``(B, T)`` class ids.
-            lengths: ``(B,)`` lengths.
-            mask: ``(B, T)`` bool, True at real steps.
-
-        Returns:
-            As :func:`masked_cross_entropy`.
-        """
         return masked_cross_entropy(
             input,
             target,
