@@ -17,8 +17,9 @@ raw ``torch.lstm`` / ``torch.gru`` calls; it knows nothing about lengths, masks 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -103,6 +104,26 @@ def dynamo_skips_rnn() -> bool:
     """
     dynamo = sys.modules.get("torch._dynamo")
     return dynamo is not None and not dynamo.config.allow_rnn
+
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+_EAGER: dict[str, Any] = {}
+
+
+def eagerly(function: _Function) -> _Function:
+    """``function`` with dynamo disabled inside it, so it runs eagerly under ``torch.compile``.
+
+    Made on first use and kept: ``torch.compiler.disable`` imports ``torch._dynamo``, which
+    ``import varlen.nn`` must not pay (seconds). Kept in a plain dict keyed by the function's
+    name, not a ``functools.cache``: with ``allow_rnn`` dynamo traces this lookup and warns on
+    caches.
+    """
+    key = f"{function.__module__}.{function.__qualname__}"
+    run = _EAGER.get(key)
+    if run is None:
+        run = _EAGER[key] = torch.compiler.disable(function, recursive=True)  # type: ignore[no-untyped-call]
+    result: _Function = run
+    return result
 
 
 # LSTM gates i, f, g, o. Pad: i = 0, f = 1 (c' = c) and o = 0 (h' = 0, so outputs at pads are

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from varlen._types import Padding
-from varlen.nn._gates import Cell, State, dynamo_skips_rnn, input_weight
+from varlen.nn._gates import Cell, State, dynamo_skips_rnn, eagerly, input_weight
 from varlen.nn._plans import Method
 from varlen.nn.functional import _real_positions
 
@@ -74,7 +74,7 @@ def forward_any(
     """
     # Under torch.compile the whole forward runs eagerly, as dynamo runs torch.nn.LSTM (see
     # varlen.nn.recurrent._forward): dynamo must not trace this dispatch either.
-    run = _any_eagerly() if dynamo_skips_rnn() else _forward_any_now
+    run = eagerly(_forward_any_now) if dynamo_skips_rnn() else _forward_any_now
     result: tuple[Any, State] = run(
         module,
         cell,
@@ -88,22 +88,6 @@ def forward_any(
         method=method,
     )
     return result
-
-
-_EAGER: dict[str, Callable[..., tuple[Any, State]]] = {}
-
-
-def _any_eagerly() -> Callable[..., tuple[Any, State]]:
-    """Return :func:`_forward_any_now` with dynamo disabled inside (made on first use).
-
-    A plain dict, not ``functools.cache``: dynamo traces this call and warns on caches.
-    """
-    run = _EAGER.get("any")
-    if run is None:
-        run = _EAGER["any"] = torch.compiler.disable(  # type: ignore[no-untyped-call]
-            _forward_any_now, recursive=True
-        )
-    return run
 
 
 def _forward_any_now(
@@ -212,23 +196,10 @@ def _run_ragged(
     ``torch.nn.LSTM``: it reads the offsets on the host to size the batch. The rest of a
     compiled model (embeddings, heads, losses on the jagged outputs) is still compiled.
     """
-    result: tuple[Any, State] = _ragged_eagerly()(where, module, cell, core, x, offsets, hx, method)
+    result: tuple[Any, State] = eagerly(_run_ragged_now)(
+        where, module, cell, core, x, offsets, hx, method
+    )
     return result
-
-
-def _ragged_eagerly() -> Callable[..., tuple[Any, State]]:
-    """Return :func:`_run_ragged_now` with dynamo disabled inside.
-
-    Made on first use: importing ``torch._dynamo`` costs seconds, which ``import varlen.nn``
-    must not pay. Kept in the plain dict :data:`_EAGER`, not a ``functools.cache``: with
-    ``allow_rnn`` dynamo traces this call and warns on caches.
-    """
-    run = _EAGER.get("ragged")
-    if run is None:
-        run = _EAGER["ragged"] = torch.compiler.disable(  # type: ignore[no-untyped-call]
-            _run_ragged_now, recursive=True
-        )
-    return run
 
 
 def _run_ragged_now(

@@ -48,7 +48,6 @@ shapes the graph; legacy TorchScript tracing is refused.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -66,6 +65,7 @@ from varlen.nn._gates import (
     Cell,
     State,
     dynamo_skips_rnn,
+    eagerly,
     input_weight,
     layer_params,
     num_directions,
@@ -413,7 +413,7 @@ def _forward(
     ``torch.compiler.is_compiling()``: a frame dynamo gives up on runs as plain Python, whose
     callees dynamo would still try to compile piece by piece.
     """
-    run = _forward_eagerly() if dynamo_skips_rnn() else _plan_and_run
+    run = eagerly(_plan_and_run) if dynamo_skips_rnn() else _plan_and_run
     return run(
         module, cell, x, lengths, mask=mask, padding=padding, hx=hx, method=method, tuning=tuning
     )
@@ -455,16 +455,6 @@ def _plan_and_run(
         tuning=tuning,
     )
     return _run(module, cell, inputs, state, plan)
-
-
-_EAGERLY: list[Callable[..., tuple[Tensor, State]]] = []  # made on first use: loads dynamo
-
-
-def _forward_eagerly() -> Callable[..., tuple[Tensor, State]]:
-    """:func:`_plan_and_run` with dynamo disabled inside."""
-    if not _EAGERLY:
-        _EAGERLY.append(torch.compiler.disable(_plan_and_run, recursive=True))  # type: ignore[no-untyped-call]
-    return _EAGERLY[0]
 
 
 def _run(
