@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from varlen.nn import functional
-from varlen.nn.conv import ConvFrontEnd, MaskedConv1d, real_step_mask, series_standardize
+from varlen.nn.conv import ConvFrontEnd, MaskedConv1d, series_standardize
 from varlen.nn.embedding import MaskedEmbedding
 from varlen.nn.export import ExportError, OnnxExport, export_onnx
 from varlen.nn.generation import Generation, RecurrentLM, Strategy, TokenModel, generate
@@ -82,7 +82,6 @@ __all__ = [
     "masked_mean",
     "masked_mse",
     "masked_softmax",
-    "real_step_mask",
     "reset_state",
     "run_lanes",
     "run_one_at_a_time",

@@ -22,25 +22,9 @@ from torch import Tensor, nn
 
 from varlen._types import Padding
 from varlen.nn._plans import capturing_graph
+from varlen.nn.functional import _mask
 
-__all__ = ["ConvFrontEnd", "MaskedConv1d", "real_step_mask", "series_standardize"]
-
-
-def real_step_mask(lengths: Tensor, T: int, *, padding: Padding = "post") -> Tensor:
-    """Return the ``(B, T)`` bool mask of real steps (True = real) for ``lengths``.
-
-    Args:
-        lengths: ``(B,)`` int64 real lengths, each in ``[0, T]``.
-        T: Padded length.
-        padding: Side of the padding.
-
-    Returns:
-        ``(B, T)`` bool tensor on ``lengths``' device.
-    """
-    steps = torch.arange(T, device=lengths.device)[None, :]
-    if padding == "pre":
-        return steps >= (T - lengths)[:, None]
-    return steps < lengths[:, None]
+__all__ = ["ConvFrontEnd", "MaskedConv1d", "series_standardize"]
 
 
 def _check(x: Tensor, lengths: Tensor | None, padding: str, where: str) -> None:
@@ -115,7 +99,7 @@ class MaskedConv1d(nn.Module):
         if lengths is None:
             out: Tensor = self.conv(x.transpose(1, 2)).transpose(1, 2)
             return out
-        real = real_step_mask(lengths.to(x.device), x.shape[1], padding=padding)[:, :, None]
+        real = _mask(lengths.to(x.device), x.shape[1], padding)[:, :, None]
         zeroed = torch.where(real, x, torch.zeros((), dtype=x.dtype, device=x.device))
         out = self.conv(zeroed.transpose(1, 2)).transpose(1, 2)
         return torch.where(real, out, torch.zeros((), dtype=out.dtype, device=out.device))
@@ -167,7 +151,7 @@ class ConvFrontEnd(nn.Module):
         _check(x, lengths, padding, "ConvFrontEnd")
         real = None
         if lengths is not None:
-            real = real_step_mask(lengths.to(x.device), x.shape[1], padding=padding)[:, :, None]
+            real = _mask(lengths.to(x.device), x.shape[1], padding)[:, :, None]
         for conv, norm in zip(self.convs, self.norms, strict=True):
             x = torch.relu(norm(conv(x, lengths, padding=padding)))
             if real is not None:  # layer norm's bias made the pads non-zero
@@ -196,7 +180,7 @@ def series_standardize(
     B, T, _ = x.shape
     if lengths is None:
         lengths = torch.full((B,), T, dtype=torch.int64, device=x.device)
-    real = real_step_mask(lengths.to(x.device), T, padding=padding)[:, :, None]
+    real = _mask(lengths.to(x.device), T, padding)[:, :, None]
     zero = torch.zeros((), dtype=x.dtype, device=x.device)
     kept = torch.where(real, x, zero)
     count = lengths.to(x.device).clamp(min=1)[:, None, None].to(x.dtype)
