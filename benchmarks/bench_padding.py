@@ -4,7 +4,7 @@ Setting (issue 2): 100,000 id sequences (``--quick``: 10,000) with lengths log-n
 (sigma 1), clipped to [1, 2000], ids in [1, 20000), given once as int64 NumPy arrays and once
 as Python lists. Rows, all in one run, interleaved round by round after a warm-up round:
 
-- ``maxlen=100``: ``varlen.data.padding.pad_sequences`` against ``keras.utils.pad_sequences``
+- ``maxlen=100``: ``varlen.data.pad_sequences`` against ``keras.utils.pad_sequences``
   (target: varlen at least 3x faster). Without Keras installed, against a per-sequence loop
   written the way Keras's is (``keras-style loop``).
 - ``maxlen=None`` (``T = 2000``, an 800 MB int32 output): varlen against ``np.full`` of the
@@ -38,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from varlen.data.padding import NATIVE, pad_sequences
+from varlen.data import pad_sequences
+from varlen.data.padding import NATIVE
 
 SEED = 0
 MEDIAN_LENGTH, SIGMA, MIN_LENGTH, MAX_LENGTH, VOCABULARY = 50, 1.0, 1, 2000, 20_000

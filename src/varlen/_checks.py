@@ -1,12 +1,19 @@
-"""Shared validators that raise varlen's standard messages.
+"""Shared validators that raise varlen's standard messages, and the error context.
 
 Every message has the shape ``"<where>: <name> must <expectation>, got <actual>.[ <fix>]"``.
 Private helpers trust their inputs; public functions call these first, before any work.
+
+The ``<where>`` (the public operation's name) is attached once, at the public boundary: a
+private helper raises its error without it, marked by :func:`unplaced`, and the public
+function runs its body inside :class:`error_context`, which prefixes its name to the marked
+errors that leave it (einops names the operation once, where it parses). No ``where``
+argument is threaded through private helpers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from types import TracebackType
 from typing import Any, TypeVar
 
 import numpy as np
@@ -15,6 +22,52 @@ from numpy.typing import NDArray
 from varlen._types import SIDES, Padding
 
 _T = TypeVar("_T")
+_E = TypeVar("_E", bound=BaseException)
+
+_UNPLACED = "_varlen_unplaced"
+
+
+def unplaced(error: _E) -> _E:
+    """Mark ``error`` (raised by a private helper) for its public boundary to name.
+
+    Args:
+        error: An exception whose message is ``"<name> must ..., got ..."``, without ``where``.
+
+    Returns:
+        ``error``, marked: the innermost :class:`error_context` it leaves prefixes its name.
+    """
+    setattr(error, _UNPLACED, True)
+    return error
+
+
+class error_context:
+    """Prefix ``"<where>: "`` to the :func:`unplaced` errors leaving the ``with`` block.
+
+    Errors that already name their operation (unmarked) pass unchanged, so an inner public
+    function's name is kept when one public function calls another.
+
+    Args:
+        where: Name of the public function or class, first in the message.
+    """
+
+    __slots__ = ("where",)
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if error is not None and getattr(error, _UNPLACED, False):
+            setattr(error, _UNPLACED, False)
+            first = error.args[0] if error.args else ""
+            error.args = (f"{self.where}: {first}", *error.args[1:])
 
 
 def check_choice(where: str, name: str, value: _T, choices: Collection[_T]) -> _T:

@@ -13,8 +13,6 @@ import math
 import os
 import warnings
 from collections.abc import Callable
-from functools import partial
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -23,10 +21,15 @@ from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from varlen._types import SIDES
-from varlen.data import padding as padding_module
-from varlen.data.padding import pad_sequences
+from varlen.data import keras_padding
+from varlen.data._pad_kernel import NATIVE, PadTuning
 
-needs_kernel = pytest.mark.skipif(not padding_module.NATIVE, reason="compiled kernel not built")
+try:
+    from varlen.data import _native as kernel_module
+except ImportError:  # installed without a C compiler
+    kernel_module = None  # type: ignore[assignment]
+
+needs_kernel = pytest.mark.skipif(not NATIVE, reason="compiled kernel not built")
 
 NUMERIC = ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
 NUMERIC += ["float16", "float32", "float64"]
@@ -52,14 +55,19 @@ RAW_VALUES += [math.nan, math.inf, -math.inf, 3.4e38, 1e-320, True, False]
 PAD_VALUES: list[Any] = [0, 0.0, -0.0, -1, 1.5, 255, 256, math.nan, math.inf, 1e300, 2**31]
 
 
-def on_kernel(use_native: bool, function: Callable[[], np.ndarray]) -> Any:
+def padder(sequences: Any, **kwargs: Any) -> Callable[[PadTuning], np.ndarray]:
+    """``pad_sequences(sequences, **kwargs)`` under a tuning given later."""
+    kw = {"maxlen": None, "dtype": "int32", "padding": "pre", "truncating": "pre", "value": 0.0}
+    kw.update(kwargs)
+    return lambda tuning: keras_padding._pad_sequences(sequences, tuning=tuning, **kw)
+
+
+def on_kernel(use_native: bool, function: Callable[[PadTuning], np.ndarray]) -> Any:
     """Run ``function`` with or without the kernel; return what happened, warnings included."""
-    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if not use_native:
-            patch.setattr(padding_module, "_native", None)
         try:
-            out = function()
+            out = function(PadTuning(native=use_native))
         except (ValueError, TypeError, OverflowError) as error:
             return ("error", type(error), str(error))
     said = [(w.category, str(w.message)) for w in caught]
@@ -131,23 +139,22 @@ def batches(draw: st.DrawFn) -> tuple[list[Any], dict[str, Any]]:
 def test_kernel_agrees_with_the_numpy_path(case):
     """Output bytes, dtype, shape, warnings and errors are the same with and without the kernel."""
     sequences, kwargs = case
-    accepted = []
-    kernel = padding_module._native
-    assert kernel is not None
+    event(f"kernel {'accepted' if kernel_accepts(sequences, kwargs) else 'declined'}")
+    call = padder(sequences, **kwargs)
+    assert on_kernel(True, call) == on_kernel(False, call)
 
-    def spy(*args: Any) -> Any:
-        out = kernel.pad_sequences(*args)
-        accepted.append(out is not None)
-        return out
 
-    def call() -> np.ndarray:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(padding_module, "_native", SimpleNamespace(pad_sequences=spy))
-            return pad_sequences(sequences, **kwargs)
-
-    native = on_kernel(True, call)
-    event(f"kernel {'accepted' if any(accepted) else 'declined'}")
-    assert native == on_kernel(False, lambda: pad_sequences(sequences, **kwargs))
+def kernel_accepts(sequences: list[Any], kwargs: dict[str, Any]) -> bool:
+    """Whether the kernel pads ``sequences`` itself, called as ``pad_sequences`` calls it."""
+    assert kernel_module is not None
+    try:
+        with np.errstate(all="raise"):
+            fill = np.full((), kwargs["value"], dtype=kwargs["dtype"])
+        maxlen = -1 if kwargs["maxlen"] is None else kwargs["maxlen"]
+        sides = (kwargs["padding"] == "pre", kwargs["truncating"] == "pre")
+        return kernel_module.pad_sequences(list(sequences), maxlen, fill, *sides) is not None
+    except (TypeError, ValueError, OverflowError, FloatingPointError, MemoryError):
+        return False
 
 
 COMMON: list[tuple[str, list[Any], dict[str, Any]]] = [
@@ -174,16 +181,15 @@ COMMON: list[tuple[str, list[Any], dict[str, Any]]] = [
 )
 def test_kernel_takes_the_common_inputs(sequences, kwargs):
     """The kernel pads these itself (it does not decline), with the NumPy path's result."""
-    kernel = padding_module._native
+    kernel = kernel_module
     assert kernel is not None
     fill = np.full((), kwargs.get("value", 0.0), dtype=kwargs.get("dtype", "int32"))
     maxlen = kwargs.get("maxlen")
     sides = [kwargs.get("padding", "pre") == "pre", kwargs.get("truncating", "pre") == "pre"]
     raw = kernel.pad_sequences(sequences, -1 if maxlen is None else maxlen, fill, *sides)
     assert raw is not None
-    assert on_kernel(True, lambda: pad_sequences(sequences, **kwargs)) == on_kernel(
-        False, lambda: pad_sequences(sequences, **kwargs)
-    )
+    call = padder(sequences, **kwargs)
+    assert on_kernel(True, call) == on_kernel(False, call)
 
 
 DECLINED: list[tuple[str, list[Any], Any]] = [
@@ -221,7 +227,7 @@ DECLINED: list[tuple[str, list[Any], Any]] = [
 )
 def test_kernel_declines_what_it_cannot_pad_exactly(sequences, dtype):
     """For these the kernel returns None without raising, leaving them to the NumPy path."""
-    kernel = padding_module._native
+    kernel = kernel_module
     assert kernel is not None
     assert kernel.pad_sequences(sequences, -1, np.zeros((), dtype=dtype), True, True) is None
 
@@ -229,7 +235,7 @@ def test_kernel_declines_what_it_cannot_pad_exactly(sequences, dtype):
 @needs_kernel
 def test_kernel_rejects_a_bad_call():
     """The private entry point checks its own signature."""
-    kernel = padding_module._native
+    kernel = kernel_module
     assert kernel is not None
     with pytest.raises(TypeError, match=r"takes 5 arguments"):
         kernel.pad_sequences([[1]], -1, np.zeros(()), True)  # type: ignore[call-arg]
@@ -251,12 +257,12 @@ def test_kernel_handles_a_large_batch_with_every_side():
                     "padding": padding,
                     "truncating": truncating,
                 }
-                call = partial(pad_sequences, arrays, **kw)
+                call = padder(arrays, **kw)
                 assert on_kernel(True, call) == on_kernel(False, call)
 
 
 @pytest.mark.skipif(os.environ.get("VARLEN_REQUIRE_NATIVE") != "1", reason="kernel optional")
 def test_kernel_is_built_where_required():
     """CI sets VARLEN_REQUIRE_NATIVE=1: the kernel must then be built and in use."""
-    assert padding_module.NATIVE
-    assert padding_module._native is not None
+    assert NATIVE
+    assert kernel_module is not None

@@ -1,8 +1,14 @@
-"""Tests for varlen.data.padding: pad_sequences (Keras drop-in), pad and unpad."""
+"""Tests for varlen.data.padding (pad, unpad) and varlen.data.keras_padding (pad_sequences).
+
+Every test runs with the compiled kernel and with the NumPy path alone: the module's
+``kernel`` fixture picks a :class:`PadTuning`, which the wrappers below pass to the library's
+tuned entry points (a parameter, no patched module state).
+"""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 import sys
@@ -17,8 +23,9 @@ from hypothesis import strategies as st
 
 from tests.reference.padding import kept_lengths_reference, pad_reference, unpad_reference
 from varlen._types import SIDES
+from varlen.data import keras_padding
 from varlen.data import padding as padding_module
-from varlen.data.padding import pad, pad_sequences, unpad
+from varlen.data._pad_kernel import NATIVE, PadTuning
 
 TRAILING = [(), (1,), (3,), (2, 2)]
 KINDS = ["arrays", "lists", "tuples", "mixed"]
@@ -59,12 +66,63 @@ def keras_trailing(arrays: list[np.ndarray]) -> tuple[int, ...]:
 @pytest.fixture(scope="module", params=["native", "numpy"], autouse=True)
 def kernel(request: pytest.FixtureRequest) -> Iterator[str]:
     """Run every test of this module with the compiled kernel and with the NumPy path alone."""
-    if request.param == "native" and not padding_module.NATIVE:
+    if request.param == "native" and not NATIVE:
         pytest.skip("the compiled kernel is not built (no C compiler at install)")
-    with pytest.MonkeyPatch.context() as patch:
-        if request.param == "numpy":
-            patch.setattr(padding_module, "_native", None)
-        yield request.param
+    TUNING["active"] = PadTuning(native=request.param == "native")
+    yield request.param
+    TUNING["active"] = PadTuning()
+
+
+TUNING = {"active": PadTuning()}
+"""The tuning of the running ``kernel`` parameter; ``tuned`` sets other constants on it."""
+
+
+def tuned(**constants: Any) -> PadTuning:
+    """The running tuning with other constants (every tuning must give the same result)."""
+    return dataclasses.replace(TUNING["active"], **constants)
+
+
+def pad_sequences(
+    sequences: Any,
+    maxlen: int | None = None,
+    dtype: Any = "int32",
+    padding: Any = "pre",
+    truncating: Any = "pre",
+    value: Any = 0.0,
+    *,
+    tuning: PadTuning | None = None,
+) -> np.ndarray:
+    """``varlen.data.pad_sequences`` under the running tuning (or ``tuning``)."""
+    return keras_padding._pad_sequences(
+        sequences, maxlen=maxlen, dtype=dtype, padding=padding, truncating=truncating,
+        value=value, tuning=tuning or TUNING["active"],
+    )  # fmt: skip
+
+
+def pad(
+    sequences: Any,
+    *,
+    maxlen: int | None = None,
+    value: Any = 0,
+    padding: Any = "post",
+    truncating: Any = "post",
+    dtype: Any = None,
+    tuning: PadTuning | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``varlen.data.pad`` under the running tuning (or ``tuning``)."""
+    return padding_module._pad(
+        sequences, maxlen=maxlen, value=value, padding=padding, truncating=truncating,
+        dtype=dtype, tuning=tuning or TUNING["active"],
+    )  # fmt: skip
+
+
+def unpad(
+    padded: Any, lengths: Any, *, padding: Any = "post", tuning: PadTuning | None = None
+) -> list[np.ndarray]:
+    """``varlen.data.unpad`` under the running tuning (or ``tuning``)."""
+    return padding_module._unpad(
+        padded, lengths, padding=padding, tuning=tuning or TUNING["active"]
+    )
 
 
 SCATTERS = pytest.mark.parametrize("dense_ratio", [10**9, 0], ids=["mask", "indices"])
@@ -117,14 +175,12 @@ def test_pad_sequences_every_internal_path_agrees(
     """Arrays and lists, through the mask or one concatenation of pads and rows, agree."""
     arrays = make_arrays(spec)
     kw = {"maxlen": maxlen, "padding": padding, "truncating": truncating, "value": -1}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(padding_module, "_MASK_MAX_T", mask_max_t)
-        patch.setattr(padding_module, "_SLICE_COST", slice_cost)
-        for dtype in ("int32", object):
-            expected = pad_reference(arrays, dtype=dtype, trailing=keras_trailing(arrays), **kw)
-            for sequences in (arrays, as_kind(arrays, "lists")):
-                out = pad_sequences(sequences, dtype=dtype, **kw)
-                np.testing.assert_array_equal(out, expected)
+    tuning = tuned(mask_max_t=mask_max_t, slice_cost=slice_cost)
+    for dtype in ("int32", object):
+        expected = pad_reference(arrays, dtype=dtype, trailing=keras_trailing(arrays), **kw)
+        for sequences in (arrays, as_kind(arrays, "lists")):
+            out = pad_sequences(sequences, dtype=dtype, tuning=tuning, **kw)
+            np.testing.assert_array_equal(out, expected)
 
 
 def test_pad_sequences_keras_docstring_examples():
@@ -386,10 +442,8 @@ def test_pad_matches_reference(mask_max_t, spec, kind, maxlen, padding, truncati
     arrays = make_arrays(spec)
     kw = {"maxlen": maxlen, "value": -1, "padding": padding, "truncating": truncating}
     sequences = as_kind(arrays, kind)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(padding_module, "_MASK_MAX_T", mask_max_t)
-        patch.setattr(padding_module, "_SLICE_COST", 10**9 if mask_max_t else 0)
-        padded, lengths = pad(sequences, dtype=dtype, **kw)
+    tuning = tuned(mask_max_t=mask_max_t, slice_cost=10**9 if mask_max_t else 0)
+    padded, lengths = pad(sequences, dtype=dtype, tuning=tuning, **kw)
     if dtype is None:  # int64 data, or NumPy's dtype of empty inputs when nothing has a step
         voters = [s for s in sequences if len(s)] or sequences
         dtype = np.result_type(*[np.asarray(s).dtype for s in voters])
@@ -409,9 +463,9 @@ def test_unpad_inverts_pad(dense_ratio, spec, padding, dtype):
     """Unpadding a padded batch gives it back: same steps, shapes and dtype, on both gathers."""
     assume(spec[0])
     arrays = make_arrays(spec, dtype)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(padding_module, "_DENSE_RATIO", dense_ratio)
-        back = unpad(*pad(arrays, padding=padding), padding=padding)
+    back = unpad(
+        *pad(arrays, padding=padding), padding=padding, tuning=tuned(dense_ratio=dense_ratio)
+    )
     assert len(back) == len(arrays)
     for a, b in zip(back, arrays, strict=True):
         assert a.dtype == b.dtype
@@ -620,7 +674,7 @@ def test_pad_sequences_agrees_with_keras(keras_pad_sequences, case):
 
 
 # ----------------------------------------------------------------------------- lossy casts
-# One rule (varlen.data._casts): into a float dtype values may round but must stay finite;
+# One rule (varlen._casts): into a float dtype values may round but must stay finite;
 # into an integer dtype they must fit. pad_sequences (Keras) warns, pad (strict) raises.
 
 

@@ -12,6 +12,7 @@ from varlen.data.io import (
     table_to_ragged,
     write_ts,
 )
+from varlen.data.keras_padding import pad_sequences
 from varlen.data.lanes import LanePlan, plan_lanes
 from varlen.data.masks import (
     is_contiguous,
@@ -22,7 +23,7 @@ from varlen.data.masks import (
     mask_to_lengths,
 )
 from varlen.data.normalize import MeanStd, Standardizer, masked_mean_std
-from varlen.data.padding import pad, pad_sequences, unpad
+from varlen.data.padding import pad, unpad
 from varlen.data.ragged import Ragged
 
 __all__ = [

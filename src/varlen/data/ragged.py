@@ -17,9 +17,9 @@ from typing import Any, cast, overload
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from varlen._casts import first_changed
 from varlen._checks import check_lengths_array, check_maxlen, check_side
 from varlen._types import Padding
-from varlen.data._casts import first_changed
 from varlen.data._flat import pad_flat, row_positions
 from varlen.data.masks import _check_mask, _mask_to_lengths
 
