@@ -66,7 +66,7 @@ def make_sequences(count: int, seed: int = SEED) -> tuple[list[np.ndarray], list
 
 
 def keras_style_loop(
-    sequences: Sequence[Any], maxlen: int | None, value: float = 0.0
+    sequences: Sequence[Any], maxlen: int | None = None, value: float = 0.0
 ) -> np.ndarray:
     """Pad with one NumPy conversion and one row assignment per sequence ("pre" sides, int32).
 

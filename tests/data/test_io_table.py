@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from tests.reference.io import group_table_reference
 from varlen.data.io.table import group_table, read_table, table_to_ragged
-from varlen.data.ragged import Ragged
 
 
 @st.composite
@@ -86,15 +85,15 @@ def test_table_to_ragged_keeps_row_order_without_order_column(table):
     assert ragged == data.x
 
 
-def test_group_table_accepts_pyarrow_tables_and_ragged_from_table():
-    """A pyarrow Table gives the same result as its DataFrame; Ragged.from_table delegates."""
+def test_group_table_accepts_pyarrow_tables_and_table_to_ragged_agrees():
+    """A pyarrow Table gives the same result as its DataFrame; table_to_ragged gives its x."""
     frame = pd.DataFrame({"id": ["b", "a", "b"], "t": [1, 0, 0], "v": [1.0, 2.0, np.nan]})
     expected = group_table(frame, id="id", order="t")
     from_arrow = group_table(pa.Table.from_pandas(frame), id="id", order="t")
     assert from_arrow.x == expected.x
     assert from_arrow.ids.tolist() == expected.ids.tolist() == ["a", "b"]
     np.testing.assert_array_equal(expected.x.values, [[2.0], [np.nan], [1.0]])
-    assert Ragged.from_table(frame, id="id", order="t") == expected.x
+    assert table_to_ragged(frame, id="id", order="t") == expected.x
 
 
 def test_group_table_takes_integer_and_bool_features_as_float64():

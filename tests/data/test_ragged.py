@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import pickle
-import sys
-import types
 from typing import Any
 
 import numpy as np
@@ -683,25 +681,6 @@ def test_ragged_repr_is_concise():
     r = Ragged.from_sequences([np.zeros((3, 2)), np.zeros((0, 2)), np.zeros((1, 2))])
     assert repr(r) == "Ragged(B=3, N=4, F=(2,), dtype=float64, lengths min/mean/max=0/1.3/3)"
     assert repr(Ragged.from_sequences([])) == "Ragged(B=0, N=0, F=(), dtype=float64, lengths=[])"
-
-
-# -------------------------------------------------------------------- from_table
-
-
-def test_ragged_from_table_delegates_to_table_to_ragged(monkeypatch):
-    """from_table forwards its arguments to varlen.data.io.table.table_to_ragged."""
-    calls = []
-    result = Ragged.from_sequences([[1.0]])
-
-    def table_to_ragged(df, *, id, order, features):
-        calls.append((df, id, order, features))
-        return result
-
-    fake = types.ModuleType("varlen.data.io.table")
-    fake.table_to_ragged = table_to_ragged  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "varlen.data.io.table", fake)
-    assert Ragged.from_table("df", id="sid", order="t", features=["a"]) is result
-    assert calls == [("df", "sid", "t", ["a"])]
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,10 @@ indexing and concatenation are vectorized: no Python loop runs over the sequence
 
 from __future__ import annotations
 
-import importlib
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast, overload
+from typing import Any, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -461,33 +460,6 @@ class Ragged:
         values = np.concatenate([item.values for item in items], axis=0)
         lengths = np.concatenate([item.lengths for item in items])
         return cls._trusted(values, _offsets_from_lengths(lengths))
-
-    @classmethod
-    def from_table(
-        cls,
-        df: Any,
-        *,
-        id: str,  # shadows the builtin on purpose: the name table_to_ragged uses
-        order: str | None = None,
-        features: Sequence[str] | None = None,
-    ) -> Ragged:
-        """Group a long-format table into one sequence per ``id`` (needs pandas).
-
-        Delegates to :func:`varlen.data.io.table.table_to_ragged`, imported on first
-        use so that ``varlen.data`` loads without pandas.
-
-        Args:
-            df: Long-format table (pandas ``DataFrame``): one row per step.
-            id: Column naming the sequence each row belongs to.
-            order: Column that orders the steps within a sequence; ``None`` keeps row
-                order.
-            features: Columns that become the features ``F``; ``None`` means all others.
-
-        Returns:
-            The ``Ragged`` built by ``table_to_ragged``.
-        """
-        table = importlib.import_module("varlen.data.io.table")
-        return cast(Ragged, table.table_to_ragged(df, id=id, order=order, features=features))
 
 
 # ---------------------------------------------------------------------- helpers
