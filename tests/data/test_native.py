@@ -9,8 +9,10 @@ ints beyond int64, NaN, infinities, negative zero, values that overflow the outp
 
 from __future__ import annotations
 
+import gc
 import math
 import os
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -266,3 +268,50 @@ def test_kernel_is_built_where_required():
     """CI sets VARLEN_REQUIRE_NATIVE=1: the kernel must then be built and in use."""
     assert NATIVE
     assert kernel_module is not None
+
+
+@needs_kernel
+@pytest.mark.parametrize("target", ["outer", "inner"])
+def test_kernel_survives_finalizers_that_change_its_input(target):
+    """Finalizers run by a collection during the call cannot make the kernel read freed items.
+
+    The kernel's allocations may start a collection; a finalizer that empties the list (or the
+    lists in it) then leaves the kernel with its snapshot: it pads it or declines.
+    """
+    assert kernel_module is not None
+    fill = np.zeros((), dtype=np.int32)
+
+    class Saboteur:
+        """Garbage in a cycle, so only a collection finalizes it; it then empties the input."""
+
+        def __init__(self, sequences: list[list[int]]) -> None:
+            self.sequences, self.cycle = sequences, self
+
+        def __del__(self) -> None:
+            if target == "outer":
+                self.sequences.clear()
+            else:
+                for sequence in self.sequences:
+                    sequence.clear()
+
+    threshold = gc.get_threshold()
+    gc.collect()
+    try:
+        gc.set_threshold(1)  # every allocation of a tracked object may start a collection
+        results = []
+        for _ in range(20):
+            sequences = [[1, 2, 3] for _ in range(40)]  # 40 > the tuple free list's sizes
+            Saboteur(sequences)
+            results.append(
+                (kernel_module.pad_sequences(sequences, -1, fill, True, True), sequences)
+            )
+    finally:
+        gc.set_threshold(*threshold)
+    for out, sequences in results:  # padded as the input was left, or declined
+        if out is not None:
+            expected = padder(sequences)(PadTuning(native=False))
+            assert out.shape == expected.shape
+            np.testing.assert_array_equal(out, expected)
+    if sys.version_info < (3, 12):  # collections run inside allocations (later: between bytecodes)
+        declined = sum(out is None for out, _ in results)
+        assert declined == (len(results) if target == "outer" else 0)

@@ -27,6 +27,25 @@
  * - Python floats: as float arrays; and a list or tuple holding a float is float data (as
  *   np.asarray makes it), so into an integer or bool output its ints must be exact as
  *   floats too (|v| <= 2**53; 0 or 1 into bool), as the NumPy path checks them.
+ *
+ * The GIL invariant (what makes reading Python objects without locks safe here):
+ * - The GIL is held for the whole call; the kernel never releases it.
+ * - Python code can run only where the kernel asks CPython or NumPy for something that may
+ *   call back: parsing the arguments (__index__, __bool__), and allocating (the snapshot
+ *   tuple and the output array: an allocation may start a garbage collection, which runs
+ *   finalizers and weakref callbacks, and those may change any list they reach).
+ * - So the sequence is snapshotted into a tuple after the arguments are parsed and before
+ *   the first pass (snapshot(): the list's size is read again after the tuple's allocation,
+ *   and the kernel declines if it changed): the tuple holds a reference to every item, and
+ *   its size and items cannot change, whatever runs later. The first pass reads the
+ *   snapshot and allocates nothing.
+ * - The output is allocated between the two passes, where Python code may run and change an
+ *   item's contents (a list shrinks, grows or gets other elements; an array is reshaped).
+ *   The second pass therefore trusts nothing the first pass saw about an item: it reads
+ *   each item's length again, checks that it is still readable into the output's step
+ *   shape, and the element conversions check every element's type; a change makes the
+ *   kernel decline (return None). The second pass itself calls nothing that can run Python
+ *   code: no allocation, only reads of exact ints, floats and array memory.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -366,6 +385,32 @@ static void fill_items(char *dst, const char *fill, npy_intp itemsize, npy_intp 
     }
 }
 
+static PyObject *pad_snapshot(PyObject *seqs, Py_ssize_t maxlen, PyArrayObject *fill,
+                              int out_type, int pre_padding, int pre_truncating);
+
+/* A tuple holding the items of `list` (a new reference), Py_None (a new reference) if the
+ * list changed size while the tuple was allocated, or NULL with an exception set. The size is
+ * read again after the allocation (which may run a garbage collection, and so Python code),
+ * and the items are copied with nothing in between that can run Python code. */
+static PyObject *snapshot(PyObject *list)
+{
+    Py_ssize_t B = PyList_GET_SIZE(list);
+    PyObject *tuple = PyTuple_New(B);
+    if (tuple == NULL) {
+        return NULL;
+    }
+    if (PyList_GET_SIZE(list) != B) {
+        Py_DECREF(tuple); /* its slots are all NULL: freeing it runs no Python code */
+        Py_RETURN_NONE;
+    }
+    for (Py_ssize_t i = 0; i < B; i++) {
+        PyObject *item = PyList_GET_ITEM(list, i);
+        Py_INCREF(item);
+        PyTuple_SET_ITEM(tuple, i, item);
+    }
+    return tuple;
+}
+
 PyDoc_STRVAR(pad_sequences_doc,
              "pad_sequences(sequences, maxlen, fill, pre_padding, pre_truncating, /)\n--\n\n"
              "Pad a list of sequences into a new (B, T, *F) array of fill.dtype, or None.\n\n"
@@ -382,7 +427,6 @@ static PyObject *pad_sequences(PyObject *module, PyObject *const *args, Py_ssize
                         "pad_sequences(list, int, ndarray, bool, bool) takes 5 arguments");
         return NULL;
     }
-    PyObject *seqs = args[0];
     Py_ssize_t maxlen = PyLong_AsSsize_t(args[1]);
     if (maxlen == -1 && PyErr_Occurred()) {
         return NULL;
@@ -397,14 +441,30 @@ static PyObject *pad_sequences(PyObject *module, PyObject *const *args, Py_ssize
     if (out_type < 0 || PyArray_NDIM(fill) != 0 || maxlen < -1) {
         Py_RETURN_NONE;
     }
+    /* The snapshot (see the GIL invariant at the top): from here on, the items are fixed. */
+    PyObject *seqs = snapshot(args[0]);
+    if (seqs == NULL) {
+        return NULL;
+    }
+    if (seqs == Py_None) {
+        return seqs; /* the list changed while the snapshot was allocated: decline */
+    }
+    PyObject *out = pad_snapshot(seqs, maxlen, fill, out_type, pre_padding, pre_truncating);
+    Py_DECREF(seqs);
+    return out;
+}
 
+/* Pad the items of the tuple `seqs` (see pad_sequences); a new reference, Py_None, or NULL. */
+static PyObject *pad_snapshot(PyObject *seqs, Py_ssize_t maxlen, PyArrayObject *fill,
+                              int out_type, int pre_padding, int pre_truncating)
+{
     /* Pass 1: lengths, T, the step shape, and whether every item is readable. */
-    Py_ssize_t B = PyList_GET_SIZE(seqs);
+    Py_ssize_t B = PyTuple_GET_SIZE(seqs);
     npy_intp longest = 0;
     int step_ndim = -1;
     npy_intp step_dims[VL_MAX_DIMS];
     for (Py_ssize_t i = 0; i < B; i++) {
-        PyObject *item = PyList_GET_ITEM(seqs, i);
+        PyObject *item = PyTuple_GET_ITEM(seqs, i);
         npy_intp n = item_length(item);
         if (n < 0 || (n > 0 && !item_readable(item, &step_ndim, step_dims))) {
             Py_RETURN_NONE;
@@ -438,12 +498,17 @@ static PyObject *pad_sequences(PyObject *module, PyObject *const *args, Py_ssize
     npy_intp row_bytes = T * step_size * itemsize;
     npy_intp step_bytes = step_size * itemsize;
 
-    /* Pass 2: each row once, in order: its padding, then (or before) its kept steps. */
+    /* Pass 2: each row once, in order: its padding, then (or before) its kept steps. Each
+     * item is read afresh (the allocation above may have run Python code). */
     char *row = PyArray_BYTES(out);
     int declined = 0;
     for (Py_ssize_t i = 0; i < B && !declined; i++, row += row_bytes) {
-        PyObject *item = PyList_GET_ITEM(seqs, i);
+        PyObject *item = PyTuple_GET_ITEM(seqs, i);
         npy_intp n = item_length(item);
+        if (n < 0 || (n > 0 && !item_readable(item, &step_ndim, step_dims))) {
+            declined = 1;
+            break;
+        }
         npy_intp kept = n < T ? n : T;
         npy_intp first = pre_truncating ? n - kept : 0;    /* first kept step of the item */
         char *steps = row + (pre_padding ? T - kept : 0) * step_bytes;
