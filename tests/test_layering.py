@@ -64,3 +64,158 @@ def test_layer_does_not_import_upwards(layer, forbidden):
         for module in _imported_modules(path):
             bad = [name for name in forbidden if module == name or module.startswith(name + ".")]
             assert not bad, f"{path.relative_to(PACKAGE)} imports {module}"
+
+
+# ------------------------------------------------------------------- the data floor, finished
+
+TESTS = Path(__file__).parent
+
+
+def _module_name(path: Path) -> str:
+    """``varlen.data.io.table`` for ``.../varlen/data/io/table.py`` (packages: their name)."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports_anywhere(path: Path, known: set[str]) -> set[str]:
+    """Modules of ``known`` that ``path`` imports anywhere (top, functions, import_module).
+
+    ``importlib.import_module("...")`` counts with a literal name. ``from pkg import name``
+    counts as an import of ``pkg.name`` when that is a module, else of ``pkg``.
+    """
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    here = _module_name(path).split(".")
+    package = here if path.name == "__init__.py" else here[:-1]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the package, `level - 1` packages up
+                base = ".".join([*package[: len(package) - node.level + 1], *filter(None, [base])])
+            for alias in node.names:
+                child = f"{base}.{alias.name}"
+                found.add(child if child in known else base)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            found.add(node.args[0].value)
+    return found & known
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import circle of ``graph`` (module -> modules it imports), as a path a -> ... -> a."""
+    cycles: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        for target in sorted(graph[node]):
+            if target == path[0]:
+                cycles.append([*path, target])
+            elif target not in path and target > path[0]:  # each circle once, from its least
+                visit(target, [*path, target])
+
+    for start in sorted(graph):
+        visit(start, [start])
+    return cycles
+
+
+def test_data_modules_import_no_circle():
+    """Within varlen.data no module imports, directly or not, one that imports it back."""
+    paths = sorted((PACKAGE / "data").rglob("*.py"))
+    known = {_module_name(path) for path in paths}
+    known |= {_module_name(path.with_suffix(".py")) for path in (PACKAGE / "data").rglob("*.pyi")}
+    graph = {_module_name(path): _imports_anywhere(path, known) for path in paths}
+    graph.update({name: set() for name in known - graph.keys()})
+    # a package's __init__ may import its modules, and they never import the package back:
+    assert _cycles(graph) == []
+
+
+def test_the_circle_finder_finds_circles():
+    """The finder itself reports a two-module circle and a longer one (it can fail)."""
+    graph = {"a": {"b"}, "b": {"a"}, "c": {"d"}, "d": {"e"}, "e": {"c"}, "f": {"a"}}
+    assert _cycles(graph) == [["a", "b", "a"], ["c", "d", "e", "c"]]
+
+
+_PATCHERS = {"setattr", "delattr", "object"}  # monkeypatch.setattr, mock.patch.object, ...
+
+
+def _data_module_names(tree: ast.AST) -> dict[str, str]:
+    """Local name -> the ``varlen.data`` module (or name) it was imported as."""
+    modules: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("varlen.data"):
+            for alias in node.names:
+                modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("varlen.data") and alias.asname:
+                    modules[alias.asname] = alias.name
+    return modules
+
+
+def _patched_private(node: ast.Call, modules: dict[str, str]) -> str | None:
+    """The private ``varlen.data`` name that the call ``node`` patches, if it patches one."""
+    name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+    first = node.args[0]
+    if isinstance(first, ast.Constant) and isinstance(first.value, str):
+        dotted = first.value
+        private = any(part.startswith("_") for part in dotted.split(".")[2:])
+        patcher = name in _PATCHERS | {"patch"}
+        return dotted if patcher and dotted.startswith("varlen.data.") and private else None
+    if (
+        name in _PATCHERS
+        and isinstance(first, ast.Name)
+        and first.id in modules
+        and len(node.args) > 1
+        and isinstance(node.args[1], ast.Constant)
+        and str(node.args[1].value).startswith("_")
+    ):
+        return f"{modules[first.id]}.{node.args[1].value}"
+    return None
+
+
+def _private_data_patches(source: str) -> list[str]:
+    """The private names of ``varlen.data`` that ``source`` (a test module) patches.
+
+    Caught: ``monkeypatch.setattr(module, "_name", ...)``, ``mock.patch.object(module,
+    "_name")`` and ``delattr`` where ``module`` was imported from ``varlen.data``, and dotted
+    targets such as ``mock.patch("varlen.data.padding._name")`` or
+    ``monkeypatch.setattr("varlen.data.padding._name", ...)``.
+    """
+    tree = ast.parse(source)
+    modules = _data_module_names(tree)
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and node.args]
+    return [found for call in calls if (found := _patched_private(call, modules))]
+
+
+def test_no_test_patches_a_private_name_of_varlen_data():
+    """Tests pass tuning parameters; none monkeypatches a private name of varlen.data."""
+    found = {
+        str(path.relative_to(TESTS)): patched
+        for path in sorted(TESTS.rglob("*.py"))
+        if (patched := _private_data_patches(path.read_text(encoding="utf-8")))
+    }
+    assert found == {}
+
+
+def test_the_patch_finder_finds_patches():
+    """The finder reports the forms that tests used to patch the padding kernel (it can fail)."""
+    source = (
+        "from varlen.data import padding as padding_module\n"
+        "import varlen.data.padding as p\n"
+        "patch.setattr(padding_module, '_native', None)\n"
+        "monkeypatch.setattr(p, '_MASK_MAX_T', 0)\n"
+        "mock.patch('varlen.data.padding._DENSE_RATIO', 0)\n"
+        "monkeypatch.setattr(padding_module, 'NATIVE', False)\n"  # public: not reported
+    )
+    assert _private_data_patches(source) == [
+        "varlen.data.padding._native",
+        "varlen.data.padding._MASK_MAX_T",
+        "varlen.data.padding._DENSE_RATIO",
+    ]
