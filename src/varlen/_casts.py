@@ -1,4 +1,4 @@
-"""The one rule for lossy casts in ``varlen.data``: which values a cast changes beyond rounding.
+"""The one rule for lossy casts, NumPy and torch alike: which values a cast changes beyond rounding.
 
 A cast into a floating dtype may round (float64 -> float32 does, and that is what the dtype
 means), but a finite value must stay finite; a cast into an integer dtype must keep every
@@ -7,8 +7,10 @@ refuse them outright and ``pad_sequences`` warns about them on its own.
 
 How each function applies the rule is its contract, stated in its docstring:
 
-- :func:`varlen.pad` and :meth:`varlen.Ragged.to_padded` are strict: such a cast raises
-  ``ValueError`` naming the sequence and a value.
+- :func:`varlen.pad` (on arrays and on tensors), :meth:`varlen.Ragged.to_padded` and
+  :meth:`varlen.Ragged.from_sequences` are strict: a cast across kinds (float to int, int to
+  bool) raises ``TypeError`` and a cast that changes a value raises ``ValueError``, both
+  naming the sequence (:func:`check_strict_cast`, one message for all of them).
 - :func:`varlen.pad_sequences` is Keras-compatible: it returns what Keras returns and warns
   (``UserWarning``) naming a value.
 
@@ -22,9 +24,16 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from varlen._checks import unplaced
 from varlen._types import AnyArray
 
-__all__ = ["Changed", "first_changed"]
+__all__ = [
+    "Changed",
+    "check_same_kind",
+    "check_strict_cast",
+    "check_values",
+    "first_changed",
+]
 
 
 class Changed(NamedTuple):
@@ -82,3 +91,60 @@ def first_changed(values: AnyArray, dtype: Any) -> Changed | None:
     row = values[step].reshape(-1)
     example = row[int(np.argmax(bad[step].reshape(-1)))]
     return Changed(step, example.item(), int(bad.sum()))
+
+
+def check_strict_cast(index: int, values: AnyArray, dtype: Any, *, first_step: int = 0) -> None:
+    """Raise if ``sequences[index]`` (``values``) does not cast to ``dtype`` by the strict rule.
+
+    The errors are :func:`~varlen._checks.unplaced`: the public function names itself.
+
+    Args:
+        index: The sequence's index in the caller's ``sequences``.
+        values: ``(T_i, *F)`` its steps (the kept ones), in their own dtype.
+        dtype: The dtype they are cast to.
+        first_step: Index of the first of ``values`` in the sequence (steps cut before it).
+
+    Raises:
+        TypeError: If ``values``' dtype does not cast to ``dtype`` within its kind.
+        ValueError: If the cast changes a value beyond rounding (:func:`first_changed`).
+    """
+    out = np.dtype(dtype)
+    check_same_kind(index, values.dtype, out)
+    check_values(index, values, out, first_step=first_step)
+
+
+def check_same_kind(index: int, source: np.dtype[Any], dtype: np.dtype[Any]) -> None:
+    """Raise ``TypeError`` if ``sequences[index]``'s dtype does not cast within its kind.
+
+    Args:
+        index: The sequence's index in the caller's ``sequences``.
+        source: Its dtype.
+        dtype: The dtype it is cast to.
+    """
+    if not np.can_cast(source, dtype, casting="same_kind"):
+        raise unplaced(
+            TypeError(
+                f"sequences[{index}] has dtype {source}, which does not cast to "
+                f"dtype {dtype} within its kind. Pass a dtype of its kind, or cast it first."
+            )
+        )
+
+
+def check_values(index: int, values: AnyArray, dtype: Any, *, first_step: int = 0) -> None:
+    """Raise ``ValueError`` if casting ``sequences[index]`` changes a value beyond rounding.
+
+    Args:
+        index: The sequence's index in the caller's ``sequences``.
+        values: ``(T_i, *F)`` its kept steps.
+        dtype: The dtype they are cast to.
+        first_step: Index of the first of ``values`` in the sequence (steps cut before it).
+    """
+    changed = first_changed(values, dtype)
+    if changed is not None:
+        raise unplaced(
+            ValueError(
+                f"sequences[{index}] must hold only values that dtype {np.dtype(dtype)} can "
+                f"hold, got {changed.example!r} at step {changed.step + first_step} "
+                f"({changed.number} such values). Pass a wider dtype."
+            )
+        )

@@ -199,10 +199,35 @@ def test_ragged_from_sequences_accepts_nested_lists():
 def test_ragged_from_sequences_casts_and_promotes_dtypes():
     """dtype= casts every sequence; without it NumPy promotion applies."""
     assert Ragged.from_sequences([[1, 2], [0.5]]).dtype == np.float64
-    r = Ragged.from_sequences([[1.7, 2.0]], dtype=np.int32)
-    assert r.dtype == np.int32
-    np.testing.assert_array_equal(r[0], [1, 2])
+    r = Ragged.from_sequences([[1, 2], np.array([3], dtype=np.int64)], dtype=np.int8)
+    assert r.dtype == np.int8
+    np.testing.assert_array_equal(r.values, [1, 2, 3])
+    assert Ragged.from_sequences([[0.5, 1e30]], dtype=np.float32).dtype == np.float32
     assert Ragged.from_sequences(np.zeros((2, 3), dtype=np.float32)).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("sequences", "dtype", "error", "match"),
+    [
+        ([[1], [300]], "int8", ValueError, r"sequences\[1\] must hold only values that dtype "
+         r"int8 can hold, got 300 at step 0 \(1 such values\)\. Pass a wider dtype\."),
+        ([np.array([1e6, 2.0])], "float16", ValueError, r"sequences\[0\] .* got 1000000\.0 "),
+        ([[1], [-1, 70000]], "int16", ValueError, r"sequences\[1\] .* got 70000 at step 1"),
+        ([[1.7, 2.0]], "int32", TypeError, r"sequences\[0\] has dtype float64, which does not "
+         r"cast to dtype int32 within its kind"),
+        ([[1.0], [np.nan]], "int32", TypeError, r"sequences\[0\] has dtype float64"),
+    ],
+)  # fmt: skip
+def test_ragged_from_sequences_refuses_lossy_casts_like_pad(sequences, dtype, error, match):
+    """Lossy casts are refused with pad's message, never wrapped around or truncated.
+
+    300 into int8, 1e6 into float16, 70000 into int16 change a value; float to int crosses kinds.
+    """
+    with pytest.raises(error, match=r"^Ragged\.from_sequences: " + match):
+        Ragged.from_sequences(sequences, dtype=dtype)
+    arrays = [np.asarray(s) for s in sequences]
+    with pytest.raises(error, match=r"^pad: " + match):
+        pad(arrays, dtype=dtype)
 
 
 def test_ragged_from_sequences_copies_and_does_not_mutate():

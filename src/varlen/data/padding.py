@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from varlen._casts import first_changed
+from varlen._casts import check_same_kind, check_values
 from varlen._checks import check_lengths_array, check_maxlen, check_side, error_context, unplaced
 from varlen._types import AnyArray, IntArray, Padding
 from varlen.data._pad_kernel import (
@@ -216,12 +216,7 @@ def _common_dtype(
     bad = {d for d in dtypes if not np.can_cast(d, resolved, casting="same_kind")}
     if bad:
         i = next(i for i in voters if arrays[i].dtype in bad)
-        raise unplaced(
-            TypeError(
-                f"sequences[{i}] has dtype {arrays[i].dtype}, which does not cast to "
-                f"dtype {resolved} within its kind. Pass a dtype of its kind, or cast it first."
-            )
-        )
+        check_same_kind(i, arrays[i].dtype, resolved)
     return resolved
 
 
@@ -239,16 +234,7 @@ def _check_kept_values(
             continue
         n = int(lengths[i])
         part = arrays[i] if n <= T else arrays[i][n - T :] if truncating == "pre" else arrays[i][:T]
-        changed = first_changed(part, dtype)
-        if changed is not None:
-            step = changed.step + (n - T if truncating == "pre" and n > T else 0)
-            raise unplaced(
-                ValueError(
-                    f"sequences[{i}] must hold only values that dtype {dtype} can hold, got "
-                    f"{changed.example!r} at step {step} ({changed.number} such values). "
-                    "Pass a wider dtype."
-                )
-            )
+        check_values(i, part, dtype, first_step=n - T if truncating == "pre" and n > T else 0)
 
 
 def _check_one_family(arrays: list[AnyArray], voters: list[int]) -> None:

@@ -16,8 +16,8 @@ from typing import Any, overload
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from varlen._casts import first_changed
-from varlen._checks import check_lengths_array, check_maxlen, check_side
+from varlen._casts import check_strict_cast, first_changed
+from varlen._checks import check_lengths_array, check_maxlen, check_side, error_context, unplaced
 from varlen._types import Padding
 from varlen.data._flat import pad_flat, row_positions
 from varlen.data.masks import _check_mask, _mask_to_lengths
@@ -341,15 +341,20 @@ class Ragged:
                 lists) with equal ``*F``. An empty Python list is an empty sequence of
                 any ``*F`` and takes no part in dtype promotion.
             dtype: Dtype of ``values``; defaults to NumPy's promotion of the inputs
-                (float64 when there are no steps).
+                (float64 when there are no steps). The cast is strict, as
+                :func:`varlen.pad`'s: each sequence (as NumPy converts it) must cast to it
+                within its kind (no float to int: cast such data yourself), every integer
+                must fit, and no finite value may overflow to infinity.
 
         Returns:
             A new ``Ragged`` holding copies of the steps.
 
         Raises:
-            TypeError: If the steps have an unsupported dtype (e.g. object).
-            ValueError: If a sequence is a scalar or ragged inside, or trailing shapes
-                differ (the message names the sequence).
+            TypeError: If the steps have an unsupported dtype (e.g. object), or a sequence
+                does not cast to ``dtype`` within its kind.
+            ValueError: If a sequence is a scalar or ragged inside, trailing shapes
+                differ, or ``dtype`` cannot hold one of its values (the message names the
+                sequence).
 
         Example:
             >>> r = Ragged.from_sequences([[1, 2, 3], [], [4]])
@@ -357,29 +362,30 @@ class Ragged:
             (array([1, 2, 3, 4]), array([0, 3, 3, 4]))
         """
         where = "Ragged.from_sequences"
-        items = list(sequences)
-        lengths = np.zeros(len(items), dtype=np.int64)
-        arrays: list[NDArray[Any]] = []
-        first = 0
-        for index, sequence in enumerate(items):
-            if isinstance(sequence, list | tuple) and len(sequence) == 0:
-                continue  # no steps, and no dtype or trailing shape to impose
-            array = _as_sequence(where, index, sequence, dtype)
-            if not arrays:
-                first = index
-            elif array.shape[1:] != arrays[0].shape[1:]:
-                raise ValueError(
-                    f"{where}: sequences[{index}] has trailing shape {array.shape[1:]}, "
-                    f"expected {arrays[0].shape[1:]} like sequences[{first}]."
-                )
-            lengths[index] = array.shape[0]
-            arrays.append(array)
-        if arrays:
-            values = np.concatenate(arrays, axis=0, dtype=dtype)
-        else:
-            values = np.empty((0,), dtype=np.float64 if dtype is None else dtype)
-        values = _check_values(where, "sequences", values)
-        return cls._trusted(values, _offsets_from_lengths(lengths))
+        with error_context(where):
+            items = list(sequences)
+            lengths = np.zeros(len(items), dtype=np.int64)
+            arrays: list[NDArray[Any]] = []
+            first = 0
+            for index, sequence in enumerate(items):
+                if isinstance(sequence, list | tuple) and len(sequence) == 0:
+                    continue  # no steps, and no dtype or trailing shape to impose
+                array = _as_sequence(index, sequence, dtype)
+                if not arrays:
+                    first = index
+                elif array.shape[1:] != arrays[0].shape[1:]:
+                    raise ValueError(
+                        f"{where}: sequences[{index}] has trailing shape {array.shape[1:]}, "
+                        f"expected {arrays[0].shape[1:]} like sequences[{first}]."
+                    )
+                lengths[index] = array.shape[0]
+                arrays.append(array)
+            if arrays:
+                values = np.concatenate(arrays, axis=0, dtype=dtype)
+            else:
+                values = np.empty((0,), dtype=np.float64 if dtype is None else dtype)
+            values = _check_values(where, "sequences", values)
+            return cls._trusted(values, _offsets_from_lengths(lengths))
 
     @classmethod
     def from_padded(
@@ -620,18 +626,28 @@ def _padded_lengths(
     return kept
 
 
-def _as_sequence(where: str, index: int, sequence: Any, dtype: DTypeLike | None) -> NDArray[Any]:
-    """Return ``sequences[index]`` as an array of shape ``(T_i, *F)``, else raise."""
+def _as_sequence(index: int, sequence: Any, dtype: DTypeLike | None) -> NDArray[Any]:
+    """Return ``sequences[index]`` as an array ``(T_i, *F)`` cast strictly to ``dtype``.
+
+    The sequence is converted as NumPy converts it on its own, then cast by the one strict
+    rule (:func:`varlen._casts.check_strict_cast`), so ``300`` never becomes ``44`` in int8.
+    """
     try:
-        array = np.asarray(sequence, dtype=dtype)
+        array = np.asarray(sequence)
     except ValueError as error:
-        raise ValueError(
-            f"{where}: sequences[{index}] must be an array-like of shape (T_i, *F) with "
-            f"equal-sized steps, got {error}"
+        raise unplaced(
+            ValueError(
+                f"sequences[{index}] must be an array-like of shape (T_i, *F) with "
+                f"equal-sized steps, got {error}"
+            )
         ) from None
     if array.ndim == 0:
-        raise ValueError(
-            f"{where}: sequences[{index}] must have shape (T_i, *F), got the scalar "
-            f"{sequence!r}. Wrap it in a list."
+        raise unplaced(
+            ValueError(
+                f"sequences[{index}] must have shape (T_i, *F), got the scalar "
+                f"{sequence!r}. Wrap it in a list."
+            )
         )
+    if dtype is not None:
+        check_strict_cast(index, array, dtype)
     return array
