@@ -33,6 +33,8 @@ __all__ = [
     "check_strict_cast",
     "check_values",
     "first_changed",
+    "kind_error",
+    "value_error",
 ]
 
 
@@ -122,12 +124,7 @@ def check_same_kind(index: int, source: np.dtype[Any], dtype: np.dtype[Any]) -> 
         dtype: The dtype it is cast to.
     """
     if not np.can_cast(source, dtype, casting="same_kind"):
-        raise unplaced(
-            TypeError(
-                f"sequences[{index}] has dtype {source}, which does not cast to "
-                f"dtype {dtype} within its kind. Pass a dtype of its kind, or cast it first."
-            )
-        )
+        raise kind_error(index, source, dtype)
 
 
 def check_values(index: int, values: AnyArray, dtype: Any, *, first_step: int = 0) -> None:
@@ -141,10 +138,44 @@ def check_values(index: int, values: AnyArray, dtype: Any, *, first_step: int = 
     """
     changed = first_changed(values, dtype)
     if changed is not None:
-        raise unplaced(
-            ValueError(
-                f"sequences[{index}] must hold only values that dtype {np.dtype(dtype)} can "
-                f"hold, got {changed.example!r} at step {changed.step + first_step} "
-                f"({changed.number} such values). Pass a wider dtype."
-            )
+        raise value_error(index, np.dtype(dtype), changed, first_step=first_step)
+
+
+def kind_error(index: int, source: object, dtype: object) -> TypeError:
+    """The strict rule's error for a cast across kinds (NumPy or torch dtypes), unplaced.
+
+    Args:
+        index: The sequence's index in the caller's ``sequences``.
+        source: Its dtype.
+        dtype: The dtype it was to be cast to.
+
+    Returns:
+        The ``TypeError`` to raise.
+    """
+    return unplaced(
+        TypeError(
+            f"sequences[{index}] has dtype {source}, which does not cast to "
+            f"dtype {dtype} within its kind. Pass a dtype of its kind, or cast it first."
         )
+    )
+
+
+def value_error(index: int, dtype: object, changed: Changed, *, first_step: int = 0) -> ValueError:
+    """The strict rule's error for a cast that changes values (NumPy or torch dtypes), unplaced.
+
+    Args:
+        index: The sequence's index in the caller's ``sequences``.
+        dtype: The dtype it was to be cast to.
+        changed: Where and how the cast changes values.
+        first_step: Index of the first checked step in the sequence (steps cut before it).
+
+    Returns:
+        The ``ValueError`` to raise.
+    """
+    return unplaced(
+        ValueError(
+            f"sequences[{index}] must hold only values that dtype {dtype} can hold, got "
+            f"{changed.example!r} at step {changed.step + first_step} ({changed.number} "
+            "such values). Pass a wider dtype."
+        )
+    )

@@ -86,3 +86,44 @@ def test_varlen_pad_returns_the_inputs_kind():
         varlen.data.pad([torch.ones(2)])
     with pytest.raises(TypeError, match="all tensors or all arrays"):
         varlen.pad([torch.ones(2), np.ones(1)])
+
+
+LOSSY = [
+    ([[300, 1]], "int8", {}),  # wraps to 44 without the rule
+    ([[1.0, float("nan")]], "int32", {}),  # float into int: across kinds
+    ([[1e6, 1.0]], "float16", {}),  # a finite value overflows to inf
+    ([[1, 2], [5, 6, 7, 300]], "int8", {"maxlen": 3, "truncating": "pre"}),  # a kept step
+    ([[True, False]], "int8", {}),  # bool into int: safe, no error
+    ([[1, 2], [5, 6, 7, 300]], "int8", {"maxlen": 3, "truncating": "post"}),  # 300 is cut
+    ([[1.5, -2.25]], "float16", {}),  # rounds at most: allowed
+]
+
+
+@pytest.mark.parametrize(("sequences", "dtype", "options"), LOSSY)
+def test_pad_tensors_refuses_lossy_casts_like_numpy(sequences, dtype, options):
+    """varlen.pad on tensors refuses the casts the NumPy pad refuses, with its error.
+
+    Issue #20: int8 turned 300 into 44, NaN became -2147483648 in int32, 1e6 became inf in
+    float16. Casts that keep every value still pass, with the NumPy pad's result.
+    """
+    arrays = [np.asarray(s) for s in sequences]
+    tensors = [torch.from_numpy(a) for a in arrays]
+    try:
+        expected = np_padding.pad(arrays, dtype=dtype, **options)
+    except (TypeError, ValueError) as error:
+        body = str(error).removeprefix("pad: ")
+        with pytest.raises(type(error)) as caught:
+            varlen.pad(tensors, dtype=getattr(torch, dtype), **options)
+        assert str(caught.value) == f"varlen.nn.functional.pad: {body}"
+        return
+    padded, kept = varlen.pad(tensors, dtype=getattr(torch, dtype), **options)
+    np.testing.assert_array_equal(padded.numpy(), expected[0])
+    np.testing.assert_array_equal(kept.numpy(), expected[1])
+
+
+def test_pad_tensors_refuses_overflow_into_bfloat16():
+    """NumPy has no bfloat16; the same rule holds in torch: a finite value stays finite."""
+    with pytest.raises(ValueError, match=r"dtype bfloat16 can hold, got 1e\+300 at step 1"):
+        pad([torch.tensor([1.0, 1e300], dtype=torch.float64)], dtype=torch.bfloat16)
+    padded, _ = pad([torch.tensor([1.0, 3e38])], dtype=torch.bfloat16)
+    assert torch.isfinite(padded).all()

@@ -11,11 +11,14 @@ graph (Keras's ``pad_sequences`` semantics stay in :mod:`varlen.data`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from varlen._checks import check_maxlen, check_side
+from varlen._casts import Changed, first_changed, kind_error, value_error
+from varlen._checks import check_maxlen, check_side, error_context
 from varlen._types import Padding
 from varlen.nn._checks import check_lengths, check_mask
 
@@ -248,7 +251,8 @@ def pad(
     The torch twin of :func:`varlen.data.pad` (same arguments, same results as NumPy's on
     the CPU): the batch stays on the sequences' device, in their dtype, and in the autograd
     graph (gradients flow back to each sequence). Longer sequences are truncated first;
-    zero-length sequences become all-padding rows. Reads no tensor value on the host.
+    zero-length sequences become all-padding rows. Reads no tensor value on the host, except
+    where a cast into the output dtype may change a value (see ``dtype``).
 
     Args:
         sequences: ``B >= 1`` tensors of shape ``(T_i, *F)`` on one device, with equal
@@ -258,16 +262,22 @@ def pad(
         padding: End that receives padding: ``"pre"`` (before) or ``"post"`` (after).
         truncating: End from which steps are dropped when ``T_i > T``.
         dtype: Output dtype; defaults to the promoted dtype (``torch.promote_types``) of the
-            non-empty sequences.
+            non-empty sequences. The cast is strict, by the NumPy ``pad``'s rule and with its
+            errors: each sequence must cast within its kind (no float to int), every integer
+            must fit, and no finite value may overflow to infinity. The kept steps of a
+            sequence whose cast may change a value (a narrower dtype, e.g. int64 into int8
+            or float32 into float16) are checked on the host (one copy to the CPU).
 
     Returns:
         ``(padded, lengths)``: ``padded`` is ``(B, T, *F)`` on the sequences' device;
         ``lengths`` is int64 ``(B,)`` on that device, the kept lengths ``min(T_i, T)``.
 
     Raises:
-        TypeError: If a sequence is not a tensor, or ``maxlen`` not an int.
+        TypeError: If a sequence is not a tensor, ``maxlen`` not an int, or a sequence does
+            not cast to ``dtype`` within its kind.
         ValueError: If ``sequences`` is empty, a sequence is 0-D, trailing shapes or devices
-            differ, ``maxlen < 0`` or a side is not pre/post.
+            differ, ``maxlen < 0``, a side is not pre/post, or ``dtype`` cannot hold a kept
+            value (an integer out of range, a finite value that would overflow).
 
     Example:
         >>> padded, lengths = pad([torch.tensor([1, 2, 3]), torch.tensor([4])], padding="pre")
@@ -292,6 +302,9 @@ def pad(
     parts = [
         _truncate(s, n, truncating).reshape(n, *trailing) for s, n in zip(seqs, kept, strict=True)
     ]
+    with error_context(where):
+        cut = [n - k if truncating == "pre" else 0 for n, k in zip(host_lengths, kept, strict=True)]
+        _check_casts(seqs, parts, cut, out_dtype)
     lengths = torch.tensor(kept, dtype=torch.int64, device=device)
     out = torch.full((len(seqs), T, *trailing), value, dtype=out_dtype, device=device)
     N = sum(kept)
@@ -386,6 +399,67 @@ def _trailing(where: str, seqs: list[Tensor]) -> tuple[int, ...]:
                 f"expected {trailing} like the others."
             )
     return trailing
+
+
+def _check_casts(
+    seqs: list[Tensor], parts: list[Tensor], cut: list[int], dtype: torch.dtype
+) -> None:
+    """Refuse what :func:`varlen.data.pad` refuses: a cast across kinds, or one changing a value.
+
+    Args:
+        seqs: The ``B`` sequences (non-empty ones must cast to ``dtype`` within their kind).
+        parts: Their kept steps (only these are cast, so only these are checked).
+        cut: ``B`` steps cut before each part (for the step index in the message).
+        dtype: The output dtype.
+    """
+    target = _numpy_dtype(dtype)
+    for i, (s, part, first) in enumerate(zip(seqs, parts, cut, strict=True)):
+        if s.dtype == dtype or s.shape[0] == 0:
+            continue
+        source = _numpy_dtype(s.dtype)
+        if source is not None and target is not None:
+            if not np.can_cast(source, target, casting="same_kind"):
+                raise kind_error(i, _name(s.dtype), _name(dtype))
+            if np.can_cast(source, target, casting="safe"):
+                continue  # the common case: nothing to read
+        elif not torch.can_cast(s.dtype, dtype):
+            raise kind_error(i, _name(s.dtype), _name(dtype))
+        changed = _first_changed(part, dtype, target) if part.numel() else None
+        if changed is not None:
+            raise value_error(i, _name(dtype), changed, first_step=first)
+
+
+def _name(dtype: torch.dtype) -> str:
+    """``int8`` for ``torch.int8``: dtypes are named as the NumPy ``pad`` names them."""
+    return str(dtype).removeprefix("torch.")
+
+
+def _numpy_dtype(dtype: torch.dtype) -> np.dtype[Any] | None:
+    """The NumPy dtype of a torch dtype, or ``None`` where NumPy has none (bfloat16, ...)."""
+    try:
+        return torch.empty(0, dtype=dtype).numpy().dtype
+    except TypeError:
+        return None
+
+
+def _first_changed(
+    part: Tensor, dtype: torch.dtype, target: np.dtype[Any] | None
+) -> Changed | None:
+    """Where casting ``part`` (``(n, *F)``) to ``dtype`` changes a value, read on the host."""
+    values = part.detach().cpu().resolve_conj().resolve_neg()
+    if _numpy_dtype(values.dtype) is None:  # bfloat16, float8, complex32: exact in a wider one
+        values = values.to(torch.complex64 if values.is_complex() else torch.float32)
+    if target is not None:
+        return first_changed(values.numpy(), target)
+    # A float dtype NumPy lacks: the same rule (a finite value must stay finite), in torch.
+    bad = torch.isfinite(values) & ~torch.isfinite(values.to(dtype))  # (n, *F)
+    if not bool(bad.any()):
+        return None
+    per_step = bad.reshape(bad.shape[0], -1).any(dim=1)  # (n,)
+    step = int(per_step.nonzero()[0])
+    row = values[step].reshape(-1)
+    example = row[int(bad[step].reshape(-1).nonzero()[0])].item()
+    return Changed(step, example, int(bad.sum()))
 
 
 def _promoted(seqs: list[Tensor]) -> torch.dtype:
