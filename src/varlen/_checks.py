@@ -40,6 +40,14 @@ def unplaced(error: _E) -> _E:
     return error
 
 
+def _placed(where: str | None, error: _E) -> _E:
+    """Prefix ``"<where>: "`` to ``error``'s message, or mark it :func:`unplaced` (``None``)."""
+    if where is None:
+        return unplaced(error)
+    error.args = (f"{where}: {error.args[0]}", *error.args[1:])
+    return error
+
+
 class error_context:
     """Prefix ``"<where>: "`` to the :func:`unplaced` errors leaving the ``with`` block.
 
@@ -70,11 +78,12 @@ class error_context:
             error.args = (f"{self.where}: {first}", *error.args[1:])
 
 
-def check_choice(where: str, name: str, value: _T, choices: Collection[_T]) -> _T:
+def check_choice(where: str | None, name: str, value: _T, choices: Collection[_T]) -> _T:
     """Return ``value`` if it is one of ``choices``, else raise ``ValueError``.
 
     Args:
-        where: Name of the public function or class, first in the message.
+        where: Name of the public function or class, first in the message; ``None`` leaves
+            the error :func:`unplaced`, for the enclosing :class:`error_context` to name.
         name: Name of the argument.
         value: The value received.
         choices: The allowed values.
@@ -87,15 +96,15 @@ def check_choice(where: str, name: str, value: _T, choices: Collection[_T]) -> _
     """
     if value not in choices:
         allowed = " or ".join(repr(choice) for choice in choices)
-        raise ValueError(f"{where}: {name} must be {allowed}, got {value!r}.")
+        raise _placed(where, ValueError(f"{name} must be {allowed}, got {value!r}."))
     return value
 
 
-def check_side(where: str, name: str, value: object) -> Padding:
+def check_side(where: str | None, name: str, value: object) -> Padding:
     """Return ``value`` as a :data:`~varlen._types.Padding` side, else raise ``ValueError``.
 
     Args:
-        where: Name of the public function or class.
+        where: Name of the public function or class (``None``: see :func:`check_choice`).
         name: Name of the argument (``padding`` or ``truncating``).
         value: The value received.
 
@@ -106,15 +115,15 @@ def check_side(where: str, name: str, value: object) -> Padding:
         ValueError: If ``value`` is not ``"pre"`` or ``"post"``.
     """
     if not isinstance(value, str) or value not in SIDES:
-        raise ValueError(f"{where}: {name} must be 'pre' or 'post', got {value!r}.")
+        raise _placed(where, ValueError(f"{name} must be 'pre' or 'post', got {value!r}."))
     return value
 
 
-def check_maxlen(where: str, maxlen: object) -> int | None:
+def check_maxlen(where: str | None, maxlen: object) -> int | None:
     """Return ``maxlen`` as an ``int >= 0`` or ``None``, else raise.
 
     Args:
-        where: Name of the public function or class.
+        where: Name of the public function or class (``None``: see :func:`check_choice`).
         maxlen: The value received.
 
     Returns:
@@ -127,9 +136,9 @@ def check_maxlen(where: str, maxlen: object) -> int | None:
     if maxlen is None:
         return None
     if isinstance(maxlen, bool) or not isinstance(maxlen, int | np.integer):
-        raise TypeError(f"{where}: maxlen must be an int or None, got {maxlen!r}.")
+        raise _placed(where, TypeError(f"maxlen must be an int or None, got {maxlen!r}."))
     if maxlen < 0:
-        raise ValueError(f"{where}: maxlen must be >= 0, got {maxlen!r}.")
+        raise _placed(where, ValueError(f"maxlen must be >= 0, got {maxlen!r}."))
     return int(maxlen)
 
 
@@ -137,12 +146,12 @@ _INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 def check_lengths_array(
-    where: str, lengths: Any, *, maxlen: int | None = None
+    where: str | None, lengths: Any, *, maxlen: int | None = None
 ) -> NDArray[np.int64]:
     """Return ``lengths`` as an int64 ``(B,)`` array with ``0 <= lengths[i] (<= maxlen)``.
 
     Args:
-        where: Name of the public function or class.
+        where: Name of the public function or class (``None``: see :func:`check_choice`).
         lengths: Array-like of shape ``(B,)`` with integer values.
         maxlen: If given, the largest length allowed (the padded time length ``T``).
 
@@ -155,23 +164,29 @@ def check_lengths_array(
     """
     array = np.asarray(lengths)
     if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
-        raise TypeError(
-            f"{where}: lengths must be integers, got dtype {array.dtype}. "
-            "Cast with .astype(np.int64)."
+        raise _placed(
+            where,
+            TypeError(
+                f"lengths must be integers, got dtype {array.dtype}. Cast with .astype(np.int64)."
+            ),
         )
     if array.ndim != 1:
-        raise ValueError(f"{where}: lengths must have shape (B,), got {array.shape}.")
+        raise _placed(where, ValueError(f"lengths must have shape (B,), got {array.shape}."))
     if array.size:  # checked before the int64 cast, which would wrap a huge uint64 to -1
         if int(array.min()) < 0:
             index = int(np.argmin(array))
-            raise ValueError(
-                f"{where}: lengths must be >= 0, got lengths[{index}] == {int(array[index])}."
+            raise _placed(
+                where,
+                ValueError(f"lengths must be >= 0, got lengths[{index}] == {int(array[index])}."),
             )
         limit = _INT64_MAX if maxlen is None else maxlen
         if int(array.max()) > limit:
             index = int(np.argmax(array))
             bound = f"T = {maxlen}" if maxlen is not None else f"{_INT64_MAX} (int64)"
-            raise ValueError(
-                f"{where}: lengths must be <= {bound}, got lengths[{index}] == {int(array[index])}."
+            raise _placed(
+                where,
+                ValueError(
+                    f"lengths must be <= {bound}, got lengths[{index}] == {int(array[index])}."
+                ),
             )
     return array.astype(np.int64, copy=True)

@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from varlen._checks import check_lengths_array, check_maxlen, check_side
+from varlen._checks import (
+    check_lengths_array,
+    check_maxlen,
+    check_side,
+    error_context,
+    unplaced,
+)
 from varlen._types import Padding
 
 __all__ = [
@@ -88,16 +94,17 @@ def mask_to_lengths(mask: Any, *, padding: Padding = "post") -> NDArray[np.int64
         array([2, 0])
     """
     where = "mask_to_lengths"
-    side = check_side(where, "padding", padding)
-    return _mask_to_lengths(where, _check_mask(where, mask), side)
+    with error_context(where):
+        side = check_side(where, "padding", padding)
+        return _mask_to_lengths(_check_mask(mask), side)
 
 
-def _mask_to_lengths(where: str, mask: NDArray[np.bool_], padding: Padding) -> NDArray[np.int64]:
-    """:func:`mask_to_lengths` for a checked mask, with the caller's name in errors."""
+def _mask_to_lengths(mask: NDArray[np.bool_], padding: Padding) -> NDArray[np.int64]:
+    """:func:`mask_to_lengths` for a checked mask (its error names no caller: see _checks)."""
     lengths: NDArray[np.int64] = mask.sum(axis=1, dtype=np.int64)
     bad = np.flatnonzero((mask != _lengths_to_mask(lengths, mask.shape[1], padding)).any(axis=1))
     if bad.size:
-        raise ValueError(_contiguity_message(where, mask, int(bad[0]), padding))
+        raise unplaced(ValueError(_contiguity_message(mask, int(bad[0]), padding)))
     return lengths
 
 
@@ -124,10 +131,11 @@ def is_contiguous(mask: Any, *, padding: Padding = "post") -> bool:
         (False, True)
     """
     where = "is_contiguous"
-    side = check_side(where, "padding", padding)
-    array = _check_mask(where, mask)
-    lengths = array.sum(axis=1, dtype=np.int64)
-    return bool(np.array_equal(array, _lengths_to_mask(lengths, array.shape[1], side)))
+    with error_context(where):
+        side = check_side(where, "padding", padding)
+        array = _check_mask(mask)
+        lengths = array.sum(axis=1, dtype=np.int64)
+        return bool(np.array_equal(array, _lengths_to_mask(lengths, array.shape[1], side)))
 
 
 def mask_from_value(x: Any, *, value: Any = 0.0) -> NDArray[np.bool_]:
@@ -159,16 +167,17 @@ def mask_from_value(x: Any, *, value: Any = 0.0) -> NDArray[np.bool_]:
                [False,  True]])
     """
     where = "mask_from_value"
-    array = _check_batch(where, x)
-    fill = np.asarray(value)
-    if fill.ndim != 0 or fill.dtype == np.object_:
-        raise ValueError(f"{where}: value must be a scalar, got {value!r}.")
-    if fill.dtype.kind in "fc" and np.isnan(fill):
-        matches = np.isnan(array) if array.dtype.kind in "fc" else np.zeros(array.shape, bool)
-    else:
-        matches = array == fill
-    real: NDArray[np.bool_] = ~np.all(matches, axis=tuple(range(2, array.ndim)))  # (B, T)
-    return real
+    with error_context(where):
+        array = _check_batch(x)
+        fill = np.asarray(value)
+        if fill.ndim != 0 or fill.dtype == np.object_:
+            raise ValueError(f"{where}: value must be a scalar, got {value!r}.")
+        if fill.dtype.kind in "fc" and np.isnan(fill):
+            matches = np.isnan(array) if array.dtype.kind in "fc" else np.zeros(array.shape, bool)
+        else:
+            matches = array == fill
+        real: NDArray[np.bool_] = ~np.all(matches, axis=tuple(range(2, array.ndim)))  # (B, T)
+        return real
 
 
 def mask_from_ids(ids: Any, *, pad_id: int = 0) -> NDArray[np.bool_]:
@@ -229,48 +238,51 @@ def mask_from_predicate(x: Any, predicate: Callable[[NDArray[Any]], Any]) -> NDA
         array([[ True, False]])
     """
     where = "mask_from_predicate"
-    array = _check_batch(where, x)
-    view = array.view()
-    view.flags.writeable = False
-    result = np.asarray(predicate(view))
-    B, T = array.shape[:2]
-    if result.dtype != np.bool_:
-        raise TypeError(
-            f"{where}: predicate must return a bool array of shape (B, T) = {(B, T)}, "
-            f"got dtype {result.dtype}. Return a comparison, e.g. x[..., 0] != 0."
-        )
-    if result.shape != (B, T):
-        raise ValueError(
-            f"{where}: predicate must return a bool array of shape (B, T) = {(B, T)}, "
-            f"got shape {result.shape}. Reduce over the feature axes, e.g. .any(axis=-1)."
-        )
-    return np.array(result, copy=True)
+    with error_context(where):
+        array = _check_batch(x)
+        view = array.view()
+        view.flags.writeable = False
+        result = np.asarray(predicate(view))
+        B, T = array.shape[:2]
+        if result.dtype != np.bool_:
+            raise TypeError(
+                f"{where}: predicate must return a bool array of shape (B, T) = {(B, T)}, "
+                f"got dtype {result.dtype}. Return a comparison, e.g. x[..., 0] != 0."
+            )
+        if result.shape != (B, T):
+            raise ValueError(
+                f"{where}: predicate must return a bool array of shape (B, T) = {(B, T)}, "
+                f"got shape {result.shape}. Reduce over the feature axes, e.g. .any(axis=-1)."
+            )
+        return np.array(result, copy=True)
 
 
-def _check_mask(where: str, mask: Any) -> NDArray[np.bool_]:
+def _check_mask(mask: Any) -> NDArray[np.bool_]:
     """Return ``mask`` as a bool ``(B, T)`` array, else raise."""
     array = np.asarray(mask)
     if array.dtype != np.bool_:
-        raise TypeError(
-            f"{where}: mask must be bool (True = real step), got dtype {array.dtype}. "
-            "Convert with mask != 0 if 1 marks real steps."
+        raise unplaced(
+            TypeError(
+                f"mask must be bool (True = real step), got dtype {array.dtype}. "
+                "Convert with mask != 0 if 1 marks real steps."
+            )
         )
     if array.ndim != 2:
-        raise ValueError(f"{where}: mask must have shape (B, T), got {array.shape}.")
+        raise unplaced(ValueError(f"mask must have shape (B, T), got {array.shape}."))
     return array
 
 
-def _check_batch(where: str, x: Any) -> NDArray[Any]:
+def _check_batch(x: Any) -> NDArray[Any]:
     """Return ``x`` as a non-object array of shape ``(B, T, *F)``, else raise."""
     array = np.asarray(x)
     if array.dtype.kind not in "biufc":
-        raise TypeError(f"{where}: x must have a numeric or bool dtype, got dtype {array.dtype}.")
+        raise unplaced(TypeError(f"x must have a numeric or bool dtype, got dtype {array.dtype}."))
     if array.ndim < 2:
-        raise ValueError(f"{where}: x must have shape (B, T, *F), got {array.shape}.")
+        raise unplaced(ValueError(f"x must have shape (B, T, *F), got {array.shape}."))
     return array
 
 
-def _contiguity_message(where: str, mask: NDArray[np.bool_], row: int, padding: Padding) -> str:
+def _contiguity_message(mask: NDArray[np.bool_], row: int, padding: Padding) -> str:
     """Describe why row ``row`` of ``mask`` is not one run at the unpadded side."""
     values = mask[row]
     if padding == "post":
@@ -285,6 +297,6 @@ def _contiguity_message(where: str, mask: NDArray[np.bool_], row: int, padding: 
         expected = "only False followed by one run of True"
     other = "pre" if padding == "post" else "post"
     return (
-        f"{where}: mask[{row}] must be {expected} (padding={padding!r}), got {found}. "
+        f"mask[{row}] must be {expected} (padding={padding!r}), got {found}. "
         f"If the padding is at the other end, pass padding={other!r}."
     )

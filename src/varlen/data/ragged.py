@@ -72,8 +72,9 @@ class Ragged:
     offsets: NDArray[np.int64]
 
     def __init__(self, values: ArrayLike, offsets: ArrayLike) -> None:
-        values = _check_values("Ragged", "values", values)
-        offsets = _check_offsets("Ragged", offsets, values.shape[0])
+        with error_context("Ragged"):
+            values = _check_values("values", values)
+            offsets = _check_offsets(offsets, values.shape[0])
         object.__setattr__(self, "values", _read_only(np.array(values, copy=True)))
         object.__setattr__(self, "offsets", _read_only(offsets))
 
@@ -162,7 +163,9 @@ class Ragged:
             if step == 1:
                 return self._slice(start, max(start, stop))
             return self._gather(np.arange(start, stop, step, dtype=np.int64))
-        return self._gather(_check_rows("Ragged", index, B))
+        with error_context("Ragged"):
+            rows = _check_rows(index, B)
+        return self._gather(rows)
 
     def _slice(self, start: int, stop: int) -> Ragged:
         """Rows ``start:stop`` as a view of ``values`` with rebased offsets."""
@@ -265,38 +268,43 @@ class Ragged:
             array([2, 1])
         """
         where = "Ragged.to_padded"
-        pad_side = check_side(where, "padding", padding)
-        cut_side = check_side(where, "truncating", truncating)
-        T = check_maxlen(where, maxlen)
-        out_dtype = self.dtype if dtype is None else _check_dtype(where, dtype)
-        fill = _check_fill(where, value, out_dtype)
-        self._check_cast(where, out_dtype)
-        return pad_flat(
-            self.values,
-            self.offsets,
-            maxlen=T,
-            value=fill,
-            padding=pad_side,
-            truncating=cut_side,
-            dtype=out_dtype,
-        )
+        with error_context(where):
+            pad_side = check_side(where, "padding", padding)
+            cut_side = check_side(where, "truncating", truncating)
+            T = check_maxlen(where, maxlen)
+            out_dtype = self.dtype if dtype is None else _check_dtype(dtype)
+            fill = _check_fill(value, out_dtype)
+            self._check_cast(out_dtype)
+            return pad_flat(
+                self.values,
+                self.offsets,
+                maxlen=T,
+                value=fill,
+                padding=pad_side,
+                truncating=cut_side,
+                dtype=out_dtype,
+            )
 
-    def _check_cast(self, where: str, dtype: np.dtype[Any]) -> None:
+    def _check_cast(self, dtype: np.dtype[Any]) -> None:
         """Raise if casting the values to ``dtype`` is not strict (see :meth:`to_padded`)."""
         source = self.values.dtype
         if source == dtype or source.kind not in _NUMERIC or dtype.kind not in _NUMERIC:
             return
         if not np.can_cast(source, dtype, casting="same_kind"):
-            raise TypeError(
-                f"{where}: values of dtype {source} must cast to dtype {dtype} within their "
-                "kind. Pass a dtype of their kind, or cast them first."
+            raise unplaced(
+                TypeError(
+                    f"values of dtype {source} must cast to dtype {dtype} within their "
+                    "kind. Pass a dtype of their kind, or cast them first."
+                )
             )
         changed = first_changed(self.values, dtype)
         if changed is not None:
             row = int(np.searchsorted(self.offsets, changed.step, side="right")) - 1
-            raise ValueError(
-                f"{where}: dtype {dtype} must hold every value, got {changed.example!r} in "
-                f"sequence {row} ({changed.number} such values). Pass a wider dtype."
+            raise unplaced(
+                ValueError(
+                    f"dtype {dtype} must hold every value, got {changed.example!r} in "
+                    f"sequence {row} ({changed.number} such values). Pass a wider dtype."
+                )
             )
 
     def with_values(self, values: Any) -> Ragged:
@@ -322,13 +330,14 @@ class Ragged:
             [array([10., 20.]), array([30.])]
         """
         where = "Ragged.with_values"
-        array = _check_values(where, "values", values)
-        if array.shape[0] != self.num_steps:
-            raise ValueError(
-                f"{where}: values must have N = {self.num_steps} steps (len(values)), "
-                f"got shape {array.shape}."
-            )
-        return Ragged._trusted(np.array(array, copy=True), self.offsets)
+        with error_context(where):
+            array = _check_values("values", values)
+            if array.shape[0] != self.num_steps:
+                raise ValueError(
+                    f"{where}: values must have N = {self.num_steps} steps (len(values)), "
+                    f"got shape {array.shape}."
+                )
+            return Ragged._trusted(np.array(array, copy=True), self.offsets)
 
     # --------------------------------------------------------------- constructors
 
@@ -384,7 +393,7 @@ class Ragged:
                 values = np.concatenate(arrays, axis=0, dtype=dtype)
             else:
                 values = np.empty((0,), dtype=np.float64 if dtype is None else dtype)
-            values = _check_values(where, "sequences", values)
+            values = _check_values("sequences", values)
             return cls._trusted(values, _offsets_from_lengths(lengths))
 
     @classmethod
@@ -420,14 +429,17 @@ class Ragged:
             [array([7, 8]), array([9])]
         """
         where = "Ragged.from_padded"
-        side = check_side(where, "padding", padding)
-        batch = _check_values(where, "array", array, shape="(B, T, *F)", min_ndim=2)
-        kept = _padded_lengths(where, batch.shape[0], batch.shape[1], lengths, mask, side)
-        B, T = batch.shape[:2]
-        row, step = row_positions(kept)  # (N,) each
-        column = step + (T - kept)[row] if side == "pre" else step
-        flat = batch.reshape(B * T, *batch.shape[2:])  # (B * T, *F), a view when possible
-        return cls._trusted(np.take(flat, row * T + column, axis=0), _offsets_from_lengths(kept))
+        with error_context(where):
+            side = check_side(where, "padding", padding)
+            batch = _check_values("array", array, shape="(B, T, *F)", min_ndim=2)
+            kept = _padded_lengths(batch.shape[0], batch.shape[1], lengths, mask, side)
+            B, T = batch.shape[:2]
+            row, step = row_positions(kept)  # (N,) each
+            column = step + (T - kept)[row] if side == "pre" else step
+            flat = batch.reshape(B * T, *batch.shape[2:])  # (B * T, *F), a view when possible
+            return cls._trusted(
+                np.take(flat, row * T + column, axis=0), _offsets_from_lengths(kept)
+            )
 
     @classmethod
     def concatenate(cls, raggeds: Sequence[Ragged]) -> Ragged:
@@ -488,97 +500,108 @@ def _offsets_from_lengths(lengths: NDArray[np.int64]) -> NDArray[np.int64]:
 
 
 def _check_values(
-    where: str, name: str, values: Any, *, shape: str = "(N, *F)", min_ndim: int = 1
+    name: str, values: Any, *, shape: str = "(N, *F)", min_ndim: int = 1
 ) -> NDArray[Any]:
     """Return ``values`` as an array of ``min_ndim`` or more dimensions and a supported dtype."""
     array = np.asarray(values)
     if array.dtype.kind not in _KINDS:
-        raise TypeError(
-            f"{where}: {name} must have a numeric, bool or string dtype, got dtype "
-            f"{array.dtype}. Check that every step has the same trailing shape."
+        raise unplaced(
+            TypeError(
+                f"{name} must have a numeric, bool or string dtype, got dtype "
+                f"{array.dtype}. Check that every step has the same trailing shape."
+            )
         )
     if array.ndim < min_ndim:
-        raise ValueError(f"{where}: {name} must have shape {shape}, got {array.shape}.")
+        raise unplaced(ValueError(f"{name} must have shape {shape}, got {array.shape}."))
     return array
 
 
-def _check_offsets(where: str, offsets: Any, num_steps: int) -> NDArray[np.int64]:
+def _check_offsets(offsets: Any, num_steps: int) -> NDArray[np.int64]:
     """Return ``offsets`` as int64 ``(B + 1,)``: starts at 0, non-decreasing, ends at ``N``."""
     array = np.asarray(offsets)
     if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(
-            f"{where}: offsets must be integers, got dtype {array.dtype}. "
-            "Cast with .astype(np.int64)."
+        raise unplaced(
+            TypeError(
+                f"offsets must be integers, got dtype {array.dtype}. Cast with .astype(np.int64)."
+            )
         )
     if array.ndim != 1 or array.shape[0] == 0:
-        raise ValueError(f"{where}: offsets must have shape (B + 1,), got {array.shape}.")
+        raise unplaced(ValueError(f"offsets must have shape (B + 1,), got {array.shape}."))
     if int(array.max()) > num_steps:  # before the int64 cast, which wraps a huge uint64 to -1
         index = int(np.argmax(array))
-        raise ValueError(
-            f"{where}: offsets must be <= N = {num_steps} (the number of steps), got "
-            f"offsets[{index}] == {int(array[index])}."
+        raise unplaced(
+            ValueError(
+                f"offsets must be <= N = {num_steps} (the number of steps), got "
+                f"offsets[{index}] == {int(array[index])}."
+            )
         )
     out = array.astype(np.int64, copy=True)
     if out[0] != 0:
-        raise ValueError(f"{where}: offsets[0] must be 0, got {int(out[0])}.")
+        raise unplaced(ValueError(f"offsets[0] must be 0, got {int(out[0])}."))
     drops = np.flatnonzero(np.diff(out) < 0)
     if drops.size:
         index = int(drops[0]) + 1
-        raise ValueError(
-            f"{where}: offsets must be non-decreasing, got offsets[{index}] == "
-            f"{int(out[index])} < offsets[{index - 1}] == {int(out[index - 1])}."
+        raise unplaced(
+            ValueError(
+                f"offsets must be non-decreasing, got offsets[{index}] == "
+                f"{int(out[index])} < offsets[{index - 1}] == {int(out[index - 1])}."
+            )
         )
     if out[-1] != num_steps:
-        raise ValueError(
-            f"{where}: offsets[-1] must equal len(values) = {num_steps}, got {int(out[-1])}."
+        raise unplaced(
+            ValueError(f"offsets[-1] must equal len(values) = {num_steps}, got {int(out[-1])}.")
         )
     return out
 
 
-def _check_rows(where: str, index: Any, B: int) -> NDArray[np.int64]:
+def _check_rows(index: Any, B: int) -> NDArray[np.int64]:
     """Return an integer or bool index array as in-range int64 rows, else raise."""
     if isinstance(index, tuple):
-        raise TypeError(
-            f"{where}: index must be an int, a slice, or a 1-D integer or bool array, "
-            f"got the tuple {index!r}. Use r[i][j] for a step, or a list to select rows."
+        raise unplaced(
+            TypeError(
+                f"index must be an int, a slice, or a 1-D integer or bool array, "
+                f"got the tuple {index!r}. Use r[i][j] for a step, or a list to select rows."
+            )
         )
     array = np.asarray(index)
     if array.size == 0 and array.dtype.kind == "f" and isinstance(index, list):
         array = array.astype(np.int64)  # [] selects nothing
     if array.dtype == np.bool_:
         if array.shape != (B,):
-            raise IndexError(
-                f"{where}: a bool index must have shape (B,) = ({B},), got {array.shape}."
+            raise unplaced(
+                IndexError(f"a bool index must have shape (B,) = ({B},), got {array.shape}.")
             )
         return np.flatnonzero(array).astype(np.int64)
     if not np.issubdtype(array.dtype, np.integer) or array.ndim != 1:
-        raise TypeError(
-            f"{where}: index must be an int, a slice, or a 1-D integer or bool array, "
-            f"got {index!r}."
+        raise unplaced(
+            TypeError(
+                f"index must be an int, a slice, or a 1-D integer or bool array, got {index!r}."
+            )
         )
     rows = array.astype(np.int64)
     outside = np.flatnonzero((rows < -B) | (rows >= B))
     if outside.size:
         position = int(outside[0])
-        raise IndexError(
-            f"{where}: index[{position}] must be in [-B, B) = [{-B}, {B}), "
-            f"got {int(rows[position])}."
+        raise unplaced(
+            IndexError(
+                f"index[{position}] must be in [-B, B) = [{-B}, {B}), got {int(rows[position])}."
+            )
         )
     return np.where(rows < 0, rows + B, rows)
 
 
-def _check_dtype(where: str, dtype: DTypeLike) -> np.dtype[Any]:
+def _check_dtype(dtype: DTypeLike) -> np.dtype[Any]:
     """Return ``dtype`` as a numeric, bool or string NumPy dtype, else raise ``TypeError``."""
     try:
         out = np.dtype(dtype)
     except TypeError:
         out = np.dtype(object)
     if out.kind not in _KINDS:
-        raise TypeError(f"{where}: dtype must be a numeric, bool or string dtype, got {dtype!r}.")
+        raise unplaced(TypeError(f"dtype must be a numeric, bool or string dtype, got {dtype!r}."))
     return out
 
 
-def _check_fill(where: str, value: Any, dtype: np.dtype[Any]) -> Any:
+def _check_fill(value: Any, dtype: np.dtype[Any]) -> Any:
     """Return ``value`` cast to ``dtype``, if it is a scalar that ``dtype`` can hold.
 
     Floating targets accept any real number that does not overflow (rounding is fine);
@@ -587,7 +610,7 @@ def _check_fill(where: str, value: Any, dtype: np.dtype[Any]) -> Any:
     fill = np.asarray(value)
     same_family = (fill.dtype.kind in _NUMERIC) == (dtype.kind in _NUMERIC)
     if fill.ndim != 0 or fill.dtype.kind not in _KINDS or not same_family:
-        raise ValueError(f"{where}: value must be a scalar of dtype {dtype}, got {value!r}.")
+        raise unplaced(ValueError(f"value must be a scalar of dtype {dtype}, got {value!r}."))
     with np.errstate(all="ignore"):
         cast_fill = fill.astype(dtype) if fill.dtype.kind != "c" or dtype.kind == "c" else None
     if cast_fill is None:
@@ -597,31 +620,31 @@ def _check_fill(where: str, value: Any, dtype: np.dtype[Any]) -> Any:
     else:
         exact = bool(cast_fill == fill)
     if cast_fill is None or not exact:
-        raise ValueError(
-            f"{where}: value must be representable in dtype {dtype}, got {value!r}. "
-            "Pass a value that fits, or a wider dtype."
+        raise unplaced(
+            ValueError(
+                f"value must be representable in dtype {dtype}, got {value!r}. "
+                "Pass a value that fits, or a wider dtype."
+            )
         )
     return cast_fill[()]
 
 
-def _padded_lengths(
-    where: str, B: int, T: int, lengths: Any, mask: Any, padding: Padding
-) -> NDArray[np.int64]:
+def _padded_lengths(B: int, T: int, lengths: Any, mask: Any, padding: Padding) -> NDArray[np.int64]:
     """Return the checked ``(B,)`` lengths of a padded batch from its lengths or its mask."""
     if (lengths is None) == (mask is None):
         given = "both" if lengths is not None else "neither"
-        raise ValueError(f"{where}: exactly one of lengths and mask must be given, got {given}.")
+        raise unplaced(ValueError(f"exactly one of lengths and mask must be given, got {given}."))
     if mask is not None:
-        array = _check_mask(where, mask)
+        array = _check_mask(mask)
         if array.shape != (B, T):
-            raise ValueError(
-                f"{where}: mask must have shape (B, T) = {(B, T)} like array, got {array.shape}."
+            raise unplaced(
+                ValueError(f"mask must have shape (B, T) = {(B, T)} like array, got {array.shape}.")
             )
-        return _mask_to_lengths(where, array, padding)
-    kept = check_lengths_array(where, lengths, maxlen=T)
+        return _mask_to_lengths(array, padding)
+    kept = check_lengths_array(None, lengths, maxlen=T)
     if kept.shape != (B,):
-        raise ValueError(
-            f"{where}: lengths must have shape (B,) = ({B},) like array, got {kept.shape}."
+        raise unplaced(
+            ValueError(f"lengths must have shape (B,) = ({B},) like array, got {kept.shape}.")
         )
     return kept
 
