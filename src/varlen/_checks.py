@@ -44,8 +44,16 @@ def _placed(where: str | None, error: _E) -> _E:
     """Prefix ``"<where>: "`` to ``error``'s message, or mark it :func:`unplaced` (``None``)."""
     if where is None:
         return unplaced(error)
-    error.args = (f"{where}: {error.args[0]}", *error.args[1:])
+    _prefix(error, where)
     return error
+
+
+def _prefix(error: BaseException, where: str) -> None:
+    """Put ``"<where>: "`` before ``error``'s message (``ImportError`` keeps it in ``msg`` too)."""
+    first = error.args[0] if error.args else ""
+    error.args = (f"{where}: {first}", *error.args[1:])
+    if isinstance(error, ImportError) and error.msg is not None:
+        error.msg = f"{where}: {error.msg}"
 
 
 class error_context:
@@ -74,8 +82,7 @@ class error_context:
     ) -> None:
         if error is not None and getattr(error, _UNPLACED, False):
             setattr(error, _UNPLACED, False)
-            first = error.args[0] if error.args else ""
-            error.args = (f"{self.where}: {first}", *error.args[1:])
+            _prefix(error, self.where)
 
 
 def check_choice(where: str | None, name: str, value: _T, choices: Collection[_T]) -> _T:

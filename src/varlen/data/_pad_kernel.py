@@ -31,10 +31,9 @@ too long), and every step copied by NumPy in C:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
@@ -51,6 +50,7 @@ __all__ = [
     "DEFAULT_TUNING",
     "NATIVE",
     "NUMERIC",
+    "Kernel",
     "PadTuning",
     "Parts",
     "assemble",
@@ -102,9 +102,15 @@ class PadTuning:
 DEFAULT_TUNING = PadTuning()
 
 
-def native(tuning: PadTuning) -> ModuleType | None:
-    """Return the compiled kernel's module if ``tuning`` uses it and it was built, else None."""
-    return _compiled if tuning.native else None
+Kernel: TypeAlias = Callable[[list[Any], int, NDArray[Any], bool, bool], NDArray[Any] | None]
+"""``_native.pad_sequences(sequences, maxlen, fill, pre_padding, pre_truncating)``."""
+
+
+def native(tuning: PadTuning) -> Kernel | None:
+    """Return the compiled kernel if ``tuning`` uses it and it was built, else ``None``."""
+    if _compiled is None or not tuning.native:
+        return None
+    return _compiled.pad_sequences
 
 
 class Parts(NamedTuple):

@@ -40,6 +40,7 @@ from typing import Any, NamedTuple, TypeVar, cast
 import numpy as np
 from numpy.typing import DTypeLike
 
+from varlen._checks import error_context, unplaced
 from varlen._types import AnyArray, BoolArray, IntArray
 from varlen.data.ragged import Ragged
 
@@ -48,22 +49,26 @@ __all__ = ["AlignedFeatures", "FeatureSchema", "align_features", "concat_presenc
 _X = TypeVar("_X", bound=Ragged | AnyArray)
 
 
-def _check_names(where: str, label: str, names: Any) -> tuple[str, ...]:
+def _check_names(label: str, names: Any) -> tuple[str, ...]:
     """Return ``names`` as a tuple of unique strings, else raise naming ``label``."""
     if isinstance(names, str) or not isinstance(names, Sequence | np.ndarray):
-        raise TypeError(
-            f"{where}: {label} must be a sequence of str, got {type(names).__name__}. "
-            "Wrap a single name in a list."
+        raise unplaced(
+            TypeError(
+                f"{label} must be a sequence of str, got {type(names).__name__}. "
+                "Wrap a single name in a list."
+            )
         )
     out = tuple(names)
     seen: dict[str, int] = {}
     for index, name in enumerate(out):
         if not isinstance(name, str):
-            raise TypeError(f"{where}: {label}[{index}] must be a str, got {name!r}.")
+            raise unplaced(TypeError(f"{label}[{index}] must be a str, got {name!r}."))
         if name in seen:
-            raise ValueError(
-                f"{where}: {label} must have unique names, got {name!r} at "
-                f"{label}[{seen[name]}] and {label}[{index}]."
+            raise unplaced(
+                ValueError(
+                    f"{label} must have unique names, got {name!r} at "
+                    f"{label}[{seen[name]}] and {label}[{index}]."
+                )
             )
         seen[name] = index
     return out
@@ -92,7 +97,8 @@ class FeatureSchema:
     names: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "names", _check_names("FeatureSchema", "names", self.names))
+        with error_context("FeatureSchema"):
+            object.__setattr__(self, "names", _check_names("names", self.names))
 
     @classmethod
     def union(cls, names_per_source: Sequence[Sequence[str]]) -> FeatureSchema:
@@ -109,7 +115,8 @@ class FeatureSchema:
             ValueError: If a source repeats a name.
         """
         where = "FeatureSchema.union"
-        return _union(_check_sources_names(where, names_per_source))
+        with error_context(where):
+            return _union(_check_sources_names(names_per_source))
 
     def __len__(self) -> int:
         return len(self.names)
@@ -153,16 +160,19 @@ class FeatureSchema:
             TypeError: If ``names`` is not a sequence of str.
             ValueError: If a name repeats or is not in the schema.
         """
-        return self._columns("FeatureSchema.columns", "names", names)
+        with error_context("FeatureSchema.columns"):
+            return self._columns("names", names)
 
-    def _columns(self, where: str, label: str, names: Any) -> IntArray:
-        checked = _check_names(where, label, names)
+    def _columns(self, label: str, names: Any) -> IntArray:
+        checked = _check_names(label, names)
         lookup = {name: column for column, name in enumerate(self.names)}
         for index, name in enumerate(checked):
             if name not in lookup:
-                raise ValueError(
-                    f"{where}: {label}[{index}] must be a schema channel, got {name!r}, "
-                    "which is not in the schema. Add it to the schema or drop that column."
+                raise unplaced(
+                    ValueError(
+                        f"{label}[{index}] must be a schema channel, got {name!r}, "
+                        "which is not in the schema. Add it to the schema or drop that column."
+                    )
                 )
         return np.array([lookup[name] for name in checked], dtype=np.int64)
 
@@ -188,15 +198,17 @@ class AlignedFeatures(NamedTuple):
     schema: FeatureSchema
 
 
-def _check_sources_names(where: str, names_per_source: Any) -> list[tuple[str, ...]]:
+def _check_sources_names(names_per_source: Any) -> list[tuple[str, ...]]:
     """Return each source's names as a tuple of unique str, else raise."""
     if isinstance(names_per_source, str) or not isinstance(names_per_source, Sequence):
-        raise TypeError(
-            f"{where}: names_per_source must be a sequence of name lists, got "
-            f"{type(names_per_source).__name__}."
+        raise unplaced(
+            TypeError(
+                f"names_per_source must be a sequence of name lists, got "
+                f"{type(names_per_source).__name__}."
+            )
         )
     return [
-        _check_names(where, f"names_per_source[{index}]", names)
+        _check_names(f"names_per_source[{index}]", names)
         for index, names in enumerate(names_per_source)
     ]
 
@@ -209,18 +221,19 @@ def _union(names: list[tuple[str, ...]]) -> FeatureSchema:
     return FeatureSchema(tuple(union))
 
 
-def _check_dtype(where: str, label: str, array: AnyArray) -> None:
+def _check_dtype(label: str, array: AnyArray) -> None:
     """Raise ``TypeError`` unless ``array`` is bool, integer or floating."""
     if not (array.dtype == np.bool_ or np.issubdtype(array.dtype, np.number)) or np.issubdtype(
         array.dtype, np.complexfloating
     ):
-        raise TypeError(
-            f"{where}: {label} must have a bool, integer or floating dtype, "
-            f"got dtype {array.dtype}."
+        raise unplaced(
+            TypeError(
+                f"{label} must have a bool, integer or floating dtype, got dtype {array.dtype}."
+            )
         )
 
 
-def _source_steps(where: str, index: int, source: Any, F_s: int) -> tuple[AnyArray, IntArray]:
+def _source_steps(index: int, source: Any, F_s: int) -> tuple[AnyArray, IntArray]:
     """Return ``(values (N_s, F_s), lengths (B_s,))`` of ``sources[index]``, else raise."""
     label = f"sources[{index}]"
     if isinstance(source, Ragged):
@@ -228,44 +241,49 @@ def _source_steps(where: str, index: int, source: Any, F_s: int) -> tuple[AnyArr
         if values.ndim == 1 and values.shape[0] == 0:
             values = values.reshape(0, F_s)  # no steps: any width
         if values.ndim != 2 or values.shape[1] != F_s:
-            raise ValueError(
-                f"{where}: {label}.values must have shape (N_s, {F_s}) for the {F_s} names "
-                f"in names_per_source[{index}], got {values.shape}."
+            raise unplaced(
+                ValueError(
+                    f"{label}.values must have shape (N_s, {F_s}) for the {F_s} names "
+                    f"in names_per_source[{index}], got {values.shape}."
+                )
             )
-        _check_dtype(where, label, values)
+        _check_dtype(label, values)
         return values, source.lengths
     if isinstance(source, str) or not isinstance(source, Sequence | np.ndarray):
-        raise TypeError(
-            f"{where}: {label} must be a Ragged or a sequence of (T_i, F_s) arrays, "
-            f"got {type(source).__name__}."
+        raise unplaced(
+            TypeError(
+                f"{label} must be a Ragged or a sequence of (T_i, F_s) arrays, "
+                f"got {type(source).__name__}."
+            )
         )
-    arrays = [_sequence_array(where, f"{label}[{row}]", seq, F_s) for row, seq in enumerate(source)]
+    arrays = [_sequence_array(f"{label}[{row}]", seq, F_s) for row, seq in enumerate(source)]
     lengths = np.array([array.shape[0] for array in arrays], dtype=np.int64)
     if not arrays:
         return np.empty((0, F_s)), lengths
     return np.concatenate(arrays, axis=0), lengths
 
 
-def _sequence_array(where: str, label: str, sequence: Any, F_s: int) -> AnyArray:
+def _sequence_array(label: str, sequence: Any, F_s: int) -> AnyArray:
     """Return one sequence as ``(T_i, F_s)``; an empty list is ``(0, F_s)``."""
     array = np.asarray(sequence)
     if array.ndim == 1 and array.shape[0] == 0:
         array = array.reshape(0, F_s)
     if array.ndim != 2 or array.shape[1] != F_s:
-        raise ValueError(
-            f"{where}: {label} must have shape (T_i, {F_s}) to match its {F_s} names, "
-            f"got {array.shape}."
+        raise unplaced(
+            ValueError(
+                f"{label} must have shape (T_i, {F_s}) to match its {F_s} names, got {array.shape}."
+            )
         )
-    _check_dtype(where, label, array)
+    _check_dtype(label, array)
     return array
 
 
-def _check_fill_value(where: str, fill_value: object) -> float:
+def _check_fill_value(fill_value: object) -> float:
     """Return ``fill_value`` if it is a real scalar (NaN allowed), else raise ``TypeError``."""
     if isinstance(fill_value, np.generic):
         fill_value = fill_value.item()
     if not isinstance(fill_value, bool | int | float):
-        raise TypeError(f"{where}: fill_value must be a real number, got {fill_value!r}.")
+        raise unplaced(TypeError(f"fill_value must be a real number, got {fill_value!r}."))
     return fill_value
 
 
@@ -315,36 +333,37 @@ def align_features(
             is not in the given ``schema`` (the message names it).
     """
     where = "align_features"
-    names = _check_sources_names(where, names_per_source)
-    if isinstance(sources, str | Ragged) or not isinstance(sources, Sequence):
-        raise TypeError(
-            f"{where}: sources must be a sequence of sources (Ragged or lists of arrays), "
-            f"got {type(sources).__name__}. Wrap a single source in a list."
+    with error_context(where):
+        names = _check_sources_names(names_per_source)
+        if isinstance(sources, str | Ragged) or not isinstance(sources, Sequence):
+            raise TypeError(
+                f"{where}: sources must be a sequence of sources (Ragged or lists of arrays), "
+                f"got {type(sources).__name__}. Wrap a single source in a list."
+            )
+        if len(sources) != len(names):
+            raise ValueError(
+                f"{where}: sources must have one entry per names_per_source entry "
+                f"({len(names)}), got {len(sources)}."
+            )
+        fill = _check_fill_value(fill_value)
+        target = _resolve_schema(schema, names)
+        columns = [target._columns(f"names_per_source[{s}]", n) for s, n in enumerate(names)]
+        steps = [_source_steps(s, source, len(names[s])) for s, source in enumerate(sources)]
+        out_dtype = np.dtype(dtype) if dtype is not None else _promote(steps, fill)
+        return _assemble(
+            steps, columns, schema=target, dtype=out_dtype, fill=fill, nan_as_missing=nan_as_missing
         )
-    if len(sources) != len(names):
-        raise ValueError(
-            f"{where}: sources must have one entry per names_per_source entry "
-            f"({len(names)}), got {len(sources)}."
-        )
-    fill = _check_fill_value(where, fill_value)
-    target = _resolve_schema(where, schema, names)
-    columns = [target._columns(where, f"names_per_source[{s}]", n) for s, n in enumerate(names)]
-    steps = [_source_steps(where, s, source, len(names[s])) for s, source in enumerate(sources)]
-    out_dtype = np.dtype(dtype) if dtype is not None else _promote(steps, fill)
-    return _assemble(
-        steps, columns, schema=target, dtype=out_dtype, fill=fill, nan_as_missing=nan_as_missing
-    )
 
 
 def _resolve_schema(
-    where: str, schema: FeatureSchema | Sequence[str] | None, names: list[tuple[str, ...]]
+    schema: FeatureSchema | Sequence[str] | None, names: list[tuple[str, ...]]
 ) -> FeatureSchema:
     """Return the given schema (as a FeatureSchema) or the union of ``names``."""
     if schema is None:
         return _union(names)
     if isinstance(schema, FeatureSchema):
         return schema
-    return FeatureSchema(_check_names(where, "schema", schema))
+    return FeatureSchema(_check_names("schema", schema))
 
 
 def _promote(steps: list[tuple[AnyArray, IntArray]], fill: float) -> np.dtype[Any]:
@@ -391,7 +410,7 @@ def _assemble(
     )
 
 
-def _step_presence(where: str, x: Ragged | AnyArray, presence: Any) -> BoolArray:
+def _step_presence(x: Ragged | AnyArray, presence: Any) -> BoolArray:
     """Return ``presence`` as a bool mask with the shape of ``x``'s values, else raise.
 
     For a Ragged ``x``, an array ``presence`` is per sequence ``(B, F)`` and a Ragged one
@@ -400,9 +419,11 @@ def _step_presence(where: str, x: Ragged | AnyArray, presence: Any) -> BoolArray
     if isinstance(x, Ragged):
         if isinstance(presence, Ragged):
             if not np.array_equal(presence.offsets, x.offsets):
-                raise ValueError(
-                    f"{where}: presence must have the same offsets as values, got "
-                    "different lengths. Use the step_presence returned with these values."
+                raise unplaced(
+                    ValueError(
+                        "presence must have the same offsets as values, got "
+                        "different lengths. Use the step_presence returned with these values."
+                    )
                 )
             mask, expected = np.asarray(presence.values), x.values.shape
         else:
@@ -410,17 +431,19 @@ def _step_presence(where: str, x: Ragged | AnyArray, presence: Any) -> BoolArray
         hint = " Pass per-step presence as a Ragged with the offsets of values."
     else:
         if isinstance(presence, Ragged):
-            raise TypeError(
-                f"{where}: presence must be an array (B, F) or (B, T, F) for padded values, "
-                "got Ragged. Pad it like the values."
+            raise unplaced(
+                TypeError(
+                    "presence must be an array (B, F) or (B, T, F) for padded values, "
+                    "got Ragged. Pad it like the values."
+                )
             )
         B, T, F = x.shape
         mask = np.asarray(presence)
         expected, hint = ((B, F) if mask.ndim == 2 else (B, T, F)), ""
     if mask.dtype != np.bool_:
-        raise TypeError(f"{where}: presence must have dtype bool, got dtype {mask.dtype}.")
+        raise unplaced(TypeError(f"presence must have dtype bool, got dtype {mask.dtype}."))
     if mask.shape != expected:
-        raise ValueError(f"{where}: presence must have shape {expected}, got {mask.shape}.{hint}")
+        raise unplaced(ValueError(f"presence must have shape {expected}, got {mask.shape}.{hint}"))
     if isinstance(x, Ragged) and not isinstance(presence, Ragged):
         return np.repeat(mask, x.lengths, axis=0)  # (N, F)
     if mask.ndim == 2 and not isinstance(x, Ragged):
@@ -464,22 +487,23 @@ def concat_presence(values: _X, presence: Any, *, fill_value: float | None = Non
                [3., 4., 1., 1.]])
     """
     where = "concat_presence"
-    array = values.values if isinstance(values, Ragged) else np.asarray(values)
-    _check_dtype(where, "values", array)
-    expected = 2 if isinstance(values, Ragged) else 3
-    if array.ndim != expected:
-        layout = "(N, F)" if expected == 2 else "(B, T, F)"
-        raise ValueError(
-            f"{where}: values must have shape {layout}, got {array.shape}. "
-            "Add a feature axis with x[..., None]."
-        )
-    mask = _step_presence(where, values if isinstance(values, Ragged) else array, presence)
-    dtype = array.dtype
-    if fill_value is not None:
-        fill = _check_fill_value(where, fill_value)
-        dtype = np.result_type(dtype, fill)
-        array = np.where(mask, array, np.asarray(fill, dtype=dtype))
-    out = np.concatenate([array.astype(dtype, copy=False), mask.astype(dtype)], axis=-1)
-    if isinstance(values, Ragged):
-        return cast(_X, values.with_values(out))
-    return cast(_X, out)
+    with error_context(where):
+        array = values.values if isinstance(values, Ragged) else np.asarray(values)
+        _check_dtype("values", array)
+        expected = 2 if isinstance(values, Ragged) else 3
+        if array.ndim != expected:
+            layout = "(N, F)" if expected == 2 else "(B, T, F)"
+            raise ValueError(
+                f"{where}: values must have shape {layout}, got {array.shape}. "
+                "Add a feature axis with x[..., None]."
+            )
+        mask = _step_presence(values if isinstance(values, Ragged) else array, presence)
+        dtype = array.dtype
+        if fill_value is not None:
+            fill = _check_fill_value(fill_value)
+            dtype = np.result_type(dtype, fill)
+            array = np.where(mask, array, np.asarray(fill, dtype=dtype))
+        out = np.concatenate([array.astype(dtype, copy=False), mask.astype(dtype)], axis=-1)
+        if isinstance(values, Ragged):
+            return cast(_X, values.with_values(out))
+        return cast(_X, out)

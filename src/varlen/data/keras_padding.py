@@ -219,7 +219,7 @@ def _pad_native(
         return None
     maxlen = -1 if T is None else T
     try:
-        return kernel.pad_sequences(seqs, maxlen, fill, padding == "pre", truncating == "pre")
+        return kernel(seqs, maxlen, fill, padding == "pre", truncating == "pre")
     except (ValueError, MemoryError) as error:  # the only errors it raises: the allocation
         raise _too_large((maxlen,), error) from error
 

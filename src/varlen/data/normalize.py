@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, TypeVar, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from varlen._checks import check_lengths_array, check_side
+from varlen._checks import check_lengths_array, check_side, error_context, unplaced
 from varlen._types import AnyArray, BoolArray, Padding
 from varlen.data.masks import _lengths_to_mask
 from varlen.data.ragged import Ragged
@@ -106,88 +106,98 @@ def _std(moments: _Moments) -> _Float64:
 # ----------------------------------------------------------------------- validation
 
 
-def _check_numeric(where: str, name: str, array: AnyArray) -> None:
+def _check_numeric(name: str, array: AnyArray) -> None:
     """Raise ``TypeError`` unless ``array`` has an integer or floating dtype."""
     dtype = array.dtype
     if dtype == np.bool_ or not (
         np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
     ):
-        raise TypeError(
-            f"{where}: {name} must have an integer or floating dtype, got dtype {dtype}."
+        raise unplaced(
+            TypeError(f"{name} must have an integer or floating dtype, got dtype {dtype}.")
         )
 
 
-def _check_no_inf(where: str, values: AnyArray) -> None:
+def _check_no_inf(values: AnyArray) -> None:
     """Raise ``ValueError`` if ``values (N, F)`` holds an infinity."""
     if np.issubdtype(values.dtype, np.floating):
         bad = np.isinf(values).any(axis=0)
         if bad.any():
             feature = int(np.argmax(bad))
-            raise ValueError(
-                f"{where}: x must be finite or NaN at real steps, got an infinity in "
-                f"feature {feature}. Replace it with NaN to ignore it."
+            raise unplaced(
+                ValueError(
+                    f"x must be finite or NaN at real steps, got an infinity in "
+                    f"feature {feature}. Replace it with NaN to ignore it."
+                )
             )
 
 
-def _padded_mask(where: str, x: AnyArray, mask: Any, lengths: Any, padding: object) -> BoolArray:
+def _padded_mask(x: AnyArray, mask: Any, lengths: Any, padding: object) -> BoolArray:
     """Return the ``(B, T)`` real-step mask of a padded ``x (B, T, F)`` from mask or lengths."""
     if (mask is None) == (lengths is None):
         got = "both" if mask is not None else "neither"
-        raise ValueError(
-            f"{where}: pass exactly one of mask or lengths with a padded x, got {got}."
+        raise unplaced(
+            ValueError(f"pass exactly one of mask or lengths with a padded x, got {got}.")
         )
     B, T = x.shape[:2]
     if lengths is not None:
-        side = check_side(where, "padding", padding)
-        kept = check_lengths_array(where, lengths, maxlen=T)
+        side = check_side(None, "padding", padding)
+        kept = check_lengths_array(None, lengths, maxlen=T)
         if kept.shape[0] != B:
-            raise ValueError(f"{where}: lengths must have shape (B,) = ({B},), got {kept.shape}.")
+            raise unplaced(ValueError(f"lengths must have shape (B,) = ({B},), got {kept.shape}."))
         return _lengths_to_mask(kept, T, side)
     real = np.asarray(mask)
     if real.dtype != np.bool_:
-        raise TypeError(
-            f"{where}: mask must have dtype bool (True = real step), got dtype {real.dtype}. "
-            "Convert with mask.astype(bool)."
+        raise unplaced(
+            TypeError(
+                f"mask must have dtype bool (True = real step), got dtype {real.dtype}. "
+                "Convert with mask.astype(bool)."
+            )
         )
     if real.shape != (B, T):
-        raise ValueError(f"{where}: mask must have shape (B, T) = {(B, T)}, got {real.shape}.")
+        raise unplaced(ValueError(f"mask must have shape (B, T) = {(B, T)}, got {real.shape}."))
     return real
 
 
 def _real_values(
-    where: str, x: Any, mask: Any, lengths: Any, padding: object
+    x: Any, mask: Any, lengths: Any, padding: object
 ) -> tuple[AnyArray, BoolArray | None]:
     """Return ``(values (N, F), mask)`` for a Ragged (mask None) or padded ``x``."""
     if isinstance(x, Ragged):
         if mask is not None or lengths is not None:
-            raise ValueError(
-                f"{where}: mask and lengths must be None for a Ragged x, got "
-                f"{'mask' if mask is not None else 'lengths'}. A Ragged stores only real steps."
+            raise unplaced(
+                ValueError(
+                    f"mask and lengths must be None for a Ragged x, got "
+                    f"{'mask' if mask is not None else 'lengths'}. A Ragged stores only real steps."
+                )
             )
-        _check_numeric(where, "x", x.values)
+        _check_numeric("x", x.values)
         if x.values.ndim != 2:
-            raise ValueError(
-                f"{where}: x.values must have shape (N, F), got {x.values.shape}. "
-                "Add a feature axis with values[:, None] or reshape to (N, F)."
+            raise unplaced(
+                ValueError(
+                    f"x.values must have shape (N, F), got {x.values.shape}. "
+                    "Add a feature axis with values[:, None] or reshape to (N, F)."
+                )
             )
         return x.values, None
     array = np.asarray(x)
-    _check_numeric(where, "x", array)
+    _check_numeric("x", array)
     if array.ndim != 3:
-        raise ValueError(
-            f"{where}: x must be a Ragged or an array of shape (B, T, F), got shape "
-            f"{array.shape}. Add a feature axis with x[..., None]."
+        raise unplaced(
+            ValueError(
+                f"x must be a Ragged or an array of shape (B, T, F), got shape "
+                f"{array.shape}. Add a feature axis with x[..., None]."
+            )
         )
-    real = _padded_mask(where, array, mask, lengths, padding)
+    real = _padded_mask(array, mask, lengths, padding)
     return array[real], real
 
 
-def _check_eps(where: str, eps: object) -> float:
+def _check_eps(eps: object) -> float:
     """Return ``eps`` as a finite float ``>= 0``, else raise."""
     if isinstance(eps, bool) or not isinstance(eps, int | float | np.integer | np.floating):
-        raise TypeError(f"{where}: eps must be a float, got {eps!r}.")
+        raise unplaced(TypeError(f"eps must be a float, got {eps!r}."))
     if not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"{where}: eps must be finite and >= 0, got {eps!r}.")
+        raise unplaced(ValueError(f"eps must be finite and >= 0, got {eps!r}."))
     return float(eps)
 
 
@@ -224,33 +234,36 @@ def masked_mean_std(x: Any, mask: Any = None) -> MeanStd:
         MeanStd(mean=array([3.]), std=array([1.63299316]), count=array([3.]))
     """
     where = "masked_mean_std"
-    if isinstance(x, Ragged):
-        values, _ = _real_values(where, x, mask, None, "post")
-    else:
-        array = np.asarray(x)
-        _check_numeric(where, "x", array)
-        if array.ndim < 1:
-            raise ValueError(f"{where}: x must have shape (*S, F), got a scalar.")
-        values = _masked_flat(where, array, mask)
-    _check_no_inf(where, values)
-    moments = _moments(values)
-    return MeanStd(moments.mean, _std(moments), moments.n)
+    with error_context(where):
+        if isinstance(x, Ragged):
+            values, _ = _real_values(x, mask, None, "post")
+        else:
+            array = np.asarray(x)
+            _check_numeric("x", array)
+            if array.ndim < 1:
+                raise ValueError(f"{where}: x must have shape (*S, F), got a scalar.")
+            values = _masked_flat(array, mask)
+        _check_no_inf(values)
+        moments = _moments(values)
+        return MeanStd(moments.mean, _std(moments), moments.n)
 
 
-def _masked_flat(where: str, array: AnyArray, mask: Any) -> AnyArray:
+def _masked_flat(array: AnyArray, mask: Any) -> AnyArray:
     """Return the real steps of ``array (*S, F)`` as ``(N, F)``."""
     F = array.shape[-1]
     if mask is None:
         return array.reshape(-1, F)
     real: BoolArray = np.asarray(mask)
     if real.dtype != np.bool_:
-        raise TypeError(
-            f"{where}: mask must have dtype bool (True = real step), got dtype {real.dtype}. "
-            "Convert with mask.astype(bool)."
+        raise unplaced(
+            TypeError(
+                f"mask must have dtype bool (True = real step), got dtype {real.dtype}. "
+                "Convert with mask.astype(bool)."
+            )
         )
     if real.shape != array.shape[:-1]:
-        raise ValueError(
-            f"{where}: mask must have shape x.shape[:-1] = {array.shape[:-1]}, got {real.shape}."
+        raise unplaced(
+            ValueError(f"mask must have shape x.shape[:-1] = {array.shape[:-1]}, got {real.shape}.")
         )
     flat: AnyArray = array[real]
     return flat
@@ -329,7 +342,8 @@ class Standardizer:
                 raise ValueError(f"{where}: {name} must be >= 0, got {arrays[name].tolist()!r}.")
         for name, array in arrays.items():
             object.__setattr__(self, name, array)
-        object.__setattr__(self, "eps", _check_eps(where, self.eps))
+        with error_context(where):
+            object.__setattr__(self, "eps", _check_eps(self.eps))
 
     # ------------------------------------------------------------------ properties
 
@@ -394,19 +408,20 @@ class Standardizer:
                 step is infinite.
         """
         where = "Standardizer.fit"
-        eps = _check_eps(where, eps)
-        values, _ = _real_values(where, x, mask, lengths, padding)
-        _check_no_inf(where, values)
-        moments = _moments(values)
-        empty = np.flatnonzero(moments.n == 0)
-        if empty.size:
-            warnings.warn(
-                f"{where}: features {empty.tolist()} have no real non-NaN step; they get "
-                "mean 0 and std 1. Drop them or check the mask.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        return cls._from_moments(moments, eps)
+        with error_context(where):
+            eps = _check_eps(eps)
+            values, _ = _real_values(x, mask, lengths, padding)
+            _check_no_inf(values)
+            moments = _moments(values)
+            empty = np.flatnonzero(moments.n == 0)
+            if empty.size:
+                warnings.warn(
+                    f"{where}: features {empty.tolist()} have no real non-NaN step; they get "
+                    "mean 0 and std 1. Drop them or check the mask.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            return cls._from_moments(moments, eps)
 
     def partial_fit(
         self,
@@ -438,10 +453,11 @@ class Standardizer:
             ValueError: As :meth:`fit`, or if ``x`` does not have ``F`` features.
         """
         where = "Standardizer.partial_fit"
-        values, _ = _real_values(where, x, mask, lengths, padding)
-        self._check_features(where, values.shape[1])
-        _check_no_inf(where, values)
-        return self._from_moments(_merge(self._moments(), _moments(values)), self.eps)
+        with error_context(where):
+            values, _ = _real_values(x, mask, lengths, padding)
+            self._check_features(values.shape[1])
+            _check_no_inf(values)
+            return self._from_moments(_merge(self._moments(), _moments(values)), self.eps)
 
     def merge(self, other: Standardizer) -> Standardizer:
         """Return the standardizer of the union of this one's and ``other``'s steps.
@@ -459,10 +475,13 @@ class Standardizer:
             ValueError: If the feature counts differ.
         """
         where = "Standardizer.merge"
-        if not isinstance(other, Standardizer):
-            raise TypeError(f"{where}: other must be a Standardizer, got {type(other).__name__}.")
-        self._check_features(where, other.num_features, name="other")
-        return self._from_moments(_merge(self._moments(), other._moments()), self.eps)
+        with error_context(where):
+            if not isinstance(other, Standardizer):
+                raise TypeError(
+                    f"{where}: other must be a Standardizer, got {type(other).__name__}."
+                )
+            self._check_features(other.num_features, name="other")
+            return self._from_moments(_merge(self._moments(), other._moments()), self.eps)
 
     @classmethod
     def empty(cls, num_features: int, *, eps: float = _DEFAULT_EPS) -> Standardizer:
@@ -480,28 +499,29 @@ class Standardizer:
             ValueError: If ``num_features < 0`` or ``eps`` is negative or not finite.
         """
         where = "Standardizer.empty"
-        if isinstance(num_features, bool) or not isinstance(num_features, int | np.integer):
-            raise TypeError(f"{where}: num_features must be an int, got {num_features!r}.")
-        if num_features < 0:
-            raise ValueError(f"{where}: num_features must be >= 0, got {num_features!r}.")
-        F = int(num_features)
-        return cls(np.zeros(F), np.ones(F), np.zeros(F), _check_eps(where, eps))
+        with error_context(where):
+            if isinstance(num_features, bool) or not isinstance(num_features, int | np.integer):
+                raise TypeError(f"{where}: num_features must be an int, got {num_features!r}.")
+            if num_features < 0:
+                raise ValueError(f"{where}: num_features must be >= 0, got {num_features!r}.")
+            F = int(num_features)
+            return cls(np.zeros(F), np.ones(F), np.zeros(F), _check_eps(eps))
 
     # --------------------------------------------------------------------- applying
 
-    def _check_features(self, where: str, F: int, *, name: str = "x") -> None:
+    def _check_features(self, F: int, *, name: str = "x") -> None:
         if self.num_features != F:
-            raise ValueError(
-                f"{where}: {name} must have F = {self.num_features} features like the fitted "
-                f"statistics, got {F}."
+            raise unplaced(
+                ValueError(
+                    f"{name} must have F = {self.num_features} features like the fitted "
+                    f"statistics, got {F}."
+                )
             )
 
-    def _apply(
-        self, where: str, x: _X, mask: Any, lengths: Any, padding: object, *, inverse: bool
-    ) -> _X:
+    def _apply(self, x: _X, mask: Any, lengths: Any, padding: object, *, inverse: bool) -> _X:
         """Map the real steps of ``x`` forward or back; pads are copied unchanged."""
-        values, real = _real_values(where, x, mask, lengths, padding)
-        self._check_features(where, values.shape[1])
+        values, real = _real_values(x, mask, lengths, padding)
+        self._check_features(values.shape[1])
         dtype = values.dtype if np.issubdtype(values.dtype, np.floating) else np.float64
         v = values.astype(np.float64, copy=False)  # (N, F)
         mapped = v * self.scale + self.mean if inverse else (v - self.mean) / self.scale
@@ -539,7 +559,8 @@ class Standardizer:
             ValueError: As :meth:`fit` (infinities excepted), or if ``x`` does not have
                 ``F`` features.
         """
-        return self._apply("Standardizer.transform", x, mask, lengths, padding, inverse=False)
+        with error_context("Standardizer.transform"):
+            return self._apply(x, mask, lengths, padding, inverse=False)
 
     def inverse_transform(
         self,
@@ -566,9 +587,8 @@ class Standardizer:
             TypeError: As :meth:`transform`.
             ValueError: As :meth:`transform`.
         """
-        return self._apply(
-            "Standardizer.inverse_transform", x, mask, lengths, padding, inverse=True
-        )
+        with error_context("Standardizer.inverse_transform"):
+            return self._apply(x, mask, lengths, padding, inverse=True)
 
     @classmethod
     def fit_transform(

@@ -132,7 +132,7 @@ def _pad(
         kernel = native(tuning)
         if kernel is not None:  # kinds were checked above; the kernel declines a changed value
             fill_0d = block.reshape(-1)[:1].reshape(())
-            out = kernel.pad_sequences(arrays, T, fill_0d, padding == "pre", truncating == "pre")
+            out = kernel(arrays, T, fill_0d, padding == "pre", truncating == "pre")
             if out is not None:
                 return out, kept
         # The kernel declined (or is not built): the strict value rule is checked here, before

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from varlen._checks import error_context, unplaced
 from varlen._types import AnyArray, IntArray
 from varlen.data.ragged import Ragged
 
@@ -62,18 +63,20 @@ def _plain(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _require_pandas(where: str) -> None:
+def _require_pandas() -> None:
     """Import pandas once up front, to fail with an install hint when it is missing."""
     try:
         importlib.import_module("pandas")
     except ImportError:
-        raise ImportError(
-            f"{where}: needs pandas (and pyarrow for Parquet). "
-            'Install them with: pip install "varlen[table]".'
+        raise unplaced(
+            ImportError(
+                "needs pandas (and pyarrow for Parquet). "
+                'Install them with: pip install "varlen[table]".'
+            )
         ) from None
 
 
-def _as_frame(where: str, table: Any) -> pd.DataFrame:
+def _as_frame(table: Any) -> pd.DataFrame:
     """Return ``table`` as a pandas DataFrame (pyarrow and polars tables are converted)."""
     import pandas as pd
 
@@ -83,47 +86,52 @@ def _as_frame(where: str, table: Any) -> pd.DataFrame:
         frame = table.to_pandas()
         if isinstance(frame, pd.DataFrame):
             return frame
-    raise TypeError(
-        f"{where}: table must be a pandas DataFrame or a pyarrow Table, got {type(table).__name__}."
+    raise unplaced(
+        TypeError(
+            f"table must be a pandas DataFrame or a pyarrow Table, got {type(table).__name__}."
+        )
     )
 
 
-def _check_column(where: str, frame: pd.DataFrame, role: str, name: object) -> str:
+def _check_column(frame: pd.DataFrame, role: str, name: object) -> str:
     if not isinstance(name, str):
-        raise TypeError(f"{where}: {role} must be a column name (str), got {name!r}.")
+        raise unplaced(TypeError(f"{role} must be a column name (str), got {name!r}."))
     if name not in frame.columns:
-        raise ValueError(
-            f"{where}: {role} must name a column of the table, got {name!r}. "
-            f"Available columns: {[str(column) for column in frame.columns]}."
+        raise unplaced(
+            ValueError(
+                f"{role} must name a column of the table, got {name!r}. "
+                f"Available columns: {[str(column) for column in frame.columns]}."
+            )
         )
     return name
 
 
 def _feature_columns(
-    where: str, frame: pd.DataFrame, features: Sequence[str] | None, used: set[str]
+    frame: pd.DataFrame, features: Sequence[str] | None, used: set[str]
 ) -> tuple[str, ...]:
     """Return the checked feature names; ``None`` means every column not in ``used``."""
     if features is None:
         names = tuple(str(column) for column in frame.columns if column not in used)
     elif isinstance(features, str):
-        raise TypeError(f"{where}: features must be a sequence of column names, got {features!r}.")
+        raise unplaced(TypeError(f"features must be a sequence of column names, got {features!r}."))
     else:
         names = tuple(
-            _check_column(where, frame, f"features[{index}]", name)
-            for index, name in enumerate(features)
+            _check_column(frame, f"features[{index}]", name) for index, name in enumerate(features)
         )
     if not names:
-        raise ValueError(
-            f"{where}: features must name at least one column, got none. "
-            f"Every column is the id, order or target: {sorted(used)}."
+        raise unplaced(
+            ValueError(
+                f"features must name at least one column, got none. "
+                f"Every column is the id, order or target: {sorted(used)}."
+            )
         )
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise ValueError(f"{where}: features must be distinct, got {repeated} more than once.")
+        raise unplaced(ValueError(f"features must be distinct, got {repeated} more than once."))
     return names
 
 
-def _feature_values(where: str, frame: pd.DataFrame, names: tuple[str, ...]) -> AnyArray:
+def _feature_values(frame: pd.DataFrame, names: tuple[str, ...]) -> AnyArray:
     """Return ``(rows, F)`` float64 feature values; missing values become NaN."""
     import pandas as pd
 
@@ -132,35 +140,39 @@ def _feature_values(where: str, frame: pd.DataFrame, names: tuple[str, ...]) -> 
         numeric = pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
         numeric = numeric or len(column) == 0  # a CSV with only a header reads as object
         if not numeric or pd.api.types.is_complex_dtype(column):
-            raise TypeError(
-                f"{where}: features[{index}] {name!r} must be a real numeric column, got "
-                f"dtype {column.dtype}. Encode it as numbers or leave it out of features."
+            raise unplaced(
+                TypeError(
+                    f"features[{index}] {name!r} must be a real numeric column, got "
+                    f"dtype {column.dtype}. Encode it as numbers or leave it out of features."
+                )
             )
     values = frame[list(names)].to_numpy(dtype=np.float64, na_value=np.nan)
     return np.asarray(values, dtype=np.float64)
 
 
-def _codes(where: str, frame: pd.DataFrame, role: str, name: str) -> tuple[IntArray, AnyArray]:
+def _codes(frame: pd.DataFrame, role: str, name: str) -> tuple[IntArray, AnyArray]:
     """Return ``(codes, sorted distinct values)`` of a column, rejecting missing values."""
     import pandas as pd
 
     codes, uniques = pd.factorize(frame[name], sort=True)  # mixed types: pandas' safe sort
     missing = np.flatnonzero(codes < 0)
     if missing.size:
-        raise ValueError(
-            f"{where}: {role} column {name!r} must have no missing values, "
-            f"got one at row {int(missing[0])}."
+        raise unplaced(
+            ValueError(
+                f"{role} column {name!r} must have no missing values, "
+                f"got one at row {int(missing[0])}."
+            )
         )
     return np.asarray(codes, dtype=np.int64), np.asarray(uniques)
 
 
 def _step_order(
-    where: str, frame: pd.DataFrame, order: str | None, *, codes: IntArray, ids: AnyArray
+    frame: pd.DataFrame, order: str | None, *, codes: IntArray, ids: AnyArray
 ) -> IntArray:
     """Return the row permutation that groups rows by id and sorts each group by order."""
     if order is None:
         return np.argsort(codes, kind="stable").astype(np.int64)
-    ranks, values = _codes(where, frame, "order", order)
+    ranks, values = _codes(frame, "order", order)
     permutation = np.lexsort((ranks, codes)).astype(np.int64)  # stable: by id, then order
     id_sorted, rank_sorted = codes[permutation], ranks[permutation]
     repeats = np.flatnonzero(
@@ -169,14 +181,16 @@ def _step_order(
     if repeats.size:
         first = int(repeats[0])
         value, key = _plain(values[rank_sorted[first]]), _plain(ids[id_sorted[first]])
-        raise ValueError(
-            f"{where}: order column {order!r} must be unique within each id, got "
-            f"{value!r} twice for id {key!r}."
+        raise unplaced(
+            ValueError(
+                f"order column {order!r} must be unique within each id, got "
+                f"{value!r} twice for id {key!r}."
+            )
         )
     return permutation
 
 
-def _targets(where: str, frame: pd.DataFrame, name: str, *, groups: _Groups) -> AnyArray:
+def _targets(frame: pd.DataFrame, name: str, *, groups: _Groups) -> AnyArray:
     """Return the ``(B,)`` per-id target, checking that it is constant within each id."""
     import pandas as pd
 
@@ -189,16 +203,17 @@ def _targets(where: str, frame: pd.DataFrame, name: str, *, groups: _Groups) -> 
     if changes.size:
         row = int(changes[0])
         case = int(np.searchsorted(offsets, row, side="right")) - 1
-        raise ValueError(
-            f"{where}: target column {name!r} must be constant within each id, got "
-            f"{_plain(column[offsets[case]])!r} and {_plain(column[row])!r} "
-            f"for id {_plain(groups.ids[case])!r}."
+        raise unplaced(
+            ValueError(
+                f"target column {name!r} must be constant within each id, got "
+                f"{_plain(column[offsets[case]])!r} and {_plain(column[row])!r} "
+                f"for id {_plain(groups.ids[case])!r}."
+            )
         )
     return np.asarray(column[offsets[:-1]])
 
 
 def _group(
-    where: str,
     table: Any,
     *,
     id: str,
@@ -207,22 +222,22 @@ def _group(
     target: str | None,
 ) -> TableData:
     """Validate the columns, then group and sort the rows (shared by the public functions)."""
-    _require_pandas(where)
-    frame = _as_frame(where, table)
-    id_name = _check_column(where, frame, "id", id)
-    order_name = None if order is None else _check_column(where, frame, "order", order)
-    target_name = None if target is None else _check_column(where, frame, "target", target)
+    _require_pandas()
+    frame = _as_frame(table)
+    id_name = _check_column(frame, "id", id)
+    order_name = None if order is None else _check_column(frame, "order", order)
+    target_name = None if target is None else _check_column(frame, "target", target)
     used = {name for name in (id_name, order_name, target_name) if name is not None}
-    names = _feature_columns(where, frame, features, used)
-    values = _feature_values(where, frame, names)  # (rows, F)
-    codes, ids = _codes(where, frame, "id", id_name)
-    permutation = _step_order(where, frame, order_name, codes=codes, ids=ids)
+    names = _feature_columns(frame, features, used)
+    values = _feature_values(frame, names)  # (rows, F)
+    codes, ids = _codes(frame, "id", id_name)
+    permutation = _step_order(frame, order_name, codes=codes, ids=ids)
     offsets = np.zeros(ids.shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(codes, minlength=ids.shape[0]), out=offsets[1:])
     groups = _Groups(permutation=permutation, offsets=offsets, ids=ids)
     y = None
     if target_name is not None:
-        y = _targets(where, frame, target_name, groups=groups)
+        y = _targets(frame, target_name, groups=groups)
     return TableData(x=Ragged(values[permutation], offsets), ids=ids, y=y, features=names)
 
 
@@ -274,7 +289,8 @@ def group_table(
         array([1., 2., 3., 5., 4.])
     """
     where = "group_table"
-    return _group(where, table, id=id, order=order, features=features, target=target)
+    with error_context(where):
+        return _group(table, id=id, order=order, features=features, target=target)
 
 
 def table_to_ragged(
@@ -312,7 +328,8 @@ def table_to_ragged(
                [2.]])]
     """
     where = "table_to_ragged"
-    return _group(where, table, id=id, order=order, features=features, target=None).x
+    with error_context(where):
+        return _group(table, id=id, order=order, features=features, target=None).x
 
 
 def read_table(
@@ -348,30 +365,32 @@ def read_table(
             names the file), or as :func:`group_table`.
     """
     where = "read_table"
-    suffix = Path(path).suffix.lower()
-    if suffix not in _SUFFIXES:
-        raise ValueError(
-            f"{where}: path must end in one of {list(_SUFFIXES)}, got {os.fspath(path)!r}. "
-            "Load other formats with pandas and call group_table."
-        )
-    _require_pandas(where)
-    import pandas as pd
+    with error_context(where):
+        suffix = Path(path).suffix.lower()
+        if suffix not in _SUFFIXES:
+            raise ValueError(
+                f"{where}: path must end in one of {list(_SUFFIXES)}, got {os.fspath(path)!r}. "
+                "Load other formats with pandas and call group_table."
+            )
+        _require_pandas()
+        import pandas as pd
 
-    try:
-        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:  # CSV syntax
-        message = " ".join(str(error).split())
-        raise ValueError(
-            f"{where}: {os.fspath(path)!r} must be a CSV table with a header row, got: {message}."
-        ) from None
-    except OSError:
-        raise  # a file that cannot be read: FileNotFoundError and the like name it already
-    except Exception as error:  # pyarrow's ArrowInvalid & co.: a damaged or foreign file
-        if suffix == ".csv":
-            raise
-        message = " ".join(str(error).split())[:300]
-        raise ValueError(
-            f"{where}: {os.fspath(path)!r} must be a readable Parquet file, got "
-            f"{type(error).__name__}: {message}"
-        ) from None
-    return _group(where, frame, id=id, order=order, features=features, target=target)
+        try:
+            frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:  # CSV syntax
+            message = " ".join(str(error).split())
+            raise ValueError(
+                f"{where}: {os.fspath(path)!r} must be a CSV table with a header row, "
+                f"got: {message}."
+            ) from None
+        except OSError:
+            raise  # a file that cannot be read: FileNotFoundError and the like name it already
+        except Exception as error:  # pyarrow's ArrowInvalid & co.: a damaged or foreign file
+            if suffix == ".csv":
+                raise
+            message = " ".join(str(error).split())[:300]
+            raise ValueError(
+                f"{where}: {os.fspath(path)!r} must be a readable Parquet file, got "
+                f"{type(error).__name__}: {message}"
+            ) from None
+        return _group(frame, id=id, order=order, features=features, target=target)
