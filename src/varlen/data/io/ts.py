@@ -41,6 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from varlen._atomic import write_text
+from varlen._checks import error_context, unplaced
 from varlen._types import AnyArray, IntArray
 from varlen.data._flat import row_positions
 from varlen.data.ragged import Ragged
@@ -525,68 +526,77 @@ def read_ts(source: Source) -> TSData:
 # ----------------------------------------------------------------------------- writer
 
 
-def _check_x(where: str, x: object) -> tuple[NDArray[np.float64], IntArray]:
+def _check_x(x: object) -> tuple[NDArray[np.float64], IntArray]:
     """Return ``(values (N, C) float64, offsets (B + 1,))`` of a ``Ragged`` with ``C >= 1``."""
     if not isinstance(x, Ragged):
-        raise TypeError(f"{where}: x must be a Ragged, got {type(x).__name__}.")
+        raise unplaced(TypeError(f"x must be a Ragged, got {type(x).__name__}."))
     if x.values.ndim != 2 or x.values.shape[1] == 0 or x.dtype.kind not in "biuf":
-        raise ValueError(
-            f"{where}: x must have real values of shape (N, C) with C >= 1, got shape "
-            f"{x.values.shape} and dtype {x.dtype}. Reshape univariate values to (N, 1)."
+        raise unplaced(
+            ValueError(
+                f"x must have real values of shape (N, C) with C >= 1, got shape "
+                f"{x.values.shape} and dtype {x.dtype}. Reshape univariate values to (N, 1)."
+            )
         )
     values = x.values.astype(np.float64)
     infinite = np.isinf(values)
     if infinite.any():
         step, channel = (int(i) for i in np.argwhere(infinite)[0])
-        raise ValueError(
-            f"{where}: x must hold finite values or NaN (written as '?'), got "
-            f"{float(values[step, channel])!r} at step {step}, channel {channel}; read_ts refuses "
-            "infinities."
+        raise unplaced(
+            ValueError(
+                f"x must hold finite values or NaN (written as '?'), got "
+                f"{float(values[step, channel])!r} at step {step}, channel {channel}; "
+                "read_ts refuses infinities."
+            )
         )
     return values, x.offsets
 
 
-def _check_label_text(where: str, name: str, labels: Sequence[str]) -> None:
+def _check_label_text(name: str, labels: Sequence[str]) -> None:
     for index, label in enumerate(labels):
         if not label or ":" in label or any(char.isspace() for char in label):
-            raise ValueError(
-                f"{where}: {name}[{index}] must be a non-empty label without ':' or "
-                f"whitespace, got {label!r}."
+            raise unplaced(
+                ValueError(
+                    f"{name}[{index}] must be a non-empty label without ':' or "
+                    f"whitespace, got {label!r}."
+                )
             )
 
 
-def _check_y(
-    where: str, y: object, B: int, class_labels: Sequence[str] | None
-) -> tuple[str, list[str]]:
+def _check_y(y: object, B: int, class_labels: Sequence[str] | None) -> tuple[str, list[str]]:
     """Return ``(header line for the labels, per-case label text)``."""
     if y is None:
         return "@classLabel false", []
     array = np.asarray(y)
     if array.shape != (B,) or array.dtype.kind not in "biufUSO":
-        raise ValueError(
-            f"{where}: y must be None or have shape (B,) = ({B},) with labels or real "
-            f"targets, got shape {array.shape} and dtype {array.dtype}."
+        raise unplaced(
+            ValueError(
+                f"y must be None or have shape (B,) = ({B},) with labels or real "
+                f"targets, got shape {array.shape} and dtype {array.dtype}."
+            )
         )
     if array.dtype.kind == "f":
         if not np.isfinite(array).all():
             index = int(np.argmin(np.isfinite(array)))
-            raise ValueError(
-                f"{where}: y must hold finite targets, got {float(array[index])!r} at index "
-                f"{index}."
+            raise unplaced(
+                ValueError(
+                    f"y must hold finite targets, got {float(array[index])!r} at index {index}."
+                )
             )
         return "@targetLabel true", [repr(float(value)) for value in array.tolist()]
     labels = [str(value) for value in array.tolist()]
-    _check_label_text(where, "y", labels)
+    _check_label_text("y", labels)
     declared = sorted(set(labels)) if class_labels is None else [str(c) for c in class_labels]
-    _check_label_text(where, "class_labels", declared)
+    _check_label_text("class_labels", declared)
     if not declared:
-        raise ValueError(
-            f"{where}: class_labels must hold at least one label, got none. "
-            "Pass class_labels when y is empty."
+        raise unplaced(
+            ValueError(
+                "class_labels must hold at least one label, got none. "
+                "Pass class_labels when y is empty."
+            )
         )
     unknown = sorted(set(labels) - set(declared))
     if unknown:
-        raise ValueError(f"{where}: y must only hold labels in class_labels, got {unknown}.")
+        raise unplaced(ValueError(f"y must only hold labels in class_labels, got {unknown}."))
     return "@classLabel true " + " ".join(declared), labels
 
 
@@ -649,24 +659,26 @@ def write_ts(
         True
     """
     where = "write_ts"
-    values, offsets = _check_x(where, x)
-    lengths = np.diff(offsets)
-    labels_line, labels = _check_y(where, y, lengths.shape[0], class_labels)
-    if not problem_name or " ".join(problem_name.split()) != problem_name:
-        raise ValueError(
-            f"{where}: problem_name must be words separated by single spaces, got {problem_name!r}."
-        )
-    if values.shape[1] == 1 and y is None and lengths.size and lengths.min() == 0:
-        raise ValueError(
-            f"{where}: x must have T_i >= 1 when C == 1 and y is None (the line would be "
-            f"blank), got lengths[{int(np.argmin(lengths))}] == 0. Pass y or drop empty cases."
-        )
-    lines = _header_text(values, lengths, labels_line, problem_name)
-    text = np.where(np.isnan(values), "?", values.astype(np.str_))  # (N, C)
-    for i, (start, stop) in enumerate(
-        zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
-    ):
-        block = text[start:stop].T  # (C, T_i)
-        line = ":".join(",".join(channel) for channel in block.tolist())
-        lines.append(f"{line}:{labels[i]}" if labels else line)
-    write_text(path, "\n".join(lines) + "\n")
+    with error_context(where):
+        values, offsets = _check_x(x)
+        lengths = np.diff(offsets)
+        labels_line, labels = _check_y(y, lengths.shape[0], class_labels)
+        if not problem_name or " ".join(problem_name.split()) != problem_name:
+            raise ValueError(
+                f"{where}: problem_name must be words separated by single spaces, "
+                f"got {problem_name!r}."
+            )
+        if values.shape[1] == 1 and y is None and lengths.size and lengths.min() == 0:
+            raise ValueError(
+                f"{where}: x must have T_i >= 1 when C == 1 and y is None (the line would be "
+                f"blank), got lengths[{int(np.argmin(lengths))}] == 0. Pass y or drop empty cases."
+            )
+        lines = _header_text(values, lengths, labels_line, problem_name)
+        text = np.where(np.isnan(values), "?", values.astype(np.str_))  # (N, C)
+        for i, (start, stop) in enumerate(
+            zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
+        ):
+            block = text[start:stop].T  # (C, T_i)
+            line = ":".join(",".join(channel) for channel in block.tolist())
+            lines.append(f"{line}:{labels[i]}" if labels else line)
+        write_text(path, "\n".join(lines) + "\n")
