@@ -174,7 +174,8 @@ def _patched_private(node: ast.Call, modules: dict[str, str]) -> str | None:
         and first.id in modules
         and len(node.args) > 1
         and isinstance(node.args[1], ast.Constant)
-        and str(node.args[1].value).startswith("_")
+        and isinstance(node.args[1].value, str)
+        and node.args[1].value.startswith("_")
     ):
         return f"{modules[first.id]}.{node.args[1].value}"
     return None

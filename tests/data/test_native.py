@@ -59,7 +59,9 @@ PAD_VALUES: list[Any] = [0, 0.0, -0.0, -1, 1.5, 255, 256, math.nan, math.inf, 1e
 
 def padder(sequences: Any, **kwargs: Any) -> Callable[[PadTuning], np.ndarray]:
     """``pad_sequences(sequences, **kwargs)`` under a tuning given later."""
-    kw = {"maxlen": None, "dtype": "int32", "padding": "pre", "truncating": "pre", "value": 0.0}
+    kw: dict[str, Any] = {
+        "maxlen": None, "dtype": "int32", "padding": "pre", "truncating": "pre", "value": 0.0
+    }  # fmt: skip
     kw.update(kwargs)
     return lambda tuning: keras_padding._pad_sequences(sequences, tuning=tuning, **kw)
 

@@ -114,14 +114,16 @@ def read_step_table(
     Returns:
         The :class:`StepTable`.
     """
+    from varlen._checks import error_context
     from varlen.data.io.table import _check_column, _feature_columns, group_table
 
     frame = _read_frame(path)
-    for role, name in (("id", id), ("order", order), ("target", target)):
-        if name is not None:
-            _check_column("read_table", frame, role, name)
-    used = {name for name in (id, order, target) if name is not None}
-    names = _feature_columns("read_table", frame, features, used)
+    with error_context("read_table"):  # the helpers' errors name no function: this one
+        for role, name in (("id", id), ("order", order), ("target", target)):
+            if name is not None:
+                _check_column(frame, role, name)
+        used = {name for name in (id, order, target) if name is not None}
+        names = _feature_columns(frame, features, used)
     if target_as_feature and target is not None and target not in names:
         names = (*names, target)
     if target_as_feature and target in frame.columns and frame[target].dtype.kind not in "biuf":
