@@ -1,4 +1,4 @@
-"""The augmented weights reused across calls never go stale, and pads are zeroed whatever they hold."""
+"""Augmented weights reused across calls never go stale; pads are zeroed whatever they hold."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ def _fresh_copy(module: LSTM | GRU) -> LSTM | GRU:
 @pytest.mark.parametrize("cls", [LSTM, GRU])
 @pytest.mark.parametrize("grad_mode", ["no_grad", "inference_mode"])
 def test_reused_weights_follow_every_change_of_the_weights(cls, grad_mode):
+    """In-place changes, load_state_dict and a dtype change all reach the next no-grad call."""
     torch.manual_seed(0)
     module = cls(3, 4, bidirectional=True)
     x, lengths = _batch(3)
@@ -48,6 +49,7 @@ def test_reused_weights_follow_every_change_of_the_weights(cls, grad_mode):
 
 
 def test_training_after_inference_has_the_gradients_of_a_fresh_module():
+    """A weight reused in inference never stands in for the graph of a training call."""
     torch.manual_seed(0)
     module = LSTM(3, 4)
     x, lengths = _batch(3)
@@ -65,6 +67,7 @@ def test_training_after_inference_has_the_gradients_of_a_fresh_module():
 @pytest.mark.parametrize("cls", [LSTM, GRU])
 @pytest.mark.parametrize("pad", [float("inf"), float("-inf"), float("nan"), 3e38])
 def test_any_pad_value_gives_the_results_of_zero_pads(cls, pad):
+    """inf, NaN or huge pads: the outputs and states of zero pads, and zero gradient there."""
     torch.manual_seed(0)
     module = cls(3, 4, bidirectional=True)
     x, lengths = _batch(3)
@@ -83,6 +86,7 @@ def test_any_pad_value_gives_the_results_of_zero_pads(cls, pad):
 
 
 def test_a_nan_at_a_real_step_stays_in_its_row():
+    """A NaN in the data (not a pad) is not zeroed: it reaches its own row only."""
     module = LSTM(3, 4)
     x, lengths = _batch(3)
     x[1, 0, 0] = float("nan")
