@@ -49,7 +49,6 @@ shapes the graph; legacy TorchScript tracing is refused.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
@@ -102,8 +101,7 @@ class LSTMState(NamedTuple):
     c: Tensor
 
 
-@dataclass(frozen=True)
-class _Inputs:
+class _Inputs(NamedTuple):  # a NamedTuple: made on every call, cheaper than a frozen dataclass
     """A validated call: ``x`` in ``layout`` (pads NOT zeroed) and how to restore the layout."""
 
     x: Tensor  # (B, T, F)
@@ -349,10 +347,10 @@ def _run_layer(
 
 def _pad_steps(lengths: Tensor, T: int, layout: Padding) -> Tensor:
     """``(T, B)`` bool, True at padded steps, time-major as the kernel reads its input."""
-    steps = torch.arange(T, device=lengths.device)[:, None]  # (T, 1)
+    steps = torch.arange(T, device=lengths.device).unsqueeze(1)  # (T, 1), broadcast to (T, B)
     if layout == "post":
-        return steps >= lengths[None, :]
-    return steps < (T - lengths)[None, :]
+        return steps >= lengths
+    return steps < torch.rsub(lengths, T)
 
 
 def _final_picks(lengths: Tensor, T: int, layout: Padding, D: int) -> tuple[Tensor | None, ...]:
@@ -371,7 +369,7 @@ def _final_picks(lengths: Tensor, T: int, layout: Padding, D: int) -> tuple[Tens
             picks.append(None)
             continue
         index = _last_processed(lengths, T, layout, reverse=d == 1)
-        picks.append(index[:, None, None])
+        picks.append(index.view(-1, 1, 1))
     return tuple(picks)
 
 
@@ -387,8 +385,9 @@ def _zero_pads(x: Tensor, pads: Tensor, indicator: Tensor) -> Tensor:
     """
     eager = not (torch.compiler.is_compiling() or torch.jit.is_tracing())  # type: ignore[attr-defined, no-untyped-call]
     if eager and x.device.type == "cpu":
-        kept = x * (1 - indicator)
-        if math.isfinite(float(kept.detach().sum())):
+        kept = x * torch.rsub(indicator, 1)
+        total = kept.sum()
+        if math.isfinite((total.detach() if total.requires_grad else total).item()):
             return kept
     return x.masked_fill(pads, 0)
 
@@ -403,7 +402,7 @@ def _drive_padded(
         inputs = _Inputs(x, lengths, "post", inputs.padding, inputs.gather)
     B, T, _ = x.shape
     D = num_directions(module)
-    pads = _pad_steps(lengths, T, layout)[:, :, None]  # (T, B, 1)
+    pads = _pad_steps(lengths, T, layout).unsqueeze(2)  # (T, B, 1)
     indicator = pads.to(x.dtype)
     state = hx if hx is not None else zero_state(module, cell, B, x)
     picks = _final_picks(lengths, T, layout, D) if hx is None else ()
