@@ -18,7 +18,8 @@ def _fresh_copy(module: LSTM | GRU) -> LSTM | GRU:
     """A new module with the same weights (nothing reused from earlier calls)."""
     copy = type(module)(module.input_size, module.hidden_size, bidirectional=module.bidirectional)
     copy.load_state_dict(module.state_dict())
-    return copy.to(module.weight_ih_l0.dtype)
+    dtype = next(module.parameters()).dtype
+    return copy.to(dtype)
 
 
 @pytest.mark.parametrize("cls", [LSTM, GRU])
@@ -32,7 +33,8 @@ def test_reused_weights_follow_every_change_of_the_weights(cls, grad_mode):
 
     def run(on: LSTM | GRU = module, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         with context():
-            return on(x.to(dtype), lengths)[0].clone()
+            out: torch.Tensor = on(x.to(dtype), lengths)[0]
+            return out.clone()
 
     before = run()
     with torch.no_grad():  # an in-place change, as an optimizer step makes
