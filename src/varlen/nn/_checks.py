@@ -9,6 +9,8 @@ from torch import Tensor
 
 from varlen._types import Padding
 
+_FEW = 256  # lengths up to this many are read as Python ints (cheaper than two reductions)
+
 
 def check_lengths(
     where: str,
@@ -51,11 +53,20 @@ def check_lengths(
     if given.ndim != 1 or (B is not None and given.shape[0] != B):
         expected = "(B,)" if B is None else f"(B,) = ({B},)"
         raise ValueError(f"{where}: lengths must have shape {expected}, got {tuple(given.shape)}.")
-    result = given.to(device=device or given.device, dtype=torch.int64, non_blocking=True)
+    result = given
+    if given.dtype != torch.int64 or (device is not None and given.device != device):
+        result = given.to(device=device or given.device, dtype=torch.int64, non_blocking=True)
     if not values:
         return result
-    bad_rows = result < 0 if T is None else (result < 0) | (result > T)
-    if result.numel() and bool(bad_rows.any()):  # one host sync, validation only
+    if not result.numel():
+        return result
+    if result.is_cpu and result.numel() <= _FEW:  # one read, then Python ints
+        read: list[int] = result.tolist()
+        low, high = min(read), max(read)
+    else:  # validation only: one host sync on an accelerator
+        low, high = torch.stack(torch.aminmax(result)).tolist()
+    if low < 0 or (T is not None and high > T):
+        bad_rows = result < 0 if T is None else (result < 0) | (result > T)
         bad = int(bad_rows.nonzero()[0, 0])
         expected = ">= 0" if T is None else f"in [0, T] = [0, {T}]"
         raise ValueError(

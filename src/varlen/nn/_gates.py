@@ -17,6 +17,7 @@ raw ``torch.lstm`` / ``torch.gru`` calls; it knows nothing about lengths, masks 
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
@@ -181,8 +182,29 @@ def control_saturation(weight: Tensor) -> float:
     return min(saturation(weight.dtype), saturation(lowered))
 
 
+_COLUMNS: dict[tuple[Any, ...], Tensor] = {}
+
+
 def control_column(signs: tuple[float, ...], H: int, w_ih: Tensor, value: float) -> Tensor:
-    """Return ``(G * H, 1)``: each gate block's sign times the saturating ``value``."""
+    """Return ``(G * H, 1)``: each gate block's sign times the saturating ``value``.
+
+    The column is a constant (no parameter enters it), so eagerly it is made once per sign
+    pattern, size, dtype, device and value and kept (read-only: callers only concatenate it).
+    While a graph is captured it is made afresh, so that no stored tensor enters the graph.
+    """
+    # The cheap half of capturing_graph(): compile and export set is_compiling, legacy
+    # tracing (and the TorchScript ONNX exporter, which traces) is_tracing.
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():  # type: ignore[attr-defined, no-untyped-call]
+        return _make_column(signs, H, w_ih, value)
+    key = (signs, H, w_ih.dtype, w_ih.device, value)
+    column = _COLUMNS.get(key)
+    if column is None:
+        with torch.inference_mode(mode=False):  # a normal tensor even if made under inference_mode
+            column = _COLUMNS[key] = _make_column(signs, H, w_ih, value)
+    return column
+
+
+def _make_column(signs: tuple[float, ...], H: int, w_ih: Tensor, value: float) -> Tensor:
     values = torch.tensor(signs, dtype=w_ih.dtype, device=w_ih.device) * value
     return values.repeat_interleave(H)[:, None]
 
@@ -227,6 +249,73 @@ def layer_params(
     params: list[Tensor] = [getattr(module, name) for name in names]
     w_ih = params[0]  # (G * H, F_l)
     value = control_saturation(w_ih)
+    if _may_reuse(params, reset=reset):
+        params[0] = _reused_weight(module, cell, layer, direction, params, value, reset=reset)
+        return params
+    params[0] = _augmented_weight(module, cell, params, value, reset=reset)
+    return params
+
+
+def _may_reuse(params: list[Tensor], *, reset: bool) -> bool:
+    """Whether an augmented ``W_ih`` made earlier may serve: no graph records it.
+
+    That is when autograd records nothing (no grad mode, inference mode, or frozen weights)
+    and no graph is being captured.
+    """
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():  # type: ignore[attr-defined, no-untyped-call]
+        return False
+    if not torch.is_grad_enabled():
+        return True
+    used = params[:1] + (params[2:3] if reset else [])
+    return not any(p.requires_grad for p in used)
+
+
+# Per module (weakly: the entry goes with the module), per (layer, direction, reset): the
+# augmented W_ih and what it was made from.
+_REUSED: weakref.WeakKeyDictionary[nn.Module, dict[tuple[int, int, bool], tuple[Any, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _reused_weight(
+    module: nn.RNNBase,
+    cell: Cell,
+    layer: int,
+    direction: int,
+    params: list[Tensor],
+    value: float,
+    *,
+    reset: bool,
+) -> Tensor:
+    """The augmented ``W_ih``, made once per version of the weights it is made from.
+
+    An entry is valid while the very same parameter tensors hold the same storage at the same
+    version (any in-place change, an optimizer step or ``load_state_dict`` included, bumps
+    the version; ``module.to`` gives new storage) and the saturation value is the same.
+    """
+    used = params[:1] + (params[2:3] if reset else [])
+    stamp = (*((p.data_ptr(), p._version, p.dtype, p.device) for p in used), value)
+    entries = _REUSED.setdefault(module, {})
+    key = (layer, direction, reset)
+    entry = entries.get(key)
+    if (
+        entry is not None
+        and entry[1] == stamp
+        and all(ref() is p for ref, p in zip(entry[0], used, strict=True))
+    ):
+        weight: Tensor = entry[2]
+        return weight
+    with torch.inference_mode(mode=False), torch.no_grad():  # a plain tensor, no graph
+        weight = _augmented_weight(module, cell, params, value, reset=reset)
+    entries[key] = (tuple(weakref.ref(p) for p in used), stamp, weight)
+    return weight
+
+
+def _augmented_weight(
+    module: nn.RNNBase, cell: Cell, params: list[Tensor], value: float, *, reset: bool
+) -> Tensor:
+    """``W_ih`` with its control columns appended: ``(G * H, F_l + 1 [+ 1])``."""
+    w_ih = params[0]
     columns = [control_column(cell.pad_gate_signs, module.hidden_size, w_ih, value)]
     if reset:
         column = control_column(cell.reset_gate_signs, module.hidden_size, w_ih, value)
@@ -238,5 +327,4 @@ def layer_params(
             cancelled = column[block] - params[2][block, None]
             column = torch.cat([column[: block.start], cancelled, column[block.stop :]])
         columns.append(column)
-    params[0] = torch.cat([w_ih, *columns], dim=1)
-    return params
+    return torch.cat([w_ih, *columns], dim=1)

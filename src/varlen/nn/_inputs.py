@@ -245,12 +245,15 @@ def _check_values(where: str, module: nn.RNNBase, x: Any, offsets: Any) -> tuple
     host = offsets.to(device="cpu", dtype=torch.int64)  # one sync: validation and T
     N = x.shape[0]
     lengths = host.diff()
-    falls = (lengths < 0).nonzero()[:, 0].tolist()
-    if int(host[0]) != 0 or int(host[-1]) != N or falls:
+    first, last = int(host[0]), int(host[-1])
+    falls = []
+    if lengths.numel() and int(lengths.min()) < 0:  # the rows, only for the message
+        falls = (lengths < 0).nonzero()[:, 0].tolist()
+    if first != 0 or last != N or falls:
         where_falls = f", decreasing after offsets[{falls[0]}]" if falls else ""
         raise ValueError(
             f"{where}: offsets must start at 0, never decrease and end at N = {N} (the rows "
-            f"of x), got first {int(host[0])}, last {int(host[-1])}{where_falls}."
+            f"of x), got first {first}, last {last}{where_falls}."
         )
     _check_features(where, module, x)
     return x, lengths

@@ -91,7 +91,7 @@ def has_no_pads(host_lengths: Tensor | None, T: int) -> bool:
 
 
 def row_groups(
-    host_lengths: Tensor, T: int, tuning: Tuning = DEFAULT_TUNING
+    host_lengths: Tensor, T: int, tuning: Tuning = DEFAULT_TUNING, *, total: int | None = None
 ) -> tuple[Tensor, ...] | None:
     """Split a batch of uneven lengths into groups of similar length, or ``None`` to keep it.
 
@@ -107,24 +107,28 @@ def row_groups(
         host_lengths: ``(B,)`` int64 lengths on the host.
         T: The padded length.
         tuning: The constants.
+        total: ``N``, the sum of ``host_lengths``, if the caller has it.
 
     Returns:
         The row indices of each group, or ``None``.
     """
     B = host_lengths.shape[0]
-    N = int(host_lengths.sum())
+    N = int(host_lengths.sum()) if total is None else total
     budget = (1 - tuning.min_saving) * B * T
-    if N == 0 or tuning.min_rows > B or budget <= N:
+    # Any split costs at least the real steps and two calls: skip the sort when that is over.
+    lowest = N + tuning.call_cost * tuning.group_counts[0] if tuning.group_counts else budget
+    if N == 0 or tuning.min_rows > B or budget <= lowest:
         return None
     ordered, order = torch.sort(host_lengths, stable=True)
+    lengths = ordered.tolist()  # the costs below are a few Python ints per split
     best_cost, best = budget, None
     for G in tuning.group_counts:
         if tuning.min_group_rows * G > B:
             break
         bounds = [B * g // G for g in range(G + 1)]
-        tallest = ordered[torch.tensor(bounds[1:]) - 1]  # (G,) longest length of each group
-        sizes = torch.tensor([b - a for a, b in itertools.pairwise(bounds)])
-        cost = int((sizes * tallest).sum()) + G * tuning.call_cost
+        # Each group of rows bounds[g]:bounds[g + 1] runs to its longest (last) length.
+        cells = sum((b - a) * lengths[b - 1] for a, b in itertools.pairwise(bounds))
+        cost = cells + G * tuning.call_cost
         if cost < best_cost:
             best_cost, best = cost, bounds
     if best is None:
@@ -170,7 +174,8 @@ def plan_call(
         return Plan("packed")
     if host_lengths is None:
         return Plan("padded")
-    if has_no_pads(host_lengths, T):
+    N = int(host_lengths.sum())
+    if N == B * T:  # no pads
         return Plan("full")
-    groups = row_groups(host_lengths, T, tuning) if device_type == "cpu" else None
+    groups = row_groups(host_lengths, T, tuning, total=N) if device_type == "cpu" else None
     return Plan("padded") if groups is None else Plan("groups", groups)

@@ -48,7 +48,7 @@ shapes the graph; legacy TorchScript tracing is refused.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 from typing import Any, NamedTuple
 
 import torch
@@ -101,8 +101,7 @@ class LSTMState(NamedTuple):
     c: Tensor
 
 
-@dataclass(frozen=True)
-class _Inputs:
+class _Inputs(NamedTuple):  # a NamedTuple: made on every call, cheaper than a frozen dataclass
     """A validated call: ``x`` in ``layout`` (pads NOT zeroed) and how to restore the layout."""
 
     x: Tensor  # (B, T, F)
@@ -167,23 +166,34 @@ def _compress(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def _resolve(
-    where: str, module: nn.RNNBase, x: Any, lengths: Any, mask: Any, padding: Any
+    where: str,
+    module: nn.RNNBase,
+    x: Any,
+    lengths: Any,
+    mask: Any,
+    padding: Any,
+    *,
+    graph: bool | None = None,
 ) -> _Inputs:
-    """Validate one call and bring it to a padded batch with lengths and a known layout."""
+    """Validate one call and bring it to a padded batch with lengths and a known layout.
+
+    ``graph``: whether a graph is being captured (:func:`capturing_graph`), if known.
+    """
     x, lengths, mask, padding = _unpack_input(where, module, x, lengths, mask, padding)
     padding = check_side(where, "padding", padding)
     if not isinstance(x, Tensor):
         raise TypeError(f"{where}: x must be a Tensor, got {type(x).__name__}.")
     _check_x(where, module, x)
     B, T, _ = x.shape
-    graph = capturing_graph()
+    if graph is None:
+        graph = capturing_graph()
     host: Tensor | None = None
     if lengths is not None:
         # Values are checked eagerly only (never while a graph is captured); lengths on the
         # host are checked and planned with no device sync.
         checked = check_lengths(where, lengths, B=B, T=T, values=not graph)
         host = checked if checked.device.type == "cpu" and not graph else None
-        lengths = checked.to(x.device, non_blocking=True)
+        lengths = checked if checked.device == x.device else checked.to(x.device, non_blocking=True)
     if mask is None:
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.int64, device=x.device)
@@ -208,6 +218,8 @@ def _resolve(
 
 def _restore(inputs: _Inputs, out: Tensor) -> Tensor:
     """Put outputs computed in ``inputs.layout`` back in the caller's layout."""
+    if inputs.gather is None and inputs.layout == inputs.padding:
+        return out
     if inputs.gather is not None:
         # Real step k of row b came from position gather[b, k]: send it back there.
         inverse = torch.argsort(inputs.gather, dim=1)
@@ -287,10 +299,14 @@ def _run_layer(
     init: State,
     *,
     zero_init: bool,
+    picks: tuple[Tensor | None, ...] = (),
 ) -> tuple[Tensor, State]:
     """Run one layer on ``x (B, T, F_l + 1)`` whose pads are no-ops; init states ``(D, B, H_k)``.
 
-    Returns ``out (B, T, D * H_out)`` (NOT zeroed at pads) and final states ``(D, B, H_k)``.
+    With ``zero_init``, ``picks`` holds per direction the ``(B, 1, 1)`` step at which its final
+    ``h`` is read, or ``None`` where the kernel's own final ``h`` is it (see
+    :func:`_final_picks`). Returns ``out (B, T, D * H_out)`` (NOT zeroed at pads) and final
+    states ``(D, B, H_k)``.
     """
     D = num_directions(module)
     H_out = init[0].shape[2]
@@ -301,11 +317,17 @@ def _run_layer(
         out, finals = cell.kernel(
             x, init, params, has_biases=module.bias, bidirectional=D == 2, train=module.training
         )
+        if all(pick is None for pick in picks):
+            return out, finals
+        B = out.shape[0]
+        if D == 1:  # (B, 1, H_out) -> (1, B, H_out), a view
+            h = out.gather(1, picks[0].expand(B, 1, H_out)).transpose(0, 1)  # type: ignore[union-attr]
+            return out, (h, *finals[1:])
         hs = [
-            _final_h(
-                out[..., d * H_out : (d + 1) * H_out], lengths, layout, init[0][d], reverse=d == 1
-            )
-            for d in range(D)
+            finals[0][d]
+            if pick is None
+            else out[..., d * H_out : (d + 1) * H_out].gather(1, pick.expand(B, 1, H_out))[:, 0]
+            for d, pick in enumerate(picks)
         ]
         return out, (torch.stack(hs), *finals[1:])
     # A given initial state must meet the real steps first: post layout, and the backward
@@ -323,6 +345,53 @@ def _run_layer(
     return torch.cat(outs, dim=-1), (torch.stack(hs), *rest)
 
 
+def _pad_steps(lengths: Tensor, T: int, layout: Padding) -> Tensor:
+    """``(T, B)`` bool, True at padded steps, time-major as the kernel reads its input."""
+    steps = torch.arange(T, device=lengths.device).unsqueeze(1)  # (T, 1), broadcast to (T, B)
+    if layout == "post":
+        return steps >= lengths
+    return steps < torch.rsub(lengths, T)
+
+
+def _final_picks(lengths: Tensor, T: int, layout: Padding, D: int) -> tuple[Tensor | None, ...]:
+    """Per direction, the ``(B, 1, 1)`` step holding its final ``h`` (zero initial state).
+
+    ``None`` where the kernel's own final ``h`` is already it: a direction that ends on the
+    padded side ends on pads, where an LSTM's ``h`` is exactly 0 and a GRU carries ``h``
+    (approximately), so it is read at the direction's last real step; a direction that ends on
+    the real side ends on it. A length-0 row reads a pad step, where a zero state is still
+    exactly zero: the initial state.
+    """
+    picks: list[Tensor | None] = []
+    for d in range(D):
+        ends_on_pads = (layout == "post") == (d == 0)
+        if not ends_on_pads:
+            picks.append(None)
+            continue
+        index = _last_processed(lengths, T, layout, reverse=d == 1)
+        picks.append(index.view(-1, 1, 1))
+    return tuple(picks)
+
+
+def _zero_pads(x: Tensor, pads: Tensor, indicator: Tensor) -> Tensor:
+    """``x (T, B, F)`` with exact zeros at padded steps, whatever the caller left there.
+
+    ``pads (T, B, 1)`` is True at padded steps and ``indicator`` is it as 1.0/0.0. Eagerly on
+    the CPU, one multiplication by ``1 - indicator`` does it (a real step times 1 is itself, a
+    finite pad times 0 is 0) and the sum of the result, read on the host for free, shows
+    whether every value was finite; if not (NaN or inf anywhere, even at real steps), or while
+    a graph is captured, or on an accelerator, a masked fill (several times slower on the CPU)
+    does it instead. Both give the same values and the same gradient (zero at pads).
+    """
+    eager = not (torch.compiler.is_compiling() or torch.jit.is_tracing())  # type: ignore[attr-defined, no-untyped-call]
+    if eager and x.device.type == "cpu":
+        kept = x * torch.rsub(indicator, 1)
+        total = kept.sum()
+        if math.isfinite((total.detach() if total.requires_grad else total).item()):
+            return kept
+    return x.masked_fill(pads, 0)
+
+
 def _drive_padded(
     module: nn.RNNBase, cell: Cell, inputs: _Inputs, hx: State | None
 ) -> tuple[Tensor, State]:
@@ -333,32 +402,37 @@ def _drive_padded(
         inputs = _Inputs(x, lengths, "post", inputs.padding, inputs.gather)
     B, T, _ = x.shape
     D = num_directions(module)
-    real = _mask(lengths, T, layout)[:, :, None]  # (B, T, 1)
-    indicator = (~real).to(x.dtype)
+    pads = _pad_steps(lengths, T, layout).unsqueeze(2)  # (T, B, 1)
+    indicator = pads.to(x.dtype)
     state = hx if hx is not None else zero_state(module, cell, B, x)
+    picks = _final_picks(lengths, T, layout, D) if hx is None else ()
     finals: list[State] = []
-    layer_input = x
+    # Time-major (T, B, F_l): the kernel reads its input so, and a concatenation along the
+    # features of time-major views comes out in that layout (no copy inside torch.lstm).
+    # Whatever the caller left at padded steps (NaN, garbage) is replaced by zeros first.
+    layer_input = _zero_pads(x.transpose(0, 1), pads, indicator)
     for layer in range(module.num_layers):
         if layer > 0 and module.training and module.dropout > 0:
             layer_input = nn.functional.dropout(layer_input, module.dropout, training=True)
-        init = tuple(s[layer * D : (layer + 1) * D] for s in state)
-        # (B, T, F_l + 1) laid out time-major, as the kernel reads it: no copy inside torch.lstm.
-        augmented = x.new_empty(T, B, layer_input.shape[2] + 1).transpose(0, 1)
-        augmented[..., :-1] = layer_input
-        augmented[..., -1:] = indicator
-        if layer == 0:
-            # Replace whatever the caller left at padded steps (NaN, garbage) by zeros.
-            augmented[..., :-1].masked_fill_(~real, 0)
-        layer_input, final = _run_layer(
-            module, cell, layer, augmented, lengths, layout, init, zero_init=hx is None
+        init = (
+            state
+            if module.num_layers == 1
+            else tuple(s[layer * D : (layer + 1) * D] for s in state)
+        )
+        augmented = torch.cat([layer_input, indicator], dim=2).transpose(0, 1)  # (B, T, F_l + 1)
+        out, final = _run_layer(
+            module, cell, layer, augmented, lengths, layout, init, zero_init=hx is None, picks=picks
         )  # (B, T, D * H_out); at pads finite, and for an LSTM exactly zero
         finals.append(final)
-    merged = tuple(torch.cat(parts) for parts in zip(*finals, strict=True))
+        layer_input = out.transpose(0, 1)
+    merged = (
+        finals[0]
+        if len(finals) == 1
+        else tuple(torch.cat(parts) for parts in zip(*finals, strict=True))
+    )
     if not cell.zero_at_pads:  # a GRU carries h through pads: zero its outputs there
-        layer_input = torch.where(
-            real, layer_input, torch.zeros((), dtype=x.dtype, device=x.device)
-        )
-    return _restore(inputs, layer_input), merged
+        out = out.masked_fill(pads.transpose(0, 1), 0)
+    return _restore(inputs, out), merged
 
 
 def _drive_packed(
@@ -441,7 +515,8 @@ def _plan_and_run(
             "dynamo=True), varlen.nn.export_onnx or torch.export.export instead."
         )
     method = check_choice(where, "method", method, _METHODS)
-    inputs = _resolve(where, module, x, lengths, mask, padding)
+    graph = capturing_graph()
+    inputs = _resolve(where, module, x, lengths, mask, padding, graph=graph)
     state = _check_state(where, module, cell, hx, inputs.x.shape[0], inputs.x)
     B, T, _ = inputs.x.shape
     plan = plan_call(
@@ -451,7 +526,7 @@ def _plan_and_run(
         unmasked=inputs.unmasked,
         method=method,
         device_type=inputs.x.device.type,
-        graph=capturing_graph(),
+        graph=graph,
         tuning=tuning,
     )
     return _run(module, cell, inputs, state, plan)

@@ -1,0 +1,331 @@
+"""Per-call overhead of varlen.nn.LSTM/GRU on small models (issue 23), and where it goes.
+
+torch's padded call (lengths ignored: fast, and wrong for every row shorter than the batch)
+against varlen's exact call on the same padded batch with its lengths, on the four shapes of
+issue 23 (batch, T, F, H): one layer, post-padding, lengths uniform in [1, T] with one row at
+T, a new batch of lengths each call (cycled through 16). Modes: inference (``torch.no_grad``)
+and forward + backward (loss: sum of the outputs and of the final h).
+
+Rows are interleaved round by round after a warm-up, 1 thread, medians. The clock is the
+thread's CPU time (``time.thread_time``): on a shared machine the wall clock also counts the
+other jobs' time slices; the wall-clock ratios are printed beside it.
+
+Then, per shape, the breakdown of one inference call: each stage of varlen's padded route
+timed on its own on the same batch (validation, planning, control columns/augmented weights,
+pad mask and augmented input, the kernel, the final-state gather), and what is left: the
+Python glue between them. ``autograd nodes``: nodes in the backward graph of each call.
+
+Then the other entry points: ``StreamingRNN`` called once per time step (steps/s, against a
+bare ``torch.nn.LSTM`` step loop carrying ``(h, c)``), and ragged inputs (values + offsets,
+nested jagged) against varlen on the padded batch. Run:
+``python benchmarks/bench_overhead.py [--quick] [--rounds N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from varlen.nn import GRU, LSTM, StreamingRNN, recurrent
+from varlen.nn._gates import cell_of, layer_params, zero_state
+from varlen.nn._plans import capturing_graph, plan_call
+
+SHAPES = (  # B, T, F, H, bidirectional
+    (64, 100, 32, 128, False),
+    (32, 29, 12, 64, True),
+    (32, 29, 12, 64, False),
+    (8, 10, 4, 16, False),
+)
+BATCHES, SEED = 16, 0
+
+
+def batches(B: int, T: int, F: int, rng: torch.Generator) -> list[tuple[Tensor, Tensor]]:
+    """BATCHES padded batches (post) with lengths uniform in [1, T], row 0 at T."""
+    out = []
+    for _ in range(BATCHES):
+        lengths = torch.randint(1, T + 1, (B,), generator=rng)
+        lengths[0] = T
+        out.append((torch.randn(B, T, F, generator=rng), lengths))
+    return out
+
+
+def loss(result: tuple[Tensor, Any]) -> Tensor:
+    """Sum of the outputs and of the final h."""
+    out, state = result
+    h = state[0] if isinstance(state, tuple) else state
+    return out.sum() + h.sum()
+
+
+def timed(calls: dict[str, Callable[[], object]], rounds: int, reps: int) -> dict[str, Any]:
+    """Interleave ``calls`` round by round; medians of (CPU, wall) seconds per call."""
+    cpu: dict[str, list[float]] = {name: [] for name in calls}
+    wall: dict[str, list[float]] = {name: [] for name in calls}
+    for r in range(rounds + 1):  # round 0 warms up
+        for name, call in calls.items():
+            start_cpu, start_wall = time.thread_time(), time.perf_counter()
+            for _ in range(reps):
+                call()
+            if r:
+                cpu[name].append((time.thread_time() - start_cpu) / reps)
+                wall[name].append((time.perf_counter() - start_wall) / reps)
+    return {n: (statistics.median(cpu[n]), statistics.median(wall[n])) for n in calls}
+
+
+def cycling(work: list[tuple[Tensor, Tensor]]) -> Callable[[], tuple[Tensor, Tensor]]:
+    """A function returning the next batch of ``work`` each call."""
+    state = {"i": 0}
+
+    def next_batch() -> tuple[Tensor, Tensor]:
+        state["i"] = (state["i"] + 1) % len(work)
+        return work[state["i"]]
+
+    return next_batch
+
+
+def graph_nodes(tensor: Tensor) -> int:
+    """Number of autograd nodes reachable from ``tensor``."""
+    seen, stack = set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        stack.extend(next_fn for next_fn, _ in node.next_functions)
+    return len(seen)
+
+
+def compare(
+    shape: tuple[int, int, int, int, bool], rounds: int, reps: int, cell: str, *, parts: bool
+) -> None:
+    """Print one shape's ratios (both modes) and its breakdown."""
+    B, T, F, H, bidirectional = shape
+    rng = torch.Generator().manual_seed(SEED)
+    torch.manual_seed(SEED)
+    ours: nn.RNNBase = (LSTM if cell == "LSTM" else GRU)(F, H, bidirectional=bidirectional)
+    theirs = (nn.LSTM if cell == "LSTM" else nn.GRU)(
+        F, H, batch_first=True, bidirectional=bidirectional
+    )
+    theirs.load_state_dict(ours.state_dict())
+    work = batches(B, T, F, rng)
+    nxt = cycling(work)
+
+    def infer(*, exact: bool) -> Callable[[], object]:
+        def call() -> object:
+            x, lengths = nxt()
+            with torch.no_grad():
+                return ours(x, lengths) if exact else theirs(x)
+
+        return call
+
+    def train(*, exact: bool) -> Callable[[], object]:
+        def call() -> object:
+            x, lengths = nxt()
+            loss(ours(x, lengths) if exact else theirs(x)).backward()
+            return None
+
+        return call
+
+    calls = {
+        "infer torch": infer(exact=False),
+        "infer varlen": infer(exact=True),
+        "train torch": train(exact=False),
+        "train varlen": train(exact=True),
+    }
+    result = timed(calls, rounds, reps)
+    name = f"{B}, {T}, {F}, {H}, {'bi' if bidirectional else 'uni'}"
+    for mode, label in (("infer", "inference"), ("train", "forward + backward")):
+        (t_cpu, t_wall), (v_cpu, v_wall) = result[f"{mode} torch"], result[f"{mode} varlen"]
+        print(
+            f"| {name} | {cell} | {label} | {t_cpu * 1e3:.3f} ms | {v_cpu * 1e3:.3f} ms | "
+            f"{t_cpu / v_cpu:.2f} | {t_wall / v_wall:.2f} |"
+        )
+    if parts:
+        breakdown(ours, theirs, work[0], rounds, reps)
+
+
+def breakdown(
+    ours: nn.RNNBase, theirs: nn.RNNBase, batch: tuple[Tensor, Tensor], rounds: int, reps: int
+) -> None:
+    """Time each stage of one inference call on its own; print them and the glue left."""
+    x, lengths = batch
+    cell = cell_of(ours)
+    D = 2 if ours.bidirectional else 1
+    where = f"varlen.nn.{cell.name}"
+    inputs = recurrent._resolve(where, ours, x, lengths, None, "post")
+    T = x.shape[1]
+    pads = recurrent._pad_steps(inputs.lengths, T, "post")[:, :, None]
+    indicator = pads.to(x.dtype)
+    augmented = torch.cat(
+        [recurrent._zero_pads(x.transpose(0, 1), pads, indicator), indicator], dim=2
+    ).transpose(0, 1)
+    params = [p for d in range(D) for p in layer_params(ours, cell, 0, d)]
+    init = zero_state(ours, cell, x.shape[0], x)
+    picks = recurrent._final_picks(inputs.lengths, T, "post", D)
+    out, _ = cell.kernel(
+        augmented, init, params, has_biases=ours.bias, bidirectional=D == 2, train=ours.training
+    )
+
+    def gather() -> object:
+        H_out = init[0].shape[2]
+        return [
+            out[..., d * H_out : (d + 1) * H_out].gather(1, pick.expand(-1, 1, H_out))
+            for d, pick in enumerate(picks)
+            if pick is not None
+        ]
+
+    stages: dict[str, Callable[[], object]] = {
+        "validation (lengths, x, state, dtype/device)": lambda: (
+            recurrent._resolve(where, ours, x, lengths, None, "post"),
+            recurrent._check_state(where, ours, cell, None, x.shape[0], x),
+            capturing_graph(),
+        ),
+        "planning": lambda: plan_call(
+            B=x.shape[0],
+            T=T,
+            host_lengths=inputs.host_lengths,
+            unmasked=False,
+            method="auto",
+            device_type="cpu",
+            graph=False,
+        ),
+        "control columns / augmented weights": lambda: [
+            layer_params(ours, cell, 0, d) for d in range(D)
+        ],
+        "pad mask, zeroed pads, augmented input": lambda: torch.cat(
+            [
+                recurrent._zero_pads(
+                    x.transpose(0, 1),
+                    p := recurrent._pad_steps(inputs.lengths, T, "post")[:, :, None],
+                    i := p.to(x.dtype),
+                ),
+                i,
+            ],
+            dim=2,
+        ),
+        "initial state (zeros)": lambda: zero_state(ours, cell, x.shape[0], x),
+        "final-state gathers": lambda: (
+            recurrent._final_picks(inputs.lengths, T, "post", D),
+            gather(),
+        ),
+        "kernel (torch.lstm / torch.gru)": lambda: cell.kernel(
+            augmented, init, params, has_biases=ours.bias, bidirectional=D == 2, train=True
+        ),
+        "whole varlen call": lambda: ours(x, lengths),
+        "whole torch call": lambda: theirs(x),
+    }
+    with torch.no_grad():
+        result = timed(stages, rounds, reps)
+    parts = sum(cpu for name, (cpu, _) in result.items() if not name.startswith("whole"))
+    for name, (cpu, _) in result.items():
+        print(f"|   | | {name} | {cpu * 1e6:.1f} us | | | |")
+    glue = result["whole varlen call"][0] - parts
+    print(f"|   | | Python glue (whole call minus the stages) | {glue * 1e6:.1f} us | | | |")
+    nodes = (graph_nodes(loss(ours(x, lengths))), graph_nodes(loss(theirs(x))))
+    print(f"|   | | autograd nodes, varlen / torch | {nodes[0]} / {nodes[1]} | | | |")
+
+
+def streaming(rounds: int, reps: int) -> None:
+    """StreamingRNN one step at a time against a bare torch.nn.LSTM step loop."""
+    F, H, steps = 12, 64, 50
+    torch.manual_seed(SEED)
+    lstm = LSTM(F, H)
+    model = StreamingRNN(lstm).eval()
+    bare = nn.LSTM(F, H, batch_first=True).eval()
+    bare.load_state_dict(lstm.state_dict())
+    for B in (1, 32):
+        xs = torch.randn(steps, B, 1, F)
+
+        def ours_loop(xs: Tensor = xs) -> None:
+            state = None
+            for x in xs:
+                _, state = model(x, state=state)
+
+        def torch_loop(xs: Tensor = xs) -> None:
+            hx = None
+            for x in xs:
+                _, hx = bare(x, hx)
+
+        with torch.inference_mode():
+            result = timed({"torch": torch_loop, "varlen": ours_loop}, rounds, max(reps // 10, 1))
+        t_rate, v_rate = steps / result["torch"][0], steps / result["varlen"][0]
+        print(
+            f"| StreamingRNN, B = {B}, F = {F}, H = {H} | {t_rate:,.0f} steps/s | "
+            f"{v_rate:,.0f} steps/s | {v_rate / t_rate:.2f} |"
+        )
+
+
+def ragged(rounds: int, reps: int) -> None:
+    """Values + offsets and nested jagged inputs against varlen on the padded batch."""
+    B, T, F, H = 32, 29, 12, 64
+    rng = torch.Generator().manual_seed(SEED)
+    torch.manual_seed(SEED)
+    lstm = LSTM(F, H)
+    x, lengths = batches(B, T, F, rng)[0]
+    sequences = [x[i, : int(n)] for i, n in enumerate(lengths)]
+    values = torch.cat(sequences)
+    offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
+    nested = torch.nested.nested_tensor(sequences, layout=torch.jagged)
+    calls = {
+        "padded + lengths": lambda: lstm(x, lengths),
+        "values + offsets": lambda: lstm(values, offsets=offsets),
+        "nested jagged": lambda: lstm(nested),
+    }
+    for mode in ("inference", "forward + backward"):
+        if mode == "inference":
+            with torch.no_grad():
+                result = timed(calls, rounds, reps)
+        else:
+            result = timed(
+                {name: (lambda c=c: loss(c()).backward()) for name, c in calls.items()},
+                rounds,
+                reps,
+            )
+        base = result["padded + lengths"][0]
+        for name, (cpu, _) in result.items():
+            print(
+                f"| {B}, {T}, {F}, {H} | {mode} | {name} | {cpu * 1e3:.3f} ms | {base / cpu:.2f} |"
+            )
+
+
+def main() -> None:
+    """Measure and print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 rounds, the small shapes")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--cell", choices=("LSTM", "GRU"), default="LSTM")
+    parser.add_argument("--no-breakdown", action="store_true", help="only the ratios")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rounds = args.rounds or (2 if args.quick else 15)
+    reps = 5 if args.quick else 20
+    print(f"torch {torch.__version__}, 1 thread, {rounds} rounds, medians of thread CPU time")
+    print(
+        "| B, T, F, H | cell | mode | torch padded (wrong) | varlen (exact) | wrong / varlen "
+        "| same, wall clock |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for shape in SHAPES[1:] if args.quick else SHAPES:
+        big = shape[0] * shape[1] * shape[3] > 100_000
+        compare(
+            shape,
+            rounds,
+            max(reps // 10, 1) if big else reps,
+            args.cell,
+            parts=not args.no_breakdown,
+        )
+    print("\n| entry point | torch step loop | varlen | varlen / torch |")
+    print("|---|---|---|---|")
+    streaming(rounds, reps)
+    print("\n| B, T, F, H | mode | input | ms | padded / this |")
+    print("|---|---|---|---|---|")
+    ragged(rounds, reps)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Augmented weights reused across calls never go stale; pads are zeroed whatever they hold."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from varlen.nn import GRU, LSTM
+
+
+def _batch(F: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([5, 2, 0, 4])
+    x = torch.randn(4, 5, F, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    return x, lengths
+
+
+def _fresh_copy(module: LSTM | GRU) -> LSTM | GRU:
+    """A new module with the same weights (nothing reused from earlier calls)."""
+    copy = type(module)(module.input_size, module.hidden_size, bidirectional=module.bidirectional)
+    copy.load_state_dict(module.state_dict())
+    dtype = next(module.parameters()).dtype
+    return copy.to(dtype)
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+@pytest.mark.parametrize("grad_mode", ["no_grad", "inference_mode"])
+def test_reused_weights_follow_every_change_of_the_weights(cls, grad_mode):
+    """In-place changes, load_state_dict and a dtype change all reach the next no-grad call."""
+    torch.manual_seed(0)
+    module = cls(3, 4, bidirectional=True)
+    x, lengths = _batch(3)
+    context = torch.no_grad if grad_mode == "no_grad" else torch.inference_mode
+
+    def run(on: LSTM | GRU = module, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        with context():
+            out: torch.Tensor = on(x.to(dtype), lengths)[0]
+            return out.clone()
+
+    before = run()
+    with torch.no_grad():  # an in-place change, as an optimizer step makes
+        module.weight_ih_l0.mul_(0.5)
+    changed = run()
+    assert not torch.equal(before, changed)
+    torch.testing.assert_close(changed, run(_fresh_copy(module)), rtol=0, atol=0)
+    module.load_state_dict(_fresh_copy(cls(3, 4, bidirectional=True)).state_dict())
+    torch.testing.assert_close(run(), run(_fresh_copy(module)), rtol=0, atol=0)
+    module.double()  # new storage and dtype
+    out = run(module, torch.float64)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, run(_fresh_copy(module), torch.float64), rtol=0, atol=0)
+
+
+def test_training_after_inference_has_the_gradients_of_a_fresh_module():
+    """A weight reused in inference never stands in for the graph of a training call."""
+    torch.manual_seed(0)
+    module = LSTM(3, 4)
+    x, lengths = _batch(3)
+    with torch.inference_mode():
+        module(x, lengths)
+    fresh = _fresh_copy(module)
+    for m in (module, fresh):
+        out, (h, _) = m(x, lengths)
+        (out.sum() + h.sum()).backward()
+    for ours, theirs in zip(module.parameters(), fresh.parameters(), strict=True):
+        assert ours.grad is not None
+        torch.testing.assert_close(ours.grad, theirs.grad, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+@pytest.mark.parametrize("pad", [float("inf"), float("-inf"), float("nan"), 3e38])
+def test_any_pad_value_gives_the_results_of_zero_pads(cls, pad):
+    """inf, NaN or huge pads: the outputs and states of zero pads, and zero gradient there."""
+    torch.manual_seed(0)
+    module = cls(3, 4, bidirectional=True)
+    x, lengths = _batch(3)
+    real = torch.arange(5)[None, :] < lengths[:, None]
+    zeros = x.masked_fill(~real[..., None], 0.0)
+    garbage = x.masked_fill(~real[..., None], pad).requires_grad_()
+    out, state = module(garbage, lengths)
+    expected, expected_state = module(zeros, lengths)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    h = state[0] if isinstance(state, tuple) else state
+    h_expected = expected_state[0] if isinstance(expected_state, tuple) else expected_state
+    torch.testing.assert_close(h, h_expected, rtol=0, atol=0)
+    out.sum().backward()
+    assert garbage.grad is not None
+    assert torch.equal(garbage.grad[~real], torch.zeros_like(garbage.grad[~real]))
+
+
+def test_a_nan_at_a_real_step_stays_in_its_row():
+    """A NaN in the data (not a pad) is not zeroed: it reaches its own row only."""
+    module = LSTM(3, 4)
+    x, lengths = _batch(3)
+    x[1, 0, 0] = float("nan")
+    out, (h, _) = module(x, lengths)
+    assert torch.isnan(h[0, 1]).all()
+    others = [0, 2, 3]
+    assert torch.isfinite(h[0, others]).all()
+    assert torch.isfinite(out[others]).all()
