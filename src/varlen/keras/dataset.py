@@ -71,6 +71,8 @@ class BucketedDataset(keras.utils.PyDataset):  # type: ignore[misc]
         max_tokens: Budget of padded steps per batch, instead of ``batch_size``.
         padding: ``"post"`` (pads after the real steps) or ``"pre"``.
         value: The pad value.
+        pad_to: Round each batch's ``T`` up to a multiple of this. On JAX each new batch
+            shape compiles once; a multiple such as 16 or 32 keeps the shapes few.
         dtype: dtype of the batches; default: Keras's ``floatx`` for float data, the
             data's own dtype otherwise (integer ids stay integers).
         shuffle: Reshuffle batches every epoch; default ``True`` when bucketing.
@@ -99,6 +101,7 @@ class BucketedDataset(keras.utils.PyDataset):  # type: ignore[misc]
         max_tokens: int | None = None,
         padding: str = "post",
         value: float = 0.0,
+        pad_to: int = 1,
         dtype: Any = None,
         shuffle: bool = True,
         keep_order: bool | None = None,
@@ -122,6 +125,9 @@ class BucketedDataset(keras.utils.PyDataset):  # type: ignore[misc]
             batch_size = 32
         self.padding = check_side(where, "padding", padding)
         self.value = value
+        if not isinstance(pad_to, int) or isinstance(pad_to, bool) or pad_to < 1:
+            raise ValueError(f"{where}: pad_to must be an int >= 1, got {pad_to!r}.")
+        self.pad_to = pad_to
         floating = np.issubdtype(self.sequences.dtype, np.floating)
         self.dtype = np.dtype(keras.config.floatx() if dtype is None and floating else dtype or self.sequences.dtype)
         self.keep_order = y is None if keep_order is None else bool(keep_order)
@@ -151,8 +157,13 @@ class BucketedDataset(keras.utils.PyDataset):  # type: ignore[misc]
 
     def __getitem__(self, index: int) -> Any:
         rows = np.asarray(self._plan[index], dtype=np.int64)
-        padded, _ = self.sequences[rows].to_padded(  # type: ignore[union-attr]
-            padding=self.padding, value=self.value, dtype=self.dtype
+        chosen: Ragged = self.sequences[rows]  # type: ignore[assignment]
+        longest = int(chosen.lengths.max(initial=0))
+        padded, _ = chosen.to_padded(
+            maxlen=-(-longest // self.pad_to) * self.pad_to,
+            padding=self.padding,
+            value=self.value,
+            dtype=self.dtype,
         )
         if self.targets is None:
             return (padded,)
