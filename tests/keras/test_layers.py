@@ -21,6 +21,7 @@ OPTIONS = [
 ]
 
 
+@pytest.mark.torch_backend  # on other backends the layers run Keras's own loop
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
 @pytest.mark.parametrize("side", ["post", "pre", "holes", "none"])
 @pytest.mark.parametrize("case", OPTIONS, ids=lambda c: "-".join(sorted(c[0])) + f"-hx{c[1]:d}")
@@ -154,6 +155,7 @@ def test_reset_state_rejects_bad_rows():
         layer.reset_state(rows=[0.5])
 
 
+@pytest.mark.torch_backend
 @pytest.mark.parametrize(
     ("kind", "options", "named"),
     [
@@ -177,6 +179,7 @@ def test_arguments_off_the_fused_math_take_keras_loop_with_one_warning(kind, opt
     np.testing.assert_allclose(got, as_numpy(theirs(x, mask=mask)), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.torch_backend
 def test_recurrent_dropout_warns_and_dropout_trains():
     """recurrent_dropout takes Keras's loop (warned); input dropout stays on the fast route."""
     with pytest.warns(UserWarning, match=r"recurrent_dropout=0.3"):

@@ -1,8 +1,8 @@
 """Keras 3 layers and batching on varlen's exact core (the optional extra ``varlen[keras]``).
 
 - :class:`LSTM`, :class:`GRU`: drop-ins for ``keras.layers.LSTM`` / ``GRU`` (same arguments,
-  weights, masks and states), exact under any mask and fast: varlen's fused core on the torch
-  backend, a hoisted ``lax.scan`` on JAX, Keras's own loop elsewhere.
+  weights, masks and states), exact under any mask: varlen's fused core on the torch backend,
+  Keras's own exact loop elsewhere (on JAX it was the fastest formulation measured).
 - :class:`BucketedDataset`: a ``keras.utils.PyDataset`` that batches similar lengths together
   (varlen's ``BucketBatchSampler``) and pads each batch only to its own longest sequence.
 - :func:`convert`: the same model with varlen's layers in place of Keras's, same weights.

@@ -94,6 +94,7 @@ def run(
     go_backwards: bool,
     zero_output_for_mask: bool,
     training: bool,
+    return_sequences: bool = True,
 ) -> tuple[Tensor, Tensor, list[Tensor]]:
     """Run one Keras recurrent layer on varlen's exact core.
 
@@ -107,6 +108,8 @@ def run(
         go_backwards: Process the steps in reverse; outputs stay reversed (Keras's order).
         zero_output_for_mask: Zeros at masked steps instead of the previous output.
         training: Whether autograd will run backward (the kernel keeps its workspace).
+        return_sequences: Whether the caller reads ``outputs``; if not, only
+            ``last_output`` is computed exactly (``outputs`` is then ``(B, 1, H)``).
 
     Returns:
         ``(last_output (B, H), outputs (B, T, H), states)`` as Keras's ``backend.rnn``.
@@ -123,8 +126,25 @@ def run(
         hx = hx[0]
     kwargs = {"mask": mask, "hx": hx}
     out, final = functional_call(module, params, (x,), kwargs)
-    finals = [final] if name == "GRU" else list(final)
-    outputs = keras_outputs(out, mask, zero_output_for_mask=zero_output_for_mask)
+    states = [s[0] for s in ([final] if name == "GRU" else list(final))]
     if T == 0:
-        return outputs.new_zeros(B, H), outputs, [s[0] for s in finals]
-    return outputs[:, -1], outputs, [s[0] for s in finals]
+        return out.new_zeros(B, H), out, states
+    if not return_sequences:
+        last = _last_output(out, mask, states[0], zero_output_for_mask=zero_output_for_mask)
+        return last, last[:, None], states
+    outputs = keras_outputs(out, mask, zero_output_for_mask=zero_output_for_mask)
+    return outputs[:, -1], outputs, states
+
+
+def _last_output(
+    out: Tensor, mask: Tensor | None, h: Tensor, *, zero_output_for_mask: bool
+) -> Tensor:
+    """Keras's output at the last step, ``(B, H)``, without filling every masked step.
+
+    It is the final ``h`` (the state kept through trailing masked steps) when the row had a
+    real step — at the very last step with ``zero_output_for_mask`` — and zeros otherwise.
+    """
+    if mask is None:
+        return out[:, -1]
+    real = mask[:, -1] if zero_output_for_mask else mask.any(dim=1)
+    return torch.where(real[:, None], h, torch.zeros((), dtype=h.dtype))

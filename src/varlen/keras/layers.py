@@ -7,16 +7,19 @@ Only the inner loop is replaced:
 
 - **torch backend:** :mod:`varlen.nn`'s core on torch's fused kernel (pads and holes made
   exact no-ops by its control column), gradients through Keras's training loop.
-- **JAX backend:** one ``lax.scan`` with the input projection hoisted out of the loop.
-- **other backends** (TensorFlow) and arguments the fused math cannot express (a non-default
-  ``activation`` / ``recurrent_activation``, ``recurrent_dropout``, GRU ``reset_after=False``):
-  Keras's own exact loop, with one warning at construction naming the argument.
+- **JAX backend:** Keras's own masked ``lax.scan``, which is already exact and was the fastest
+  formulation measured on the CPU (hoisting the input projection out of the scan, unrolling
+  or one fused matmul per step were all slower under XLA; ``benchmarks/bench_keras.py``).
+- **TensorFlow** (not tested here: its install does not fit the test command's time) and
+  arguments the fused math cannot express (a non-default ``activation`` /
+  ``recurrent_activation``, ``recurrent_dropout``, GRU ``reset_after=False``): Keras's own
+  exact loop, with one warning at construction for such an argument.
 
-Results follow Keras's mask semantics on each backend: a masked step keeps the state; its
-output is the previous output, or zeros with ``zero_output_for_mask`` (which
-:class:`keras.layers.Bidirectional` sets when returning sequences). Before the first real step
-the previous output is zeros on torch and the initial ``h`` on JAX (Keras's own loops differ
-there; with the default zero initial state both are zeros).
+Results follow Keras's mask semantics: a masked step keeps the state; its output is the
+previous output (zeros before the first real step, as Keras's torch loop gives; Keras's JAX
+loop gives the initial ``h`` there, and the JAX route is that loop), or zeros with
+``zero_output_for_mask`` (which :class:`keras.layers.Bidirectional` sets when returning
+sequences).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from keras import ops
 
 __all__ = ["GRU", "LSTM"]
 
-_FAST_BACKENDS = ("torch", "jax")
+_FAST_BACKENDS = ("torch",)
 
 
 def _name_of(activation: Any) -> str:
@@ -75,10 +78,9 @@ class _VarlenRNN:
     _generic: list[str]
     _zero_start: bool
 
-    def _fast_route(self) -> str | None:
-        """The route of this call: ``"torch"``, ``"jax"`` or ``None`` (Keras's own loop)."""
-        backend = keras.backend.backend()
-        return backend if backend in _FAST_BACKENDS and not self._generic else None
+    def _on_fast_route(self) -> bool:
+        """Whether this call runs on varlen's core (else on Keras's own loop)."""
+        return keras.backend.backend() in _FAST_BACKENDS and not self._generic
 
     def _dropped(self, sequences: Any, training: Any) -> Any:
         """Apply the cell's input dropout, one mask per sequence for all steps (as Keras)."""
@@ -89,8 +91,9 @@ class _VarlenRNN:
         return sequences * keep
 
     def _varlen_loop(
-        self, route: str, sequences: Any, initial_state: Any, mask: Any, training: Any
+        self, sequences: Any, initial_state: Any, mask: Any, training: Any
     ) -> tuple[Any, Any, list[Any]]:
+        """Keras's ``(last_output, outputs, states)`` from :mod:`varlen.nn`'s core (torch)."""
         cell = self.cell  # type: ignore[attr-defined]
         x = self._dropped(sequences, training)
         states = list(initial_state) if isinstance(initial_state, list | tuple) else [initial_state]
@@ -103,29 +106,17 @@ class _VarlenRNN:
             "go_backwards": self.go_backwards,  # type: ignore[attr-defined]
             "zero_output_for_mask": self.zero_output_for_mask,  # type: ignore[attr-defined]
         }
-        if route == "torch":
-            from varlen.keras import _torch
+        from varlen.keras import _torch
 
-            params = _torch.torch_params(self._cell_name, kernel, recurrent, bias)  # type: ignore[arg-type]
-            return _torch.run(
-                self._cell_name,  # type: ignore[arg-type]
-                x,
-                None if self._zero_start else states,
-                mask,
-                params,
-                training=bool(training),
-                **options,
-            )
-        from varlen.keras import _jax
-
-        return _jax.run(
-            self._cell_name,
+        params = _torch.torch_params(self._cell_name, kernel, recurrent, bias)  # type: ignore[arg-type]
+        return _torch.run(
+            self._cell_name,  # type: ignore[arg-type]
             x,
-            states,
+            None if self._zero_start else states,
             mask,
-            (kernel, recurrent, bias),
+            params,
+            training=bool(training),
             return_sequences=self.return_sequences,  # type: ignore[attr-defined]
-            unroll=self.unroll,  # type: ignore[attr-defined]
             **options,
         )
 
@@ -133,12 +124,11 @@ class _VarlenRNN:
         self, sequences: Any, initial_state: Any, mask: Any, training: Any = False
     ) -> Any:
         """Run the recurrence: varlen's route where it applies, else Keras's own loop."""
-        route = self._fast_route()
-        if route is None:
+        if not self._on_fast_route():
             return super().inner_loop(  # type: ignore[misc]
                 sequences, initial_state, mask=mask, training=training
             )
-        return self._varlen_loop(route, sequences, initial_state, mask, training)
+        return self._varlen_loop(sequences, initial_state, mask, training)
 
     def call(
         self,
@@ -203,7 +193,7 @@ def _rows_mask(where: str, rows: Any, B: int) -> np.ndarray[Any, np.dtype[np.boo
 
 @keras.saving.register_keras_serializable(package="varlen")
 class LSTM(_VarlenRNN, keras.layers.LSTM):  # type: ignore[misc]
-    """A drop-in for :class:`keras.layers.LSTM`, exact under masks and fast on torch and JAX.
+    """A drop-in for :class:`keras.layers.LSTM`, exact under masks, fast on the torch backend.
 
     Takes Keras's constructor arguments, weights and call (``inputs, mask=None,
     training=None, initial_state=None``); ``layer.set_weights(keras_layer.get_weights())``
@@ -224,13 +214,13 @@ class LSTM(_VarlenRNN, keras.layers.LSTM):  # type: ignore[misc]
         super().__init__(units, **kwargs)
         self._generic = _generic_arguments(self.cell, reset_after=None)
         self._zero_start = False
-        if self._generic:
+        if self._generic and keras.backend.backend() in _FAST_BACKENDS:
             _warn_generic("varlen.keras.LSTM", self._generic)
 
 
 @keras.saving.register_keras_serializable(package="varlen")
 class GRU(_VarlenRNN, keras.layers.GRU):  # type: ignore[misc]
-    """A drop-in for :class:`keras.layers.GRU`, exact under masks and fast on torch and JAX.
+    """A drop-in for :class:`keras.layers.GRU`, exact under masks, fast on the torch backend.
 
     As :class:`LSTM`. The fast route computes Keras's default ``reset_after=True``, which is
     torch's GRU; ``reset_after=False`` takes Keras's own loop (with a warning).
@@ -249,5 +239,5 @@ class GRU(_VarlenRNN, keras.layers.GRU):  # type: ignore[misc]
         super().__init__(units, **kwargs)
         self._generic = _generic_arguments(self.cell, reset_after=self.cell.reset_after)
         self._zero_start = False
-        if self._generic:
+        if self._generic and keras.backend.backend() in _FAST_BACKENDS:
             _warn_generic("varlen.keras.GRU", self._generic)
