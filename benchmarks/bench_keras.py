@@ -73,10 +73,9 @@ def _time(model: Any, batches: list, *, train: bool) -> float:
     return time.perf_counter() - start
 
 
-def run_backend(quick: bool, rounds: int) -> None:
+def run_backend(*, quick: bool, rounds: int) -> None:
     """Measure every row on the backend of this process and print its table."""
     import keras
-
     import varlen.keras as vk
 
     if keras.backend.backend() == "torch":
@@ -99,18 +98,29 @@ def run_backend(quick: bool, rounds: int) -> None:
     models["varlen.keras + BucketedDataset"] = _model(vk)
     for model in models.values():
         model.set_weights(models["keras LSTM"].get_weights())
-        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    data = {"keras LSTM": random, "varlen.keras LSTM": random, "varlen.keras + BucketedDataset": bucketed}
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+    data = {
+        "keras LSTM": random,
+        "varlen.keras LSTM": random,
+        "varlen.keras + BucketedDataset": bucketed,
+    }
     real = int(lengths.sum())
-    times: dict[tuple[str, bool], list[float]] = {(name, t): [] for name in models for t in (True, False)}
+    times: dict[tuple[str, bool], list[float]] = {
+        (name, t): [] for name in models for t in (True, False)
+    }
     for round_ in range(rounds + 1):  # round 0 warms up (and compiles every shape on JAX)
         for train in (True, False):
             for name, model in models.items():
                 seconds = _time(model, data[name], train=train)
                 if round_ > 0:
                     times[name, train].append(seconds)
-    print(f"\nbackend {keras.backend.backend()}: {n} sequences, {real} real steps, "
-          f"{rounds} rounds (medians), one thread")
+    print(
+        f"\nbackend {keras.backend.backend()}: {n} sequences, {real} real steps, "
+        f"{rounds} rounds (medians), one thread"
+    )
     print(f"{'row':34} {'train steps/s':>14} {'vs keras':>9} {'infer steps/s':>14} {'vs keras':>9}")
     for name in models:
         cells = []
@@ -130,7 +140,7 @@ def main() -> None:
     args = parser.parse_args()
     rounds = 2 if args.quick else args.rounds
     if args.in_process:
-        run_backend(args.quick, rounds)
+        run_backend(quick=args.quick, rounds=rounds)
         return
     for backend in args.backends:
         env = {

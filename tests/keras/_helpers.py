@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import numpy as np
 
+import keras
 import varlen.keras as vk
 
-KINDS = {"LSTM": (keras.layers.LSTM, vk.LSTM), "GRU": (keras.layers.GRU, vk.GRU)}
+KINDS: dict[str, tuple[Any, Any]] = {
+    "LSTM": (keras.layers.LSTM, vk.LSTM),
+    "GRU": (keras.layers.GRU, vk.GRU),
+}
 
 
 def as_numpy(value: Any) -> Any:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import keras
+from typing import Any
+
 import numpy as np
 import pytest
 
+import keras
 import varlen
 import varlen.keras as vk
 from tests.keras._helpers import as_numpy
@@ -15,15 +17,20 @@ def _sequences(rng: np.random.Generator, n: int = 13) -> list[np.ndarray]:
     return [rng.normal(size=(int(T), 3)).astype("float32") + 2.0 for T in rng.integers(1, 9, n)]
 
 
-def _model(module, mask_value: float = 0.0) -> keras.Model:
+def _model(module: Any, mask_value: float = 0.0) -> keras.Model:
     return keras.Sequential(
-        [keras.Input((None, 3)), keras.layers.Masking(mask_value), module.LSTM(4), keras.layers.Dense(1)]
+        [
+            keras.Input((None, 3)),
+            keras.layers.Masking(mask_value),
+            module.LSTM(4),
+            keras.layers.Dense(1),
+        ]
     )
 
 
 @pytest.mark.parametrize("padding", ["post", "pre"])
 def test_fit_evaluate_predict_with_bucketed_batches(padding):
-    """fit runs on bucketed batches; predict gives each row in input order, as if run alone."""
+    """Fit runs on bucketed batches; predict gives each row in input order, as if run alone."""
     rng = np.random.default_rng(0)
     x = _sequences(rng)
     y = rng.normal(size=(len(x), 1)).astype("float32")

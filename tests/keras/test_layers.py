@@ -1,14 +1,18 @@
-"""varlen.keras.LSTM/GRU against keras.layers with copied weights, and against each sequence
-alone; on the backend this process runs (torch by default, JAX in scripts/check's second run)."""
+"""varlen.keras.LSTM/GRU against keras.layers with copied weights and each sequence alone.
+
+They run on the backend of this process: torch by default, JAX in scripts/check's second run.
+"""
 
 from __future__ import annotations
 
+import itertools
 import warnings
+from typing import Any
 
-import keras
 import numpy as np
 import pytest
 
+import keras
 import varlen.keras as vk
 from tests.keras._helpers import as_numpy, masks, pair
 
@@ -38,8 +42,11 @@ def test_layer_matches_keras_with_copied_weights(kind, side, case):
         initial = [rng.normal(size=(B, 5)).astype("float32") for _ in range(1 + (kind == "LSTM"))]
     expected = as_numpy(theirs(x, mask=mask, initial_state=initial))
     got = as_numpy(ours(x, mask=mask, initial_state=initial))
-    for e, g in zip(expected if isinstance(expected, list) else [expected],
-                    got if isinstance(got, list) else [got], strict=True):
+    for e, g in zip(
+        expected if isinstance(expected, list) else [expected],
+        got if isinstance(got, list) else [got],
+        strict=True,
+    ):
         np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
 
 
@@ -52,6 +59,7 @@ def test_each_sequence_equals_the_sequence_alone(kind, side):
     _, ours = pair(kind, rng, F, dtype="float64", return_sequences=True, return_state=True)
     x = rng.normal(size=(B, T, F))
     mask = masks(side, B, T, rng)
+    assert mask is not None
     x[~mask] = 1e6  # garbage at masked steps must not leak
     out, h, *_ = as_numpy(ours(x, mask=mask))
     for row in range(B):
@@ -64,7 +72,7 @@ def test_each_sequence_equals_the_sequence_alone(kind, side):
         np.testing.assert_allclose(h[row], alone_h[0], rtol=0, atol=1e-12)
 
 
-def _stack(module, masking_value: float) -> keras.Model:
+def _stack(module: Any, masking_value: float) -> keras.Model:
     """Masking -> Bidirectional(LSTM, sequences) -> GRU(backwards) -> Dense: a small model."""
     return keras.Sequential(
         [
@@ -96,8 +104,10 @@ def test_stacked_bidirectional_model_matches_keras_and_trains_alike():
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
 def test_stateful_chunks_give_the_whole_sequence(kind):
-    """Chunks of any sizes through a stateful layer equal the whole sequence at once; rows
-    end at different chunks (masked afterwards) and restart after reset_state(rows=...)."""
+    """Chunks of any sizes through a stateful layer equal the whole sequence at once.
+
+    Rows end at different chunks (masked afterwards) and restart after reset_state(rows=...).
+    """
     rng = np.random.default_rng(3)
     B, T, F = 3, 12, 2
     _, whole = pair(kind, rng, F, return_sequences=True)
@@ -109,7 +119,8 @@ def test_stateful_chunks_give_the_whole_sequence(kind):
     expected = as_numpy(whole(x, mask=mask))
     cuts = [0, 3, 4, 9, 12]
     got = np.concatenate(
-        [as_numpy(stream(x[:, a:b], mask=mask[:, a:b])) for a, b in zip(cuts, cuts[1:])], axis=1
+        [as_numpy(stream(x[:, a:b], mask=mask[:, a:b])) for a, b in itertools.pairwise(cuts)],
+        axis=1,
     )
     real = mask
     np.testing.assert_allclose(got[real], expected[real], rtol=1e-5, atol=1e-5)
@@ -139,12 +150,14 @@ def test_sequences_end_to_end_through_one_stream_are_exact():
     for length in (3, 1, 6):
         sequence = rng.normal(size=(1, length, 2)).astype("float32")
         stream.reset_state()
-        got = np.concatenate([as_numpy(stream(sequence[:, i : i + 2])) for i in range(0, length, 2)], 1)
+        got = np.concatenate(
+            [as_numpy(stream(sequence[:, i : i + 2])) for i in range(0, length, 2)], 1
+        )
         np.testing.assert_allclose(got, as_numpy(whole(sequence)), rtol=1e-5, atol=1e-5)
 
 
 def test_reset_state_rejects_bad_rows():
-    """rows out of range, of the wrong kind or shape are refused with the expected form."""
+    """Rows out of range, of the wrong kind or shape are refused with the expected form."""
     layer = vk.LSTM(2, stateful=True)
     layer.build((3, None, 2))
     with pytest.raises(ValueError, match=r"rows must be in \[0, B\) = \[0, 3\), got 3"):
@@ -197,6 +210,10 @@ def test_weights_and_config_are_keras_layers():
     for kind in ("LSTM", "GRU"):
         theirs, ours = pair(kind, rng, 3, return_sequences=True)
         assert [w.shape for w in ours.weights] == [w.shape for w in theirs.weights]
-        assert [w.path.split("/")[-1] for w in ours.weights] == ["kernel", "recurrent_kernel", "bias"]
+        assert [w.path.split("/")[-1] for w in ours.weights] == [
+            "kernel",
+            "recurrent_kernel",
+            "bias",
+        ]
         again = type(ours).from_config(ours.get_config())
         assert again.get_config() == ours.get_config()

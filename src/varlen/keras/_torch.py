@@ -64,7 +64,11 @@ def torch_params(
     if bias is None:
         return params
     if name == "GRU":
-        return {**params, "bias_ih_l0": _gru_order(bias[0], H), "bias_hh_l0": _gru_order(bias[1], H)}
+        return {
+            **params,
+            "bias_ih_l0": _gru_order(bias[0], H),
+            "bias_hh_l0": _gru_order(bias[1], H),
+        }
     return {**params, "bias_ih_l0": bias, "bias_hh_l0": torch.zeros_like(bias)}
 
 
@@ -121,9 +125,9 @@ def run(
         mask = None if mask is None else mask.flip(1)
     module = _template(name, F, H, bias="bias_ih_l0" in params)
     module.train(training)
-    hx = None if state is None else tuple(s[None] for s in state)
-    if name == "GRU" and hx is not None:
-        hx = hx[0]
+    hx: Tensor | tuple[Tensor, ...] | None = None
+    if state is not None:  # torch's layout (L * D, B, H); a GRU takes one tensor
+        hx = state[0][None] if name == "GRU" else tuple(s[None] for s in state)
     kwargs = {"mask": mask, "hx": hx}
     out, final = functional_call(module, params, (x,), kwargs)
     states = [s[0] for s in ([final] if name == "GRU" else list(final))]

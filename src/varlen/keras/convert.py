@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-
 from varlen.keras.layers import GRU, LSTM
 
 __all__ = ["convert"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import keras
 import numpy as np
 from numpy.typing import NDArray
 
+import keras
 from varlen._checks import check_side
 from varlen.batching import BucketBatchSampler
 from varlen.data import Ragged
@@ -34,7 +34,10 @@ def _ordered_batches(
 ) -> list[list[int]]:
     """Consecutive rows in input order, ``batch_size`` at a time or within ``B * T_max``."""
     if batch_size is not None:
-        return [list(range(i, min(i + batch_size, len(lengths)))) for i in range(0, len(lengths), batch_size)]
+        return [
+            list(range(i, min(i + batch_size, len(lengths))))
+            for i in range(0, len(lengths), batch_size)
+        ]
     budget = max_tokens if max_tokens is not None else 1
     batches: list[list[int]] = []
     current: list[int] = []
@@ -129,13 +132,23 @@ class BucketedDataset(keras.utils.PyDataset):  # type: ignore[misc]
             raise ValueError(f"{where}: pad_to must be an int >= 1, got {pad_to!r}.")
         self.pad_to = pad_to
         floating = np.issubdtype(self.sequences.dtype, np.floating)
-        self.dtype = np.dtype(keras.config.floatx() if dtype is None and floating else dtype or self.sequences.dtype)
+        self.dtype = np.dtype(
+            keras.config.floatx() if dtype is None and floating else dtype or self.sequences.dtype
+        )
         self.keep_order = y is None if keep_order is None else bool(keep_order)
         lengths = self.sequences.lengths
         self.sampler = BucketBatchSampler(
-            lengths, batch_size=batch_size, max_tokens=max_tokens, shuffle=shuffle, seed=seed, num_replicas=1, rank=0
+            lengths,
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            shuffle=shuffle,
+            seed=seed,
+            num_replicas=1,
+            rank=0,
         )
-        self._ordered = _ordered_batches(lengths, batch_size, max_tokens) if self.keep_order else None
+        self._ordered = (
+            _ordered_batches(lengths, batch_size, max_tokens) if self.keep_order else None
+        )
         self._plan = self._ordered if self._ordered is not None else list(self.sampler)
 
     @property
@@ -157,7 +170,7 @@ class BucketedDataset(keras.utils.PyDataset):  # type: ignore[misc]
 
     def __getitem__(self, index: int) -> Any:
         rows = np.asarray(self._plan[index], dtype=np.int64)
-        chosen: Ragged = self.sequences[rows]  # type: ignore[assignment]
+        chosen = self.sequences[rows]
         longest = int(chosen.lengths.max(initial=0))
         padded, _ = chosen.to_padded(
             maxlen=-(-longest // self.pad_to) * self.pad_to,

@@ -27,8 +27,9 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-import keras
 import numpy as np
+
+import keras
 from keras import ops
 
 __all__ = ["GRU", "LSTM"]
@@ -121,7 +122,11 @@ class _VarlenRNN:
         )
 
     def inner_loop(
-        self, sequences: Any, initial_state: Any, mask: Any, training: Any = False
+        self,
+        sequences: Any,
+        initial_state: Any,
+        mask: Any,
+        training: Any = False,  # noqa: FBT002  (Keras's signature)
     ) -> Any:
         """Run the recurrence: varlen's route where it applies, else Keras's own loop."""
         if not self._on_fast_route():
@@ -135,7 +140,7 @@ class _VarlenRNN:
         sequences: Any,
         initial_state: Any = None,
         mask: Any = None,
-        training: Any = False,
+        training: Any = False,  # noqa: FBT002  (Keras's signature)
     ) -> Any:
         """Run the layer (as Keras's: ``inputs, initial_state, mask, training``)."""
         # A zero start lets the torch route skip the initial state (one fused call, any side).
