@@ -140,6 +140,24 @@ def test_stateful_chunks_give_the_whole_sequence(kind):
     np.testing.assert_allclose(out[1], as_numpy(whole(fresh))[0], rtol=1e-5, atol=1e-5)
 
 
+def test_stateful_model_trains_like_keras():
+    """A stateful model trains on consecutive chunks (state carried) to Keras's weights."""
+    rng = np.random.default_rng(7)
+    models = []
+    for module in (keras.layers, vk):
+        body = [keras.layers.Masking(), module.LSTM(4, stateful=True), keras.layers.Dense(1)]
+        models.append(keras.Sequential([keras.Input((None, 3), batch_size=2), *body]))
+    models[1].set_weights(models[0].get_weights())
+    chunks = [rng.normal(size=(2, 4, 3)).astype("float32") for _ in range(3)]
+    y = rng.normal(size=(2, 1)).astype("float32")
+    for model in models:
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        for chunk in chunks:
+            model.train_on_batch(chunk, y)
+    for got, expected in zip(models[1].get_weights(), models[0].get_weights(), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
 def test_sequences_end_to_end_through_one_stream_are_exact():
     """A stream of sequences laid end to end, state reset between them, equals each alone."""
     rng = np.random.default_rng(4)

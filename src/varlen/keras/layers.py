@@ -98,6 +98,10 @@ class _VarlenRNN:
         cell = self.cell  # type: ignore[attr-defined]
         x = self._dropped(sequences, training)
         states = list(initial_state) if isinstance(initial_state, list | tuple) else [initial_state]
+        if self.stateful:  # type: ignore[attr-defined]
+            # Keras assigns the final states into these variables in place after the call;
+            # backward still needs the initial ones, so the kernel gets copies (as Keras's loop).
+            states = [ops.copy(s) for s in states]
         mask = _first(mask)
         kernel = ops.cast(ops.convert_to_tensor(cell.kernel), x.dtype)
         recurrent = ops.cast(ops.convert_to_tensor(cell.recurrent_kernel), x.dtype)
