@@ -7,11 +7,6 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-# Keras picks its backend once per process, at import: torch unless the caller chose one
-# (scripts/check reruns tests/keras with KERAS_BACKEND=jax).
-os.environ.setdefault("KERAS_BACKEND", "torch")
-os.environ.setdefault("JAX_ENABLE_X64", "true")  # float64 oracle tests on JAX too
-
 settings.register_profile(
     "dev", max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )

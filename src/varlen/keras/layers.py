@@ -213,7 +213,7 @@ class LSTM(_VarlenRNN, keras.layers.LSTM):  # type: ignore[misc]
         >>> import keras
         >>> from varlen.keras import LSTM
         >>> model = keras.Sequential([keras.Input((None, 3)), keras.layers.Masking(), LSTM(4)])
-        >>> model(np.zeros((2, 5, 3), "float32")).shape  # (B, H)
+        >>> tuple(model(np.zeros((2, 5, 3), "float32")).shape)  # (B, H)
         (2, 4)
     """
 
@@ -238,7 +238,8 @@ class GRU(_VarlenRNN, keras.layers.GRU):  # type: ignore[misc]
         >>> import keras
         >>> from varlen.keras import GRU
         >>> layer = GRU(4, return_sequences=True)
-        >>> layer(np.zeros((2, 5, 3), "float32"), mask=np.array([[1, 1, 0, 0, 0]] * 2) > 0).shape
+        >>> mask = np.array([[True, True, False, False, False]] * 2)  # (B, T)
+        >>> tuple(layer(np.zeros((2, 5, 3), "float32"), mask=mask).shape)  # (B, T, H)
         (2, 5, 4)
     """
 
