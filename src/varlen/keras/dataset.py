@@ -59,7 +59,7 @@ class BucketedDataset(keras.utils.PyDataset):  # type: ignore[misc]
     as many as fit ``max_tokens`` padded steps ``B * T_max``), reshuffled every epoch from
     ``seed``, and padded on ``padding`` with ``value`` — give the value your ``Masking``
     layer's ``mask_value`` or ``Embedding(mask_zero=True)`` expects (0), and make sure no
-    real step equals it. Works with ``fit``, ``evaluate`` and ``predict`` on every backend.
+    real step equals it. Works with ``fit``, ``evaluate`` and ``predict`` (tested on torch and JAX).
 
     ``predict`` concatenates batch outputs in the order served, so a dataset without
     targets keeps the input order by default (``keep_order=None``): batches are consecutive
