@@ -51,11 +51,36 @@ def test_padding_reports_and_inspect_load_no_torch(tmp_path):
 @pytest.mark.parametrize(
     ("layer", "forbidden"),
     [
-        ("data", ("torch", "varlen.nn", "varlen.batching", "varlen.training", "varlen.cli")),
-        ("datasets", ("torch", "varlen.nn", "varlen.batching", "varlen.training", "varlen.cli")),
-        ("nn", ("varlen.batching", "varlen.training", "varlen.cli")),
-        ("batching", ("varlen.training", "varlen.cli")),
-        ("training", ("varlen.cli",)),
+        (
+            "data",
+            (
+                "torch",
+                "keras",
+                "varlen.nn",
+                "varlen.batching",
+                "varlen.training",
+                "varlen.cli",
+                "varlen.keras",
+            ),
+        ),
+        (
+            "datasets",
+            (
+                "torch",
+                "keras",
+                "varlen.nn",
+                "varlen.batching",
+                "varlen.training",
+                "varlen.cli",
+                "varlen.keras",
+            ),
+        ),
+        ("nn", ("keras", "varlen.batching", "varlen.training", "varlen.cli", "varlen.keras")),
+        ("batching", ("keras", "varlen.training", "varlen.cli", "varlen.keras")),
+        ("training", ("keras", "varlen.cli", "varlen.keras")),
+        ("cli", ("keras", "varlen.keras")),
+        # varlen.keras sits beside training: on nn (torch backend) and data/batching only.
+        ("keras", ("varlen.training", "varlen.cli")),
     ],
 )
 def test_layer_does_not_import_upwards(layer, forbidden):
@@ -220,3 +245,17 @@ def test_the_patch_finder_finds_patches():
         "varlen.data.padding._MASK_MAX_T",
         "varlen.data.padding._DENSE_RATIO",
     ]
+
+
+def test_keras_layer_uses_only_public_names_of_other_packages():
+    """varlen.keras imports other varlen packages by their public names only."""
+    for path in sorted((PACKAGE / "keras").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                inside = node.module.startswith("varlen.keras")
+                if node.module.startswith("varlen.") and not inside:
+                    private = [a.name for a in node.names if a.name.startswith("_")]
+                    parts = [p for p in node.module.split(".") if p.startswith("_")]
+                    allowed = node.module in {"varlen._checks"}  # the shared validators
+                    assert allowed or not (private or parts), f"{path.name}: {node.module}"

@@ -13,6 +13,7 @@ NAMESPACES = [
     "varlen.data",
     "varlen.data.io",
     "varlen.datasets",
+    "varlen.keras",
     "varlen.nn",
     "varlen.training",
 ]
