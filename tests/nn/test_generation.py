@@ -248,7 +248,7 @@ def test_generate_refuses_float_lists_and_ids_beyond_the_vocabulary(prompts, err
     embedded = torch.nn.Sequential()  # no vocab_size: the one embedding's size is used
     embedded.add_module("embedding", torch.nn.Embedding(3, 2))
     with pytest.raises(ValueError, match="vocabulary size 3"):
-        generate(embedded, [[3]], max_new_tokens=1)  # type: ignore[arg-type]
+        generate(embedded, [[3]], max_new_tokens=1)
 
 
 def test_recurrent_lm_rejects_bad_config():

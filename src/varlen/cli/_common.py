@@ -27,8 +27,8 @@ This module does not import torch, so ``varlen --help`` stays fast.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
