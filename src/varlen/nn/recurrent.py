@@ -568,8 +568,8 @@ def _check_call(
     torch_form = (
         lengths is None
         or isinstance(lengths, tuple)
-        or (isinstance(lengths, Tensor) and lengths.is_floating_point())
-    )  # no lengths, or torch's positional hx where varlen's lengths go
+        or (isinstance(lengths, Tensor) and lengths.is_floating_point() and lengths.ndim >= 2)
+    )  # no lengths, or torch's positional hx where varlen's lengths go (bad lengths: their error)
     if (
         not getattr(module, "_batch_first_given", True)
         and isinstance(x, Tensor)
