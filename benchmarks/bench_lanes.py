@@ -103,7 +103,7 @@ def scores_padded(model: Model, group: Group) -> Tensor:
 def scores_one_at_a_time(model: Model, group: Group) -> Tensor:
     scores = []
     for piece in torch.split(group.values, group.lengths.tolist()):
-        _, (h, _) = model.rnn(piece[None])
+        _, (h, _) = model.rnn(piece[None], torch.tensor([len(piece)]))
         scores.append(model.head(h[-1]))
     return torch.cat(scores)
 

@@ -201,3 +201,49 @@ def test_remove_stale_temporaries_keeps_live_writers_and_other_files(tmp_path):
         (tmp_path / name).write_text("x")
     remove_stale_temporaries(tmp_path)
     assert _listing(tmp_path) == sorted(names[1:])
+
+
+def test_a_rewrite_keeps_the_replaced_files_mode(tmp_path):
+    """An overwritten 0600 file stays 0600 (it became 0644 before), by every write path."""
+    for index, write in enumerate(
+        (
+            lambda path: write_text(path, "new\n"),
+            lambda path: write_bytes(path, b"new\n"),
+            lambda path: write_files({path: b"new\n"}),
+        )
+    ):
+        target = tmp_path / f"secret{index}.csv"
+        target.write_text("old\n")
+        target.chmod(0o600)
+        write(target)
+        assert target.read_text() == "new\n"
+        assert oct(target.stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_a_symlink_destination_is_written_through(tmp_path):
+    """A link stays a link and its target gets the new content (it was replaced before)."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    target = folder / "predictions.csv"
+    target.write_text("old\n")
+    target.chmod(0o640)
+    link = tmp_path / "out.csv"
+    link.symlink_to(target)
+    write_text(link, "new\n")
+    assert link.is_symlink()
+    assert target.read_text() == "new\n"
+    assert oct(target.stat().st_mode & 0o777) == oct(0o640)
+    assert _listing(tmp_path) == ["out.csv", "shared"]
+    assert _listing(folder) == ["predictions.csv"]
+    write_files({link: b"newer\n"})
+    assert link.is_symlink()
+    assert target.read_text() == "newer\n"
+
+
+def test_a_dangling_symlink_is_written_through_like_open(tmp_path):
+    """A link to a file not yet there creates that file, as open(link, 'w') would."""
+    link = tmp_path / "out.csv"
+    link.symlink_to(tmp_path / "real.csv")
+    write_text(link, "x\n")
+    assert link.is_symlink()
+    assert (tmp_path / "real.csv").read_text() == "x\n"

@@ -9,7 +9,15 @@ fails on the way, the temporary file is removed, the destination is untouched, a
 is an :class:`AtomicWriteError`: an ``OSError`` whose message is one line naming the file and
 saying ``disk full`` when the cause is ``ENOSPC`` or ``EDQUOT``.
 
-The temporary file is ``.<name>.<pid>.<random>.tmp`` beside the destination. A process killed
+A rewrite keeps what it replaces: the new file gets the old one's permission bits (a
+``0600`` file stays ``0600``; a new file gets what :func:`open` would give it, the umask's),
+and a destination that is a symbolic link is written *through*: the file it points to is
+replaced and the link stays a link, as ``open(path, "w")`` would do (refusing it would break
+the common set-up of a link to a shared results folder; replacing the link by a regular file
+would leave its target silently stale).
+
+The temporary file is ``.<name>.<pid>.<random>.tmp`` beside the destination (beside the
+link's target for a link). A process killed
 with ``SIGKILL`` cannot remove its own; the next write of the same destination removes those
 left by processes that no longer run (on this host).
 
@@ -30,6 +38,7 @@ import errno
 import io
 import os
 import secrets
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal, cast, overload
@@ -166,6 +175,24 @@ class _HookedFile(io.FileIO):
         return written or 0
 
 
+def _resolve(path: str | os.PathLike[str]) -> Path:
+    """Return ``path``, or the file it points to when it is a symbolic link (written through)."""
+    destination = Path(path)
+    if destination.is_symlink():
+        return Path(os.path.realpath(destination))
+    return destination
+
+
+def _keep_mode(descriptor: int, destination: Path) -> None:
+    """Give the temporary ``descriptor`` the permission bits of the file it will replace."""
+    try:
+        mode = stat.S_IMODE(os.stat(destination).st_mode)
+    except OSError:  # a new file: open()'s mode (0666 less the umask) stays
+        return
+    with contextlib.suppress(OSError):  # file systems without permission bits
+        os.fchmod(descriptor, mode)
+
+
 def _temporary_name(destination: Path) -> Path:
     return destination.with_name(f".{destination.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
@@ -250,7 +277,8 @@ def atomic_open(
     The block writes to a temporary file beside ``path``. When the block ends normally the
     file is flushed, synced (``fsync``) and renamed over ``path``, and the folder is synced.
     When the block raises, or any of those steps fails, the temporary is removed and ``path``
-    is left as it was. The folder must exist.
+    is left as it was. The folder must exist. An existing file's permission bits are kept;
+    a symbolic link is written through (its target is replaced, the link stays).
 
     Args:
         path: The destination.
@@ -268,7 +296,7 @@ def atomic_open(
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open: mode must be 'w' or 'wb', got {mode!r}.")
-    manager = _atomic_open(Path(path), text=mode == "w", encoding=encoding, newline=newline)
+    manager = _atomic_open(_resolve(path), text=mode == "w", encoding=encoding, newline=newline)
     if mode == "w":
         return cast("contextlib.AbstractContextManager[IO[str]]", manager)
     return cast("contextlib.AbstractContextManager[IO[bytes]]", manager)
@@ -298,6 +326,7 @@ def _stage(
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as error:
         raise write_error(destination, error) from error
+    _keep_mode(descriptor, destination)
     raw = _HookedFile(descriptor, destination)
     buffered = io.BufferedWriter(raw)
     file: IO[str] | IO[bytes] = (
@@ -361,7 +390,7 @@ def write_files(files: Mapping[str | os.PathLike[str], bytes]) -> list[Path]:
         AtomicWriteError: If a file cannot be written (one line naming it).
     """
     staged: list[Path] = []
-    destinations = [Path(path) for path in files]
+    destinations = [_resolve(path) for path in files]
     try:
         for destination, data in zip(destinations, files.values(), strict=True):
             with _stage(destination, staged, text=False, encoding="utf-8", newline=None) as file:
@@ -372,7 +401,7 @@ def write_files(files: Mapping[str | os.PathLike[str], bytes]) -> list[Path]:
                 temporary.unlink()
         raise
     _commit(list(zip(staged, destinations, strict=True)))
-    return destinations
+    return [Path(path) for path in files]
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

@@ -61,7 +61,12 @@ def test_demo_quick_command_prints_the_table_and_writes_the_files(tmp_path):
     document = json.loads((out_dir / "varlen-demo.json").read_text())
     assert document["config"]["epochs"] == QUICK_EPOCHS
     assert [r["epochs"] for r in document["rows"]] == [QUICK_EPOCHS, QUICK_EPOCHS]
+    assert all(1 <= r["best_epoch"] <= QUICK_EPOCHS for r in document["rows"])  # from 1
     assert "wrote" in result.stderr
+    # stderr is a pipe here: no bars, but one line per finished technique (it was silent)
+    progress = [line for line in result.stderr.splitlines() if line.startswith("demo: ")]
+    assert [line.split(":")[1].strip() for line in progress] == ["mask", "pad-post"]
+    assert progress[-1].endswith("(2/2 techniques)")
 
 
 def test_run_demo_measures_each_technique_in_order():
@@ -78,7 +83,7 @@ def test_run_demo_measures_each_technique_in_order():
         assert row.real_steps_per_second > 0
         assert 0.0 < row.padding_efficiency <= 1.0
         assert row.seconds > 0
-        assert (row.epochs, row.best_epoch) == (1, 0)
+        assert (row.epochs, row.best_epoch) == (1, 1)  # counted from 1, as everywhere
     by_name = {row.technique: row for row in rows}
     assert by_name["pack"].padding_efficiency == 1.0  # no compute on pads
     assert by_name["bucket"].padding_efficiency > by_name["pad-pre"].padding_efficiency

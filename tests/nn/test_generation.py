@@ -230,6 +230,27 @@ def test_generate_rejects_bad_input(kwargs, error, match):
         generate(model, arguments.pop("prompts"), **arguments)
 
 
+@pytest.mark.parametrize(
+    ("prompts", "error", "match"),
+    [
+        ([[1.9, 2.7]], TypeError, r"integer token ids, got dtype torch.float64 in prompts\[0\]"),
+        ([[1], [2.0]], TypeError, r"integer token ids, got dtype torch.float64 in prompts\[1\]"),
+        ([[True]], TypeError, "integer token ids"),
+        ([[1, 5]], ValueError, r"vocabulary size 5, got prompts\[0, 1\] == 5"),
+        (torch.tensor([[0, 9]]), ValueError, r"vocabulary size 5, got prompts\[0, 1\] == 9"),
+    ],
+)
+def test_generate_refuses_float_lists_and_ids_beyond_the_vocabulary(prompts, error, match):
+    """A list of floats is refused like a float tensor (it ran truncated); ids >= V clearly."""
+    model = RecurrentLM(5, 4, 8).eval()
+    with pytest.raises(error, match=match):
+        generate(model, prompts, max_new_tokens=1)
+    embedded = torch.nn.Sequential()  # no vocab_size: the one embedding's size is used
+    embedded.add_module("embedding", torch.nn.Embedding(3, 2))
+    with pytest.raises(ValueError, match="vocabulary size 3"):
+        generate(embedded, [[3]], max_new_tokens=1)
+
+
 def test_recurrent_lm_rejects_bad_config():
     """RecurrentLM checks its sizes and cell."""
     with pytest.raises(ValueError, match="vocab_size must be an int >= 1"):

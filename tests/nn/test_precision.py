@@ -127,7 +127,7 @@ def test_bfloat16_autocast_matches_each_sequence_alone(cls, bidirectional):
         n = int(lengths[b])
         row = x.detach()[b, 6 - n :].clone().requires_grad_()
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            alone_out, alone_state = module(row[None])
+            alone_out, alone_state = module(row[None], torch.tensor([n]))
         alone_h = alone_state[0] if isinstance(alone_state, tuple) else alone_state
         torch.testing.assert_close(out[b, 6 - n :].float(), alone_out[0].float(), atol=0, rtol=0)
         torch.testing.assert_close(h[:, b].float(), alone_h[:, 0].float(), atol=0, rtol=0)

@@ -349,7 +349,7 @@ def test_recurrent_loads_a_torch_state_dict_and_matches_torch_without_padding(cl
     torch.manual_seed(0)
     torch_cls = nn.LSTM if cls is LSTM else nn.GRU
     reference = torch_cls(F_IN, H, 2, batch_first=True, bidirectional=True)
-    module = cls(F_IN, H, 2, bidirectional=True)
+    module = cls(F_IN, H, 2, bidirectional=True, batch_first=True)
     module.load_state_dict(reference.state_dict())
     assert list(module.state_dict()) == list(reference.state_dict())
     x = torch.randn(3, 6, F_IN)
@@ -468,7 +468,7 @@ def test_recurrent_backward_works_in_eval_mode():
 )
 def test_lstm_rejects_bad_arguments(kwargs, error, match):
     """Bad lengths, masks, sides and states get an error naming what was expected and received."""
-    module = LSTM(F_IN, H)
+    module = LSTM(F_IN, H, batch_first=True)  # the layout stated: only the argument is wrong
     with pytest.raises(error, match=match):
         module(torch.zeros(2, 4, F_IN), **kwargs)
 
@@ -489,13 +489,13 @@ def test_lstm_rejects_bad_arguments(kwargs, error, match):
 def test_gru_rejects_bad_inputs(x, error, match):
     """Bad inputs get an error that says what was expected and how to fix it."""
     with pytest.raises(error, match=match):
-        GRU(F_IN, H)(x)
+        GRU(F_IN, H, batch_first=True)(x)
 
 
 def test_gru_rejects_hx_that_is_not_a_tensor():
     """A GRU state must be one tensor, not an LSTM-style tuple."""
     with pytest.raises(TypeError, match=r"hx must be a Tensor \(L\*D, B, H\)"):
-        GRU(F_IN, H)(torch.zeros(2, 4, F_IN), hx=(torch.zeros(1, 2, H),))
+        GRU(F_IN, H, batch_first=True)(torch.zeros(2, 4, F_IN), hx=(torch.zeros(1, 2, H),))
 
 
 def test_recurrent_rejects_lengths_beside_a_ragged():

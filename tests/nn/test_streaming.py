@@ -660,8 +660,8 @@ def test_run_one_at_a_time_differs_from_carrying_state_across_sequences():
     module = make_module("GRU")
     seqs = [torch.randn(4, F_IN, dtype=torch.float64) for _ in range(2)]
     outputs, _ = run_one_at_a_time(module, seqs)
-    _, carried = module(seqs[0][None])
-    leaked, _ = module(seqs[1][None], hx=carried)
+    _, carried = module(seqs[0][None], torch.tensor([4]))
+    leaked, _ = module(seqs[1][None], torch.tensor([4]), hx=carried)
     assert (leaked[0] - outputs[1]).abs().max() > 1e-3
 
 

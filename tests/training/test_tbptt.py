@@ -383,7 +383,7 @@ class _Saved:
 def peak_graph_bytes(T, *, k=None):
     """Peak bytes held by autograd graphs: train_tbptt with windows of k, or one graph."""
     torch.manual_seed(0)
-    lstm = LSTM(2, 8)
+    lstm = LSTM(2, 8, batch_first=True)
     x = torch.randn(1, T, 2, generator=torch.Generator().manual_seed(0))
     meter = LiveSavedBytes()
     with torch.autograd.graph.saved_tensors_hooks(meter.pack, meter.unpack):

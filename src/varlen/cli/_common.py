@@ -6,6 +6,10 @@
   exit code 1, also in one line. Python warnings are one line each too
   (``varlen <command>: warning: <Category>: <message>``, no source line). ``--debug``
   re-raises instead, for a traceback, and shows warnings as Python does.
+- **Stopping.** ``SIGTERM`` (how schedulers and ``kill`` stop a job) is handled as Ctrl-C is:
+  it raises :class:`Terminated`, a ``KeyboardInterrupt``, so locks are released, partial
+  files removed and an interrupted ``varlen train`` prints how to resume; the exit code is
+  143 (128 + 15) instead of Ctrl-C's 130.
 - **Configs.** Each command has a typed frozen dataclass config. :func:`build_config` fills it
   from the dataclass defaults, then an optional ``--config file.toml`` (top-level keys and the
   ``[<command>]`` table), then the flags given on the command line (which win). Options that
@@ -23,14 +27,17 @@ This module does not import torch, so ``varlen --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
+import signal
 import sys
+import threading
 import tomllib
 import types
 import typing
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -44,6 +51,7 @@ __all__ = [
     "TS_SUFFIXES",
     "CommandError",
     "LoadedData",
+    "Terminated",
     "add_common_options",
     "add_table_options",
     "build_config",
@@ -63,6 +71,10 @@ _C = TypeVar("_C")
 
 class CommandError(Exception):
     """Bad input found by a command itself: reported in one line, exit code 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """``SIGTERM`` received: unwinds like Ctrl-C (locks released, resume hint printed)."""
 
 
 # ----------------------------------------------------------------------------- errors
@@ -97,13 +109,38 @@ def run_guarded(command: str, run: Callable[[argparse.Namespace], int], args: An
         args: The parsed arguments; ``args.debug`` re-raises errors for a traceback.
 
     Returns:
-        ``run``'s exit code; 2 for bad input, 1 for another failure, 130 on Ctrl-C.
+        ``run``'s exit code; 2 for bad input, 1 for another failure, 130 on Ctrl-C,
+        143 on ``SIGTERM``.
     """
     debug = bool(getattr(args, "debug", False))
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _sigterm_as_interrupt():
         if not debug:
             warnings.showwarning = _warning_line(command)
         return _run_guarded(command, run, args, debug=debug)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Inside the block, ``SIGTERM`` raises :class:`Terminated` (a ``KeyboardInterrupt``).
+
+    Only from the main thread and only where ``SIGTERM`` still has its default action: a
+    program that embeds ``main()`` and handles ``SIGTERM`` itself keeps its handler.
+    """
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def terminate(signum: int, frame: types.FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM stops at once
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _warning_line(command: str) -> Callable[..., None]:
@@ -124,9 +161,12 @@ def _run_guarded(
     except BrokenPipeError:  # the reader of stdout went away (`varlen ... | head`)
         _silence_stdout()
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         if debug:
             raise
+        if isinstance(error, Terminated):
+            print(f"varlen {command}: terminated (SIGTERM)", file=sys.stderr)
+            return 143
         print(f"varlen {command}: interrupted", file=sys.stderr)
         return 130
     except (CommandError, *_USER_ERRORS) as error:

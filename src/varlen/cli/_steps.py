@@ -196,6 +196,14 @@ def per_step_table(options: Any) -> StepTable | None:
         if horizon:
             raise
         return None  # bad input: the per-sequence reader reports it in its own words
+    longest = int(steps.x.lengths.max(initial=0))
+    if horizon and longest <= horizon:
+        advice = f"Give --horizon < {longest}." if longest > 1 else "Give longer sequences."
+        raise CommandError(
+            f"--horizon {horizon} leaves nothing to forecast: step t forecasts step t + "
+            f"{horizon} of its own sequence, and the longest sequence of "
+            f"{options.data.name!r} has {longest} step{'s' if longest != 1 else ''}. {advice}"
+        )
     if horizon or (steps.y is not None and varies_within(steps.x, steps.y)):
         return steps
     return None

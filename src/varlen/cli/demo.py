@@ -141,7 +141,13 @@ def run(args: argparse.Namespace) -> int:
     can_plot = importlib.util.find_spec("matplotlib") is not None
     if not can_plot:
         say(args, "matplotlib is not installed: no chart (pip install 'varlen[plot]').")
-    rows = run_demo(techniques=options.techniques, config=config, progress=progress_enabled(args))
+    progress = progress_enabled(args)
+    rows = run_demo(
+        techniques=options.techniques,
+        config=config,
+        progress=progress,
+        log=None if progress else lambda line: say(args, f"demo: {line}"),  # not a terminal
+    )
     print(format_table(rows))
     print()
     print(format_notes(rows, config=config))

@@ -2,14 +2,16 @@
 
 Prints the length statistics (count, min, median, mean, p90, max), the padding efficiency of
 random vs length-bucketed batching at ``--batch-size`` (from the lengths alone, see
-:func:`varlen.batching.compare_policies`) and the technique ``varlen train --technique auto``
-would pick, with its reason. ``--plot FILE.png`` also draws a length histogram (matplotlib,
-imported only then).
+:func:`varlen.batching.compare_policies`) and the technique that ``auto``'s padding rule picks,
+with its reason. ``varlen train --technique auto`` decides differently, by timing mask and
+bucket on the data (the padding rule is its fallback under torchrun), and the report says so.
+``--plot FILE.png`` also draws a length histogram (matplotlib, imported only then).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ import numpy as np
 
 from varlen._atomic import atomic_open
 from varlen.cli._common import (
+    CommandError,
     add_table_options,
     build_config,
     count,
@@ -159,6 +162,10 @@ def run(args: argparse.Namespace) -> int:
         The exit code, 0.
     """
     options = build_config(InspectOptions, args, command="inspect")
+    if options.plot is not None and importlib.util.find_spec("matplotlib") is None:
+        raise CommandError(  # before reading or printing anything, as --plot's other checks
+            'inspect --plot needs matplotlib: pip install "varlen[plot]", or drop --plot.'
+        )
     data = load_data(options.data, **table_options(options))
     lengths = data.x.lengths
     from varlen.batching.report import choose_technique, compare_policies, format_reports
@@ -170,6 +177,11 @@ def run(args: argparse.Namespace) -> int:
         print(format_reports(compare_policies(lengths, batch_size=options.batch_size)))
         name, reason = choose_technique(lengths, batch_size=options.batch_size)
         print(f"\ntechnique auto would pick: {name} ({reason})")
+        print(
+            "(by padding alone; `varlen train --technique auto` times mask and bucket on the "
+            "data and keeps the faster, so it may pick the other: this rule is its fallback "
+            "where it cannot time, under torchrun)"
+        )
     if options.plot is not None:
         plot_lengths(lengths, options.plot, title=f"{options.data.name}: sequence lengths")
         say(args, f"wrote the length histogram to {os.fspath(options.plot)}")

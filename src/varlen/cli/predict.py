@@ -266,6 +266,7 @@ def run(args: argparse.Namespace) -> int:
     if loaded.model.config.per_step:  # one row per step
         from varlen.cli._steps import predict_per_step
 
+        _table_defaults(options, recorded_options(loaded, options.model))  # the notes
         columns, rows = predict_per_step(options, loaded)
         _write(columns, options.out)
         if options.out is not None:

@@ -904,6 +904,12 @@ def train_config(options: TrainOptions, technique: str, steps: int) -> TrainConf
         Budget in steps (or epochs), warm-up then cosine decay, patience in steps.
     """
     patience = steps // 2 if options.patience is None else options.patience
+    if options.warmup is not None and options.warmup > steps:
+        raise CommandError(
+            f"--warmup {options.warmup} is longer than the run's {steps} optimizer steps: the "
+            "learning rate would never reach --lr. Give --warmup <= "
+            f"{steps}, or leave it out (5% of the steps)."
+        )
     return TrainConfig(
         technique=technique,
         epochs=options.epochs if options.epochs is not None else 10**9,

@@ -127,6 +127,24 @@ def eagerly(function: _Function) -> _Function:
     return result
 
 
+_RNN_OPS = ("lstm.input", "lstm.data", "gru.input", "gru.data", "rnn_tanh.input", "rnn_relu.input")
+
+
+def forget_rnn_decompositions() -> None:
+    """Empty the dispatch caches of torch's RNN ops, before a graph of them is exported.
+
+    ``torch.export`` (and so ``torch.onnx.export(..., dynamo=True)``) caches, in these ops'
+    dispatch caches, the decomposition it ran them through; the next export in the same
+    process then finds it there and unrolls the layer over the example's ``T`` instead of
+    keeping the op whole (for ``torch.nn.LSTM`` as much as for varlen): its graph has a fixed
+    time axis. Emptying the caches costs one re-dispatch per op; results do not change.
+    """
+    for name in _RNN_OPS:
+        packet, overload = name.split(".")
+        op = getattr(getattr(torch.ops.aten, packet), overload)
+        op._dispatch_cache.clear()
+
+
 # LSTM gates i, f, g, o. Pad: i = 0, f = 1 (c' = c) and o = 0 (h' = 0, so outputs at pads are
 # already exactly zero). Reset: i = 0, f = 0 (c' = 0, h' = 0).
 LSTM_CELL = Cell(

@@ -25,6 +25,7 @@ order; final states come in the same layout.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -259,6 +260,47 @@ def _check_values(where: str, module: nn.RNNBase, x: Any, offsets: Any) -> tuple
     return x, lengths
 
 
+def _check_view(where: str, values: Tensor, offsets: Tensor, lengths: Tensor) -> None:
+    """Check a jagged view's ``offsets (B + 1,)`` and ``lengths (B,)`` against ``values (N, F)``.
+
+    A view (``torch.nested.narrow``, ``nested_tensor_from_jagged(..., lengths=...)``) takes row
+    ``i`` as ``values[offsets[i] : offsets[i] + lengths[i]]``; its offsets need not start at 0.
+    Unchecked, float offsets or lengths were truncated, and a negative length corrupted memory.
+    """
+    for name, tensor in (("offsets", offsets), ("lengths", lengths)):
+        if tensor.dtype not in (torch.int32, torch.int64):
+            raise TypeError(
+                f"{where}: a jagged view's {name} must be int32 or int64, got {tensor.dtype}. "
+                "Build it with integer offsets and lengths."
+            )
+    host_offsets = offsets.to(device="cpu", dtype=torch.int64)  # one sync, as for offsets
+    host_lengths = lengths.to(device="cpu", dtype=torch.int64)
+    N, B = values.shape[0], host_lengths.shape[0]
+    if host_offsets.shape != (B + 1,) or host_lengths.ndim != 1:
+        raise ValueError(
+            f"{where}: a jagged view needs offsets (B + 1,) and lengths (B,), got "
+            f"{tuple(host_offsets.shape)} and {tuple(host_lengths.shape)}."
+        )
+    ends = host_offsets[:-1] + host_lengths
+    problems = [
+        (host_offsets[:1] < 0, "offsets must be >= 0"),
+        (host_offsets.diff() < 0, "offsets must never decrease"),
+        (host_lengths < 0, "lengths must be >= 0"),
+        (ends > host_offsets[1:], "row i must end by offsets[i + 1]"),
+        (ends > N, f"every row must end within the N = {N} values"),
+    ]
+    for bad, rule in problems:
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0, 0])
+            shown = ", ".join(
+                f"{name}[{j}] = {int(tensor[j])}"
+                for name, tensor in (("offsets", host_offsets), ("lengths", host_lengths))
+                for j in (i, i + 1)
+                if j < len(tensor)
+            )
+            raise ValueError(f"{where}: bad jagged view: {rule}, got {shown} (row {i}).")
+
+
 def _check_features(where: str, module: nn.RNNBase, values: Tensor) -> None:
     weight = input_weight(module)
     if values.shape[-1] != module.input_size:
@@ -322,8 +364,9 @@ def _run_nested(
     if given_lengths is None:
         values, lengths = _check_values(where, module, x.values(), offsets)
         out, state = _run_values(module, cell, core, values, lengths, hx, method)
-        return torch.nested.nested_tensor_from_jagged(out, offsets), state
+        return _jagged(out, offsets), state
     # A view with holes: take each row's steps out of the shared values, new offsets out.
+    _check_view(where, x.values(), offsets, given_lengths)
     starts = offsets[:-1].to(torch.int64)
     lengths_dev = given_lengths.to(torch.int64)
     N = int(lengths_dev.sum())
@@ -332,7 +375,32 @@ def _run_nested(
     new_offsets = torch.cat([lengths_dev.new_zeros(1), torch.cumsum(lengths_dev, 0)])
     _check_features(where, module, values)
     out, state = _run_values(module, cell, core, values, lengths_dev.cpu(), hx, method)
-    return torch.nested.nested_tensor_from_jagged(out, new_offsets), state
+    return _jagged(out, new_offsets), state
+
+
+# torch.nested.nested_tensor_from_jagged calls torch.fx's deprecated is_fx_tracing, which logs
+# "is_fx_tracing will return true for both fx.symbolic_trace and torch.export ..." once per
+# process on this logger: torch's own internals, nothing the caller can act on.
+_FX_LOGGER = "torch.fx._symbolic_trace"
+_QUIET: dict[str, bool] = {}  # "done" once torch's one-time line was consumed quietly
+
+
+def _jagged(values: Tensor, offsets: Tensor) -> Tensor:
+    """``torch.nested.nested_tensor_from_jagged(values, offsets)``, without torch's log line.
+
+    The line is printed once per process (torch caches it), so only the first call here
+    raises that logger's level around torch's call; later calls are torch's call alone.
+    """
+    if _QUIET:
+        return torch.nested.nested_tensor_from_jagged(values, offsets)
+    logger = logging.getLogger(_FX_LOGGER)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return torch.nested.nested_tensor_from_jagged(values, offsets)
+    finally:
+        logger.setLevel(level)
+        _QUIET["done"] = True
 
 
 def _run_packed(

@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -144,14 +144,57 @@ def _oracle(model: nn.Module, x: Tensor, lengths: list[int], padding: Padding) -
     return rows
 
 
-def _row_error(got: np.ndarray, want: np.ndarray, n: int, T: int, padding: Padding) -> float:
-    """Largest difference of one row: per-sequence outputs whole, per-step at real steps."""
+class _Mismatch(NamedTuple):
+    """How far one output row of the graph is from the sequence alone, and where."""
+
+    error: float  # largest absolute difference
+    allowed: float  # atol + rtol * scale
+    scale: float  # the largest magnitude of the oracle's output
+    where: str  # the positions over the allowance, e.g. "pad steps 3, 4 (of T = 5)"
+
+
+def _steps_text(kind: str, steps: np.ndarray, T: int) -> str:
+    shown = ", ".join(str(int(t)) for t in steps[:5]) + (", ..." if len(steps) > 5 else "")
+    return f"{kind} step{'s' if len(steps) > 1 else ''} {shown} (of T = {T})"
+
+
+def _row_mismatch(
+    got: np.ndarray,
+    want: np.ndarray,
+    n: int,
+    T: int,
+    padding: Padding,
+    *,
+    atol: float,
+    rtol: float,
+) -> _Mismatch:
+    """Compare one row: per-sequence outputs whole; per-step at real steps, zeros at pads.
+
+    The allowance is ``atol + rtol * scale``, ``scale`` the largest magnitude of the oracle's
+    output: a float32 graph rounds a value near 1e6 by 0.0625, and that is no mismatch.
+    """
+    scale = float(np.abs(want).max(initial=0.0))
+    allowed = atol + rtol * scale
     if got.shape == want.shape:
-        return float(np.abs(got - want).max(initial=0.0))
+        error = float(np.abs(got - want).max(initial=0.0))
+        return _Mismatch(error, allowed, scale, "the per-sequence output")
     if got.shape[0] == T and want.shape[0] == n and got.shape[1:] == want.shape[1:]:
-        real = got[:n] if padding == "post" else got[T - n :]
-        pads = got[n:] if padding == "post" else got[: T - n]
-        return float(max(np.abs(real - want).max(initial=0.0), np.abs(pads).max(initial=0.0)))
+        first = 0 if padding == "post" else T - n
+        differences = np.zeros(T)
+        axes = tuple(range(1, got.ndim))
+        differences[first : first + n] = np.abs(got[first : first + n] - want).max(
+            axis=axes, initial=0.0
+        )
+        is_pad = np.ones(T, dtype=bool)
+        is_pad[first : first + n] = False
+        differences[is_pad] = np.abs(got[is_pad]).max(axis=axes, initial=0.0)
+        over = differences > allowed
+        where = "; ".join(
+            _steps_text(kind, np.flatnonzero(over & chosen), T)
+            for kind, chosen in (("real", ~is_pad), ("pad", is_pad))
+            if (over & chosen).any()
+        )
+        return _Mismatch(float(differences.max(initial=0.0)), allowed, scale, where)
     raise ExportError(
         f"export_onnx: cannot compare an output row of shape {got.shape} with the sequence "
         f"alone ({want.shape}); outputs must be batch-first, (B, ...) or (B, T, ...)."
@@ -167,6 +210,7 @@ def export_onnx(
     output_names: Sequence[str] | None = None,
     check_lengths: Sequence[Sequence[int]] | None = None,
     atol: float = 1e-5,
+    rtol: float = 1e-5,
     seed: int = 0,
 ) -> OnnxExport:
     """Export ``model(x, lengths)`` to ONNX and write it only if it matches the oracle.
@@ -174,8 +218,11 @@ def export_onnx(
     The graph has dynamic batch ``B`` and time ``T``. It is checked in onnxruntime on ragged
     batches (by default lengths 0 and 1 included, ``T`` from 1 to 9): every sequence's outputs
     must equal the sequence run alone through the eager model (``model(x_b[None, real],
-    [n])``) within ``atol``, and per-step outputs must be zero at pads. On failure nothing is
-    written (an existing file at ``path`` is kept).
+    [n])``) within ``atol + rtol * scale`` (``scale``: the largest magnitude of that
+    output of that sequence, so that outputs near 1e6 may differ by float32's rounding), and
+    per-step outputs must be zero at pads. On failure nothing is written (an existing file at
+    ``path`` is kept) and the error names the output, the batch, the row and the positions
+    that differ (real steps or pad steps).
 
     Args:
         model: A module whose ``forward(x (B, T, F), lengths (B,))`` returns a Tensor or a tuple
@@ -187,7 +234,8 @@ def export_onnx(
             ``"pre"``; the check batches are padded that way.
         output_names: Names of the graph outputs (default ``out0``, ``out1``, ...).
         check_lengths: The batches to check, as lists of lengths (default: see above).
-        atol: Largest absolute difference allowed.
+        atol: Absolute part of the difference allowed.
+        rtol: Part of the difference allowed relative to the output's scale.
         seed: Seed of the random check batches.
 
     Returns:
@@ -214,6 +262,9 @@ def export_onnx(
     if not isinstance(model, nn.Module):
         raise TypeError(f"export_onnx: model must be a torch.nn.Module, got {type(model)}.")
     batches = _check_batches(check_lengths)
+    for name, value in (("atol", atol), ("rtol", rtol)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < np.inf:
+            raise ValueError(f"export_onnx: {name} must be a finite number >= 0, got {value!r}.")
     onnx, onnxruntime = _onnx_modules()
     target = Path(path)
     model = model.eval().float().cpu()
@@ -263,13 +314,15 @@ def export_onnx(
         oracle = _oracle(model, x, lengths, padding)
         for b, n in enumerate(lengths):
             for index, want in enumerate(oracle[b]):
-                error = _row_error(got[index][b], want, n, T_b, padding)
-                worst = max(worst, error)
-                if not error <= atol:
+                found = _row_mismatch(got[index][b], want, n, T_b, padding, atol=atol, rtol=rtol)
+                worst = max(worst, found.error)
+                if not found.error <= found.allowed:
                     raise ExportError(
                         f"export_onnx: the exported graph differs from the sequence run alone "
-                        f"by {error:.3g} > atol={atol} (output {names[index]!r}, lengths "
-                        f"{lengths}, row {b}); nothing was written to {os.fspath(target)}."
+                        f"by {found.error:.3g} > {found.allowed:.3g} (atol={atol} + rtol={rtol} "
+                        f"x the output's scale {found.scale:.3g}) at {found.where} (output "
+                        f"{names[index]!r}, lengths {lengths}, row {b}); nothing was written "
+                        f"to {os.fspath(target)}."
                     )
     onnx.checker.check_model(proto)  # before writing: a file that lands is a valid model
     target.parent.mkdir(parents=True, exist_ok=True)

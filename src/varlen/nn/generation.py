@@ -117,7 +117,7 @@ class RecurrentLM(nn.Module):
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         rnn = LSTM if cell == "lstm" else GRU
-        self.rnn = rnn(embedding_dim, hidden_size, num_layers, dropout=dropout)
+        self.rnn = rnn(embedding_dim, hidden_size, num_layers, batch_first=True, dropout=dropout)
         self.head = nn.Linear(hidden_size, vocab_size)
 
     def forward(
@@ -184,6 +184,13 @@ def _prompts(
             raise ValueError(
                 f"{where}: prompts[{index}] must be 1-D token ids, got shape {tuple(row.shape)}."
             )
+        if row.numel() and (
+            row.dtype.is_floating_point or row.dtype == torch.bool or row.is_complex()
+        ):  # the same rule as a float tensor: never truncate 1.9 to 1 ([] is empty, not float)
+            raise TypeError(
+                f"{where}: prompts must hold integer token ids, got dtype {row.dtype} in "
+                f"prompts[{index}]. Give ints (e.g. [[1, 2]]), not floats."
+            )
     sizes = torch.tensor([len(row) for row in tensors], dtype=torch.int64)
     ids = torch.zeros(len(tensors), int(sizes.max()) if len(tensors) else 0, dtype=torch.int64)
     for index, row in enumerate(tensors):
@@ -191,7 +198,9 @@ def _prompts(
     return ids.to(device), sizes.to(device), "post"
 
 
-def _check_ids(where: str, ids: Tensor, lengths: Tensor, padding: Padding) -> None:
+def _check_ids(
+    where: str, ids: Tensor, lengths: Tensor, padding: Padding, vocab_size: int | None
+) -> None:
     if ids.dtype.is_floating_point or ids.dtype == torch.bool or ids.is_complex():
         raise TypeError(f"{where}: prompts must hold integer token ids, got dtype {ids.dtype}.")
     if ids.shape[0] == 0:
@@ -202,12 +211,37 @@ def _check_ids(where: str, ids: Tensor, lengths: Tensor, padding: Padding) -> No
             f"{where}: every prompt must have at least one token, got prompts[{row}] of length "
             "0. Start each prompt with a begin token the model was trained with."
         )
-    bad = _mask(lengths, ids.shape[1], padding) & (ids < 0)
+    real = _mask(lengths, ids.shape[1], padding)
+    bad = real & (ids < 0)
     if bool(bad.any()):
         b, t = (int(i) for i in bad.nonzero()[0])
         raise ValueError(
             f"{where}: token ids must be >= 0, got prompts[{b}, {t}] == {int(ids[b, t])}."
         )
+    if vocab_size is not None:
+        beyond = real & (ids >= vocab_size)
+        if bool(beyond.any()):
+            b, t = (int(i) for i in beyond.nonzero()[0])
+            raise ValueError(
+                f"{where}: token ids must be < the model's vocabulary size {vocab_size}, got "
+                f"prompts[{b}, {t}] == {int(ids[b, t])}."
+            )
+
+
+def _vocabulary(model: Any) -> int | None:
+    """The model's vocabulary size ``V``: its ``vocab_size``, or its embedding's; else None.
+
+    A model with one :class:`torch.nn.Embedding` reads token ids through it, so ids must be
+    below its ``num_embeddings``; with several, or none, the size is not known here.
+    """
+    size = getattr(model, "vocab_size", None)
+    if isinstance(size, int) and not isinstance(size, bool):
+        return size
+    if isinstance(model, nn.Module):
+        embeddings = [m for m in model.modules() if isinstance(m, nn.Embedding)]
+        if len(embeddings) == 1:
+            return int(embeddings[0].num_embeddings)
+    return None
 
 
 def _limits(where: str, max_new_tokens: Any, B: int) -> Tensor:
@@ -337,9 +371,11 @@ def generate(
         A :class:`Generation` with ``tokens (B, S)``, ``lengths (B,)`` and ``ended (B,)``.
 
     Raises:
-        TypeError: If prompts are not integer ids or of an unknown type.
-        ValueError: If a prompt is empty, a limit is negative, sampling lacks seeds, or an
-            option is out of range.
+        TypeError: If prompts are not integer ids (a float tensor or a list of floats) or of
+            an unknown type.
+        ValueError: If a prompt is empty, a token id is negative or at least the model's
+            vocabulary size (its ``vocab_size``, or its one embedding's ``num_embeddings``),
+            a limit is negative, sampling lacks seeds, or an option is out of range.
 
     Example:
         >>> model = RecurrentLM(5, 4, 8).eval()
@@ -353,7 +389,7 @@ def generate(
     _check_sampling(where, temperature, top_k)
     device = next((p.device for p in _parameters(model)), torch.device("cpu"))
     ids, sizes, padding = _prompts(where, prompts, lengths, padding, device)
-    _check_ids(where, ids, sizes, padding)
+    _check_ids(where, ids, sizes, padding, _vocabulary(model))
     B = ids.shape[0]
     limits = _limits(where, max_new_tokens, B)
     rngs = _generators(where, strategy, seeds, generators, B)

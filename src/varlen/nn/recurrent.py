@@ -66,6 +66,7 @@ from varlen.nn._gates import (
     State,
     dynamo_skips_rnn,
     eagerly,
+    forget_rnn_decompositions,
     input_weight,
     layer_params,
     num_directions,
@@ -612,6 +613,59 @@ def _drive_full(
     return out, final if isinstance(final, tuple) else (final,)
 
 
+def _check_call(
+    module: nn.RNNBase,
+    x: Any,
+    input_: Any,
+    lengths: Any,
+    *,
+    mask: Any,
+    hx: Any,
+    offsets: Any,
+) -> Any:
+    """Return the input (``x``, or torch's ``input=``); refuse a call whose time axis is unclear.
+
+    A module built without ``batch_first`` (``LSTM(F, H)``, as torch code builds it) reads a
+    plain tensor batch-first, as varlen does, while ``torch.nn.LSTM(F, H)`` reads it
+    time-major. A call that only torch code makes -- a 3-D tensor with neither lengths nor a
+    mask, alone or with an initial state -- is therefore refused on such a module instead of
+    running over the wrong axis: state the layout once, when building it.
+    """
+    name = f"varlen.nn.{type(module).__name__}"
+    if input_ is not None:
+        if x is not None:
+            raise TypeError(f"{name}: give the input once, as x or as input=, got both.")
+        x = input_
+    if x is None:
+        raise TypeError(f"{name}: forward() needs the input x (or input=, as with torch).")
+    if torch.compiler.is_exporting() and not torch.compiler.is_dynamo_compiling():
+        forget_rnn_decompositions()  # a dynamic T even after an earlier export (see there)
+    torch_form = (
+        lengths is None
+        or isinstance(lengths, tuple)
+        or (isinstance(lengths, Tensor) and lengths.is_floating_point() and lengths.ndim >= 2)
+    )  # no lengths, or torch's positional hx where varlen's lengths go (bad lengths: their error)
+    if (
+        not getattr(module, "_batch_first_given", True)
+        and isinstance(x, Tensor)
+        and not x.is_nested
+        and x.ndim == 3
+        and torch_form
+        and mask is None
+        and offsets is None
+    ):
+        B, T = (x.shape[0], x.shape[1])
+        state = "" if lengths is None and hx is None else " and an initial state"
+        raise ValueError(
+            f"{name}: this module was built without batch_first and called torch's way, on a "
+            f"plain {tuple(x.shape)} tensor with no lengths or mask{state}: torch.nn."
+            f"{type(module).__name__} reads it time-major (T={B}, B={T}), varlen batch-first "
+            f"(B={B}, T={T}). Build it with batch_first=False (torch's layout) or "
+            "batch_first=True (varlen's), or pass lengths."
+        )
+    return x
+
+
 _FORWARD_DOC = """
         Args:
             x: ``(B, T, F)`` padded batch with the dtype of the weights (``(T, B, F)`` if the
@@ -635,6 +689,7 @@ _FORWARD_DOC = """
                 ``None`` uses the module's ``method``. All give the same results.
             offsets: ``(B + 1,)`` int32 or int64 offsets (``cu_seqlens``) of the sequences
                 in values ``x (N, F)``: sequence ``i`` is ``x[offsets[i]:offsets[i + 1]]``.
+            input: ``x`` under torch's name (``module(input=x)``); give one of the two.
 
         Returns:
             ``(output, state)``: ``output`` in the form of ``x``: ``(B, T, D * H_out)`` in
@@ -649,7 +704,9 @@ _FORWARD_DOC = """
             TypeError: For a wrong type or dtype of ``x``, ``lengths``, ``mask`` or ``hx``.
             ValueError: For wrong shapes, lengths outside ``[0, T]``, a mask that disagrees
                 with ``lengths``, ``padding`` not ``"pre"``/``"post"``, offsets that do not
-                cut ``x``, or ``lengths``/``mask`` given with a ragged ``x``.
+                cut ``x``, ``lengths``/``mask`` given with a ragged ``x``, or a plain 3-D ``x``
+                with neither ``lengths`` nor ``mask`` on a module built without
+                ``batch_first`` (its time axis is unclear: see the class).
 """
 
 
@@ -666,9 +723,12 @@ class LSTM(nn.LSTM):
         hidden_size: ``H``.
         num_layers: ``L``.
         bias: Whether the layers have bias terms.
-        batch_first: ``True`` (the default, varlen's layout): a plain tensor ``x`` is
-            ``(B, T, F)``; ``False``: it is time-major ``(T, B, F)``, and so are the outputs
-            (as with torch). Lengths, masks and states keep their layouts.
+        batch_first: ``True`` (varlen's layout): a plain tensor ``x`` is ``(B, T, F)``;
+            ``False``: it is time-major ``(T, B, F)``, and so are the outputs (as with torch).
+            Lengths, masks and states keep their layouts. Not given (``None``): batch-first,
+            but a call that only torch code makes -- a plain 3-D ``x`` with neither
+            ``lengths`` nor ``mask`` (alone or with ``hx``) -- raises ``ValueError`` instead of
+            running over the wrong axis, since ``torch.nn.LSTM(F, H)`` is time-major.
         dropout: Dropout on the outputs of each layer but the last, in training.
         bidirectional: ``D = 2`` if True.
         proj_size: ``H_out``, the size of the projected ``h`` (0: no projection, ``H_out = H``).
@@ -679,7 +739,7 @@ class LSTM(nn.LSTM):
         dtype: Dtype of the parameters.
 
     Example:
-        >>> lstm = LSTM(3, 5, bidirectional=True)
+        >>> lstm = LSTM(3, 5, bidirectional=True, batch_first=True)
         >>> x = torch.randn(2, 4, 3)  # (B, T, F)
         >>> out, (h, c) = lstm(x, torch.tensor([4, 2]), padding="pre")
         >>> out.shape, h.shape  # (B, T, D * H), (L * D, B, H)
@@ -691,12 +751,12 @@ class LSTM(nn.LSTM):
         input_size: int,
         hidden_size: int,
         num_layers: int = 1,
-        *,
-        bias: bool = True,
-        batch_first: bool = True,
+        bias: bool = True,  # noqa: FBT001, FBT002  # positional as torch allows (a drop-in)
+        batch_first: bool | None = None,  # noqa: FBT001  # None: not stated (see forward)
         dropout: float = 0.0,
-        bidirectional: bool = False,
+        bidirectional: bool = False,  # noqa: FBT001, FBT002
         proj_size: int = 0,
+        *,
         method: Method = "auto",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -707,17 +767,18 @@ class LSTM(nn.LSTM):
             hidden_size,
             num_layers,
             bias=bias,
-            batch_first=bool(batch_first),
+            batch_first=True if batch_first is None else bool(batch_first),
             dropout=dropout,
             bidirectional=bidirectional,
             proj_size=proj_size,
             device=device,
             dtype=dtype,
         )
+        self._batch_first_given = batch_first is not None
 
     def forward(  # type: ignore[override]  # takes lengths/mask/padding; see the class docstring
         self,
-        x: Tensor | Ragged | Any,
+        x: Tensor | Ragged | Any = None,
         lengths: Tensor | None = None,
         *,
         mask: Tensor | None = None,
@@ -725,12 +786,14 @@ class LSTM(nn.LSTM):
         hx: tuple[Tensor, Tensor] | None = None,
         method: Method | None = None,
         offsets: Tensor | None = None,
+        input: Tensor | Any = None,  # torch's name: forward(input=x)
     ) -> tuple[Any, LSTMState]:
         """Run the LSTM over the real steps of each sequence.
 
         ``hx`` is ``(h0, c0)`` with ``h0 (L * D, B, H_out)`` and ``c0 (L * D, B, H)``; the
         returned state is an :class:`LSTMState` in the same layout.
         """
+        x = _check_call(self, x, input, lengths, mask=mask, hx=hx, offsets=offsets)
         out, (h, c) = forward_any(
             self,
             LSTM_CELL,
@@ -789,11 +852,11 @@ class GRU(nn.GRU):
         input_size: int,
         hidden_size: int,
         num_layers: int = 1,
-        *,
-        bias: bool = True,
-        batch_first: bool = True,
+        bias: bool = True,  # noqa: FBT001, FBT002  # positional as torch allows (a drop-in)
+        batch_first: bool | None = None,  # noqa: FBT001  # None: not stated (see forward)
         dropout: float = 0.0,
-        bidirectional: bool = False,
+        bidirectional: bool = False,  # noqa: FBT001, FBT002
+        *,
         method: Method = "auto",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -804,16 +867,17 @@ class GRU(nn.GRU):
             hidden_size,
             num_layers,
             bias=bias,
-            batch_first=bool(batch_first),
+            batch_first=True if batch_first is None else bool(batch_first),
             dropout=dropout,
             bidirectional=bidirectional,
             device=device,
             dtype=dtype,
         )
+        self._batch_first_given = batch_first is not None
 
     def forward(  # type: ignore[override]  # takes lengths/mask/padding; see the class docstring
         self,
-        x: Tensor | Ragged | Any,
+        x: Tensor | Ragged | Any = None,
         lengths: Tensor | None = None,
         *,
         mask: Tensor | None = None,
@@ -821,11 +885,13 @@ class GRU(nn.GRU):
         hx: Tensor | None = None,
         method: Method | None = None,
         offsets: Tensor | None = None,
+        input: Tensor | Any = None,  # torch's name: forward(input=x)
     ) -> tuple[Any, Tensor]:
         """Run the GRU over the real steps of each sequence.
 
         ``hx`` is ``h0 (L * D, B, H)``; the returned state has the same layout.
         """
+        x = _check_call(self, x, input, lengths, mask=mask, hx=hx, offsets=offsets)
         out, (h,) = forward_any(
             self,
             GRU_CELL,

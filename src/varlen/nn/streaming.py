@@ -542,6 +542,8 @@ class StreamingRNN(nn.Module):
             state = self.initial_state(B)
         else:
             self.check_state(state, B)
+        if lengths is None:  # every step real; stated, so no layout question arises
+            lengths = torch.full((B,), chunk.shape[1], dtype=torch.int64, device=chunk.device)
         out, final = self.module(chunk, lengths, padding=padding, hx=state.to_hx())
         return out, StreamState.from_hx(final)
 
@@ -899,11 +901,12 @@ def run_one_at_a_time(
     outputs: list[Tensor] = []
     states: list[tuple[Tensor, ...]] = []
     for sequence in sequences:
-        out, state = module(sequence[None])  # (1, T_i, F), fresh zero state every time
+        # (1, T_i, F) with its length given, fresh zero state every time
+        out, state = module(sequence[None], torch.tensor([sequence.shape[0]]))
         outputs.append(out[0])
         states.append(tuple(state) if isinstance(state, LSTMState) else (state,))
     if not states:  # B = 0: the module returns the (L * D, 0, H_k) zero state
-        _, empty = module(_weight(module).new_zeros(0, 0, F))
+        _, empty = module(_weight(module).new_zeros(0, 0, F), torch.zeros(0, dtype=torch.int64))
         states.append(tuple(empty) if isinstance(empty, LSTMState) else (empty,))
     merged = [torch.cat(parts, dim=1) for parts in zip(*states, strict=True)]
     return outputs, (LSTMState(merged[0], merged[1]) if len(merged) == 2 else merged[0])

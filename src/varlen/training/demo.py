@@ -21,7 +21,7 @@ import math
 import sys
 import textwrap
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -168,7 +168,8 @@ class DemoRow:
             the mean over epochs.
         seconds: Wall time of the run: training, validation and the test evaluation.
         epochs: Epochs run (fewer than the maximum when stopped early).
-        best_epoch: The epoch whose weights were kept (0-based).
+        best_epoch: The epoch whose weights were kept, counted from 1 (as ``varlen train``
+            counts epochs everywhere).
         steps_per_epoch: Optimizer steps of one epoch.
     """
 
@@ -350,7 +351,7 @@ def _run_one(
         padding_efficiency=float(np.mean([s.padding_efficiency for s in history])),
         seconds=time.perf_counter() - began,
         epochs=len(history),
-        best_epoch=result.best_epoch,
+        best_epoch=result.best_epoch + 1,
         steps_per_epoch=history[0].steps if history else 0,
     )
 
@@ -361,6 +362,7 @@ def run_demo(
     config: DemoConfig | None = None,
     progress: bool = True,
     num_threads: int | None = 1,
+    log: Callable[[str], None] | None = None,
 ) -> list[DemoRow]:
     """Train the same LSTM classifier once per technique on JapaneseVowels; measure each.
 
@@ -378,6 +380,8 @@ def run_demo(
         config: Hyperparameters; ``None`` uses :class:`DemoConfig`'s defaults.
         progress: Show progress bars on stderr: one over techniques, one over epochs.
         num_threads: Torch intra-op threads while training; ``None`` keeps the current setting.
+        log: Called with one line per finished technique when ``progress`` is off (stderr
+            not a terminal: a log file or a pipe), so a long run is not silent.
 
     Returns:
         One :class:`DemoRow` per technique, in the order given.
@@ -392,7 +396,7 @@ def run_demo(
     config = DemoConfig() if config is None else config
     data = _load_data(config)
     with _threads(num_threads), torch.random.fork_rng(devices=[]):
-        return _run_all(names, data, config, progress=progress)
+        return _run_all(names, data, config, progress=progress, log=log)
 
 
 @contextmanager
@@ -408,7 +412,12 @@ def _threads(count: int | None) -> Iterator[None]:
 
 
 def _run_all(
-    names: tuple[str, ...], data: _Data, config: DemoConfig, *, progress: bool
+    names: tuple[str, ...],
+    data: _Data,
+    config: DemoConfig,
+    *,
+    progress: bool,
+    log: Callable[[str], None] | None,
 ) -> list[DemoRow]:
     """Train every technique from the same initial weights, with the bars."""
     rows: list[DemoRow] = []
@@ -418,12 +427,14 @@ def _run_all(
         bar.set_postfix_str(name)
         row = _run_one(name, data, initial, config, progress=progress)
         rows.append(row)
+        line = (
+            f"{name}: test accuracy {row.test_accuracy:.3f}, "
+            f"{row.real_steps_per_second:,.0f} real steps/s, {row.seconds:.1f} s"
+        )
         if progress:
-            bar.write(
-                f"{name}: test accuracy {row.test_accuracy:.3f}, "
-                f"{row.real_steps_per_second:,.0f} real steps/s, {row.seconds:.1f} s",
-                file=sys.stderr,
-            )
+            bar.write(line, file=sys.stderr)
+        elif log is not None:
+            log(f"{line} ({len(rows)}/{len(names)} techniques)")
     return rows
 
 

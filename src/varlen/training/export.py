@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from varlen.nn.export import OnnxExport, export_onnx
 from varlen.training.artifacts import LoadedModel, load_model
+from varlen.training.models import real_steps
 from varlen.training.techniques import get_technique
 
 __all__ = ["Predictor", "export_predictor"]
@@ -62,10 +63,18 @@ class Predictor(nn.Module):
         self.register_buffer("target_scale", target_scale)
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
-        """Score each sequence from its real steps: ``(B, T, F)``, ``(B,)`` -> ``(B, K)``."""
+        """Score each sequence from its real steps: ``(B, T, F)``, ``(B,)`` -> ``(B, K)``.
+
+        A per-step model gives ``(B, T, K)``, zero at the pads.
+        """
         scaled = torch.nan_to_num((x - self.mean) / self.scale, nan=0.0)
         scores: Tensor = self.model(scaled, lengths, padding="post")
-        return scores * self.target_scale + self.target_mean
+        unscaled = scores * self.target_scale + self.target_mean
+        if not self.model.config.per_step:
+            return unscaled
+        # per step (B, T, K): the target's mean must not reappear at the pads
+        real = real_steps(lengths, x.shape[1], padding="post")
+        return unscaled.masked_fill(~real[:, :, None], 0.0)
 
 
 def export_predictor(

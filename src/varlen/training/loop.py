@@ -118,6 +118,12 @@ class TrainConfig:
             )
         if self.warmup_steps < 0:
             raise ValueError(f"TrainConfig: warmup_steps must be >= 0, got {self.warmup_steps}.")
+        if self.max_steps is not None and self.warmup_steps > self.max_steps:
+            raise ValueError(
+                f"TrainConfig: warmup_steps = {self.warmup_steps} is longer than the run "
+                f"(max_steps = {self.max_steps}): the learning rate would never reach lr. Give "
+                "warmup_steps <= max_steps."
+            )
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(
                 f"TrainConfig: schedule must be 'constant' or 'cosine', got {self.schedule!r}."

@@ -31,6 +31,7 @@ __all__ = [
     "SequenceModel",
     "SequenceRegressor",
     "Task",
+    "real_steps",
 ]
 
 Task: TypeAlias = Literal["classification", "regression"]
@@ -161,6 +162,23 @@ class ModelConfig:
         return cls(**data)
 
 
+def real_steps(lengths: Tensor, T: int, *, padding: Padding) -> Tensor:
+    """``(B, T)`` bool, True at each row's real steps; no host read, so exports stay dynamic.
+
+    Args:
+        lengths: ``(B,)`` real lengths, ``0 <= lengths <= T`` (not checked: the caller's
+            layer has checked them).
+        T: The padded length.
+        padding: Side of the padding.
+
+    Returns:
+        The mask, on the device of ``lengths``.
+    """
+    steps = torch.arange(T, device=lengths.device)[None, :]
+    first = (T - lengths)[:, None] if padding == "pre" else torch.zeros_like(lengths)[:, None]
+    return (steps >= first) & (steps < first + lengths[:, None])
+
+
 class SequenceModel(nn.Module):
     """Linear input -> varlen LSTM/GRU -> pooling over real steps -> dropout -> linear head.
 
@@ -186,6 +204,7 @@ class SequenceModel(nn.Module):
             rnn_input,
             config.hidden_size,
             config.num_layers,
+            batch_first=True,
             dropout=config.dropout if config.num_layers > 1 else 0.0,
             bidirectional=config.bidirectional,
             method=config.method,
@@ -222,12 +241,16 @@ class SequenceModel(nn.Module):
 
         Returns:
             ``(B, output_size)`` logits or values; ``(B, T, output_size)`` for a per-step
-            model (arbitrary at padded steps).
+            model (zero at padded steps).
         """
         if self.config.per_step:
             out, _ = self.rnn(x, lengths, padding=padding)
             steps: Tensor = self.head(out)
-            return steps
+            if lengths is None:
+                return steps
+            # the head writes its bias at pads: zero them, so outputs never depend on padding
+            real = real_steps(lengths.to(steps.device), steps.shape[1], padding=padding)
+            return steps.masked_fill(~real[:, :, None], 0.0)
         scores: Tensor = self.head(self.features(x, lengths, padding=padding))
         return scores
 
@@ -328,9 +351,7 @@ class SequenceModel(nn.Module):
         B, T, _ = out.shape
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.int64, device=out.device)
-        steps = torch.arange(T, device=out.device)[None, :]
-        first = (T - lengths)[:, None] if padding == "pre" else torch.zeros_like(lengths)[:, None]
-        real = ((steps >= first) & (steps < first + lengths[:, None]))[:, :, None]
+        real = real_steps(lengths, T, padding=padding)[:, :, None]
         if self.config.pooling == "mean":
             total = out.sum(dim=1)  # pads are exactly zero
             return total / lengths.clamp(min=1)[:, None].to(out.dtype)
