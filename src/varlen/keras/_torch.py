@@ -33,8 +33,8 @@ CellName = Literal["LSTM", "GRU"]
 def _template(name: CellName, F: int, H: int, *, bias: bool) -> torch.nn.RNNBase:
     """A parameter-less varlen module of the right shape (its weights live on ``meta``)."""
     if name == "LSTM":
-        return LSTM(F, H, bias=bias, method="padded", device="meta")
-    return GRU(F, H, bias=bias, method="padded", device="meta")
+        return LSTM(F, H, bias=bias, batch_first=True, method="padded", device="meta")
+    return GRU(F, H, bias=bias, batch_first=True, method="padded", device="meta")
 
 
 def _gru_order(w: Tensor, H: int) -> Tensor:
