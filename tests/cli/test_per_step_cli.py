@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -137,12 +138,16 @@ def test_per_step_regression_in_process(tables, tmp_path, capsys):
 
 
 def test_per_step_resume_equals_uninterrupted(tables, tmp_path):
-    """--resume after 2 epochs gives the weights of an uninterrupted 3-epoch run."""
+    """--resume after a run stopped by its time limit (1 epoch) equals an uninterrupted run."""
     base = ["train", str(tables["train"]), *TABLE, "--target", "activity", "--quiet"]
     base += ["--features", "acc_x,acc_y", "--hidden-size", "8", "--batch-size", "16"]
-    assert main([*base, "--out", str(tmp_path / "whole"), "--epochs", "3"]) == 0
-    assert main([*base, "--out", str(tmp_path / "cut"), "--epochs", "2"]) == 0
-    assert main([*base, "--out", str(tmp_path / "cut"), "--epochs", "3", "--resume"]) == 0
+    base += ["--epochs", "3"]
+    assert main([*base, "--out", str(tmp_path / "whole")]) == 0
+    assert main([*base, "--out", str(tmp_path / "cut"), "--time-limit", "1e-6"]) == 0
+    assert (
+        len(json.loads((tmp_path / "cut" / "config.json").read_text())["metadata"]["history"]) == 1
+    )
+    assert main(["train", str(tables["train"]), "--out", str(tmp_path / "cut"), "--resume"]) == 0
     whole = load_model(tmp_path / "whole").model.state_dict()
     resumed = load_model(tmp_path / "cut").model.state_dict()
     for name, tensor in whole.items():

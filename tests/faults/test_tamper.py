@@ -48,7 +48,7 @@ def _edit(model, change):
         (lambda c: c.update(labels=c["labels"][:1]), "'labels'"),
         (lambda c: c["model"].update(output_size=3), "'labels'"),
         (lambda c: c["model"].update(hidden_size=5), "'rnn.weight_ih_l0'"),
-        (lambda c: c["metadata"]["options"].pop("order"), "'metadata.options.order'"),
+        (lambda c: c["metadata"]["options"].update(colour=1), "'metadata.options.colour'"),
         (lambda c: c["metadata"]["options"].update(id=3), "'metadata.options.id'"),
     ],
     ids=["nested-key", "normalizer-null", "labels", "output-size", "shape", "option", "type"],

@@ -662,11 +662,24 @@ def _stale(result: FitResult, config: TrainConfig) -> int:
 
 
 def _should_stop(
-    result: FitResult, config: TrainConfig, *, validation: bool, began: float, record: bool = True
+    result: FitResult,
+    config: TrainConfig,
+    *,
+    validation: bool,
+    began: float | None,
+    record: bool = True,
 ) -> bool:
-    """Whether to stop before the next epoch (patience, or time); say why in ``result``."""
+    """Whether to stop before the next epoch (patience, or time); say why in ``result``.
+
+    ``began`` is ``None`` before this call's first epoch: the time limit stops the run after
+    an epoch, never before the first one.
+    """
     early = config.patience is not None and validation and _stale(result, config) >= config.patience
-    late = config.time_limit is not None and time.perf_counter() - began >= config.time_limit
+    late = (
+        config.time_limit is not None
+        and began is not None
+        and time.perf_counter() - began >= config.time_limit
+    )
     if record:
         result.stopped_early = bool(early)
         result.stopped_by_time = bool(late and not early)
@@ -802,7 +815,8 @@ def train(
     started = time.perf_counter()  # the time limit counts this call only
     bar = _epochs(start, total, progress=progress)
     for epoch in bar:
-        if _should_stop(result, config, validation=task.has_validation, began=started):
+        began_here = started if epoch > start else None
+        if _should_stop(result, config, validation=task.has_validation, began=began_here):
             break
         epoch_start = time.perf_counter()
         work = _train_epoch(

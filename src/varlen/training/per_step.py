@@ -11,13 +11,15 @@ input -> varlen LSTM/GRU -> linear head at *every* step, ``(B, T, output_size)``
   refused (its backward direction would read the very values it forecasts).
 
 Targets are a :class:`~varlen.data.ragged.Ragged` aligned with the inputs (same lengths): int
-class ids ``(N,)`` for classification, floats ``(N,)`` or ``(N, K)`` for regression. For a
+class ids ``(N,)`` for classification, floats ``(N,)`` or ``(N, K)`` for regression. A step
+without a label (class id -1, or a NaN value) enters neither the loss nor the metrics. For a
 forecaster the last ``horizon`` steps of each sequence have no target inside the sequence, so
 they do not enter the loss. Losses and metrics count real steps only
 (:mod:`varlen.nn.losses`); :func:`fit_steps` / :func:`evaluate_steps` / :func:`predict_steps`
 mirror :func:`~varlen.training.fit` / :func:`~varlen.training.evaluate` /
-:func:`~varlen.training.predict`, with the same :class:`~varlen.training.TrainConfig`, early
-stopping on the validation loss, best-epoch weights and atomic checkpoints with exact resume.
+:func:`~varlen.training.predict`; :func:`fit_steps` is the one training loop
+(:func:`varlen.training.loop.train`) with the per-step task, so every
+:class:`~varlen.training.TrainConfig` field means the same for both.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from torch import Tensor
 from varlen._checks import check_choice
 from varlen.data.ragged import Ragged
 from varlen.nn.losses import masked_cross_entropy, masked_mae, masked_mse
+from varlen.nn.recurrent import Method
 from varlen.training.loop import BatchLoss, FitResult, TrainConfig, TrainTask, train
 from varlen.training.models import ModelConfig, SequenceModel
 
@@ -191,11 +194,11 @@ def _check_classes(where: str, y: Ragged, C: int) -> None:
             f"{where}: y must hold one integer class id per step, got dtype {y.dtype} and step "
             f"shape {y.trailing_shape}."
         )
-    bad = np.flatnonzero((y.values < 0) | (y.values >= C))
+    bad = np.flatnonzero((y.values < -1) | (y.values >= C))
     if bad.size:
         raise ValueError(
-            f"{where}: class ids must be in [0, {C}), got {int(y.values[bad[0]])} at step "
-            f"{int(bad[0])} of the concatenated targets."
+            f"{where}: class ids must be in [0, {C}) (or -1: no label), got "
+            f"{int(y.values[bad[0]])} at step {int(bad[0])} of the concatenated targets."
         )
 
 
@@ -234,7 +237,7 @@ def _batch(model: SequenceModel, x: Ragged, y: Ragged | None, indices: np.ndarra
 
 def _scores(model: SequenceModel, batch: _Batch, technique: str) -> Tensor:
     """``(B, T, output_size)``; the packed technique runs the layers packed."""
-    method = "packed" if technique == "pack" else None
+    method: Method | None = "packed" if technique == "pack" else None
     return model.steps(batch.x, batch.lengths, method=method)
 
 
@@ -249,6 +252,25 @@ def _aligned(
     return scores[:, :kept], targets[:, min(h, T) :], (lengths - h).clamp(min=0)
 
 
+def _scored(
+    model: SequenceModel, scores: Tensor, targets: Tensor, lengths: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Aligned ``(scores, targets, mask)``: the mask is True at real steps with a target.
+
+    A step without a label (class id -1, or a NaN value) is left out; its target is set to 0
+    so that nothing undefined enters the graph.
+    """
+    scores, targets, lengths = _aligned(model, scores, targets, lengths)
+    steps = torch.arange(scores.shape[1], device=scores.device)[None, :]
+    if model.config.task == "classification":
+        labelled = targets >= 0
+        targets = targets.clamp(min=0)
+    else:
+        labelled = ~torch.isnan(targets).any(dim=2)
+        targets = torch.nan_to_num(targets, nan=0.0)
+    return scores, targets, (steps < lengths[:, None]) & labelled
+
+
 def _loss(
     model: SequenceModel,
     scores: Tensor,
@@ -257,10 +279,10 @@ def _loss(
 ) -> Tensor:
     if batch.y is None:
         raise RuntimeError("varlen bug: a loss needs targets")
-    scores, targets, lengths = _aligned(model, scores, batch.y, batch.lengths)
+    scores, targets, mask = _scored(model, scores, batch.y, batch.lengths)
     if model.config.task == "classification":
-        return masked_cross_entropy(scores, targets, lengths, reduction=reduction)
-    return masked_mse(scores, targets, lengths, reduction=reduction)
+        return masked_cross_entropy(scores, targets, mask=mask, reduction=reduction)
+    return masked_mse(scores, targets, mask=mask, reduction=reduction)
 
 
 # ----------------------------------------------------------------------------- evaluate / predict
@@ -319,15 +341,13 @@ def _per_step_values(
     """``(B, T')`` losses, metric values and bool real steps of the aligned targets."""
     if batch.y is None:
         raise RuntimeError("varlen bug: evaluation needs targets")
-    scores, targets, lengths = _aligned(model, scores, batch.y, batch.lengths)
+    scores, targets, real = _scored(model, scores, batch.y, batch.lengths)
     if model.config.task == "classification":
-        losses = masked_cross_entropy(scores, targets, lengths, reduction="none")
+        losses = masked_cross_entropy(scores, targets, mask=real, reduction="none")
         metric = (scores.argmax(dim=2) == targets).to(losses.dtype)
     else:
-        losses = masked_mse(scores, targets, lengths, reduction="none")
-        metric = masked_mae(scores, targets, lengths, reduction="none")
-    steps = torch.arange(scores.shape[1], device=scores.device)[None, :]
-    real = steps < lengths[:, None]
+        losses = masked_mse(scores, targets, mask=real, reduction="none")
+        metric = masked_mae(scores, targets, mask=real, reduction="none")
     return losses, torch.where(real, metric, 0.0), real
 
 
@@ -497,8 +517,8 @@ def fit_steps(
         model: A per-step model (trained in place).
         x: ``B`` training sequences ``(T_i, F)``, float and already normalized.
         y: Per-step targets aligned with ``x``: int class ids ``(N,)`` or floats ``(N,)`` /
-            ``(N, K)``; a NaN float target (regression) is a step without a label, left out
-            of the loss and the metrics.
+            ``(N, K)``; a step without a label (class id -1, or NaN) is left out of the loss
+            and the metrics.
         config: How to train; ``technique`` must be ``bucket``, ``mask`` or ``pack``.
         validation: ``(x_val, y_val)`` for early stopping and model selection.
         checkpoint: File written atomically after each epoch (``None``: no checkpoints).
