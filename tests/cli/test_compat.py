@@ -49,7 +49,7 @@ def test_predict_reads_a_directory_written_by_0_1_0(old, capsys, model, data):
 
 
 def test_export_reads_a_directory_written_by_0_1_0(old):
-    """varlen export writes an ONNX file from the old directory."""
+    """Varlen export writes an ONNX file from the old directory."""
     pytest.importorskip("onnxruntime")
     assert main(["export", "seq", "--out", "seq.onnx", "--quiet"]) == 0
     assert (old / "seq.onnx").stat().st_size > 0
@@ -70,8 +70,7 @@ def test_resume_reads_a_run_written_by_0_1_0(old, capsys):
 
 
 def test_missing_option_takes_the_default_it_had_then(old):
-    """An option absent from a 0.1.0 record (an option that version did not have) is its old
-    default; an option this version does not know, or a later record version, is refused."""
+    """An option absent from a 0.1.0 record is the default it had in 0.1.0 (as trained)."""
     path = old / "seq" / "config.json"
     config = json.loads(path.read_text())
     config["metadata"]["options"].pop("series_norm")  # 0.1.0's default: True, as trained

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import csv
 import io
+import re
 
 import numpy as np
 import pandas as pd
