@@ -152,6 +152,12 @@ def per_step_table(options: Any) -> StepTable | None:
             "causal, and the backward direction reads the very steps it forecasts. Drop "
             "--bidirectional (labelling without --horizon may be bidirectional)."
         )
+    if horizon and options.conv_layers:
+        raise CommandError(
+            f"--conv-layers {options.conv_layers} cannot be used with --horizon {horizon}: a "
+            "forecaster must be causal, and the convolutions read the very steps it forecasts. "
+            "Use --conv-layers 0."
+        )
     if not Path(options.data).is_file():
         return None  # load_data says so
     if options.target in (options.id, options.order):

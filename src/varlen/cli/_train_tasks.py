@@ -355,7 +355,7 @@ class StepTask:
         self.table = table
 
     def check(self, options: TrainOptions, given: set[str]) -> None:
-        """Refuse the technique, pooling and a forecaster's convolutions, with the reason."""
+        """Refuse a technique that pools or is inexact, and pooling, with the reason."""
         if options.technique != "auto" and options.technique not in STEP_TECHNIQUES:
             raise CommandError(
                 f"--technique must be one of {list(STEP_TECHNIQUES)} (or auto) for a per-step "
@@ -365,12 +365,6 @@ class StepTask:
             raise CommandError(
                 f"--pooling {options.pooling} pools each sequence into one output; a per-step "
                 "task has an output at every step. Drop --pooling."
-            )
-        if options.horizon and options.conv_layers:
-            raise CommandError(
-                f"--conv-layers {options.conv_layers} cannot be used with --horizon "
-                f"{options.horizon}: a forecaster must be causal, and the convolutions read the "
-                "very steps it forecasts. Use --conv-layers 0."
             )
 
     def _encode(
