@@ -34,6 +34,7 @@ def test_train_under_torchrun_two_processes(data_dir, tmp_path, technique):
     assert loaded.labels == ("down", "up")
 
 
+@pytest.mark.slow  # the loop's DDP path is the per-sequence test's; this adds the per-step task
 def test_per_step_train_under_torchrun_two_processes(data_dir, tmp_path):
     """A per-step forecaster trains under torchrun like a per-sequence model (it was refused)."""
     out = tmp_path / "model"
