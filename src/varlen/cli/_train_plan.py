@@ -11,7 +11,7 @@ rule without touching the rest of the plan.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -338,7 +338,3 @@ def train_config(
         time_limit=options.time_limit,
         seed=options.seed,
     )
-
-
-Timer = Callable[[tuple[str, ...]], Mapping[str, Timing]]
-"""Times candidate techniques on the run's data (a task supplies it)."""
