@@ -286,7 +286,7 @@ def test_fit_steps_empty_targets_score_nan():
                 SequenceLabeller(2, 2), inputs([2]), Ragged.from_sequences([[0, 2]])
             ),
             ValueError,
-            r"class ids must be in \[0, 2\), got 2",
+            r"class ids must be in \[0, 2\) \(or -1: no label\), got 2",
         ),
         (
             lambda: evaluate_steps(
