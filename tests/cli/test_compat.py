@@ -101,3 +101,22 @@ def test_unknown_records_are_refused_naming_the_version(old, capsys, change, fra
     assert len(err.splitlines()) == 1
     assert fragment in err
     assert "0.1.0" in err
+
+
+def test_predict_scores_only_what_it_can(old, capsys):
+    """Unlabelled sequences are left out of the score; unreadable targets give a note.
+
+    A target column that cannot be read as per-sequence targets (it varies within a sequence)
+    still gives the predictions, with a note instead of a score.
+    """
+    frame = pd.read_csv("train.csv")
+    frame.loc[frame["sid"] == "s000", "label"] = None
+    frame.to_csv("holes.csv", index=False)
+    assert main(["predict", "seq", "holes.csv", "--out", "p.csv"]) == 0
+    assert "on 15 labelled sequences\n" in capsys.readouterr().err
+    frame.loc[frame.index[:3], "label"] = "zz"  # varies within a sequence
+    frame.to_csv("vary.csv", index=False)
+    assert main(["predict", "seq", "vary.csv", "--out", "p.csv"]) == 0
+    err = capsys.readouterr().err
+    assert "note: no score: the recorded target 'label' cannot be read" in err
+    assert len(pd.read_csv("p.csv")) == 16

@@ -236,7 +236,7 @@ def test_fit_steps_raises_when_the_loss_is_not_finite():
     """A NaN input makes the training loss NaN: fit_steps stops and says why."""
     x, y = xor_task(8, 0)
     x = x.with_values(np.full_like(x.values, np.nan))
-    with pytest.raises(FloatingPointError, match="training loss must stay finite"):
+    with pytest.raises(FloatingPointError, match=r"^fit_steps: the training loss must stay finite"):
         fit_steps(SequenceLabeller(2, 2), x, y, config=TrainConfig(epochs=1), progress=False)
 
 

@@ -202,8 +202,19 @@ def _load(options: PredictOptions, loaded: LoadedModel) -> LoadedData:
     table, used = _table_defaults(options, recorded_options(loaded, options.model))
     if options.data.suffix.lower() in TABLE_SUFFIXES and options.features is None:
         table["features"] = loaded.features
+    note = ""
+    if options.target is None and table.get("target") is not None:
+        try:  # the recorded target, to score labelled DATA
+            return load_data(options.data, **table)
+        except (ValueError, KeyError, CommandError) as error:
+            text = " ".join(str(error).split())
+            note = (
+                f"varlen predict: note: no score: the recorded target {table['target']!r} cannot "
+                f"be read as targets ({text})"
+            )
+            table["target"] = None
     try:
-        return load_data(options.data, **table)
+        data = load_data(options.data, **table)
     except (ValueError, KeyError) as error:
         text = str(error) if isinstance(error, ValueError) else f"missing column {error}"
         if options.features is None and "features[" in text:
@@ -217,6 +228,9 @@ def _load(options: PredictOptions, loaded: LoadedModel) -> LoadedData:
             f"{text.rstrip('.')} ({recorded} recorded in the model directory; pass the flag "
             "to choose another column)."
         ) from None
+    if note:
+        print(note, file=sys.stderr)
+    return data
 
 
 def predictions_table(loaded: LoadedModel, ids: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
@@ -309,6 +323,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def metric_line(loaded: LoadedModel, y: np.ndarray, columns: dict[str, Any]) -> str:
     """The score of the predictions on DATA that has targets: accuracy, or MAE.
 
@@ -318,8 +336,12 @@ def metric_line(loaded: LoadedModel, y: np.ndarray, columns: dict[str, Any]) -> 
         columns: The predictions table (:func:`predictions_table`).
 
     Returns:
-        e.g. ``accuracy 0.9123 on 300 labelled sequences``.
+        e.g. ``accuracy 0.9123 on 300 labelled sequences``; sequences whose target is missing
+        (empty, NaN) are left out.
     """
+    present = np.array([not _is_missing(value) for value in np.asarray(y).tolist()], dtype=bool)
+    y = np.asarray(y)[present]
+    columns = {key: np.asarray(value)[present] for key, value in columns.items()}
     n = len(y)
     if loaded.labels is not None:
         truth = np.array([str(label) for label in np.asarray(y).tolist()], dtype=object)

@@ -291,9 +291,9 @@ def _check_finite(
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         finite = bool(flag.item())
     if not finite:
-        where = " on some rank" if world > 1 else ""
+        ranks = " on some rank" if world > 1 else ""
         raise FloatingPointError(
-            f"{where}: the training loss must stay finite, got {value}{where} at "
+            f"{where}: the training loss must stay finite, got {value}{ranks} at "
             f"epoch {epoch + 1}, batch {batch + 1}: training diverged. Lower the learning rate "
             f"(lr={config.lr}), clip gradients (TrainConfig.grad_clip), or check the data for "
             "extreme values; a checkpoint keeps the last finished epoch."
