@@ -355,7 +355,11 @@ class StepTask:
         self.table = table
 
     def check(self, options: TrainOptions, given: set[str]) -> None:
-        """Refuse a technique that pools or is inexact, and pooling, with the reason."""
+        """Refuse, with the reason, an option that does not apply to a per-step run.
+
+        A technique that pools or is inexact, pooling, and convolution channels or a time
+        budget without the convolutions or the step budget they apply to.
+        """
         if options.technique != "auto" and options.technique not in STEP_TECHNIQUES:
             raise CommandError(
                 f"--technique must be one of {list(STEP_TECHNIQUES)} (or auto) for a per-step "
@@ -365,6 +369,17 @@ class StepTask:
             raise CommandError(
                 f"--pooling {options.pooling} pools each sequence into one output; a per-step "
                 "task has an output at every step. Drop --pooling."
+            )
+        if "conv_channels" in given and not options.conv_layers:
+            raise CommandError(
+                f"--conv-channels {options.conv_channels} sets the channels of convolutions a "
+                "per-step run has none of (--conv-layers is 0 per step). Add --conv-layers N "
+                "or drop --conv-channels."
+            )
+        if "time_budget" in given and options.steps is None:
+            raise CommandError(
+                f"--time-budget {options.time_budget:g} plans a budget of --steps, and a "
+                "per-step run trains 60 epochs without one. Add --steps N or drop --time-budget."
             )
 
     def _encode(
