@@ -259,3 +259,113 @@ def test_keras_layer_uses_only_public_names_of_other_packages():
                     parts = [p for p in node.module.split(".") if p.startswith("_")]
                     allowed = node.module in {"varlen._checks"}  # the shared validators
                     assert allowed or not (private or parts), f"{path.name}: {node.module}"
+
+
+# ------------------------------------------------ one house: private names, circles
+
+
+def _package_of(module: str) -> str:
+    """``varlen.cli.train`` -> ``varlen.cli``; ``varlen._atomic`` -> ``varlen``."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 2 or (PACKAGE / parts[-1]).is_dir() else "varlen"
+
+
+def _private_imports(path: Path) -> list[str]:
+    """``module.name`` for each private name ``path`` imports from another package."""
+    mine = _package_of(_module_name(path))
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not (isinstance(node, ast.ImportFrom) and node.module and node.level == 0):
+            continue
+        if not node.module.startswith("varlen"):
+            continue
+        for alias in node.names:
+            private = alias.name.startswith("_") and not alias.name.startswith("__")
+            if private and _package_of(node.module) != mine:
+                found.append(f"{node.module}.{alias.name}")
+    return found
+
+
+def test_no_module_imports_a_private_name_of_another_package():
+    """Private names (``_x``) stay inside their package: another package uses public ones."""
+    found = {
+        str(path.relative_to(PACKAGE)): names
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (names := _private_imports(path))
+    }
+    assert found == {}
+
+
+def test_the_private_import_rule_sees_one():
+    """The rule above finds a private import from another package (and only that)."""
+    tree = PACKAGE / "cli" / "train.py"
+    source = tree.read_text(encoding="utf-8")
+    assert "from varlen.training.loop import" in source
+    fake = PACKAGE.parent / "varlen" / "cli" / "_layering_probe.py"
+    try:
+        fake.write_text(
+            "from varlen.training.loop import _batches\nfrom varlen.cli._common import _read_toml\n"
+        )
+        assert _private_imports(fake) == ["varlen.training.loop._batches"]
+    finally:
+        fake.unlink()
+
+
+def _is_extension(module: str) -> bool:
+    folder = PACKAGE.parent.joinpath(*module.split(".")[:-1])
+    return any(folder.glob(module.split(".")[-1] + ".*.so")) or any(
+        folder.glob(module.split(".")[-1] + ".pyi")
+    )
+
+
+def _graph() -> dict[str, set[str]]:
+    """Module -> the varlen modules it imports (anywhere in it, lazily too)."""
+    modules = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    target = f"{node.module}.{alias.name}"
+                    if target in modules:
+                        edges.add(target)
+                    elif not _is_extension(target):  # a compiled module is a leaf
+                        edges.add(node.module)
+            elif isinstance(node, ast.Import):
+                edges.update(alias.name for alias in node.names)
+        graph[name] = {edge for edge in edges if edge in modules and edge != name}
+    return graph
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = list(graph[start])
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(graph[node])
+    return seen
+
+
+def _circle_groups(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of more than one module that reach each other through imports."""
+    reach = {node: _reachable(graph, node) for node in graph}
+    groups = {
+        tuple(sorted({node} | {other for other in reach[node] if node in reach[other]}))
+        for node in graph
+        if node in reach[node]
+    }
+    return sorted(list(group) for group in groups if len(group) > 1)
+
+
+def test_no_import_circles():
+    """No two modules import each other, directly or through others (lazy imports count)."""
+    assert _circle_groups(_graph()) == []
+
+
+def test_the_circle_rule_sees_one():
+    """The circle finder finds a three-module circle."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _circle_groups(graph) == [["a", "b", "c"]]

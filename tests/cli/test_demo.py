@@ -13,16 +13,9 @@ import torch
 
 from tests.cli._data import run_cli
 from varlen.cli import main
+from varlen.cli._demo_report import format_notes, format_table, plot_demo, write_rows
 from varlen.cli.demo import QUICK_EPOCHS, DemoOptions, demo_config
-from varlen.training.demo import (
-    DemoConfig,
-    DemoRow,
-    format_notes,
-    format_table,
-    plot_demo,
-    run_demo,
-    write_rows,
-)
+from varlen.training.demo import DemoConfig, DemoRow, run_demo
 from varlen.training.techniques import TECHNIQUES
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

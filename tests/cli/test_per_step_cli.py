@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from pathlib import Path
 
@@ -79,6 +81,9 @@ def test_train_and_predict_labelling_per_step(tables, tmp_path):
     assert float(found[1]) > 0.7  # chance is 1/3; the noise is resolved over a few steps
     predict = run_cli("predict", "model", tables["test"], "--out", "p.csv", cwd=tmp_path)
     assert predict.returncode == 0, predict.stderr
+    pattern = r"^per-step accuracy ([\d.]+) on (\d+) labelled steps$"
+    scored = re.search(pattern, predict.stderr, re.M)
+    assert scored is not None, predict.stderr  # the recorded target scores labelled DATA
     out = pd.read_csv(tmp_path / "p.csv")
     test = pd.read_csv(tables["test"]).sort_values(["user", "t"]).reset_index(drop=True)
     assert list(out.columns) == ["id", "t", "prediction", "prob_run", "prob_sit", "prob_walk"]
@@ -91,6 +96,8 @@ def test_train_and_predict_labelling_per_step(tables, tmp_path):
     labels = np.array(["run", "sit", "walk"])
     assert out["prediction"].tolist() == labels[alone.argmax(axis=1)].tolist()
     assert (out["prediction"] == test["activity"]).mean() > 0.7
+    assert float(scored[1]) == pytest.approx((out["prediction"] == test["activity"]).mean(), 1e-4)
+    assert int(scored[2]) == len(test)
 
 
 def test_train_and_predict_forecaster(tables, tmp_path):
@@ -137,18 +144,64 @@ def test_per_step_regression_in_process(tables, tmp_path, capsys):
 
 
 def test_per_step_resume_equals_uninterrupted(tables, tmp_path):
-    """--resume after 2 epochs gives the weights of an uninterrupted 3-epoch run."""
+    """--resume after a run stopped by its time limit (1 epoch) equals an uninterrupted run."""
     base = ["train", str(tables["train"]), *TABLE, "--target", "activity", "--quiet"]
     base += ["--features", "acc_x,acc_y", "--hidden-size", "8", "--batch-size", "16"]
-    assert main([*base, "--out", str(tmp_path / "whole"), "--epochs", "3"]) == 0
-    assert main([*base, "--out", str(tmp_path / "cut"), "--epochs", "2"]) == 0
-    assert main([*base, "--out", str(tmp_path / "cut"), "--epochs", "3", "--resume"]) == 0
+    base += ["--epochs", "3", "--bidirectional"]
+    assert main([*base, "--out", str(tmp_path / "whole")]) == 0
+    assert main([*base, "--out", str(tmp_path / "cut"), "--time-limit", "1e-6"]) == 0
+    cut = json.loads((tmp_path / "cut" / "config.json").read_text())["metadata"]
+    assert len(cut["history"]) == 1
+    # the record gives every option: --resume needs no --id, --target, ... (and takes
+    # --bidirectional given again with its recorded value)
+    again = ["train", str(tables["train"]), "--out", str(tmp_path / "cut"), "--resume"]
+    assert main([*again, "--bidirectional", "--quiet"]) == 0
     whole = load_model(tmp_path / "whole").model.state_dict()
     resumed = load_model(tmp_path / "cut").model.state_dict()
     for name, tensor in whole.items():
         torch.testing.assert_close(resumed[name], tensor, msg=name)
     changed = main([*base, "--out", str(tmp_path / "cut"), "--resume", "--hidden-size", "9"])
     assert changed == 2
+
+
+def test_per_step_resume_refuses_without_its_record(tables, tmp_path, capsys):
+    """A checkpoint without run.json: --resume stops with one line, the checkpoint kept."""
+    base = ["train", str(tables["train"]), *TABLE, "--target", "activity", "--quiet"]
+    base += ["--features", "acc_x,acc_y", "--hidden-size", "4", "--epochs", "1"]
+    assert main([*base, "--out", str(tmp_path / "m")]) == 0
+    (tmp_path / "m" / "run.json").unlink()
+    before = (tmp_path / "m" / "checkpoint.pt").read_bytes()
+    assert main([*base, "--out", str(tmp_path / "m"), "--resume"]) == 2
+    assert "--resume needs" in capsys.readouterr().err
+    assert (tmp_path / "m" / "checkpoint.pt").read_bytes() == before
+
+
+def test_per_step_options_apply(tables, tmp_path, capsys):
+    """--steps, --schedule, --warmup, --conv-layers and --series-norm reach a per-step run."""
+    args = ["train", str(tables["train"]), *TABLE, "--target", "activity", "--quiet"]
+    args += ["--features", "acc_x,acc_y", "--hidden-size", "4", "--batch-size", "16"]
+    args += ["--steps", "4", "--schedule", "cosine", "--warmup", "1", "--time-budget", "60"]
+    args += ["--conv-layers", "1", "--conv-channels", "3", "--series-norm"]
+    assert main([*args, "--weight-decay", "0.1", "--out", str(tmp_path / "m")]) == 0
+    assert "epochs: 2 of 2 run (4 optimizer steps)" in capsys.readouterr().out
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["model"]["conv_channels"] == [3]
+    assert config["model"]["series_norm"] is True
+    assert config["metadata"]["optimizer_steps"] == 4
+
+
+def test_per_step_missing_labels_train_on_the_labelled_steps(tables, tmp_path):
+    """Steps whose label is missing are left out of the loss: the run trains and scores."""
+    frame = pd.read_csv(tables["train"])
+    frame.loc[frame.index[::3], "activity"] = np.nan
+    frame.loc[frame.index[::5], "speed"] = np.nan
+    frame.to_csv(tmp_path / "holes.csv", index=False)
+    for target in ("activity", "speed"):
+        args = ["train", str(tmp_path / "holes.csv"), *TABLE, "--target", target, "--quiet"]
+        args += ["--features", "acc_x,acc_y", "--hidden-size", "4", "--epochs", "1"]
+        assert main([*args, "--out", str(tmp_path / target)]) == 0
+        metadata = json.loads((tmp_path / target / "config.json").read_text())["metadata"]
+        assert math.isfinite(metadata["scores"]["validation"]["metric"])
 
 
 def test_constant_target_stays_per_sequence(tmp_path, capsys):
@@ -178,8 +231,15 @@ def test_constant_target_stays_per_sequence(tmp_path, capsys):
             "task, got 'lanes'",
         ),
         (("--target", "nothing"), "target must name a column of the table, got 'nothing'"),
+        (("--target", "activity", "--pooling", "max"), "--pooling max pools each sequence"),
+        (("--target", "activity", "--conv-channels", "8"), "--conv-channels 8 sets the channels"),
+        (("--target", "activity", "--time-budget", "9"), "--time-budget 9 plans a budget of"),
+        (
+            ("--target", "speed", "--horizon", "1", "--conv-layers", "2"),
+            "--conv-layers 2 cannot be used with --horizon 1",
+        ),
     ],
-    ids=["technique", "missing-target"],
+    ids=["technique", "missing-target", "pooling", "channels", "budget", "forecaster-conv"],
 )
 def test_per_step_bad_options(tables, tmp_path, capsys, extra, message):
     """Bad per-step options exit 2 with one line naming them."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import numpy as np
 import pandas as pd
@@ -160,12 +161,13 @@ def test_predict_bad_out_suffix(ts_model, data_dir, capsys):
 def test_predict_defaults_to_the_recorded_table_options(table_model, data_dir, capsys):
     """Trained with --id sid --order step: predict on a shuffled table needs neither flag.
 
-    It gives the predictions of the explicit flags (it used to read the rows in file order).
+    It gives the predictions of the explicit flags (it used to read the rows in file order),
+    and scores them with the recorded --target when the table has that column.
     """
     data = str(data_dir / "test.csv")
     assert main(["predict", str(table_model), data]) == 0
     recorded = capsys.readouterr()
-    assert recorded.err == ""
+    assert re.fullmatch(r"accuracy [\d.]+ on 12 labelled sequences\n", recorded.err)
     assert main(["predict", str(table_model), data, "--id", "sid", "--order", "step"]) == 0
     assert capsys.readouterr().out == recorded.out
 
@@ -175,9 +177,10 @@ def test_predict_says_when_a_flag_overrides_the_record(table_model, data_dir, ca
     data = str(data_dir / "test.csv")
     assert main(["predict", str(table_model), data, "--order", "f0"]) == 0
     err = capsys.readouterr().err.splitlines()
-    assert err == [
+    assert err[0] == (
         "varlen predict: note: --order 'f0' overrides the model's recorded --order 'step'"
-    ]
+    )
+    assert len(err) == 2  # and the score on the labelled table
 
 
 def test_predict_names_a_recorded_column_that_is_missing(table_model, tmp_path, capsys):

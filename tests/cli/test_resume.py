@@ -80,3 +80,33 @@ def test_train_killed_then_resumed_equals_uninterrupted(tmp_path):
     again = resumed.stdout.splitlines()
     assert again[:-2] == report[:-2]  # all but the speed and the model directory
     assert len(report) == 6
+
+
+def test_resume_keeps_test_and_threads(tmp_path):
+    """--resume without --test and --threads takes the recorded ones: the test score stays."""
+    from varlen.cli import main
+
+    train = write_ts_file(tmp_path / "train.ts", 24, seed=1)
+    test = write_ts_file(tmp_path / "test.ts", 8, seed=2)
+    base = ["train", str(train), "--out", str(tmp_path / "m"), "--quiet"]
+    tiny = ["--epochs", "1", "--hidden-size", "4", "--conv-layers", "0"]
+    assert main([*base, *tiny, "--test", str(test), "--threads", "2"]) == 0
+    first = json.loads((tmp_path / "m" / "config.json").read_text())["metadata"]
+    assert main([*base, "--resume"]) == 0  # a finished run: nothing to train, saved again
+    again = json.loads((tmp_path / "m" / "config.json").read_text())["metadata"]
+    assert again["scores"]["test"] == first["scores"]["test"]
+    assert again["options"]["threads"] == 2
+    assert again["options"]["test"] == str(test)
+
+
+def test_the_printed_resume_command_keeps_test_and_threads():
+    """The command printed on Ctrl-C names --test and --threads (for a bit-exact resume)."""
+    from pathlib import Path
+
+    from varlen.cli._run_record import resume_command
+    from varlen.cli.train import TrainOptions
+
+    options = TrainOptions(Path("my data.ts"), test=Path("t.ts"), out=Path("m"), threads=2)
+    assert resume_command(options) == (
+        "varlen train 'my data.ts' --out m --test t.ts --threads 2 --resume"
+    )

@@ -32,3 +32,23 @@ def test_train_under_torchrun_two_processes(data_dir, tmp_path, technique):
     loaded = load_model(out)
     assert len(loaded.metadata["history"]) == 2
     assert loaded.labels == ("down", "up")
+
+
+@pytest.mark.slow  # the loop's DDP path is the per-sequence test's; this adds the per-step task
+def test_per_step_train_under_torchrun_two_processes(data_dir, tmp_path):
+    """A per-step forecaster trains under torchrun like a per-sequence model (it was refused)."""
+    out = tmp_path / "model"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "-m", "varlen.cli", "train", str(data_dir / "train.csv"), "--out", str(out),
+        "--id", "sid", "--order", "step", "--features", "f0,f1", "--target", "value",
+        "--horizon", "1", "--epochs", "2", "--hidden-size", "4", "--batch-size", "8",
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("model: ") == 1
+    loaded = load_model(out)
+    assert loaded.model.config.per_step
+    assert len(loaded.metadata["history"]) == 2

@@ -248,7 +248,7 @@ def test_train_resume_after_completion_changes_nothing(data_dir, tmp_path, capsy
 
 def test_plan_steps_fits_the_time_budget_and_keeps_a_floor():
     """The step plan shrinks to the time budget, never below min_steps, and says why."""
-    from varlen.cli.train import plan_steps
+    from varlen.cli._train_plan import plan_steps
 
     assert plan_steps(2000, 300.0, 0.1, min_steps=50)[0] == 2000
     steps, why = plan_steps(2000, 300.0, 1.0, min_steps=50)
@@ -260,7 +260,7 @@ def test_plan_steps_fits_the_time_budget_and_keeps_a_floor():
 
 def test_plan_validation_skips_a_split_too_small_to_select_on():
     """Fewer than min_per_class validation series of some class: no split, and a warning."""
-    from varlen.cli.train import plan_validation
+    from varlen.cli._train_plan import plan_validation
 
     five_each = np.repeat(np.arange(10), 5)
     fraction, warning = plan_validation(five_each, 0.2, classification=True)

@@ -101,7 +101,7 @@ def test_resume_reads_the_options_from_the_model_directory(tmp_path: Path) -> No
     stopped = _interrupted_run(data, out, tmp_path)
     assert stopped.returncode == 130, stopped.stderr
     assert f"a checkpoint is in {out / 'checkpoint.pt'}" in stopped.stderr
-    assert f"varlen train {data} --out {out} --resume" in stopped.stderr
+    assert f"varlen train {data} --out {out} --threads 1 --resume" in stopped.stderr
 
     conflict = run_cli(
         "train", data, "--out", out, "--resume", "--hidden-size", "5", cwd=tmp_path, timeout=SLOW

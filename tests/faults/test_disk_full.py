@@ -101,7 +101,8 @@ def test_inspect_plot_disk_full(fault_data, tmp_path, capsys):
 @pytest.mark.parametrize("suffix", [".csv", ".json", ".png"])
 def test_demo_outputs_disk_full(tmp_path, suffix):
     """The demo's table (CSV/JSON) and chart keep their previous content on a full disk."""
-    from varlen.training.demo import DemoRow, plot_demo, write_rows
+    from varlen.cli._demo_report import plot_demo, write_rows
+    from varlen.training.demo import DemoRow
 
     if suffix == ".png":
         pytest.importorskip("matplotlib")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 import torch
@@ -48,10 +49,30 @@ def _edit(model, change):
         (lambda c: c.update(labels=c["labels"][:1]), "'labels'"),
         (lambda c: c["model"].update(output_size=3), "'labels'"),
         (lambda c: c["model"].update(hidden_size=5), "'rnn.weight_ih_l0'"),
-        (lambda c: c["metadata"]["options"].pop("order"), "'metadata.options.order'"),
+        (lambda c: c["metadata"]["options"].update(colour=1), "'metadata.options.colour'"),
         (lambda c: c["metadata"]["options"].update(id=3), "'metadata.options.id'"),
+        (lambda c: c["normalizer"].update(mean=[True, False]), "'normalizer.mean[0]'"),
+        (lambda c: c["normalizer"].update(std=["1", "1"]), "'normalizer.std[0]'"),
+        (lambda c: c["normalizer"].update(count="2"), "'normalizer.count'"),
+        (lambda c: c["normalizer"].update(mean=[0.0]), "'normalizer.mean' must hold 2 values"),
+        (lambda c: c["normalizer"].update(std=[1.0, -1.0]), "'normalizer.std' must hold numbers"),
+        (lambda c: c["normalizer"].update(eps=True), "'normalizer.eps'"),
     ],
-    ids=["nested-key", "normalizer-null", "labels", "output-size", "shape", "option", "type"],
+    ids=[
+        "nested-key",
+        "normalizer-null",
+        "labels",
+        "output-size",
+        "shape",
+        "option",
+        "type",
+        "mean-bool",
+        "std-str",
+        "count-str",
+        "mean-shape",
+        "std-negative",
+        "eps-bool",
+    ],
 )
 def test_tampered_config(fault_data, model_copy, capsys, change, fragment):
     """Edits that once changed predictions silently are one line naming the key."""
@@ -60,6 +81,30 @@ def test_tampered_config(fault_data, model_copy, capsys, change, fragment):
     captured = capsys.readouterr()
     assert captured.out == ""
     one_line(captured.err, "predict", "config.json", fragment)
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (
+            lambda text: text.replace('"technique": ', '"technique": "bucket", "technique": ', 1),
+            "'technique' appears twice",
+        ),
+        (
+            lambda text: re.sub(r'("mean": \[\s*)[-+\d.eE]+', r"\g<1>1e400", text, count=1),
+            "'normalizer.mean' must hold finite numbers",
+        ),
+    ],
+    ids=["duplicate-key", "infinite"],
+)
+def test_config_text_edits(fault_data, model_copy, capsys, edit, fragment):
+    """A key given twice (the last would win) and a number beyond float64: one line, exit 2."""
+    path = model_copy / "config.json"
+    text = path.read_text()
+    path.write_text(edit(text))
+    assert path.read_text() != text
+    assert _predict(model_copy, fault_data) == 2
+    one_line(capsys.readouterr().err, "predict", "config.json", fragment)
 
 
 def test_model_path_that_is_a_file(fault_data, tmp_path, capsys):

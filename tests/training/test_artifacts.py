@@ -302,7 +302,7 @@ def test_every_top_level_key_is_required(tmp_path, key):
         (lambda c: c.update(features=["a", "b"]), r"key 'features' must name .* = 3 distinct"),
         (lambda c: c.update(technique="magic"), r"key 'technique' must be one of"),
         (lambda c: c.update(target_normalizer=c["normalizer"]), r"'target_normalizer' must be"),
-        (lambda c: c["normalizer"].update(mean=[0.0]), r"key 'normalizer' must be a Standardizer"),
+        (lambda c: c["normalizer"].update(mean=[0.0]), r"key 'normalizer.mean' must hold 3 values"),
         (lambda c: c.update(weights_sha256="x"), r"key 'weights_sha256' must be 64"),
         (lambda c: c.update(metadata=[]), r"key 'metadata' must be an object"),
         (lambda c: c.update(extra=1), r"key 'extra' must be absent"),

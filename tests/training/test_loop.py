@@ -351,7 +351,7 @@ def test_fit_patience_in_steps_and_log_lines():
 
 def test_accuracy_axis_starts_below_the_lowest_accuracy():
     """The demo chart's accuracy axis starts at a round value 0.05 below the lowest bar."""
-    from varlen.training.demo import accuracy_floor
+    from varlen.cli._demo_report import accuracy_floor
 
     assert accuracy_floor([0.97, 0.99]) == pytest.approx(0.9)
     assert accuracy_floor([0.12, 0.9]) == pytest.approx(0.05)

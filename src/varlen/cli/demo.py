@@ -18,15 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from varlen.cli._common import CommandError, build_config, progress_enabled, say
-from varlen.training.demo import (
-    DemoConfig,
-    best_row,
-    format_notes,
-    format_table,
-    plot_demo,
-    run_demo,
-    write_rows,
-)
+from varlen.cli._demo_report import best_row, format_notes, format_table, plot_demo, write_rows
+from varlen.training.demo import DemoConfig, run_demo
 from varlen.training.techniques import TECHNIQUES
 
 __all__ = ["QUICK_EPOCHS", "STEM", "DemoOptions", "add_arguments", "run"]

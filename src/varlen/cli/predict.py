@@ -7,7 +7,7 @@ overrides a recorded choice is said in one line on stderr), checked to have the 
 length-bucketed batches (or batched as trained, for the inexact ``pad-*`` techniques). The
 output has one row per sequence: its id, the prediction (the original label, or the value)
 and, for a classifier, one probability column per class (``prob_<label>``). A per-step model
-writes one row per step instead, with the order column when given (:mod:`varlen.cli._steps`).
+writes one row per step instead, with the order column when given.
 It goes to ``--out`` (``.csv`` or ``.parquet``) or, without it, to stdout as CSV. When DATA holds
 targets (labels or values), the accuracy (or MAE) of a per-sequence model is reported on stderr.
 """
@@ -25,21 +25,24 @@ from typing import IO, Any
 import numpy as np
 
 from varlen._atomic import atomic_open
-from varlen._schema import SchemaError, check_fields
 from varlen.cli._common import (
     TABLE_SUFFIXES,
     CommandError,
     LoadedData,
+    _check_loaded,
     add_table_options,
     build_config,
     load_data,
     say,
     table_options,
 )
+from varlen.cli._run_record import upgrade_options
+from varlen.cli._steps import read_step_table
 from varlen.cli._targets import normalize_inputs
-from varlen.cli.train import TrainOptions
+from varlen.data.ragged import Ragged
 from varlen.training.artifacts import CONFIG_FILE, LoadedModel, load_model
 from varlen.training.loop import predict_scores
+from varlen.training.per_step import predict_step_scores
 from varlen.training.techniques import get_technique
 
 __all__ = ["PredictOptions", "add_arguments", "predictions_table", "recorded_options", "run"]
@@ -124,30 +127,31 @@ def recorded_options(loaded: LoadedModel, model: Path) -> dict[str, Any] | None:
     """The ``varlen train`` options recorded in the model directory, checked; ``None`` if none.
 
     A model saved by :func:`varlen.training.save_model` outside the CLI records none. The
-    record is checked against :class:`~varlen.cli.train.TrainOptions` (every field, its
-    type), so that a tampered record is an error, never a silently different reading.
+    record is read as :func:`~varlen.cli._run_record.upgrade_options` says: an option missing
+    from a directory written by an earlier varlen takes the default it had then, and every
+    field is checked against its type, so that a tampered record is an error, never a
+    silently different reading.
 
     Args:
         loaded: The loaded model.
         model: The model directory (for the message).
 
     Returns:
-        The recorded options, or ``None``.
+        The recorded options (every field of this version), or ``None``.
 
     Raises:
-        CommandError: If the record does not match ``TrainOptions``.
+        CommandError: If the record is of an unknown version, has an unknown option, or a
+            value of the wrong type.
     """
     if "options" not in loaded.metadata:
         return None
-    options = loaded.metadata["options"]
-    try:
-        check_fields(TrainOptions, options, key="metadata.options")
-    except SchemaError as error:
-        raise CommandError(
-            f"{os.fspath(model / CONFIG_FILE)!r}: {error}. The file is damaged or was edited; "
-            "train the model again."
-        ) from None
-    return dict(options)
+    return upgrade_options(
+        loaded.metadata["options"],
+        version=loaded.metadata.get("record_version", 1),
+        written_by=loaded.varlen_version,
+        per_step=loaded.model.config.per_step,
+        source=repr(os.fspath(model / CONFIG_FILE)),
+    )
 
 
 def _table_defaults(
@@ -163,6 +167,9 @@ def _table_defaults(
     if recorded is None or any(path.suffix.lower() not in TABLE_SUFFIXES for path in tables):
         return table, []  # a .ts file on either side: no table options to carry over
     used: list[str] = []
+    target = recorded.get("target")
+    if table["target"] is None and target is not None and target in _columns(options.data):
+        table["target"] = target  # labelled DATA: scored with the recorded target
     for name in ("id", "order"):
         given, saved = table[name], recorded[name]
         if given is None and saved is not None:
@@ -176,13 +183,38 @@ def _table_defaults(
     return table, used
 
 
+def _columns(path: Path) -> list[str]:
+    """The column names of a CSV or Parquet table (``[]`` when it cannot be read)."""
+    try:
+        if path.suffix.lower() == ".csv":
+            import pandas as pd
+
+            return [str(name) for name in pd.read_csv(path, nrows=0).columns]
+        import pyarrow.parquet as pq
+
+        return [str(name) for name in pq.read_schema(path).names]
+    except (OSError, ValueError, ImportError):
+        return []  # reading DATA says what is wrong
+
+
 def _load(options: PredictOptions, loaded: LoadedModel) -> LoadedData:
     """Read DATA; a table's options default to the recorded ones, its features to the model's."""
     table, used = _table_defaults(options, recorded_options(loaded, options.model))
     if options.data.suffix.lower() in TABLE_SUFFIXES and options.features is None:
         table["features"] = loaded.features
+    note = ""
+    if options.target is None and table.get("target") is not None:
+        try:  # the recorded target, to score labelled DATA
+            return load_data(options.data, **table)
+        except (ValueError, KeyError, CommandError) as error:
+            text = " ".join(str(error).split())
+            note = (
+                f"varlen predict: note: no score: the recorded target {table['target']!r} cannot "
+                f"be read as targets ({text})"
+            )
+            table["target"] = None
     try:
-        return load_data(options.data, **table)
+        data = load_data(options.data, **table)
     except (ValueError, KeyError) as error:
         text = str(error) if isinstance(error, ValueError) else f"missing column {error}"
         if options.features is None and "features[" in text:
@@ -196,6 +228,9 @@ def _load(options: PredictOptions, loaded: LoadedModel) -> LoadedData:
             f"{text.rstrip('.')} ({recorded} recorded in the model directory; pass the flag "
             "to choose another column)."
         ) from None
+    if note:
+        print(note, file=sys.stderr)
+    return data
 
 
 def predictions_table(loaded: LoadedModel, ids: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
@@ -264,13 +299,13 @@ def run(args: argparse.Namespace) -> int:
     options = build_config(PredictOptions, args, command="predict")
     loaded = load_model(options.model)
     if loaded.model.config.per_step:  # one row per step
-        from varlen.cli._steps import predict_per_step
-
         _table_defaults(options, recorded_options(loaded, options.model))  # the notes
-        columns, rows = predict_per_step(options, loaded)
+        columns, rows, score = predict_per_step(options, loaded)
         _write(columns, options.out)
         if options.out is not None:
             say(args, f"wrote {rows} per-step predictions to {os.fspath(options.out)}")
+        if score:
+            say(args, score)
         return 0
     data = _load(options, loaded)
     _check_features(loaded, data)
@@ -289,6 +324,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def metric_line(loaded: LoadedModel, y: np.ndarray, columns: dict[str, Any]) -> str:
     """The score of the predictions on DATA that has targets: accuracy, or MAE.
 
@@ -298,8 +337,12 @@ def metric_line(loaded: LoadedModel, y: np.ndarray, columns: dict[str, Any]) -> 
         columns: The predictions table (:func:`predictions_table`).
 
     Returns:
-        e.g. ``accuracy 0.9123 on 300 labelled sequences``.
+        e.g. ``accuracy 0.9123 on 300 labelled sequences``; sequences whose target is missing
+        (empty, NaN) are left out.
     """
+    present = np.array([not _is_missing(value) for value in np.asarray(y).tolist()], dtype=bool)
+    y = np.asarray(y)[present]
+    columns = {key: np.asarray(value)[present] for key, value in columns.items()}
     n = len(y)
     if loaded.labels is not None:
         truth = np.array([str(label) for label in np.asarray(y).tolist()], dtype=object)
@@ -316,3 +359,103 @@ def metric_line(loaded: LoadedModel, y: np.ndarray, columns: dict[str, Any]) -> 
     predicted_values = np.stack([np.asarray(columns[key], dtype=np.float64) for key in keys], 1)
     mae = float(np.mean(np.abs(predicted_values - values))) if n else float("nan")
     return f"MAE {mae:.4f} on {n} sequences with targets"
+
+
+# ----------------------------------------------------------------------------- per step
+
+
+def predict_per_step(
+    options: PredictOptions, loaded: LoadedModel
+) -> tuple[dict[str, Any], int, str]:
+    """Predict every step of DATA with a per-step model: the columns, row count and score.
+
+    Args:
+        options: The options.
+        loaded: The loaded per-step model.
+
+    Returns:
+        ``(columns, steps, score)``: ``id``, the order column (when given), ``prediction`` and,
+        for a classifier, ``prob_<label>`` per class, one row per step; the score line when
+        DATA holds the recorded target (else ``''``).
+    """
+    path = Path(options.data)
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise CommandError(
+            f"DATA must be a .csv or .parquet table for a per-step model, got {os.fspath(path)!r}."
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"DATA file {os.fspath(path)!r} does not exist.")
+    recorded = recorded_options(loaded, options.model) or {}
+    id_column = options.id or recorded.get("id")
+    if id_column is None:
+        raise CommandError("a table needs --id COLUMN to group its rows into sequences, got none.")
+    order = options.order if options.order is not None else recorded.get("order")
+    if options.order is not None and options.order != recorded.get("order"):
+        saved = recorded.get("order")
+        was = "file order (no --order)" if saved is None else f"--order {saved!r}"
+        print(
+            f"varlen predict: note: --order {options.order!r} overrides the model's recorded {was}",
+            file=sys.stderr,
+        )
+    target = options.target or recorded.get("target")
+    features = options.features if options.features is not None else loaded.features
+    if target is not None and target not in _columns(path):
+        target = None  # unlabelled DATA: predictions only
+    steps = read_step_table(path, id=id_column, order=order, features=features, target=target)
+    _check_loaded(LoadedData(steps.x, None, steps.features, steps.ids, ()), os.fspath(path))
+    if steps.features != loaded.features:
+        raise CommandError(
+            f"DATA features must match the model's {list(loaded.features)}, got "
+            f"{list(steps.features)}."
+        )
+    x = normalize_inputs(steps.x, loaded.normalizer)
+    scores = predict_step_scores(loaded.model, x, batch_size=options.batch_size).values
+    columns: dict[str, Any] = {"id": np.repeat(np.asarray(steps.ids, dtype=object), x.lengths)}
+    if steps.order is not None and order is not None:
+        columns[str(order)] = steps.order
+    table = predictions_table(loaded, np.zeros(len(scores)), scores)
+    del table["id"]
+    columns.update(table)
+    score = "" if steps.y is None else step_metric_line(loaded, steps.x, steps.y, table)
+    return columns, x.num_steps, score
+
+
+def step_metric_line(loaded: LoadedModel, x: Ragged, y: np.ndarray, columns: dict[str, Any]) -> str:
+    """The per-step score of the predictions on labelled DATA: accuracy, or MAE.
+
+    Steps without a target are left out; for a forecaster, step ``t``'s prediction is scored
+    against the target of step ``t + horizon`` of the same sequence.
+
+    Args:
+        loaded: The per-step model.
+        x: The sequences of DATA (their lengths).
+        y: ``(N,)`` the target of every step as read.
+        columns: The predictions table, one row per step.
+
+    Returns:
+        e.g. ``per-step accuracy 0.9123 on 300 labelled steps``.
+    """
+    import pandas as pd
+
+    horizon = loaded.model.config.horizon
+    keys = [key for key in columns if key.startswith("prediction")]
+    predicted = np.asarray(columns[keys[0]], dtype=object)
+    truth = np.asarray(y, dtype=object)
+    if horizon:  # step t's forecast against step t + horizon's target, within a sequence
+        ends = np.repeat(x.offsets[1:], x.lengths)
+        rows = np.arange(len(truth)) + horizon
+        inside = rows < ends
+        predicted, truth = predicted[inside], truth[rows[inside]]
+    labelled = ~np.asarray(pd.isna(truth), dtype=bool)
+    predicted, truth = predicted[labelled], truth[labelled]
+    n = len(truth)
+    if loaded.labels is not None:
+        text = np.array([str(label) for label in truth.tolist()], dtype=object)
+        accuracy = float(np.mean(text == predicted)) if n else float("nan")
+        return f"per-step accuracy {accuracy:.4f} on {n} labelled steps"
+    try:
+        values = truth.astype(np.float64)
+    except (TypeError, ValueError):
+        return "no MAE: the targets of DATA must be numbers for a regressor"
+    mae = float(np.mean(np.abs(predicted.astype(np.float64) - values))) if n else float("nan")
+    return f"per-step MAE {mae:.4f} on {n} steps with targets"

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from varlen.training.artifacts import LoadedModel, load_model, save_model
-from varlen.training.demo import DemoConfig, DemoRow, plot_demo, run_demo
+from varlen.training.demo import DemoConfig, DemoRow, run_demo
 from varlen.training.loop import (
     EpochStats,
     FitResult,
@@ -70,7 +70,6 @@ __all__ = [
     "fit_steps",
     "get_technique",
     "load_model",
-    "plot_demo",
     "predict",
     "predict_scores",
     "predict_step_scores",

@@ -296,7 +296,11 @@ def _read_config(folder: Path) -> dict[str, Any]:
             "got none. Train one with `varlen train DATA --out DIR`."
         )
     try:
-        config = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+        config = json.loads(
+            path.read_text(encoding="utf-8"),
+            parse_constant=_no_constant,
+            object_pairs_hook=_no_duplicates,
+        )
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as error:
         text = " ".join(str(error).split())
         raise ValueError(f"{where}: {os.fspath(path)!r} must be valid JSON, got {text}.") from None
@@ -311,12 +315,65 @@ def _read_config(folder: Path) -> dict[str, Any]:
     return config
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` hook: a key given twice in one object is refused (never "the last wins")."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"key {key!r} appears twice in one object")
+        seen[key] = value
+    return seen
+
+
 def _no_constant(name: str) -> Any:
     """``json.loads`` hook: NaN and Infinity are not JSON (varlen writes them as null)."""
     raise ValueError(f"{name} is not valid JSON")
 
 
+@dataclass(frozen=True)
+class StandardizerState:
+    """The JSON state of a :class:`~varlen.data.normalize.Standardizer` in ``config.json``.
+
+    Args:
+        version: The state's version.
+        mean: ``(F,)`` finite means.
+        std: ``(F,)`` finite standard deviations, ``>= 0``.
+        count: ``(F,)`` finite counts of real steps, ``>= 0``.
+        eps: The finite floor of the std, ``> 0``.
+    """
+
+    version: int
+    mean: list[float]
+    std: list[float]
+    count: list[float]
+    eps: float
+
+
+def _check_standardizer_state(key: str, state: Any, size: int) -> str:
+    """The first problem of a standardizer's JSON state: types, shapes, finiteness ('' if none)."""
+    try:
+        check_fields(StandardizerState, state, key=key)
+    except SchemaError as error:
+        return str(error)
+    for name in ("mean", "std", "count"):
+        values = state[name]
+        if len(values) != size:
+            got = len(values)
+            return f"key '{key}.{name}' must hold {size} values (one per feature), got {got}"
+        bad = [value for value in values if not math.isfinite(value)]
+        if bad:
+            return f"key '{key}.{name}' must hold finite numbers, got {bad[0]!r}"
+        if name != "mean" and min(values, default=0.0) < 0:
+            return f"key '{key}.{name}' must hold numbers >= 0, got {min(values)!r}"
+    if not (math.isfinite(state["eps"]) and state["eps"] > 0):
+        return f"key '{key}.eps' must be a finite number > 0, got {state['eps']!r}"
+    return ""
+
+
 def _standardizer_from(path: Path, key: str, state: Any, size: int) -> Standardizer:
+    problem = _check_standardizer_state(key, state, size)
+    if problem:
+        raise _fail(path, problem)
     try:
         scaler = Standardizer.from_state_dict(state)
     except (TypeError, ValueError) as error:

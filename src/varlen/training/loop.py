@@ -15,12 +15,11 @@ technique works; only rank 0 writes checkpoints and shows progress.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, NamedTuple, Protocol, TypeAlias
 
 import numpy as np
 import torch
@@ -28,26 +27,30 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from varlen._atomic import atomic_open
 from varlen.batching.dataset import RaggedDataset
 from varlen.batching.report import choose_technique  # re-exported: its home is NumPy-only
 from varlen.batching.sampler import BucketBatchSampler
 from varlen.data.ragged import Ragged
-from varlen.training.artifacts import load_tensors
+from varlen.training.checkpoints import Checkpoint, load_checkpoint, save_checkpoint, unfit
 from varlen.training.models import SequenceModel
-from varlen.training.techniques import Technique, get_technique
+from varlen.training.techniques import Technique, Timing, get_technique
 
 __all__ = [
+    "BatchLoss",
     "EpochStats",
     "FitResult",
     "PatienceUnit",
     "Schedule",
     "TrainConfig",
+    "TrainTask",
     "choose_technique",
     "evaluate",
     "fit",
     "predict",
+    "sequence_task",
     "split_validation",
+    "time_task",
+    "train",
 ]
 
 
@@ -274,7 +277,14 @@ def _average_gradients(model: nn.Module, world: int) -> None:
 
 
 def _check_finite(
-    value: float, config: TrainConfig, *, device: torch.device, epoch: int, batch: int, world: int
+    value: float,
+    config: TrainConfig,
+    *,
+    device: torch.device,
+    epoch: int,
+    batch: int,
+    world: int,
+    where: str = "fit",
 ) -> None:
     """Raise before a step on a NaN or infinite loss ``value``, on every rank at once.
 
@@ -287,9 +297,9 @@ def _check_finite(
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         finite = bool(flag.item())
     if not finite:
-        where = " on some rank" if world > 1 else ""
+        ranks = " on some rank" if world > 1 else ""
         raise FloatingPointError(
-            f"fit: the training loss must stay finite, got {value}{where} at "
+            f"{where}: the training loss must stay finite, got {value}{ranks} at "
             f"epoch {epoch + 1}, batch {batch + 1}: training diverged. Lower the learning rate "
             f"(lr={config.lr}), clip gradients (TrainConfig.grad_clip), or check the data for "
             "extreme values; a checkpoint keeps the last finished epoch."
@@ -305,6 +315,98 @@ def _seed_dropout(model: SequenceModel, seed: int) -> None:
         torch.default_generator.manual_seed(seed)
     else:
         torch.manual_seed(seed)
+
+
+class BatchLoss(NamedTuple):
+    """A training batch's loss and its work, as a task computes it.
+
+    Attributes:
+        loss: The scalar loss to minimize.
+        real_steps: Real (unpadded) steps in the batch.
+        computed_steps: Steps computed, pads included.
+    """
+
+    loss: Tensor
+    real_steps: int
+    computed_steps: int
+
+
+class TrainTask(Protocol):
+    """What a kind of model gives the training loop (:func:`train`): a strategy.
+
+    The loop owns everything else: batches (a function of the seed and epoch, sharded under
+    ``torchrun``), the optimizer, the step budget and learning-rate schedule, patience, the
+    best snapshot, checkpoints and exact resume, progress and time limits.
+
+    Attributes:
+        name: The public function's name, for errors (``"fit"``).
+        lengths: ``(B,)`` the training sequences' lengths (batches are formed from them).
+        has_validation: Whether :meth:`validate` scores validation data.
+    """
+
+    name: str
+    lengths: np.ndarray
+    has_validation: bool
+
+    def batch_loss(self, model: SequenceModel, indices: np.ndarray) -> BatchLoss:
+        """Run the model on the training sequences ``indices`` and return their loss."""
+        ...
+
+    def validate(self, model: SequenceModel) -> tuple[float, float]:
+        """Return ``(loss, metric)`` on the validation data."""
+        ...
+
+
+class _SequenceTask:
+    """Per-sequence models: one output per sequence, cross-entropy or MSE."""
+
+    name = "fit"
+
+    def __init__(
+        self,
+        x: Ragged,
+        y: np.ndarray,
+        config: TrainConfig,
+        validation: tuple[Ragged, np.ndarray] | None,
+    ) -> None:
+        self.data = RaggedDataset(x)
+        self.lengths = self.data.lengths
+        self.y = y
+        self.config = config
+        self.technique = get_technique(config.technique)
+        self.validation = validation
+        self.has_validation = validation is not None
+
+    def batch_loss(self, model: SequenceModel, indices: np.ndarray) -> BatchLoss:
+        step = self.technique.run(model, self.data, indices)
+        loss = _loss(model, step.scores, _targets(model, self.y, indices))
+        return BatchLoss(loss, step.real_steps, step.computed_steps)
+
+    def validate(self, model: SequenceModel) -> tuple[float, float]:
+        if self.validation is None:
+            raise RuntimeError("varlen bug: validate needs validation data")
+        return _validate(model, self.validation, self.config)
+
+
+def sequence_task(
+    x: Ragged,
+    y: np.ndarray,
+    config: TrainConfig,
+    *,
+    validation: tuple[Ragged, np.ndarray] | None = None,
+) -> TrainTask:
+    """The per-sequence task of the training loop (:func:`train`), as :func:`fit` uses it.
+
+    Args:
+        x: ``B`` training sequences ``(T_i, F)``, float32 and already normalized.
+        y: ``(B,)`` class ids or ``(B, K)`` targets.
+        config: How to train (the technique batches and runs the model).
+        validation: ``(x_val, y_val)``, or ``None``.
+
+    Returns:
+        The task (its batch loss and validation).
+    """
+    return _SequenceTask(x, y, config, validation)
 
 
 class _EpochWork:
@@ -334,12 +436,15 @@ class _EpochWork:
         )
 
 
+class _Optimization(NamedTuple):
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+
+
 def _train_epoch(
     model: SequenceModel,
-    data: RaggedDataset,
-    y: np.ndarray,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    task: TrainTask,
+    steps: _Optimization,
     config: TrainConfig,
     epoch: int,
     *,
@@ -349,28 +454,30 @@ def _train_epoch(
     """Train one epoch; return its losses and work."""
     technique = get_technique(config.technique)
     _seed_dropout(model, config.seed * 100_003 + epoch)
-    batches = _batches(technique, data.lengths, config, epoch, shuffle=True)
+    batches = _batches(technique, task.lengths, config, epoch, shuffle=True)
     _, world = _rank_and_world()
     model.train()
     work = _EpochWork()
     bar = tqdm(batches, desc=f"epoch {epoch + 1}/{total_epochs}", leave=False, disable=not progress)
     for number, indices in enumerate(bar):
         start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        step = technique.run(model, data, indices)
-        loss = _loss(model, step.scores, _targets(model, y, indices))
-        value = float(loss.detach())  # the one host read of the loss per step
-        _check_finite(value, config, device=loss.device, epoch=epoch, batch=number, world=world)
-        loss.backward()  # type: ignore[no-untyped-call]
+        steps.optimizer.zero_grad(set_to_none=True)
+        batch = task.batch_loss(model, indices)
+        value = float(batch.loss.detach())  # the one host read of the loss per step
+        _check_finite(
+            value, config, device=batch.loss.device, epoch=epoch, batch=number, world=world,
+            where=task.name,
+        )  # fmt: skip
+        batch.loss.backward()  # type: ignore[no-untyped-call]
         _average_gradients(model, world)
         if config.grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        scheduler.step()
+        steps.optimizer.step()
+        steps.scheduler.step()
         work.busy += time.perf_counter() - start
         work.losses.append(value)
-        work.real += step.real_steps
-        work.computed += step.computed_steps
+        work.real += batch.real_steps
+        work.computed += batch.computed_steps
         if progress:
             bar.set_postfix(loss=f"{np.mean(work.losses):.4f}")
     return work
@@ -449,89 +556,6 @@ def predict(model: SequenceModel, x: Ragged, *, batch_size: int = 256) -> np.nda
     if model.config.task == "classification":
         return scores.argmax(dim=1).numpy().astype(np.int64)
     return scores.numpy()
-
-
-def _save_atomic(payload: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path, "wb") as file:
-        torch.save(payload, file)
-
-
-def _checkpoint(
-    model: SequenceModel,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    result: FitResult,
-    best_state: dict[str, Tensor],
-    epoch: int,
-) -> dict[str, Any]:
-    return {
-        "epoch": epoch,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "best_state": best_state,
-        "history": [asdict(stats) for stats in result.history],
-        "best_epoch": result.best_epoch,
-        "best_val_loss": result.best_val_loss,
-    }
-
-
-_CHECKPOINT_KEYS = (
-    "epoch",
-    "model",
-    "optimizer",
-    "scheduler",
-    "best_state",
-    "history",
-    "best_epoch",
-    "best_val_loss",
-)
-
-
-def _restore(
-    path: Path,
-    model: SequenceModel,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    result: FitResult,
-) -> tuple[int, dict[str, Tensor]]:
-    """Load a checkpoint into the model, optimizer, schedule and result.
-
-    Returns:
-        The next epoch and the best weights so far.
-
-    Raises:
-        ValueError: One line naming the file if it is truncated, damaged, holds a pickle
-            payload, or does not fit the model and optimizer (never a suggestion to load it
-            unsafely).
-    """
-    where = "fit"
-    state = load_tensors(path, where=where)
-    if not isinstance(state, dict) or set(state) != set(_CHECKPOINT_KEYS):
-        got = sorted(state) if isinstance(state, dict) else type(state).__name__
-        raise ValueError(
-            f"{where}: checkpoint {os.fspath(path)!r} must hold the keys "
-            f"{list(_CHECKPOINT_KEYS)}, got {got}; delete it or rerun without --resume."
-        )
-    try:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history = [EpochStats(**stats) for stats in state["history"]]
-        best_state = dict(state["best_state"])
-        if set(best_state) != set(model.state_dict()):
-            raise KeyError("best_state must hold the model's tensors")
-        epoch, best_epoch = int(state["epoch"]), int(state["best_epoch"])
-        best_val_loss = float(state["best_val_loss"])
-    except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as error:
-        message = " ".join(str(error).split())[:200]
-        raise ValueError(
-            f"{where}: checkpoint {os.fspath(path)!r} must fit this model and optimizer, got "
-            f"{message}; delete it or rerun without --resume."
-        ) from None
-    result.history, result.best_epoch, result.best_val_loss = history, best_epoch, best_val_loss
-    return epoch + 1, best_state
 
 
 def _validate(
@@ -644,15 +668,48 @@ def _stale(result: FitResult, config: TrainConfig) -> int:
 
 
 def _should_stop(
-    result: FitResult, config: TrainConfig, *, validation: bool, began: float, record: bool = True
+    result: FitResult,
+    config: TrainConfig,
+    *,
+    validation: bool,
+    began: float | None,
+    record: bool = True,
 ) -> bool:
-    """Whether to stop before the next epoch (patience, or time); say why in ``result``."""
+    """Whether to stop before the next epoch (patience, or time); say why in ``result``.
+
+    ``began`` is ``None`` before this call's first epoch: the time limit stops the run after
+    an epoch, never before the first one.
+    """
     early = config.patience is not None and validation and _stale(result, config) >= config.patience
-    late = config.time_limit is not None and time.perf_counter() - began >= config.time_limit
+    late = (
+        config.time_limit is not None
+        and began is not None
+        and time.perf_counter() - began >= config.time_limit
+    )
     if record:
         result.stopped_early = bool(early)
         result.stopped_by_time = bool(late and not early)
     return bool(early or late)
+
+
+def _snapshot(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _restore(
+    path: Path, model: SequenceModel, steps: _Optimization, result: FitResult, where: str
+) -> tuple[int, dict[str, Tensor]]:
+    """Load a checkpoint into the run; return the next epoch and the best weights so far."""
+    saved = load_checkpoint(
+        path, model=model, optimizer=steps.optimizer, scheduler=steps.scheduler, where=where
+    )
+    try:
+        history = [EpochStats(**stats) for stats in saved.history]
+    except TypeError as error:
+        raise unfit(path, error, where=where) from None
+    result.history, result.best_epoch = history, saved.best_epoch
+    result.best_val_loss = saved.best_val_loss
+    return saved.epoch + 1, saved.best_state
 
 
 def fit(
@@ -691,46 +748,91 @@ def fit(
     Returns:
         The :class:`FitResult`.
     """
+    return train(
+        model,
+        _SequenceTask(x, y, config, validation),
+        config=config,
+        checkpoint=checkpoint,
+        resume=resume,
+        progress=progress,
+        log=log,
+        log_every=log_every,
+        checkpoint_every=checkpoint_every,
+    )
+
+
+def train(
+    model: SequenceModel,
+    task: TrainTask,
+    *,
+    config: TrainConfig,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    log_every: float = 0.0,
+    checkpoint_every: float = 0.0,
+) -> FitResult:
+    """The training loop of every task: train ``model`` as ``task`` says; keep the best epoch.
+
+    Each epoch seeds dropout from ``(seed, epoch)`` and takes batches that are a function of
+    ``(seed, epoch)`` alone (this rank's share of them under ``torchrun``), so resuming from
+    the checkpoint of epoch ``k`` gives the result of an uninterrupted run. Every
+    :class:`TrainConfig` field means the same for every task. :func:`fit` and
+    :func:`varlen.training.fit_steps` call it with their task.
+
+    Args:
+        model: The model (trained in place).
+        task: The task's strategy (its batch loss and validation).
+        config: How to train.
+        checkpoint: File written atomically after each epoch (``None``: no checkpoints).
+        resume: Continue from ``checkpoint`` if it exists.
+        progress: Show progress bars (on rank 0).
+        log: Called with one line per epoch (on rank 0).
+        log_every: Seconds between two logged lines at least; 0 logs every epoch.
+        checkpoint_every: Seconds between two checkpoints at least; 0 saves every epoch.
+
+    Returns:
+        The :class:`FitResult`.
+
+    Raises:
+        FloatingPointError: If the training loss stops being finite, or no epoch has a finite
+            validation loss.
+        ValueError: If ``checkpoint`` is damaged or does not fit the run.
+    """
     rank, _ = _rank_and_world()
     progress = progress and rank == 0
-    data = RaggedDataset(x)
     technique = get_technique(config.technique)
-    per_epoch = len(_batches(technique, data.lengths, config, 0, shuffle=True))
+    per_epoch = len(_batches(technique, task.lengths, config, 0, shuffle=True))
     total = planned_epochs(config, per_epoch)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, total * per_epoch))
+    steps = _Optimization(optimizer, scheduler)
     result = FitResult(planned_epochs=total)
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    best_state = _snapshot(model)
     start = 0
     if resume and checkpoint is not None and checkpoint.exists():
-        start, best_state = _restore(checkpoint, model, optimizer, scheduler, result)
+        start, best_state = _restore(checkpoint, model, steps, result, task.name)
     metric = _metric_name(model)
     began = time.perf_counter() - sum(s.seconds for s in result.history)
     logged = saved = -math.inf
     started = time.perf_counter()  # the time limit counts this call only
     bar = _epochs(start, total, progress=progress)
     for epoch in bar:
-        if _should_stop(result, config, validation=validation is not None, began=started):
+        began_here = started if epoch > start else None
+        if _should_stop(result, config, validation=task.has_validation, began=began_here):
             break
         epoch_start = time.perf_counter()
         work = _train_epoch(
-            model,
-            data,
-            y,
-            optimizer,
-            scheduler,
-            config,
-            epoch,
-            total_epochs=total,
-            progress=progress,
+            model, task, steps, config, epoch, total_epochs=total, progress=progress
         )
-        val = _validate(model, validation, config) if validation is not None else (None, None)
+        val = task.validate(model) if task.has_validation else (None, None)
         score = val[0] if val[0] is not None else work.stats(epoch, val, 0.0).train_loss
         if score < result.best_val_loss:
             result.best_val_loss, result.best_epoch = score, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = _snapshot(model)
         stats = work.stats(epoch, val, time.perf_counter() - epoch_start)
         result.history.append(stats)
         if progress:
@@ -744,23 +846,73 @@ def fit(
             log(epoch_line(stats, total=total, metric=metric, elapsed=now - began))
             logged = now
         last = epoch == total - 1 or _should_stop(
-            result, config, validation=validation is not None, began=started, record=False
+            result, config, validation=task.has_validation, began=started, record=False
         )
         if (
             checkpoint is not None
             and rank == 0
             and (now - saved >= checkpoint_every or epoch == start or last)
         ):
-            _save_atomic(
-                _checkpoint(model, optimizer, scheduler, result, best_state, epoch), checkpoint
+            state = Checkpoint(
+                epoch,
+                best_state,
+                [asdict(stats) for stats in result.history],
+                result.best_epoch,
+                result.best_val_loss,
+            )
+            save_checkpoint(
+                checkpoint, state, model=model, optimizer=optimizer, scheduler=scheduler
             )
             saved = time.perf_counter()
     result.seconds = time.perf_counter() - began
     if result.history and result.best_epoch < 0:
         raise FloatingPointError(
-            "fit: the validation loss must be finite in at least one epoch, got "
+            f"{task.name}: the validation loss must be finite in at least one epoch, got "
             f"{[s.val_loss for s in result.history]}: the model gives NaN or infinite outputs "
             "on the validation data. Check it for extreme values."
         )
     model.load_state_dict(best_state)
     return result
+
+
+def time_task(
+    model: SequenceModel,
+    task: TrainTask,
+    config: TrainConfig,
+    *,
+    batches: int = 3,
+    clock: Callable[[], float] = time.process_time,
+) -> Timing:
+    """Time forward and backward passes of a task's first training batches.
+
+    One warm-up batch runs first; the weights do not change (no optimizer step; gradients are
+    cleared). The clock is CPU time by default, so what is planned from it does not depend on
+    other processes sharing the machine.
+
+    Args:
+        model: The model to train.
+        task: The task (its batch loss).
+        config: How it will train (technique, batch size, seed).
+        batches: Timed batches.
+        clock: Seconds.
+
+    Returns:
+        The :class:`~varlen.training.techniques.Timing` of the timed batches.
+    """
+    chosen = _batches(get_technique(config.technique), task.lengths, config, 0, shuffle=True)
+    chosen = chosen[: batches + 1]
+    was_training = model.training
+    model.train()
+    real, seconds, count = 0, 0.0, 0
+    for number, indices in enumerate(chosen):
+        start = clock()
+        batch = task.batch_loss(model, indices)
+        batch.loss.backward()  # type: ignore[no-untyped-call]
+        model.zero_grad(set_to_none=True)
+        if number == 0:
+            continue  # the warm-up batch
+        real += batch.real_steps
+        seconds += clock() - start
+        count += 1
+    model.train(was_training)
+    return Timing(real, seconds, count)

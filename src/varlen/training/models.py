@@ -119,11 +119,11 @@ class ModelConfig:
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 0:
             raise ValueError(f"{where}: horizon must be an int >= 0, got {horizon!r}.")
         channels: tuple[int, ...] = tuple(getattr(self, "conv_channels", ()))
-        if self.per_step and channels:
+        if horizon and channels:
             raise ValueError(
-                f"{where}: a per-step model takes no convolutional front-end, got "
-                f"conv_channels={channels!r}: 'same' convolutions read later steps. Leave "
-                "conv_channels empty."
+                f"{where}: a forecaster (horizon={horizon}) takes no convolutional front-end, "
+                f"got conv_channels={channels!r}: 'same' convolutions read the later steps it "
+                "forecasts. Leave conv_channels empty."
             )
         if horizon and not self.per_step:
             raise ValueError(f"{where}: horizon applies to per-step models, got per_step=False.")
@@ -213,7 +213,8 @@ class SequenceModel(nn.Module):
         self.head = nn.Sequential(
             nn.Dropout(config.dropout),
             nn.Linear(
-                directions * config.hidden_size + (config.conv_channels or (0,))[-1],
+                directions * config.hidden_size
+                + (0 if config.per_step else (config.conv_channels or (0,))[-1]),
                 config.output_size,
             ),
         )
@@ -244,15 +245,41 @@ class SequenceModel(nn.Module):
             model (zero at padded steps).
         """
         if self.config.per_step:
-            out, _ = self.rnn(x, lengths, padding=padding)
-            steps: Tensor = self.head(out)
-            if lengths is None:
-                return steps
-            # the head writes its bias at pads: zero them, so outputs never depend on padding
-            real = real_steps(lengths.to(steps.device), steps.shape[1], padding=padding)
-            return steps.masked_fill(~real[:, :, None], 0.0)
+            return self.steps(x, lengths, padding=padding)
         scores: Tensor = self.head(self.features(x, lengths, padding=padding))
         return scores
+
+    def steps(
+        self,
+        x: Tensor,
+        lengths: Tensor | None = None,
+        *,
+        padding: Padding = "post",
+        method: Method | None = None,
+    ) -> Tensor:
+        """A per-step model's outputs at every step.
+
+        Args:
+            x: ``(B, T, F)`` padded batch.
+            lengths: ``(B,)`` real lengths; ``None`` treats every step as real.
+            padding: Side of the padding.
+            method: The recurrent layers' method for this call (``None``: the layer's own).
+
+        Returns:
+            ``(B, T, output_size)``, zero at padded steps.
+        """
+        if lengths is not None and (self.config.series_norm or self.front is not None):
+            lengths = lengths.to(x.device)
+        x = self.inputs(x, lengths, padding=padding)
+        if self.front is not None:
+            x = self.front(x, lengths, padding=padding)
+        out, _ = self.rnn(x, lengths, padding=padding, method=method)
+        steps: Tensor = self.head(out)
+        if lengths is None:
+            return steps
+        # the head writes its bias at pads: zero them, so outputs never depend on padding
+        real = real_steps(lengths.to(steps.device), steps.shape[1], padding=padding)
+        return steps.masked_fill(~real[:, :, None], 0.0)
 
     def features(
         self,

@@ -11,40 +11,33 @@ input -> varlen LSTM/GRU -> linear head at *every* step, ``(B, T, output_size)``
   refused (its backward direction would read the very values it forecasts).
 
 Targets are a :class:`~varlen.data.ragged.Ragged` aligned with the inputs (same lengths): int
-class ids ``(N,)`` for classification, floats ``(N,)`` or ``(N, K)`` for regression. For a
+class ids ``(N,)`` for classification, floats ``(N,)`` or ``(N, K)`` for regression. A step
+without a label (class id -1, or a NaN value) enters neither the loss nor the metrics. For a
 forecaster the last ``horizon`` steps of each sequence have no target inside the sequence, so
 they do not enter the loss. Losses and metrics count real steps only
 (:mod:`varlen.nn.losses`); :func:`fit_steps` / :func:`evaluate_steps` / :func:`predict_steps`
 mirror :func:`~varlen.training.fit` / :func:`~varlen.training.evaluate` /
-:func:`~varlen.training.predict`, with the same :class:`~varlen.training.TrainConfig`, early
-stopping on the validation loss, best-epoch weights and atomic checkpoints with exact resume.
+:func:`~varlen.training.predict`; :func:`fit_steps` is the one training loop
+(:func:`varlen.training.loop.train`) with the per-step task, so every
+:class:`~varlen.training.TrainConfig` field means the same for both.
 """
 
 from __future__ import annotations
 
 import math
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
-import torch.distributed as dist
-from torch import Tensor, nn
-from tqdm.auto import tqdm
+from torch import Tensor
 
 from varlen._checks import check_choice
-from varlen.batching.sampler import BucketBatchSampler
 from varlen.data.ragged import Ragged
 from varlen.nn.losses import masked_cross_entropy, masked_mae, masked_mse
-from varlen.training.loop import (  # one checkpoint format and its checked loading
-    EpochStats,
-    FitResult,
-    TrainConfig,
-    _checkpoint,
-    _restore,
-    _save_atomic,
-)
+from varlen.nn.recurrent import Method
+from varlen.training.loop import BatchLoss, FitResult, TrainConfig, TrainTask, train
 from varlen.training.models import ModelConfig, SequenceModel
 
 __all__ = [
@@ -56,6 +49,7 @@ __all__ = [
     "fit_steps",
     "predict_step_scores",
     "predict_steps",
+    "step_task",
 ]
 
 STEP_TECHNIQUES = ("bucket", "mask", "pack")
@@ -200,11 +194,11 @@ def _check_classes(where: str, y: Ragged, C: int) -> None:
             f"{where}: y must hold one integer class id per step, got dtype {y.dtype} and step "
             f"shape {y.trailing_shape}."
         )
-    bad = np.flatnonzero((y.values < 0) | (y.values >= C))
+    bad = np.flatnonzero((y.values < -1) | (y.values >= C))
     if bad.size:
         raise ValueError(
-            f"{where}: class ids must be in [0, {C}), got {int(y.values[bad[0]])} at step "
-            f"{int(bad[0])} of the concatenated targets."
+            f"{where}: class ids must be in [0, {C}) (or -1: no label), got "
+            f"{int(y.values[bad[0]])} at step {int(bad[0])} of the concatenated targets."
         )
 
 
@@ -243,13 +237,8 @@ def _batch(model: SequenceModel, x: Ragged, y: Ragged | None, indices: np.ndarra
 
 def _scores(model: SequenceModel, batch: _Batch, technique: str) -> Tensor:
     """``(B, T, output_size)``; the packed technique runs the layers packed."""
-    previous = model.rnn.method
-    model.rnn.method = "packed" if technique == "pack" else previous
-    try:
-        scores: Tensor = model(batch.x, batch.lengths)
-    finally:
-        model.rnn.method = previous
-    return scores
+    method: Method | None = "packed" if technique == "pack" else None
+    return model.steps(batch.x, batch.lengths, method=method)
 
 
 def _aligned(
@@ -263,6 +252,25 @@ def _aligned(
     return scores[:, :kept], targets[:, min(h, T) :], (lengths - h).clamp(min=0)
 
 
+def _scored(
+    model: SequenceModel, scores: Tensor, targets: Tensor, lengths: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Aligned ``(scores, targets, mask)``: the mask is True at real steps with a target.
+
+    A step without a label (class id -1, or a NaN value) is left out; its target is set to 0
+    so that nothing undefined enters the graph.
+    """
+    scores, targets, lengths = _aligned(model, scores, targets, lengths)
+    steps = torch.arange(scores.shape[1], device=scores.device)[None, :]
+    if model.config.task == "classification":
+        labelled = targets >= 0
+        targets = targets.clamp(min=0)
+    else:
+        labelled = ~torch.isnan(targets).any(dim=2)
+        targets = torch.nan_to_num(targets, nan=0.0)
+    return scores, targets, (steps < lengths[:, None]) & labelled
+
+
 def _loss(
     model: SequenceModel,
     scores: Tensor,
@@ -271,22 +279,10 @@ def _loss(
 ) -> Tensor:
     if batch.y is None:
         raise RuntimeError("varlen bug: a loss needs targets")
-    scores, targets, lengths = _aligned(model, scores, batch.y, batch.lengths)
+    scores, targets, mask = _scored(model, scores, batch.y, batch.lengths)
     if model.config.task == "classification":
-        return masked_cross_entropy(scores, targets, lengths, reduction=reduction)
-    return masked_mse(scores, targets, lengths, reduction=reduction)
-
-
-def _order(
-    lengths: np.ndarray, config: TrainConfig, epoch: int, technique: str
-) -> list[np.ndarray]:
-    """The epoch's batches: bucketed by length, or a random permutation cut in pieces."""
-    if technique != "mask":
-        sampler = BucketBatchSampler(lengths, config.batch_size, shuffle=True, seed=config.seed)
-        sampler.set_epoch(epoch)
-        return [np.asarray(batch, dtype=np.int64) for batch in sampler]
-    order = np.random.default_rng([config.seed, epoch]).permutation(len(lengths))
-    return [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+        return masked_cross_entropy(scores, targets, mask=mask, reduction=reduction)
+    return masked_mse(scores, targets, mask=mask, reduction=reduction)
 
 
 # ----------------------------------------------------------------------------- evaluate / predict
@@ -345,15 +341,13 @@ def _per_step_values(
     """``(B, T')`` losses, metric values and bool real steps of the aligned targets."""
     if batch.y is None:
         raise RuntimeError("varlen bug: evaluation needs targets")
-    scores, targets, lengths = _aligned(model, scores, batch.y, batch.lengths)
+    scores, targets, real = _scored(model, scores, batch.y, batch.lengths)
     if model.config.task == "classification":
-        losses = masked_cross_entropy(scores, targets, lengths, reduction="none")
+        losses = masked_cross_entropy(scores, targets, mask=real, reduction="none")
         metric = (scores.argmax(dim=2) == targets).to(losses.dtype)
     else:
-        losses = masked_mse(scores, targets, lengths, reduction="none")
-        metric = masked_mae(scores, targets, lengths, reduction="none")
-    steps = torch.arange(scores.shape[1], device=scores.device)[None, :]
-    real = steps < lengths[:, None]
+        losses = masked_mse(scores, targets, mask=real, reduction="none")
+        metric = masked_mae(scores, targets, mask=real, reduction="none")
     return losses, torch.where(real, metric, 0.0), real
 
 
@@ -421,63 +415,70 @@ def predict_steps(model: SequenceModel, x: Ragged, *, batch_size: int = 256) -> 
 # ----------------------------------------------------------------------------- fit
 
 
-def _train_epoch(
-    model: SequenceModel,
-    data: tuple[Ragged, Ragged],
-    optimizer: torch.optim.Optimizer,
+class _StepTask:
+    """Per-step models in the one training loop: masked losses over the real steps."""
+
+    name = "fit_steps"
+
+    def __init__(
+        self,
+        x: Ragged,
+        y: Ragged,
+        config: TrainConfig,
+        validation: tuple[Ragged, Ragged] | None,
+        reduction: StepReduction,
+    ) -> None:
+        self.x, self.y = x, y
+        self.lengths = x.lengths
+        self.technique = config.technique
+        self.validation = validation
+        self.has_validation = validation is not None
+        self.reduction = reduction
+
+    def batch_loss(self, model: SequenceModel, indices: np.ndarray) -> BatchLoss:
+        batch = _batch(model, self.x, self.y, indices)
+        loss = _loss(model, _scores(model, batch, self.technique), batch, self.reduction)
+        real = int(self.x.lengths[indices].sum())
+        computed = (
+            real
+            if self.technique == "pack"
+            else len(indices) * int(self.x.lengths[indices].max(initial=0))
+        )
+        return BatchLoss(loss, real, computed)
+
+    def validate(self, model: SequenceModel) -> tuple[float, float]:
+        if self.validation is None:
+            raise RuntimeError("varlen bug: validate needs validation data")
+        return evaluate_steps(model, *self.validation, reduction=self.reduction)
+
+
+def step_task(
+    x: Ragged,
+    y: Ragged,
     config: TrainConfig,
-    epoch: int,
     *,
-    reduction: StepReduction,
-    progress: bool,
-) -> tuple[float, float, float]:
-    """Return ``(mean loss, real steps/s, padding efficiency)`` of one epoch."""
-    x, y = data
-    torch.manual_seed(config.seed * 100_003 + epoch)  # dropout: a function of (seed, epoch)
-    batches = _order(x.lengths, config, epoch, config.technique)
-    model.train()
-    losses, real, computed, busy = [], 0, 0, 0.0
-    bar = tqdm(
-        batches, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not progress
-    )
-    for number, indices in enumerate(bar):
-        start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        batch = _batch(model, x, y, indices)
-        loss = _loss(model, _scores(model, batch, config.technique), batch, reduction)
-        value = float(loss.detach())  # the one host read per step
-        if not math.isfinite(value):
-            raise FloatingPointError(
-                f"fit_steps: the training loss must stay finite, got {value} at epoch "
-                f"{epoch + 1}, batch {number + 1}: training diverged. Lower the learning rate "
-                f"(lr={config.lr}) or check the data for extreme values."
-            )
-        loss.backward()  # type: ignore[no-untyped-call]
-        if config.grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        busy += time.perf_counter() - start
-        losses.append(value)
-        real += int(x.lengths[indices].sum())
-        computed += len(indices) * int(x.lengths[indices].max(initial=0))
-        bar.set_postfix(loss=f"{np.mean(losses):.4f}")
-    efficiency = real / computed if computed else 1.0
-    return float(np.mean(losses)) if losses else math.nan, real / max(busy, 1e-9), efficiency
+    validation: tuple[Ragged, Ragged] | None = None,
+    reduction: StepReduction = "step",
+) -> TrainTask:
+    """The per-step task of the training loop (:func:`varlen.training.loop.train`).
 
+    Args:
+        x: ``B`` training sequences ``(T_i, F)``, already checked and normalized.
+        y: Per-step targets aligned with ``x``.
+        config: How to train.
+        validation: ``(x_val, y_val)``, or ``None``.
+        reduction: ``"step"`` or ``"sequence"`` (see :func:`fit_steps`).
 
-def _snapshot(model: SequenceModel) -> dict[str, Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    Returns:
+        The task (its batch loss and validation).
+    """
+    return _StepTask(x, y, config, validation, reduction)
 
 
 def _check_fit(
     model: object, x: object, y: object, config: TrainConfig, validation: Any
 ) -> tuple[SequenceModel, Ragged, Ragged]:
     where = "fit_steps"
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        raise RuntimeError(
-            f"{where}: per-step models train in one process, got a process group of "
-            f"{dist.get_world_size()} ranks. Run without torchrun."
-        )
     checked = _check_model(where, model)
     xs = _check_x(where, checked, x)
     ys = _check_targets(where, checked, xs, y)
@@ -498,18 +499,26 @@ def fit_steps(
     resume: bool = False,
     progress: bool = True,
     reduction: StepReduction = "step",
+    log: Callable[[str], None] | None = None,
+    log_every: float = 0.0,
+    checkpoint_every: float = 0.0,
 ) -> FitResult:
     """Train a per-step model on ``(x, y)``; keep the weights of the best validation epoch.
 
-    Like :func:`varlen.training.fit`: each epoch's batches and dropout are a function of
-    ``(seed, epoch)``, so resuming from the checkpoint of epoch ``k`` gives the result of an
-    uninterrupted run; without validation data the training loss selects the epoch.
+    The loop of :func:`varlen.training.fit` (:func:`varlen.training.loop.train`) with the
+    per-step task: every :class:`~varlen.training.TrainConfig` field means the same (step
+    budget, schedule and warm-up, patience in epochs or steps, time limit), each epoch's
+    batches and dropout are a function of ``(seed, epoch)`` so resuming from the checkpoint of
+    epoch ``k`` gives the result of an uninterrupted run, and under ``torchrun`` each rank
+    trains on its share of the batches. Without validation data the training loss selects
+    the epoch.
 
     Args:
         model: A per-step model (trained in place).
         x: ``B`` training sequences ``(T_i, F)``, float and already normalized.
         y: Per-step targets aligned with ``x``: int class ids ``(N,)`` or floats ``(N,)`` /
-            ``(N, K)``.
+            ``(N, K)``; a step without a label (class id -1, or NaN) is left out of the loss
+            and the metrics.
         config: How to train; ``technique`` must be ``bucket``, ``mask`` or ``pack``.
         validation: ``(x_val, y_val)`` for early stopping and model selection.
         checkpoint: File written atomically after each epoch (``None``: no checkpoints).
@@ -517,6 +526,9 @@ def fit_steps(
         progress: Show progress bars.
         reduction: How the loss weighs steps: ``"step"`` (every real step the same) or
             ``"sequence"`` (every sequence the same, whatever its length).
+        log: Called with one line per epoch (on rank 0).
+        log_every: Seconds between two logged lines at least; 0 logs every epoch.
+        checkpoint_every: Seconds between two checkpoints at least; 0 saves every epoch.
 
     Returns:
         The :class:`~varlen.training.FitResult`.
@@ -527,54 +539,17 @@ def fit_steps(
             does not suit per-step models.
         FloatingPointError: If the training loss stops being finite, or no epoch has a finite
             validation loss.
-        RuntimeError: Under a multi-process group (per-step training runs in one process).
     """
     model, x, y = _check_fit(model, x, y, config, validation)
     check_choice("fit_steps", "reduction", reduction, ("step", "sequence"))
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    # a constant schedule, so per-step checkpoints have fit's format (which records one)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    result, best_state, start = FitResult(), _snapshot(model), 0
-    if resume and checkpoint is not None and checkpoint.exists():
-        start, best_state = _restore(checkpoint, model, optimizer, scheduler, result)
-    stale = sum(1 for s in result.history if s.epoch > result.best_epoch)
-    bar = tqdm(
-        range(start, config.epochs),
-        desc="training",
-        initial=start,
-        total=config.epochs,
-        disable=not progress,
+    return train(
+        model,
+        _StepTask(x, y, config, validation, reduction),
+        config=config,
+        checkpoint=checkpoint,
+        resume=resume,
+        progress=progress,
+        log=log,
+        log_every=log_every,
+        checkpoint_every=checkpoint_every,
     )
-    for epoch in bar:
-        if config.patience is not None and validation is not None and stale >= config.patience:
-            result.stopped_early = True
-            break
-        began = time.perf_counter()
-        loss, speed, efficiency = _train_epoch(
-            model, (x, y), optimizer, config, epoch, reduction=reduction, progress=progress
-        )
-        val_loss, val_metric = (
-            evaluate_steps(model, *validation, reduction=reduction) if validation else (None, None)
-        )
-        score = val_loss if val_loss is not None else loss
-        if score < result.best_val_loss:
-            result.best_val_loss, result.best_epoch, stale = score, epoch, 0
-            best_state = _snapshot(model)
-        else:
-            stale += 1
-        stats = EpochStats(
-            epoch, loss, val_loss, val_metric, speed, efficiency, time.perf_counter() - began
-        )
-        result.history.append(stats)
-        bar.set_postfix(loss=f"{loss:.4f}")
-        if checkpoint is not None:
-            _save_atomic(
-                _checkpoint(model, optimizer, scheduler, result, best_state, epoch), checkpoint
-            )
-    if result.history and result.best_epoch < 0:
-        raise FloatingPointError(
-            "fit_steps: the validation loss must be finite in at least one epoch, got "
-            f"{[s.val_loss for s in result.history]}. Check the data for extreme values."
-        )
-    model.load_state_dict(best_state)
-    return result

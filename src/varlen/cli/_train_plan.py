@@ -1,0 +1,347 @@
+"""Planning a ``varlen train`` run.
+
+The task's defaults, the validation share, the technique, the step budget and the loop's
+:class:`~varlen.training.TrainConfig`.
+
+Pure planning functions whose tuning is a parameter. What ``auto`` picks is one function,
+:func:`choose_auto`, with its candidates in :func:`auto_candidates`: swap them to change the
+rule without touching the rest of the plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import numpy as np
+
+from varlen.batching.report import choose_technique
+from varlen.cli._common import CommandError
+from varlen.cli._train_options import TrainOptions
+from varlen.training.loop import PatienceUnit, Schedule, TrainConfig
+from varlen.training.techniques import Timing, choose_by_timing
+
+__all__ = [
+    "PER_SEQUENCE",
+    "PER_STEP",
+    "Plan",
+    "TaskDefaults",
+    "auto_candidates",
+    "choose_auto",
+    "conv_kernels",
+    "plan_budget",
+    "plan_steps",
+    "plan_validation",
+    "resolve",
+    "train_config",
+]
+
+TaskKind = Literal["sequence", "step"]
+
+
+@dataclass(frozen=True)
+class TaskDefaults:
+    """What an option left out (``None``) means for a kind of task.
+
+    Args:
+        steps: The budget in optimizer steps, or ``None``: ``epochs`` epochs.
+        epochs: Epochs without a step budget (``None`` with a step budget).
+        schedule: The learning rate after the warm-up.
+        warmup_divisor: Warm-up of the run's steps divided by this, at least 1 (``None``: none).
+        conv_layers: Masked convolutions in front of the recurrent layer.
+        series_norm: Feed each series standardized by its own statistics too.
+        bidirectional: Run both directions.
+        patience_epochs: Patience in epochs, or ``None``: half the run's steps.
+    """
+
+    steps: int | None
+    epochs: int | None
+    schedule: Schedule
+    warmup_divisor: int | None
+    conv_layers: int
+    series_norm: bool
+    bidirectional: bool
+    patience_epochs: int | None
+
+
+PER_SEQUENCE = TaskDefaults(
+    steps=2000,
+    epochs=None,
+    schedule="cosine",
+    warmup_divisor=20,
+    conv_layers=3,
+    series_norm=True,
+    bidirectional=True,
+    patience_epochs=None,
+)
+"""The defaults of a per-sequence task: a step budget, warm-up then cosine decay, LSTM-FCN."""
+
+PER_STEP = TaskDefaults(
+    steps=None,
+    epochs=60,
+    schedule="constant",
+    warmup_divisor=None,
+    conv_layers=0,
+    series_norm=False,
+    bidirectional=False,
+    patience_epochs=15,
+)
+"""The defaults of a per-step task: 60 epochs at a constant rate, patience 15 epochs."""
+
+
+def resolve(options: TrainOptions, defaults: TaskDefaults) -> TrainOptions:
+    """Fill the options left to the task (``None``) with its defaults.
+
+    Args:
+        options: The options as given (or recorded).
+        defaults: The task's defaults.
+
+    Returns:
+        The options with ``steps`` (or ``epochs``), ``schedule``, ``conv_layers``,
+        ``series_norm`` and ``bidirectional`` set.
+    """
+    epochs, steps = options.epochs, options.steps
+    if epochs is None and steps is None:
+        steps, epochs = defaults.steps, defaults.epochs
+    return dataclasses.replace(
+        options,
+        steps=steps,
+        epochs=epochs,
+        schedule=options.schedule if options.schedule is not None else defaults.schedule,
+        conv_layers=(
+            options.conv_layers if options.conv_layers is not None else defaults.conv_layers
+        ),
+        series_norm=(
+            options.series_norm if options.series_norm is not None else defaults.series_norm
+        ),
+        bidirectional=(
+            options.bidirectional if options.bidirectional is not None else defaults.bidirectional
+        ),
+    )
+
+
+def plan_validation(
+    y: np.ndarray,
+    fraction: float,
+    *,
+    classification: bool,
+    min_per_class: int = 3,
+    min_total: int = 10,
+) -> tuple[float, str]:
+    """Decide the validation share: ``fraction``, or 0 when the split is too small to select on.
+
+    A pure planning function. A stratified split puts ``round(fraction * n_c)`` series of
+    class ``c`` in validation; with fewer than ``min_per_class`` for some class (or fewer than
+    ``min_total`` series for regression) the validation loss is too noisy to stop early or to
+    pick an epoch on, and those series are worth more for training. Then the whole data is
+    trained on for the full budget.
+
+    Args:
+        y: ``(n,)`` encoded targets.
+        fraction: The asked validation share.
+        classification: Whether ``y`` holds class ids.
+        min_per_class: Fewest validation series per class to select on.
+        min_total: Fewest validation series to select on (regression).
+
+    Returns:
+        The share to use and a warning ('' when ``fraction`` is kept).
+    """
+    if fraction == 0:
+        return 0.0, ""
+    if classification:
+        _, counts = np.unique(y, return_counts=True)
+        smallest = min(round(fraction * int(c)) for c in counts) if len(counts) else 0
+        if smallest >= min_per_class:
+            return fraction, ""
+        why = f"{smallest} series of some class (fewer than {min_per_class})"
+    else:
+        size = round(fraction * len(y))
+        if size >= min_total:
+            return fraction, ""
+        why = f"{size} series (fewer than {min_total})"
+    return 0.0, (
+        f"a validation split of {fraction:g} holds only {why}: too few to select on. "
+        "Training on all the data for the whole step budget instead, keeping the epoch of "
+        "lowest training loss (pass --val-fraction 0 to silence this)."
+    )
+
+
+class Plan(NamedTuple):
+    """The technique and the step budget of a run, and why."""
+
+    technique: str
+    reason: str
+    steps: int
+    budget_reason: str
+
+
+def plan_steps(
+    steps: int, time_budget: float | None, seconds_per_step: float | None, *, min_steps: int = 50
+) -> tuple[int, str]:
+    """The run's optimizer steps: ``steps``, or fewer to fit ``time_budget``; and why.
+
+    A pure planning function: long series make each step slow, so a budget in steps alone
+    could run for hours; planning the steps (rather than cutting the run when time is up)
+    keeps the learning-rate schedule whole.
+
+    Args:
+        steps: The budget in optimizer steps.
+        time_budget: Seconds the training should take, or ``None`` (no time budget).
+        seconds_per_step: Measured seconds of one step, or ``None`` (not measured).
+        min_steps: Fewest steps planned, whatever the time budget.
+
+    Returns:
+        The planned steps and a one-line reason.
+    """
+    if time_budget is None or seconds_per_step is None or seconds_per_step <= 0:
+        return steps, f"{steps} optimizer steps"
+    fits = int(time_budget / seconds_per_step)
+    if fits >= steps:
+        return steps, (
+            f"{steps} optimizer steps (about {steps * seconds_per_step:.0f} CPU s at the measured "
+            f"{seconds_per_step * 1000:.0f} ms a step)"
+        )
+    planned = max(fits, min(min_steps, steps))
+    return planned, (
+        f"{planned} optimizer steps: {steps} would take about {steps * seconds_per_step:.0f} CPU "
+        f"s at the measured {seconds_per_step * 1000:.0f} ms a step, over the --time-budget of "
+        f"{time_budget:g} s"
+    )
+
+
+def auto_candidates(kind: TaskKind) -> tuple[str, ...]:
+    """The techniques ``auto`` times for a kind of task (the first is the fallback).
+
+    Args:
+        kind: ``"sequence"`` or ``"step"``.
+
+    Returns:
+        Technique names.
+    """
+    return ("mask", "bucket") if kind == "sequence" else ("bucket",)
+
+
+def choose_auto(
+    kind: TaskKind,
+    *,
+    timings: Mapping[str, Timing] | None,
+    lengths: np.ndarray,
+    batch_size: int,
+) -> tuple[str, str]:
+    """What ``--technique auto`` picks, and why: the one rule, in one place.
+
+    Per sequence: the faster of the timed candidates (mask preferred when within a margin);
+    untimed (under ``torchrun``, or without data) the padding of random batches decides. Per
+    step: ``bucket``.
+
+    Args:
+        kind: ``"sequence"`` or ``"step"``.
+        timings: The candidates' timings on the data, or ``None`` (not timed).
+        lengths: ``(B,)`` training lengths.
+        batch_size: Sequences per batch.
+
+    Returns:
+        ``(technique, reason)``, the reason starting with ``auto:``.
+    """
+    if kind == "step":
+        return "bucket", "auto: per-step models train on length-bucketed padded batches"
+    if timings is None:
+        name, reason = choose_technique(lengths, batch_size=batch_size)
+    else:
+        name, reason = choose_by_timing(dict(timings))
+    return name, f"auto: {reason}"
+
+
+def plan_budget(
+    options: TrainOptions,
+    *,
+    train_size: int,
+    technique: str,
+    timings: Mapping[str, Timing] | None,
+) -> tuple[int, str]:
+    """The run's optimizer steps and why: its epochs' batches, or its (timed) step budget.
+
+    Args:
+        options: The resolved options (:func:`resolve`).
+        train_size: Training sequences.
+        technique: The chosen technique.
+        timings: Timings on the data (``None``: not timed).
+
+    Returns:
+        The planned steps and a one-line reason.
+    """
+    if options.epochs is not None:
+        per_epoch = max(-(-train_size // options.batch_size), 1)
+        return options.epochs * per_epoch, f"{options.epochs} epochs of {per_epoch} steps"
+    if options.steps is None:
+        raise ValueError("varlen bug: plan_budget needs resolved options")
+    timing = None if timings is None else timings.get(technique)
+    per_step = timing.seconds / timing.batches if timing is not None and timing.batches else None
+    return plan_steps(options.steps, options.time_budget, per_step)
+
+
+def conv_kernels(layers: int) -> tuple[int, ...]:
+    """Kernel sizes of ``layers`` convolutions: 7, 5, 3, 3, ... (LSTM-FCN uses 8, 5, 3).
+
+    Args:
+        layers: Number of convolutions.
+
+    Returns:
+        Odd kernel sizes.
+    """
+    return tuple(max(7 - 2 * i, 3) for i in range(layers))
+
+
+def _patience(
+    options: TrainOptions, steps: int, defaults: TaskDefaults
+) -> tuple[int | None, PatienceUnit]:
+    if options.patience is not None:
+        return options.patience or None, "steps"
+    if defaults.patience_epochs is not None:
+        return defaults.patience_epochs, "epochs"
+    return steps // 2 or None, "steps"
+
+
+def train_config(
+    options: TrainOptions, technique: str, steps: int, defaults: TaskDefaults
+) -> TrainConfig:
+    """The loop's :class:`TrainConfig` for resolved options; the same for every task.
+
+    Args:
+        options: The resolved options (:func:`resolve`).
+        technique: The chosen technique.
+        steps: The planned optimizer steps.
+        defaults: The task's defaults (warm-up, default patience).
+
+    Returns:
+        A budget in steps (or epochs), warm-up then the schedule, patience in steps (or the
+        task's default in epochs).
+    """
+    patience, unit = _patience(options, steps, defaults)
+    if options.warmup is not None and options.warmup > steps:
+        raise CommandError(
+            f"--warmup {options.warmup} is longer than the run's {steps} optimizer steps: the "
+            "learning rate would never reach --lr. Give --warmup <= "
+            f"{steps}, or leave it out (the task's default)."
+        )
+    warmup = options.warmup
+    if warmup is None:
+        divisor = defaults.warmup_divisor
+        warmup = 0 if divisor is None else max(steps // divisor, 1)
+    schedule: Schedule = options.schedule or defaults.schedule
+    return TrainConfig(
+        technique=technique,
+        epochs=options.epochs if options.epochs is not None else 10**9,
+        max_steps=None if options.epochs is not None else steps,
+        batch_size=options.batch_size,
+        lr=options.lr,
+        patience=patience,
+        patience_unit=unit,
+        schedule=schedule,
+        weight_decay=options.weight_decay,
+        warmup_steps=warmup,
+        time_limit=options.time_limit,
+        seed=options.seed,
+    )
