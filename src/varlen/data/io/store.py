@@ -427,15 +427,15 @@ def _read_metadata(path: Path, schema: Any) -> dict[str, Any]:
 def _check_schema(path: Path, schema: Any, features: tuple[str, ...]) -> np.dtype[Any]:
     """Return the steps' dtype, checking the ``x`` column's type, else raise."""
     pa = _require_pyarrow("open_store")
-    kind = schema.field("x").type if "x" in schema.names else None
-    step = kind.value_type if kind is not None and pa.types.is_large_list(kind) else None
+    kind: Any = schema.field("x").type if "x" in schema.names else None
+    step: Any = kind.value_type if kind is not None and pa.types.is_large_list(kind) else None
     ok = step is not None and pa.types.is_fixed_size_list(step)
     if not ok or step.list_size != len(features) or "id" not in schema.names:
         raise ValueError(
             f"open_store: {os.fspath(path)!r} must have columns id and x: "
             f"large_list<fixed_size_list<float, {len(features)}>>, got schema {schema}."
         )
-    dtype = np.dtype(step.value_type.to_pandas_dtype())
+    dtype: np.dtype[Any] = np.dtype(step.value_type.to_pandas_dtype())
     if dtype.name not in _DTYPES:
         raise ValueError(f"open_store: {os.fspath(path)!r} must hold float steps, got {dtype}.")
     return dtype
