@@ -280,12 +280,13 @@ class _Grouper:
 # ------------------------------------------------------------------------- sources
 
 
-def _csv_batches(path: Path, block_bytes: int, columns: Sequence[str] | None) -> Iterator[Any]:
+def _csv_batches(path: Path, block_bytes: int, columns: _Columns) -> Iterator[Any]:
+    """The table's columns in record batches; features read as float64 in every block."""
     csv_mod = importlib.import_module("pyarrow.csv")
     pa = importlib.import_module("pyarrow")
     convert_options = csv_mod.ConvertOptions(
-        include_columns=None if columns is None else list(columns),
-        column_types=None,
+        include_columns=columns.read,
+        column_types={name: pa.float64() for name in columns.features},
     )
     try:
         reader = csv_mod.open_csv(
@@ -299,18 +300,22 @@ def _csv_batches(path: Path, block_bytes: int, columns: Sequence[str] | None) ->
 
 
 def _csv_schema(path: Path, block_bytes: int) -> Any:
+    """The header's columns, features counted as numbers (they are read as float64)."""
     csv_mod = importlib.import_module("pyarrow.csv")
     pa = importlib.import_module("pyarrow")
     try:
-        return csv_mod.open_csv(
-            path, read_options=csv_mod.ReadOptions(block_size=block_bytes)
-        ).schema
+        reader = csv_mod.open_csv(
+            path,
+            read_options=csv_mod.ReadOptions(block_size=block_bytes),
+            convert_options=csv_mod.ConvertOptions(column_types={}),
+        )
     except pa.ArrowInvalid as error:
         raise _locate_csv_error(path, str(error)) from None
+    return pa.schema([pa.field(name, pa.float64()) for name in reader.schema.names])
 
 
 _WIDTH = re.compile(r"Expected (\d+) columns, got (\d+)")
-_VALUE = re.compile(r"In CSV column #(\d+): .*invalid value '(.*)'", re.DOTALL)
+_VALUE = re.compile(r"In CSV column #(\d+): .*conversion error to (\w+): invalid value '(.*)'")
 
 
 def _locate_csv_error(path: Path, message: str) -> _Error:
@@ -319,7 +324,7 @@ def _locate_csv_error(path: Path, message: str) -> _Error:
     width, value = _WIDTH.search(text), _VALUE.search(text)
     with open(path, newline="", encoding="utf-8", errors="replace") as file:
         reader = csv.reader(file)
-        next(reader, None)  # the header
+        header = next(reader, [])
         for row, fields in enumerate(reader, start=1):
             if width is not None and len(fields) != int(width.group(1)):
                 return _fail(
@@ -328,16 +333,18 @@ def _locate_csv_error(path: Path, message: str) -> _Error:
                     row,
                     csv_line=True,
                 )
-            if value is not None:
-                column = int(value.group(1))
-                if column < len(fields) and fields[column] == value.group(2):
-                    return _fail(
-                        path,
-                        f"column {column} must hold a value of the column's type (read from the "
-                        f"first rows), got {value.group(2)!r}. {text}",
-                        row,
-                        csv_line=True,
-                    )
+            if value is None:
+                continue
+            column = int(value.group(1))
+            if column < len(fields) and fields[column] == value.group(3):
+                name = header[column] if column < len(header) else column
+                return _fail(
+                    path,
+                    f"column {name!r} must hold {value.group(2)} values (as in its first "
+                    f"rows; features are numbers), got {value.group(3)!r}.",
+                    row,
+                    csv_line=True,
+                )
     return _fail(path, f"must be a CSV table with a header row, got: {text}")
 
 
@@ -386,7 +393,8 @@ def _sorted_batches(
     quoted = ", ".join('"' + name.replace('"', '""') + '"' for name in columns.read)
     keys = ", ".join('"' + name.replace('"', '""') + '"' for name in (columns.id, columns.order))
     relation = source.project(quoted).order(keys)
-    reader = relation.fetch_record_batch(block_rows)
+    fetch = getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch
+    reader = fetch(block_rows)
     yield from reader
 
 
@@ -411,7 +419,7 @@ def _table_chunks(
     if sort:
         batches = _sorted_batches(path, columns, block_rows, memory_limit)
     elif is_csv:
-        batches = _csv_batches(path, block_bytes, columns.read)
+        batches = _csv_batches(path, block_bytes, columns)
     else:
         batches = _parquet_batches(path, block_rows, columns.read)
     return columns, _group_batches(path, columns, batches, csv_line=is_csv and not sort)
