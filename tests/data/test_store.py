@@ -77,7 +77,7 @@ def test_store_contiguous_rows_are_views_of_the_map(tmp_path):
 
 
 def test_store_is_read_by_pandas_as_a_table(tmp_path):
-    """pandas reads the store as a Feather file: one row per sequence, its steps as lists."""
+    """The store reads in pandas as a Feather file: one row per sequence, its steps as lists."""
     pd = pytest.importorskip("pandas")
     x = _data([2, 0, 3], F=2)
     path = tmp_path / "s.arrow"
@@ -104,7 +104,9 @@ def test_store_keeps_features_standardizer_and_columns(tmp_path):
     assert store.columns == {"id": "user"}
     assert store.standardizer is not None
     np.testing.assert_array_equal(store.standardizer.mean, scaler.mean)
-    assert store.version == STORE_VERSION and store.y is None and not store.has_targets
+    assert store.version == STORE_VERSION
+    assert store.y is None
+    assert not store.has_targets
 
 
 def test_store_dtype_float32_casts_the_steps(tmp_path):
@@ -258,7 +260,8 @@ def test_ragged_view_shares_memory_and_checks_offsets():
     """Ragged.view wraps an array without copying it; bad offsets are refused."""
     steps = np.arange(6.0).reshape(3, 2)
     r = Ragged.view(steps, [0, 1, 3])
-    assert np.shares_memory(r.values, steps) and not r.values.flags.writeable
+    assert np.shares_memory(r.values, steps)
+    assert not r.values.flags.writeable
     assert steps.flags.writeable  # the caller's array is left as it was
     with pytest.raises(ValueError, match=r"offsets\[-1\] must equal len\(values\) = 3"):
         Ragged.view(steps, [0, 1, 2])
@@ -279,4 +282,5 @@ def test_stored_ragged_index_errors(tmp_path):
         stored[np.array([0.5])]
     with pytest.raises(IndexError, match=r"a bool index must have shape \(B,\) = \(2,\)"):
         stored.select(np.array([True]))
-    assert stored[-1].shape == (2, 3) and len(stored[np.array([True, False])]) == 1
+    assert stored[-1].shape == (2, 3)
+    assert len(stored[np.array([True, False])]) == 1
