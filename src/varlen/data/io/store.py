@@ -39,6 +39,7 @@ import mmap
 import os
 import sys
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -355,8 +356,11 @@ def _chained(first: StoreChunk, rest: Iterator[StoreChunk]) -> Iterator[StoreChu
 class _Mapped:
     """The memory map of one store file and the record batches' zero-copy views.
 
-    Holds the mapping for as long as any view lives; counts the bytes copied out of it
-    and drops the mapped pages from the process every ``release_every`` bytes.
+    Holds the mapping for as long as any view lives, and a descriptor of the file: gathers
+    read their rows with ``pread`` (from the page cache, like the map, but without mapping
+    the pages into the process: a fault maps a whole large folio, up to 2 MiB, which would
+    let a pass of random batches make the whole file resident). Counts the bytes served as
+    views and drops the mapped pages from the process every ``release_every`` bytes.
     """
 
     def __init__(self, path: Path, release_every: int | None) -> None:
@@ -366,9 +370,18 @@ class _Mapped:
         self.map, self.reader = _map_file(path)
         self.schema = self.reader.schema
         self.batches = [self.reader.get_batch(i) for i in range(self.reader.num_record_batches)]
+        self.descriptor = os.open(path, os.O_RDONLY)  # for pread; closed with this object
+        weakref.finalize(self, os.close, self.descriptor)
+        self.address = np.frombuffer(self.map, dtype=np.uint8).ctypes.data
+        self.positions: list[int] = []  # byte offset of each record batch's steps, or -1
+
+    def locate(self, values: AnyArray) -> int:
+        """The byte offset in the file of a view of the map, or -1 if it is not one."""
+        position = values.ctypes.data - self.address
+        return position if 0 <= position <= len(self.map) - values.nbytes else -1
 
     def count(self, nbytes: int) -> None:
-        """Record ``nbytes`` copied out of the map; release its pages when due."""
+        """Record ``nbytes`` served from the map; release its pages when due."""
         if self.release_every is None:
             return
         self.read += nbytes
@@ -594,7 +607,10 @@ class StoredRagged:
         physical = rows if self._rows is None else self._rows[rows]
         out = _run_view(self._chunks, self._chunk_rows, physical)
         if out is None:
-            out = _gather(self._chunks, self._chunk_rows, physical, like=self._empty())
+            out = _gather(
+                self._chunks, self._chunk_rows, physical, like=self._empty(), source=self._source
+            )
+        else:
             self._source.count(out.nbytes)
         return out if self.transform is None else self.transform(out)
 
@@ -679,11 +695,17 @@ def _run_view(chunks: tuple[Ragged, ...], chunk_rows: IntArray, rows: IntArray) 
 
 
 def _gather(
-    chunks: tuple[Ragged, ...], chunk_rows: IntArray, rows: IntArray, *, like: AnyArray
+    chunks: tuple[Ragged, ...],
+    chunk_rows: IntArray,
+    rows: IntArray,
+    *,
+    like: AnyArray,
+    source: _Mapped,
 ) -> Ragged:
     """Rows ``rows`` (in range, any order) copied out of the record batches in one pass.
 
-    ``like`` is an empty ``(0, F)`` array of the steps' dtype.
+    ``like`` is an empty ``(0, F)`` array of the steps' dtype. Each row is one ``pread``
+    straight into the output where the platform has it, else a ``take`` from the map.
     """
     F, dtype = like.shape[1], like.dtype
     which = np.searchsorted(chunk_rows, rows, side="right") - 1  # (B',) record batch of each
@@ -698,14 +720,44 @@ def _gather(
     out_offsets = np.zeros(rows.shape[0] + 1, dtype=np.int64)
     np.cumsum(lengths, out=out_offsets[1:])
     values = np.empty((int(out_offsets[-1]), F), dtype=dtype)  # (N', F)
+    positions = np.array(source.positions, dtype=np.int64)[which] if rows.size else starts
+    if hasattr(os, "preadv") and (positions >= 0).all():
+        _pread_rows(source.descriptor, values, positions, starts, lengths, out_offsets)
+        return Ragged.view(values, out_offsets)
     step = np.arange(out_offsets[-1], dtype=np.int64) - np.repeat(out_offsets[:-1], lengths)
     owner = np.repeat(np.arange(rows.shape[0]), lengths)  # (N',) output row of each step
     step_chunk = which[owner]
     for chunk in np.unique(which).tolist():
         at = np.flatnonzero(step_chunk == chunk)
-        source = starts[owner[at]] + step[at]
-        values[at] = np.take(chunks[chunk].values, source, axis=0)
+        values[at] = np.take(chunks[chunk].values, starts[owner[at]] + step[at], axis=0)
+    source.count(values.nbytes)
     return Ragged.view(values, out_offsets)
+
+
+def _pread_rows(
+    descriptor: int,
+    out: AnyArray,
+    positions: IntArray,
+    starts: IntArray,
+    lengths: IntArray,
+    out_offsets: IntArray,
+) -> None:
+    """Read each row straight into ``out``, one ``pread`` per row.
+
+    Row ``i`` is ``lengths[i]`` steps from step ``starts[i]`` of a record batch whose steps
+    begin at byte ``positions[i]`` of the file; it goes to ``out[out_offsets[i]:]``.
+    """
+    step_bytes = out.dtype.itemsize * int(np.prod(out.shape[1:], dtype=np.int64))
+    view = memoryview(out.reshape(-1).view(np.uint8).data)
+    plan = zip(
+        (positions + starts * step_bytes).tolist(),
+        (out_offsets[:-1] * step_bytes).tolist(),
+        (lengths * step_bytes).tolist(),
+        strict=True,
+    )
+    for source, target, size in plan:
+        if size and os.preadv(descriptor, [view[target : target + size]], source) != size:
+            raise RuntimeError("varlen bug: a store read came back short; was the file changed?")
 
 
 def plan_blocks(lengths: Any, block_steps: int) -> list[tuple[int, int]]:
@@ -868,6 +920,7 @@ def open_store(
     features = tuple(str(name) for name in record.get("features", ()))
     dtype = _check_schema(file, source.schema, features)
     chunks = tuple(_chunk_view(batch, len(features)) for batch in source.batches)
+    source.positions = [source.locate(chunk.values) for chunk in chunks]
     chunk_rows = np.zeros(len(chunks) + 1, dtype=np.int64)
     np.cumsum([len(chunk) for chunk in chunks], out=chunk_rows[1:])
     state = record.get("standardizer")
