@@ -454,14 +454,24 @@ def _check_schema(path: Path, schema: Any, features: tuple[str, ...]) -> np.dtyp
     return dtype
 
 
-def _chunk_view(batch: Any, F: int) -> Ragged:
-    """The ``x`` column of one record batch as a zero-copy ``Ragged`` ``(N_c, F)``."""
+def _chunk_view(batch: Any, F: int, dtype: np.dtype[Any]) -> Ragged:
+    """The ``x`` column of one record batch as a zero-copy ``Ragged`` ``(N_c, F)``.
+
+    Read from the column's buffers: pyarrow's ``offsets`` accessor reads far more of the map
+    than the offsets (tens of MB for a 64 MB record batch), which opening must not.
+    """
     column = batch.column("x")
-    offsets = column.offsets.to_numpy(zero_copy_only=True)  # (B_c + 1,) int64
-    flat = column.values.flatten().to_numpy(zero_copy_only=True)  # (N_c * F,) of the batch
-    values = flat.reshape(-1, F)
-    first = int(offsets[0]) if offsets.size else 0
-    return Ragged.view(values[first:], offsets - first)
+    steps = column.values  # the fixed-size lists, one per step
+    buffers = column.buffers()  # list validity, offsets, step validity, value validity, values
+    if any(buffer is not None for buffer in buffers[0:4:2]) or column.null_count:
+        raise ValueError("open_store: the x column must have no null sequence or step.")
+    B = len(column)
+    offsets = np.frombuffer(buffers[1], dtype=np.int64, count=B + 1, offset=8 * column.offset)
+    flat = np.frombuffer(buffers[4], dtype=dtype)
+    start = steps.offset * F + steps.values.offset  # first value of step 0 of the column
+    first, last = (int(offsets[0]), int(offsets[-1])) if B else (0, 0)
+    values = flat[start + first * F : start + last * F].reshape(-1, F)  # (N_c, F)
+    return Ragged.view(values, offsets - first)
 
 
 @dataclass(frozen=True, eq=False)
@@ -886,6 +896,7 @@ class Store:
         parts = [
             batch.column(name).to_numpy(zero_copy_only=False) for batch in self.x._source.batches
         ]
+        self.x.release()  # the column is copied; the pages its reading mapped can go
         if not parts:
             return np.zeros(0, dtype=np.int64)
         return np.concatenate(parts)
@@ -919,8 +930,9 @@ def open_store(
     record = _read_metadata(file, source.schema)
     features = tuple(str(name) for name in record.get("features", ()))
     dtype = _check_schema(file, source.schema, features)
-    chunks = tuple(_chunk_view(batch, len(features)) for batch in source.batches)
+    chunks = tuple(_chunk_view(batch, len(features), dtype) for batch in source.batches)
     source.positions = [source.locate(chunk.values) for chunk in chunks]
+    source.release()  # the offsets are copied; the pages their reading mapped can go
     chunk_rows = np.zeros(len(chunks) + 1, dtype=np.int64)
     np.cumsum([len(chunk) for chunk in chunks], out=chunk_rows[1:])
     state = record.get("standardizer")
