@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,7 @@ from varlen.data.ragged import Ragged
 pd = pytest.importorskip("pandas")
 pytest.importorskip("pyarrow")
 
-SMALL = {"block_bytes": 512, "chunk_bytes": 256}  # many blocks and record batches
+SMALL: dict[str, Any] = {"block_bytes": 512, "chunk_bytes": 256}  # many blocks and record batches
 
 
 def _long_table(n=40, seed=0, *, shuffle_steps=True):
@@ -165,7 +167,7 @@ def test_convert_sort_groups_an_unsorted_table_with_duckdb(tmp_path):
     frame = _long_table(seed=3).sample(frac=1.0, random_state=0)  # rows of ids interleaved
     source = tmp_path / "shuffled.parquet"
     frame.to_parquet(source)
-    options = {"id": "id", "order": "t", "target": "label", "features": ["a", "b"]}
+    options: dict[str, Any] = {"id": "id", "order": "t", "target": "label", "features": ["a", "b"]}
     with pytest.raises(ValueError, match=r"must be together"):
         convert(source, tmp_path / "s.arrow", **options)
     convert(source, tmp_path / "s.arrow", sort=True, **options)
