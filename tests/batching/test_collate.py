@@ -351,7 +351,7 @@ def test_collate_fast_path_rejects_values_that_do_not_fit():
 @pytest.mark.parametrize(
     ("args", "error", "match"),
     [
-        (([[1, 2]],), TypeError, r"x must be a varlen Ragged, got list"),
+        (([[1, 2]],), TypeError, r"x must be a varlen Ragged or StoredRagged, got list"),
         ((Ragged.from_sequences([[1]]), ["a"]), TypeError, r"targets must be numeric or bool"),
         (
             (Ragged.from_sequences([[1]]), [1, 2]),

@@ -733,6 +733,21 @@ def test_to_padded_narrowing_that_keeps_values_passes():
     assert padded.dtype == np.float32
 
 
+@pytest.mark.parametrize(("source", "dtype"), [("float64", "float32"), ("int16", "int64")])
+@pytest.mark.parametrize("padding", ["pre", "post"])
+def test_to_padded_into_another_dtype_keeps_multi_feature_steps(source, dtype, padding):
+    """Padding (N, F) steps into a dtype of another width casts each value (regression).
+
+    The block copy of whole steps once moved F * 8 bytes into F * 4-byte slots.
+    """
+    rng = np.random.default_rng(0)
+    steps = [(rng.normal(size=(T, 3)) * 100).astype(source) for T in (1, 40, 3, 0, 17)]
+    ragged = Ragged.from_sequences(steps)
+    padded, _ = ragged.to_padded(dtype=dtype, padding=padding, value=-1)
+    expected, _ = ragged.to_padded(padding=padding, value=-1)
+    np.testing.assert_array_equal(padded, expected.astype(dtype))
+
+
 def test_a_huge_uint64_offset_is_reported_as_itself():
     """An offset of 2**64 - 1 is named as such, not as -1 after an int64 cast."""
     with pytest.raises(ValueError, match=r"offsets\[1\] == 18446744073709551615"):

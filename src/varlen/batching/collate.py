@@ -16,6 +16,7 @@ from varlen.batching.batch import Batch
 from varlen.batching.dataset import Item, RaggedItems
 from varlen.data.masks import lengths_to_mask
 from varlen.data.padding import pad
+from varlen.data.ragged import Ragged
 
 __all__ = ["Collate"]
 
@@ -47,10 +48,10 @@ _VIEW_MIN_ELEMENTS = 256
 """Mean scalars per row from which padding from row views beats a gather first (measured)."""
 
 
-def _ragged_rows(items: RaggedItems) -> list[NDArray[Any]]:
+def _ragged_rows(sequences: Ragged, rows: NDArray[np.int64]) -> list[NDArray[Any]]:
     """Return views of the selected rows of the flat storage."""
-    values, offsets = items.sequences.values, items.sequences.offsets
-    starts, ends = offsets[items.indices], offsets[items.indices + 1]  # (B,) each
+    values, offsets = sequences.values, sequences.offsets
+    starts, ends = offsets[rows], offsets[rows + 1]  # (B,) each
     return [values[start:end] for start, end in zip(starts.tolist(), ends.tolist(), strict=True)]
 
 
@@ -171,17 +172,24 @@ class Collate:
         """Fast path: pad straight from the flat storage, with no per-item work.
 
         Long rows are padded from views of the storage (one copy); short rows are first
-        gathered in one vectorized copy, which beats building a view per row.
+        gathered in one vectorized copy, which beats building a view per row. Rows of a
+        store are first gathered from its memory map in one copy.
         """
-        sequences = items.sequences
+        source = items.sequences
+        gathered = not isinstance(source, Ragged)
+        if isinstance(source, Ragged):
+            sequences, rows = source, items.indices
+        else:  # a store: the batch's rows, in one gather from its memory map
+            sequences = source[items.indices]
+            rows = np.arange(len(sequences), dtype=np.int64)
         offsets = sequences.offsets
-        lengths = offsets[items.indices + 1] - offsets[items.indices]  # (B,)
+        lengths = offsets[rows + 1] - offsets[rows]  # (B,)
         elements = int(lengths.sum()) * sequences.num_features
         if elements >= _VIEW_MIN_ELEMENTS * max(len(lengths), 1):
-            x = self._pad(_ragged_rows(items), lengths, sequences.values)
+            x = self._pad(_ragged_rows(sequences, rows), lengths, sequences.values)
         else:
             dtype = self._pad_dtype(sequences.dtype)
-            x, _ = sequences[items.indices].to_padded(
+            x, _ = (sequences if gathered else sequences[rows]).to_padded(
                 maxlen=self._time_length(lengths),
                 padding=self.padding,
                 value=_fill_value(self.value, dtype),

@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 from torch.utils.data import Dataset
 
+from varlen.data.io.store import StoredRagged
 from varlen.data.ragged import Ragged
 
 __all__ = ["Item", "RaggedDataset", "RaggedItems"]
@@ -47,12 +48,12 @@ class RaggedItems(Sequence[Item]):
     that takes a list of items still works.
 
     Attributes:
-        sequences: The dataset's ``Ragged``, all ``n`` sequences.
+        sequences: The dataset's ``Ragged`` (or ``StoredRagged``), all ``n`` sequences.
         targets: ``(n, *K)`` targets of the whole dataset, or ``None``.
         indices: ``(B,)`` int64 selected dataset indices, each in ``[0, n)``.
     """
 
-    sequences: Ragged
+    sequences: Ragged | StoredRagged
     targets: NDArray[Any] | None
     indices: NDArray[np.int64]
 
@@ -72,7 +73,7 @@ class RaggedItems(Sequence[Item]):
 
 
 class RaggedDataset(Dataset[Item]):
-    """A map-style dataset of variable-length sequences held in one ``Ragged``.
+    """A map-style dataset of variable-length sequences, in one ``Ragged`` or a store.
 
     Item ``i`` is ``(i, sequence, target)``: the dataset index, the ``(T_i, *F)`` sequence
     (a read-only view) and its target (``None`` without targets). Use it with a
@@ -80,8 +81,13 @@ class RaggedDataset(Dataset[Item]):
     :class:`~varlen.batching.Collate`: ``DataLoader`` then fetches each batch with
     :meth:`__getitems__`, and the collate pads it in one vectorized copy.
 
+    Over a store (``x`` a :class:`~varlen.data.io.store.StoredRagged`, from
+    :func:`~varlen.data.io.store.open_store`), the collate gathers each batch's rows from
+    the memory map, so memory holds the batches in use, not the data; ``DataLoader``
+    workers map the file again (the dataset pickles the store's path, not its steps).
+
     Args:
-        x: The sequences, ``B`` of them.
+        x: The sequences, ``B`` of them, in memory or in a store.
         targets: ``(B, *K)`` numeric per-sequence targets (class ids, values, vectors),
             or ``None``. Copied.
 
@@ -96,12 +102,12 @@ class RaggedDataset(Dataset[Item]):
         (2, (1, array([4]), np.int64(1)))
     """
 
-    def __init__(self, x: Ragged, targets: Any = None) -> None:
+    def __init__(self, x: Ragged | StoredRagged, targets: Any = None) -> None:
         where = "RaggedDataset"
-        if not isinstance(x, Ragged):
+        if not isinstance(x, Ragged | StoredRagged):
             raise TypeError(
-                f"{where}: x must be a varlen Ragged, got {type(x).__name__}. Build one with "
-                "Ragged.from_sequences(list_of_arrays)."
+                f"{where}: x must be a varlen Ragged or StoredRagged, got {type(x).__name__}. "
+                "Build one with Ragged.from_sequences(list_of_arrays), or open a store."
             )
         self.sequences = x
         self.targets = _check_targets(where, targets, len(x))

@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "length statistics, histogram, padding efficiency and the technique 'auto' picks",
     ),
     "bench": ("varlen.cli.bench", "run the benchmarks and print their tables"),
+    "convert": (
+        "varlen.cli.convert",
+        "convert a .ts file or a long CSV/Parquet table into an on-disk store, streaming",
+    ),
     "export": ("varlen.cli.export", "export a trained model to ONNX, verified in onnxruntime"),
 }
 """Command name -> ``(module, one-line help)``."""

@@ -91,7 +91,9 @@ def pad_flat(
     first = T - kept if padding == "pre" else np.zeros_like(kept)  # (B,) first real column
     steps = np.arange(int(kept.sum()), dtype=np.int64)
     target = steps + np.repeat(np.arange(B, dtype=np.int64) * T + first - starts, kept)
-    flat_out, flat_values = _as_rows(out.reshape(B * T, *trailing)), _as_rows(values)
+    flat_out, flat_values = out.reshape(B * T, *trailing), values
+    if values.dtype == out.dtype:  # whole steps move as blocks only between equal dtypes
+        flat_out, flat_values = _as_rows(flat_out), _as_rows(values)
     if steps.shape[0] == values.shape[0]:
         # Nothing truncated: every step is copied, and the source index is the identity.
         flat_out[target] = flat_values

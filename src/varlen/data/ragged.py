@@ -86,6 +86,44 @@ class Ragged:
         object.__setattr__(ragged, "offsets", _read_only(offsets))
         return ragged
 
+    @classmethod
+    def view(cls, values: NDArray[Any], offsets: ArrayLike) -> Ragged:
+        """Wrap existing steps without copying them, e.g. a memory-mapped file's.
+
+        The offsets are checked (and copied: ``B + 1`` integers); ``values`` is only
+        looked at, never read or copied, so a view over a memory map costs nothing until
+        a sequence is used. The caller promises that nobody writes ``values`` while the
+        ``Ragged`` lives: it is exposed read-only, like every ``Ragged``'s.
+
+        Args:
+            values: ``(N, *F)`` all steps end to end; a numeric, bool or string dtype.
+            offsets: ``(B + 1,)`` integer row boundaries, as for the constructor.
+
+        Returns:
+            A ``Ragged`` sharing ``values``' memory.
+
+        Raises:
+            TypeError: If ``values`` is not an array of a supported dtype, or
+                ``offsets`` is not integer.
+            ValueError: If ``values`` is a scalar or ``offsets`` breaks the constructor's
+                rules.
+
+        Example:
+            >>> steps = np.arange(4.0)
+            >>> r = Ragged.view(steps, [0, 3, 4])
+            >>> np.shares_memory(r.values, steps), r.lengths
+            (True, array([3, 1]))
+        """
+        where = "Ragged.view"
+        if not isinstance(values, np.ndarray):
+            raise TypeError(
+                f"{where}: values must be a NumPy array, got {type(values).__name__}. "
+                "Use the Ragged constructor to copy other array-likes."
+            )
+        values = _check_values(where, "values", values)
+        checked = _check_offsets(where, offsets, values.shape[0])
+        return cls._trusted(values.view(), checked)
+
     def __reduce__(self) -> tuple[type[Ragged], tuple[NDArray[Any], NDArray[np.int64]]]:
         # Unpickling goes through the constructor: checked, copied and read-only again.
         return (Ragged, (self.values, self.offsets))

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from varlen.batching.dataset import RaggedDataset
 from varlen.batching.report import choose_technique  # re-exported: its home is NumPy-only
 from varlen.batching.sampler import BucketBatchSampler
+from varlen.data.io.store import StoredRagged
 from varlen.data.ragged import Ragged
 from varlen.training.checkpoints import Checkpoint, load_checkpoint, save_checkpoint, unfit
 from varlen.training.models import SequenceModel
@@ -485,7 +486,7 @@ def _train_epoch(
 
 def evaluate(
     model: SequenceModel,
-    x: Ragged,
+    x: Ragged | StoredRagged,
     y: np.ndarray,
     *,
     technique: str = "bucket",
@@ -495,7 +496,7 @@ def evaluate(
 
     Args:
         model: The model.
-        x: ``B`` sequences ``(T_i, F)``.
+        x: ``B`` sequences ``(T_i, F)``, in memory or in a store.
         y: ``(B,)`` class ids or ``(B, K)`` targets.
         technique: How to batch (any exact technique gives the same numbers).
         batch_size: Sequences per batch.
@@ -516,13 +517,18 @@ def evaluate(
 
 
 def predict_scores(
-    model: SequenceModel, x: Ragged, *, technique: str = "bucket", batch_size: int = 256
+    model: SequenceModel,
+    x: Ragged | StoredRagged,
+    *,
+    technique: str = "bucket",
+    batch_size: int = 256,
 ) -> Tensor:
     """Return ``(B, output_size)`` scores for every sequence, in input order, on the CPU.
 
     Args:
         model: The model.
-        x: ``B`` sequences ``(T_i, F)`` of any lengths.
+        x: ``B`` sequences ``(T_i, F)`` of any lengths, in memory or in a store (read a
+            batch at a time: only the scores are held for every sequence).
         technique: How to batch; ``bucket`` sorts by length so little is padded.
         batch_size: Sequences per batch.
 
@@ -541,12 +547,12 @@ def predict_scores(
     return out
 
 
-def predict(model: SequenceModel, x: Ragged, *, batch_size: int = 256) -> np.ndarray:
+def predict(model: SequenceModel, x: Ragged | StoredRagged, *, batch_size: int = 256) -> np.ndarray:
     """Predict class ids (classification) or values (regression) for every sequence.
 
     Args:
         model: The model.
-        x: ``B`` sequences ``(T_i, F)``.
+        x: ``B`` sequences ``(T_i, F)``, in memory or in a store.
         batch_size: Sequences per batch (batches are bucketed by length).
 
     Returns:
@@ -559,7 +565,7 @@ def predict(model: SequenceModel, x: Ragged, *, batch_size: int = 256) -> np.nda
 
 
 def _validate(
-    model: SequenceModel, validation: tuple[Ragged, np.ndarray], config: TrainConfig
+    model: SequenceModel, validation: tuple[Ragged | StoredRagged, np.ndarray], config: TrainConfig
 ) -> tuple[float, float]:
     """Return ``(loss, metric)`` on the validation data, batched like the technique trains.
 
@@ -714,11 +720,11 @@ def _restore(
 
 def fit(
     model: SequenceModel,
-    x: Ragged,
+    x: Ragged | StoredRagged,
     y: np.ndarray,
     *,
     config: TrainConfig,
-    validation: tuple[Ragged, np.ndarray] | None = None,
+    validation: tuple[Ragged | StoredRagged, np.ndarray] | None = None,
     checkpoint: Path | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -730,7 +736,10 @@ def fit(
 
     Args:
         model: The model (trained in place).
-        x: ``B`` training sequences ``(T_i, F)``, float32 and already normalized.
+        x: ``B`` training sequences ``(T_i, F)``, float32 and already normalized: a
+            ``Ragged``, or a store's :class:`~varlen.data.io.store.StoredRagged` (normalized
+            by its ``transform``), read a batch at a time so that memory does not grow with
+            the data.
         y: ``(B,)`` class ids or ``(B, K)`` targets.
         config: How to train.
         validation: ``(x_val, y_val)`` for early stopping and model selection.

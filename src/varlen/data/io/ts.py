@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal, NamedTuple, TypeAlias
@@ -521,6 +521,96 @@ def read_ts(source: Source) -> TSData:
         class_labels=declared,
         timestamps=timestamps,
     )
+
+
+def _chunk(cases: _Cases, header: dict[str, HeaderValue], name: str, layout: _Layout) -> TSData:
+    """Convert the accumulated cases of one chunk, as :func:`read_ts` converts a whole file."""
+    C = cases.dimensions if cases.dimensions is not None else 0
+    flat = _to_float(cases, name, C, allow_missing=layout.allow_missing)
+    B = len(cases.line_numbers)
+    lengths = np.array(cases.channel_lengths, dtype=np.int64).reshape(B, C)  # (B, C)
+    _check_equal_length(lengths, header, cases, name)
+    values, offsets = _assemble(flat, lengths, np.nan)
+    timestamps = None
+    if layout.timestamps:
+        timestamps, _ = _assemble(np.array(cases.stamps, dtype=np.str_), lengths, "")
+    return TSData(
+        Ragged(values, offsets), _targets(cases, layout), header, layout.declared, timestamps
+    )
+
+
+def _numbered_lines(file: IO[str], name: str) -> Iterator[tuple[int, str]]:
+    """Yield ``(line number, stripped text)``, naming the line where UTF-8 decoding fails."""
+    number = 0
+    try:
+        for number, raw in enumerate(file, start=1):  # read after the loop
+            yield number, raw.strip().removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"{_WHERE}: {name}:{number + 1}: file must be UTF-8 text, got a byte that is not. "
+            "Re-save it as UTF-8."
+        ) from None
+
+
+def iter_ts(path: str | os.PathLike[str], *, chunk_cases: int = 4096) -> Iterator[TSData]:
+    """Read a ``.ts`` file chunk by chunk, in memory bounded by ``chunk_cases`` cases.
+
+    Each chunk is what :func:`read_ts` would return for the header and the next
+    ``chunk_cases`` cases (the last chunk may be shorter; a file without cases gives one
+    empty chunk), parsed by the same rules with the same messages (file and line). The
+    first case fixes the number of channels and, under ``@equalLength true`` without
+    ``@seriesLength``, the length, for every chunk.
+
+    Args:
+        path: The ``.ts`` file (UTF-8, with or without a byte order mark).
+        chunk_cases: Cases per chunk, ``>= 1``.
+
+    Yields:
+        :class:`TSData` chunks, in file order.
+
+    Raises:
+        OSError: If the file cannot be read.
+        ValueError: If the file is malformed or ``chunk_cases < 1`` (raised when reached).
+    """
+    if chunk_cases < 1:
+        raise ValueError(f"iter_ts: chunk_cases must be >= 1, got {chunk_cases}.")
+    name = os.fspath(path)
+    with open(path, encoding="utf-8") as file:
+        lines = _numbered_lines(file, name)
+        head: list[str] = []
+        for _, text in lines:
+            head.append(text)
+            words = text[1:].split() if text.startswith("@") else []
+            if words and words[0].lower() == "data":
+                break
+        header, declared, _ = _parse_header(head, name)
+        layout = _layout(header, declared)
+        cases = _Cases(dimensions=layout.dimensions)
+        produced = False
+        for number, text in lines:
+            if not text or text.startswith("#"):
+                continue
+            where = _Line(name, number)
+            if text.startswith("@"):
+                raise where.error(
+                    f"data line must not be a header line after @data, got {_clip(text)!r}"
+                )
+            _add_case(text, layout, cases, where)
+            if len(cases.line_numbers) == chunk_cases:
+                chunk = _chunk(cases, header, name, layout)
+                header = _fix_series_length(header, chunk)
+                yield chunk
+                produced = True
+                cases = _Cases(dimensions=cases.dimensions)
+        if cases.line_numbers or not produced:
+            yield _chunk(cases, header, name, layout)
+
+
+def _fix_series_length(header: dict[str, HeaderValue], chunk: TSData) -> dict[str, HeaderValue]:
+    """After the first chunk, pin ``@equalLength true``'s length to the first case's."""
+    if header.get("equalLength") is not True or "seriesLength" in header or len(chunk.x) == 0:
+        return header
+    return {**header, "seriesLength": int(chunk.x.lengths[0])}
 
 
 # ----------------------------------------------------------------------------- writer
