@@ -120,8 +120,9 @@ class Ragged:
                 f"{where}: values must be a NumPy array, got {type(values).__name__}. "
                 "Use the Ragged constructor to copy other array-likes."
             )
-        values = _check_values(where, "values", values)
-        checked = _check_offsets(where, offsets, values.shape[0])
+        with error_context(where):
+            values = _check_values("values", values)
+            checked = _check_offsets(offsets, values.shape[0])
         return cls._trusted(values.view(), checked)
 
     def __reduce__(self) -> tuple[type[Ragged], tuple[NDArray[Any], NDArray[np.int64]]]:

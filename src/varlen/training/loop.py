@@ -365,10 +365,10 @@ class _SequenceTask:
 
     def __init__(
         self,
-        x: Ragged,
+        x: Ragged | StoredRagged,
         y: np.ndarray,
         config: TrainConfig,
-        validation: tuple[Ragged, np.ndarray] | None,
+        validation: tuple[Ragged | StoredRagged, np.ndarray] | None,
     ) -> None:
         self.data = RaggedDataset(x)
         self.lengths = self.data.lengths
