@@ -170,29 +170,34 @@ def test_the_circle_finder_finds_circles():
 _PATCHERS = {"setattr", "delattr", "object"}  # monkeypatch.setattr, mock.patch.object, ...
 
 
-def _data_module_names(tree: ast.AST) -> dict[str, str]:
-    """Local name -> the ``varlen.data`` module (or name) it was imported as."""
+def _varlen_module_names(tree: ast.AST) -> dict[str, str]:
+    """Local name -> the ``varlen`` module (or name) it was imported as."""
     modules: dict[str, str] = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("varlen.data"):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("varlen"):
             for alias in node.names:
                 modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
         elif isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name.startswith("varlen.data") and alias.asname:
+                if alias.name.startswith("varlen") and alias.asname:
                     modules[alias.asname] = alias.name
     return modules
 
 
+def _is_private(name: str) -> bool:
+    """``_x`` is private; a dunder such as ``__call__`` is not."""
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
 def _patched_private(node: ast.Call, modules: dict[str, str]) -> str | None:
-    """The private ``varlen.data`` name that the call ``node`` patches, if it patches one."""
+    """The private ``varlen`` name that the call ``node`` patches, if it patches one."""
     name = getattr(node.func, "attr", getattr(node.func, "id", ""))
     first = node.args[0]
     if isinstance(first, ast.Constant) and isinstance(first.value, str):
         dotted = first.value
-        private = any(part.startswith("_") for part in dotted.split(".")[2:])
+        private = any(_is_private(part) for part in dotted.split(".")[1:])
         patcher = name in _PATCHERS | {"patch"}
-        return dotted if patcher and dotted.startswith("varlen.data.") and private else None
+        return dotted if patcher and dotted.startswith("varlen.") and private else None
     if (
         name in _PATCHERS
         and isinstance(first, ast.Name)
@@ -200,32 +205,32 @@ def _patched_private(node: ast.Call, modules: dict[str, str]) -> str | None:
         and len(node.args) > 1
         and isinstance(node.args[1], ast.Constant)
         and isinstance(node.args[1].value, str)
-        and node.args[1].value.startswith("_")
+        and _is_private(node.args[1].value)
     ):
         return f"{modules[first.id]}.{node.args[1].value}"
     return None
 
 
-def _private_data_patches(source: str) -> list[str]:
-    """The private names of ``varlen.data`` that ``source`` (a test module) patches.
+def _private_patches(source: str) -> list[str]:
+    """The private names of ``varlen`` that ``source`` (a test module) patches.
 
     Caught: ``monkeypatch.setattr(module, "_name", ...)``, ``mock.patch.object(module,
-    "_name")`` and ``delattr`` where ``module`` was imported from ``varlen.data``, and dotted
+    "_name")`` and ``delattr`` where ``module`` was imported from ``varlen``, and dotted
     targets such as ``mock.patch("varlen.data.padding._name")`` or
     ``monkeypatch.setattr("varlen.data.padding._name", ...)``.
     """
     tree = ast.parse(source)
-    modules = _data_module_names(tree)
+    modules = _varlen_module_names(tree)
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and node.args]
     return [found for call in calls if (found := _patched_private(call, modules))]
 
 
-def test_no_test_patches_a_private_name_of_varlen_data():
-    """Tests pass tuning parameters; none monkeypatches a private name of varlen.data."""
+def test_no_test_patches_a_private_name_of_varlen():
+    """Tests pass tuning parameters; none monkeypatches a private name of varlen."""
     found = {
         str(path.relative_to(TESTS)): patched
         for path in sorted(TESTS.rglob("*.py"))
-        if (patched := _private_data_patches(path.read_text(encoding="utf-8")))
+        if (patched := _private_patches(path.read_text(encoding="utf-8")))
     }
     assert found == {}
 
@@ -239,11 +244,13 @@ def test_the_patch_finder_finds_patches():
         "monkeypatch.setattr(p, '_MASK_MAX_T', 0)\n"
         "mock.patch('varlen.data.padding._DENSE_RATIO', 0)\n"
         "monkeypatch.setattr(padding_module, 'NATIVE', False)\n"  # public: not reported
+        "mock.patch('varlen.batching.collate._VIEW_MIN_ELEMENTS', 0)\n"
     )
-    assert _private_data_patches(source) == [
+    assert _private_patches(source) == [
         "varlen.data.padding._native",
         "varlen.data.padding._MASK_MAX_T",
         "varlen.data.padding._DENSE_RATIO",
+        "varlen.batching.collate._VIEW_MIN_ELEMENTS",
     ]
 
 

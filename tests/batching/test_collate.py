@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from unittest import mock
-
 import numpy as np
 import pytest
 import torch
@@ -89,11 +87,10 @@ def test_collate_fast_path_matches_reference(route, data, options, picks):
     Both routes of the fast path run: row views (long rows) and gather first (short rows).
     """
     threshold = 0 if route == "views" else 10**9
-    with mock.patch("varlen.batching.collate._VIEW_MIN_ELEMENTS", threshold):
-        _check_fast_path(data, options, picks)
+    _check_fast_path(data, options, picks, view_min_elements=threshold)
 
 
-def _check_fast_path(data, options, picks):
+def _check_fast_path(data, options, picks, view_min_elements=None):
     sequences = _sequences(data["lengths"], data["trailing"], data["dtype"])
     n = len(sequences)
     picks = [p for p in picks if -n <= p < n]
@@ -101,7 +98,8 @@ def _check_fast_path(data, options, picks):
     dataset = RaggedDataset(Ragged.from_sequences(sequences), targets=targets)
     items = dataset.__getitems__(picks)
     assert isinstance(items, RaggedItems)
-    batch = Collate(**options)(items)
+    tuning = {} if view_min_elements is None else {"view_min_elements": view_min_elements}
+    batch = Collate(**options, **tuning)(items)
     rows = [p % n for p in picks]
     if rows:
         chosen = [sequences[r] for r in rows]

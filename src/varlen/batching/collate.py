@@ -44,7 +44,7 @@ def _fill_value(value: Any, dtype: np.dtype[Any]) -> Any:
     return fill[()]
 
 
-_VIEW_MIN_ELEMENTS = 256
+VIEW_MIN_ELEMENTS = 256
 """Mean scalars per row from which padding from row views beats a gather first (measured)."""
 
 
@@ -89,6 +89,9 @@ class Collate:
             kernels that like aligned lengths; ``None`` keeps ``max(T_i)``.
         dtype: torch dtype of ``x``; ``None`` keeps the sequences' dtype (NumPy float64
             stays float64: pass ``torch.float32`` for the usual layers).
+        view_min_elements: Tuning only (the batch is the same either way): mean scalars per
+            row from which rows of a ``RaggedDataset`` are padded from views rather than
+            gathered first (default :data:`VIEW_MIN_ELEMENTS`, measured on CPU).
 
     Raises:
         ValueError: If ``padding`` is not ``"pre"``/``"post"`` or ``pad_to_multiple_of < 1``.
@@ -109,6 +112,7 @@ class Collate:
         value: float = 0.0,
         pad_to_multiple_of: int | None = None,
         dtype: torch.dtype | None = None,
+        view_min_elements: int = VIEW_MIN_ELEMENTS,
     ) -> None:
         where = "Collate"
         self.padding = check_side(where, "padding", padding)
@@ -123,6 +127,7 @@ class Collate:
         if dtype is not None and not isinstance(dtype, torch.dtype):
             raise TypeError(f"{where}: dtype must be a torch.dtype or None, got {dtype!r}.")
         self.dtype = dtype
+        self.view_min_elements = check_int(where, "view_min_elements", view_min_elements, minimum=0)
 
     def __repr__(self) -> str:
         return (
@@ -185,7 +190,7 @@ class Collate:
         offsets = sequences.offsets
         lengths = offsets[rows + 1] - offsets[rows]  # (B,)
         elements = int(lengths.sum()) * sequences.num_features
-        if elements >= _VIEW_MIN_ELEMENTS * max(len(lengths), 1):
+        if elements >= self.view_min_elements * max(len(lengths), 1):
             x = self._pad(_ragged_rows(sequences, rows), lengths, sequences.values)
         else:
             dtype = self._pad_dtype(sequences.dtype)
