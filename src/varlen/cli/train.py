@@ -57,9 +57,11 @@ from varlen.cli._targets import Targets, TaskChoice, encode_targets, normalize_i
 from varlen.data.normalize import Standardizer
 from varlen.data.ragged import Ragged
 from varlen.training.artifacts import save_model
+from varlen.training.budget import estimate_step_seconds, front_end_pools, spread_pools
 from varlen.training.loop import (
     FitResult,
     Schedule,
+    Selection,
     TrainConfig,
     choose_technique,
     evaluate,
@@ -80,6 +82,8 @@ __all__ = ["TrainOptions", "add_arguments", "run"]
 CHECKPOINT_FILE = "checkpoint.pt"
 RUN_FILE = "run.json"
 _TASKS: tuple[TaskChoice, ...] = ("auto", "classification", "regression")
+Planner = Literal["cost", "timed"]
+_PLANNERS: tuple[Planner, ...] = ("cost", "timed")
 _MINIMA = {
     "steps": 1,
     "epochs": 1,
@@ -93,6 +97,7 @@ _MINIMA = {
     "patience": 0,
     "seed": 0,
     "horizon": 0,
+    "pool": 1,
 }
 
 
@@ -115,9 +120,11 @@ class TrainOptions:
         steps: Training budget in optimizer steps (rounded up to whole epochs).
         epochs: Train this many epochs instead of ``steps`` (``None``: from ``steps``).
         time_budget: Plan fewer than ``steps`` steps when they would take longer than this
-            many seconds at the speed measured on the data (``None``: no time budget). The
-            speed is measured in CPU time, so a busy machine does not change the plan (with
-            one thread, CPU time is wall time on an idle machine).
+            many CPU seconds (``None``: no time budget), at the speed ``planner`` gives.
+        planner: How ``auto`` and the time budget are decided: ``"cost"`` (default) from the
+            data alone (lengths, sizes, the model: a deterministic cost model, so the same
+            command plans the same run on any machine load), or ``"timed"``: mask and bucket
+            timed on the data in CPU time (closer to this machine, but two runs may differ).
         time_limit: Stop after the epoch that ends past this many seconds (``None``: none).
         batch_size: Sequences per batch.
         lr: Peak Adam learning rate.
@@ -134,11 +141,16 @@ class TrainOptions:
         conv_layers: Masked convolutions in front of the recurrent layer (0: none); kernel
             sizes 7, 5, 3, 3, ...
         conv_channels: Channels of each convolution.
+        pool: Total factor by which the front-end's exact max pooling shortens each series
+            before the recurrent layer (``None``: from the data, so that a median-length
+            series reaches it as about 128 steps; 1: no pooling).
         series_norm: Also feed each series standardized by its own mean and std (series
             from disparate sources differ in gain and offset).
         val_fraction: Share of the training data held out for validation, in ``[0, 1)``.
-        patience: Optimizer steps without a better validation loss before stopping; 0 never
-            stops; ``None``: half the run's steps.
+        patience: Optimizer steps without a better validation epoch (see ``select``) before
+            stopping; 0 never stops; ``None``: half the run's steps.
+        select: The best epoch (kept) is the one of best validation ``"metric"`` (accuracy,
+            or MAE; ties to the lower loss), or of lowest validation ``"loss"``.
         seed: Seed of the split, the weights, the batches and dropout.
         threads: Torch CPU threads (1 is fastest for these small recurrent layers on CPU).
         flush_denormal: Flush denormal floats to zero in this process (see :func:`run`).
@@ -161,6 +173,7 @@ class TrainOptions:
     steps: int = 2000
     epochs: int | None = None
     time_budget: float | None = 300.0
+    planner: Planner = "cost"
     time_limit: float | None = None
     batch_size: int = 32
     lr: float = 3e-3
@@ -175,9 +188,11 @@ class TrainOptions:
     dropout: float = 0.1
     conv_layers: int = 3
     conv_channels: int = 64
+    pool: int | None = None
     series_norm: bool = True
     val_fraction: float = 0.2
     patience: int | None = None
+    select: Selection = "metric"
     seed: int = 0
     threads: int = 1
     flush_denormal: bool = True
@@ -192,6 +207,8 @@ class TrainOptions:
         where = "train"
         check_choice(where, "task", self.task, _TASKS)
         check_choice(where, "technique", self.technique, ("auto", *TECHNIQUES))
+        check_choice(where, "planner", self.planner, _PLANNERS)
+        check_choice(where, "select", self.select, ("metric", "loss"))
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"{where}: val_fraction must be in [0, 1), got {self.val_fraction!r}.")
         for name, low in _MINIMA.items():
@@ -232,7 +249,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(
         "--technique",
         choices=("auto", *TECHNIQUES),
-        help="how batches are formed and fed (default auto: the fastest, timed on the data)",
+        help="how batches are formed and fed (default auto: from the lengths, see --planner)",
     )
     _flag("--steps", type=int, help=f"budget in optimizer steps (default {d['steps'].default})")
     _flag("--epochs", type=int, help="train this many epochs instead of --steps")
@@ -240,8 +257,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--time-budget",
         type=float,
         metavar="SECONDS",
-        help="plan fewer steps if --steps would take longer (CPU seconds, timed on the data; "
-        "default 300)",
+        help="plan fewer steps if --steps would take longer (CPU seconds, estimated from the "
+        "data; default 300)",
+    )
+    _flag(
+        "--planner",
+        choices=_PLANNERS,
+        help="how auto and --time-budget decide: cost (default: from the data alone, the same "
+        "plan on any machine load) or timed (mask and bucket timed on this machine)",
     )
     _flag("--time-limit", type=float, metavar="SECONDS", help="stop after this long (default none)")
     _flag("--batch-size", type=int, help=f"sequences per batch (default {d['batch_size'].default})")
@@ -272,6 +295,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--conv-channels", type=int, help=f"their channels (default {d['conv_channels'].default})"
     )
     _flag(
+        "--pool",
+        type=int,
+        metavar="FACTOR",
+        help="shorten series by this factor (exact max pooling in the front-end) before the "
+        "LSTM (default: from the lengths, to about 128 steps; 1 = none)",
+    )
+    _flag(
         "--series-norm",
         action=argparse.BooleanOptionalAction,
         help="also feed each series standardized by its own mean and std (default on)",
@@ -283,6 +313,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="STEPS",
         help="early stopping after this many optimizer steps without progress, 0 = off "
         "(default: half the steps)",
+    )
+    _flag(
+        "--select",
+        choices=("metric", "loss"),
+        help="keep the epoch of best validation metric (default; ties to the lower loss) or loss",
     )
     _flag("--seed", type=int, help="seed of everything random (default 0)")
     _flag("--threads", type=int, help="torch CPU threads (default 1: fastest here)")
@@ -472,7 +507,12 @@ class Plan(NamedTuple):
 
 
 def plan_steps(
-    steps: int, time_budget: float | None, seconds_per_step: float | None, *, min_steps: int = 50
+    steps: int,
+    time_budget: float | None,
+    seconds_per_step: float | None,
+    *,
+    min_steps: int = 50,
+    how: str = "measured",
 ) -> tuple[int, str]:
     """The run's optimizer steps: ``steps``, or fewer to fit ``time_budget``; and why.
 
@@ -483,8 +523,10 @@ def plan_steps(
     Args:
         steps: The budget in optimizer steps.
         time_budget: Seconds the training should take, or ``None`` (no time budget).
-        seconds_per_step: Measured seconds of one step, or ``None`` (not measured).
+        seconds_per_step: Seconds of one step, or ``None`` (not known).
         min_steps: Fewest steps planned, whatever the time budget.
+        how: How ``seconds_per_step`` was found (``"measured"``, ``"estimated"``), for the
+            reason.
 
     Returns:
         The planned steps and a one-line reason.
@@ -494,13 +536,13 @@ def plan_steps(
     fits = int(time_budget / seconds_per_step)
     if fits >= steps:
         return steps, (
-            f"{steps} optimizer steps (about {steps * seconds_per_step:.0f} CPU s at the measured "
+            f"{steps} optimizer steps (about {steps * seconds_per_step:.0f} CPU s at the {how} "
             f"{seconds_per_step * 1000:.0f} ms a step)"
         )
     planned = max(fits, min(min_steps, steps))
     return planned, (
         f"{planned} optimizer steps: {steps} would take about {steps * seconds_per_step:.0f} CPU "
-        f"s at the measured {seconds_per_step * 1000:.0f} ms a step, over the --time-budget of "
+        f"s at the {how} {seconds_per_step * 1000:.0f} ms a step, over the --time-budget of "
         f"{time_budget:g} s"
     )
 
@@ -527,11 +569,13 @@ def _recorded_plan(options: TrainOptions) -> Plan | None:
 def plan_run(options: TrainOptions, prepared: Prepared) -> Plan:
     """Choose the technique and the step budget of a run.
 
-    ``auto`` picks the faster of mask and bucket, timed on the data; the budget is
-    ``--steps``, or fewer to fit ``--time-budget`` at the measured speed.
-
-    Under ``torchrun`` (several ranks) nothing is timed, so every rank plans the same:
-    ``auto`` then follows the padding of random batches.
+    With ``--planner cost`` (the default) both come from the data alone: ``auto`` follows the
+    padding of random batches (:func:`varlen.training.choose_technique`), and the budget is
+    ``--steps``, or fewer to fit ``--time-budget`` at the speed the cost model estimates
+    (:func:`varlen.training.budget.estimate_step_seconds`), so a run plans the same on any
+    machine load. With ``--planner timed``, ``auto`` picks the faster of mask and bucket,
+    timed on the data, and the budget follows the timed speed (under ``torchrun`` nothing is
+    timed: every rank must plan the same).
 
     Args:
         options: The options.
@@ -544,23 +588,9 @@ def plan_run(options: TrainOptions, prepared: Prepared) -> Plan:
     if recorded is not None:
         return recorded
     n = len(prepared.train.x)
-    if options.epochs is not None:
-        steps = _planned_steps(options, n)
-        budget: tuple[int, str] = (
-            steps,
-            f"{options.epochs} epochs of {steps // options.epochs} steps",
-        )
-    lengths = prepared.train.x.lengths
     several = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-    if several or n == 0:
-        name, reason = (
-            (options.technique, "chosen with --technique")
-            if options.technique != "auto"
-            else choose_technique(lengths, batch_size=options.batch_size)
-        )
-        if options.epochs is None:
-            budget = (options.steps, f"{options.steps} optimizer steps")
-        return Plan(name, reason if options.technique != "auto" else f"auto: {reason}", *budget)
+    if options.planner == "cost" or several or n == 0:
+        return _plan_from_data(options, prepared, timed=options.planner == "timed")
     candidates = ("mask", "bucket") if options.technique == "auto" else (options.technique,)
     timings = time_techniques(
         build_model(options, prepared),
@@ -577,8 +607,37 @@ def plan_run(options: TrainOptions, prepared: Prepared) -> Plan:
         name, reason = options.technique, "chosen with --technique"
     timing = timings[name]
     per_step = timing.seconds / timing.batches if timing.batches else None
-    if options.epochs is None:
+    budget = _epoch_budget(options, n)
+    if budget is None:
         budget = plan_steps(options.steps, options.time_budget, per_step)
+    return Plan(name, reason, *budget)
+
+
+def _epoch_budget(options: TrainOptions, n: int) -> tuple[int, str] | None:
+    """The budget of ``--epochs N`` (``None`` without it)."""
+    if options.epochs is None:
+        return None
+    steps = _planned_steps(options, n)
+    return steps, f"{options.epochs} epochs of {steps // options.epochs} steps"
+
+
+def _plan_from_data(options: TrainOptions, prepared: Prepared, *, timed: bool) -> Plan:
+    """The plan made from the data alone (``timed``: a timed planner that may not time)."""
+    lengths = prepared.train.x.lengths
+    if options.technique != "auto":
+        name, reason = options.technique, "chosen with --technique"
+    else:
+        name, why = choose_technique(lengths, batch_size=options.batch_size)
+        reason = f"auto: {why}" + (" (not timed under torchrun)" if timed else "")
+    budget = _epoch_budget(options, len(prepared.train.x))
+    if budget is None and timed:  # several ranks: no timing, no time budget
+        budget = (options.steps, f"{options.steps} optimizer steps")
+    if budget is None:
+        config = build_model(options, prepared).config
+        per_step = estimate_step_seconds(
+            config, lengths, batch_size=options.batch_size, technique=name
+        )
+        budget = plan_steps(options.steps, options.time_budget, per_step, how="estimated")
     return Plan(name, reason, *budget)
 
 
@@ -592,6 +651,30 @@ def conv_kernels(layers: int) -> tuple[int, ...]:
         Odd kernel sizes.
     """
     return tuple(max(7 - 2 * i, 3) for i in range(layers))
+
+
+def conv_pools(options: TrainOptions, lengths: np.ndarray) -> tuple[int, ...]:
+    """Pooling factors of the front-end's blocks: ``--pool`` spread, or chosen from the lengths.
+
+    Args:
+        options: The options (``pool``, ``conv_layers``).
+        lengths: ``(n,)`` training lengths.
+
+    Returns:
+        One factor per convolution (see :func:`varlen.training.budget.front_end_pools`).
+
+    Raises:
+        CommandError: If ``--pool`` is more than 1 without convolutions.
+    """
+    if options.pool is None:
+        return front_end_pools(lengths, options.conv_layers)
+    try:
+        return spread_pools(options.pool, options.conv_layers)
+    except ValueError:
+        raise CommandError(
+            f"--pool {options.pool} needs the convolutional front-end, got --conv-layers 0. "
+            "Pass --conv-layers 1 or more, or --pool 1."
+        ) from None
 
 
 def build_model(options: TrainOptions, prepared: Prepared) -> SequenceModel:
@@ -616,6 +699,7 @@ def build_model(options: TrainOptions, prepared: Prepared) -> SequenceModel:
         pooling=options.pooling,
         conv_channels=(options.conv_channels,) * options.conv_layers,
         conv_kernels=conv_kernels(options.conv_layers),
+        conv_pools=conv_pools(options, prepared.train.x.lengths),
         series_norm=options.series_norm,
     )
     torch.manual_seed(options.seed)
@@ -917,6 +1001,7 @@ def train_config(options: TrainOptions, technique: str, steps: int) -> TrainConf
         warmup_steps=max(steps // 20, 1) if options.warmup is None else options.warmup,
         time_limit=options.time_limit,
         seed=options.seed,
+        select=options.select,
     )
 
 

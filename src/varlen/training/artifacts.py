@@ -62,8 +62,13 @@ __all__ = [
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
-FORMAT = "varlen-model/1"
-"""The ``format`` value of ``config.json``; :func:`load_model` rejects any other."""
+FORMAT = "varlen-model/2"
+"""The ``format`` value of ``config.json``; :func:`load_model` also reads the earlier
+formats of :data:`_UPGRADES` and rejects any other."""
+
+_UPGRADES: dict[str, dict[str, Any]] = {"varlen-model/1": {"conv_pools": []}}
+"""Earlier formats -> the model keys they lacked, with the one value they all had then
+(version 1 had no pooling in the front-end): an exact reading, not a default."""
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -300,6 +305,8 @@ def _read_config(folder: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as error:
         text = " ".join(str(error).split())
         raise ValueError(f"{where}: {os.fspath(path)!r} must be valid JSON, got {text}.") from None
+    if isinstance(config, dict) and config.get("format") in _UPGRADES:
+        config = _upgrade(config)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         got = config.get("format") if isinstance(config, dict) else type(config).__name__
         raise ValueError(f"{where}: {os.fspath(path)!r} must have format {FORMAT!r}, got {got!r}.")
@@ -309,6 +316,16 @@ def _read_config(folder: Path) -> dict[str, Any]:
         raise _fail(path, str(error)) from None
     _check_agreement(path, config)
     return config
+
+
+def _upgrade(config: dict[str, Any]) -> dict[str, Any]:
+    """An earlier format's config, read as the current one (its missing keys had one value)."""
+    added = _UPGRADES[str(config["format"])]
+    upgraded = {**config, "format": FORMAT}
+    model = config.get("model")
+    if isinstance(model, dict) and not set(added) & set(model):
+        upgraded["model"] = {**model, **added}
+    return upgraded
 
 
 def _no_constant(name: str) -> Any:
