@@ -45,7 +45,7 @@ def _znorm_resampled(x, length: int) -> np.ndarray:
         std = series.std(axis=0)
         series = (series - series.mean(axis=0)) / np.where(std > 0, std, 1.0)
         T = series.shape[0]
-        if T != length:
+        if length != T:
             grid = np.linspace(0, max(T - 1, 0), length)
             series = np.stack(
                 [np.interp(grid, np.arange(T), series[:, c]) for c in range(series.shape[1])],
@@ -110,7 +110,8 @@ def _shape(train: Path) -> str:
     data = read_ts(train)
     lengths = data.x.lengths
     channels = data.x.values.shape[1]
-    span = f"{lengths.min():,}" if lengths.min() == lengths.max() else f"{lengths.min():,}–{lengths.max():,}"
+    low, high = int(lengths.min()), int(lengths.max())
+    span = f"{low:,}" if low == high else f"{low:,}-{high:,}"
     return f"{len(lengths)}, {channels} ch, {span}"
 
 

@@ -268,7 +268,7 @@ def test_pooling_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="factor must be an int >= 1"):
         masked_max_pool(torch.zeros(1, 3, 1), factor=0)
     with pytest.raises(ValueError, match="factor must be an int >= 1"):
-        pooled_lengths(torch.tensor([3]), True)  # type: ignore[arg-type]
+        pooled_lengths(torch.tensor([3]), True)
     with pytest.raises(ValueError, match="one factor per convolution"):
         ConvFrontEnd(1, (4, 4), (3, 3), pools=(2,))
     with pytest.raises(ValueError, match="conv_pools must give one factor"):
