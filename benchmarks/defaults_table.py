@@ -19,6 +19,7 @@ The synthetic sets are written by ``benchmarks/make_synthetic.py`` (seed 0) into
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import resource
@@ -96,10 +97,11 @@ def run_defaults(train: Path, test: Path, out: Path) -> dict[str, str | float]:
         match = re.search(pattern, report)
         return match.group(1) if match else "?"
 
+    planned = json.loads((out / "run.json").read_text(encoding="utf-8"))["planned_steps"]
     return {
         "accuracy": float(find(r"test: loss [0-9.]+, accuracy ([0-9.]+)")),
         "technique": find(r"technique: (\w[\w-]*)"),
-        "steps": find(r"budget: (\d+) optimizer steps"),
+        "steps": f"{planned:,}",
         "epochs": find(r"epochs: \d+ of (\d+) run"),
         "wall": wall,
         "cpu": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
