@@ -374,3 +374,15 @@ def test_save_rejects_mismatched_standardizers(tmp_path):
         save_model(
             tmp_path, classifier(), features=list("abc"), labels=list("wxyz"), technique="magic"
         )
+
+
+def test_a_format_1_directory_still_loads_without_pooling(tmp_path):
+    """A model saved as varlen-model/1 (no conv_pools key: no pooling then) still loads."""
+    save_classifier(tmp_path)
+
+    def as_format_1(config):
+        config["format"] = "varlen-model/1"
+        config["model"].pop("conv_pools")
+
+    edit_config(tmp_path, as_format_1)
+    assert load_model(tmp_path).model.config.conv_pools == ()
