@@ -11,10 +11,10 @@ from varlen.training.budget import estimate_step_seconds
 from varlen.training.models import ModelConfig
 
 
-def _config(pools: tuple[int, ...] = ()) -> ModelConfig:
-    """The default per-sequence model on one channel."""
+def _config(*, features: int = 1, pools: tuple[int, ...] = ()) -> ModelConfig:
+    """The CLI's default per-sequence model."""
     return ModelConfig(
-        input_size=1,
+        input_size=features,
         output_size=3,
         task="classification",
         bidirectional=True,
@@ -25,19 +25,27 @@ def _config(pools: tuple[int, ...] = ()) -> ModelConfig:
     )
 
 
-def _auto(lengths: np.ndarray, config: ModelConfig) -> tuple[str, str]:
-    """What auto picks under the cost planner."""
+def _auto(
+    lengths: np.ndarray, config: ModelConfig, *, steps: int | None = 2000, budget: float = 300.0
+) -> tuple[str, str]:
+    """What auto picks under the cost planner (the CLI's defaults: 2,000 steps, 300 s)."""
     estimates = {
         name: estimate_step_seconds(config, lengths, batch_size=32, technique=name)
         for name in ("mask", "bucket")
     }
     return choose_auto(
-        "sequence", timings=None, lengths=lengths, batch_size=32, estimates=estimates
+        "sequence",
+        timings=None,
+        lengths=lengths,
+        batch_size=32,
+        estimates=estimates,
+        steps=steps,
+        time_budget=budget,
     )
 
 
 def test_margin_keeps_mask_unless_another_is_clearly_faster():
-    """The timed rule's 20% margin, on estimates."""
+    """Without a binding time budget: the timed rule's 20% margin, on estimates."""
     assert estimated_choice({"mask": 0.0119, "bucket": 0.0100})[0] == "mask"  # 19% faster
     assert estimated_choice({"mask": 0.0121, "bucket": 0.0100})[0] == "bucket"  # 21% faster
     name, reason = estimated_choice({"mask": 0.0119, "bucket": 0.0100}, margin=0.0)
@@ -45,25 +53,33 @@ def test_margin_keeps_mask_unless_another_is_clearly_faster():
     assert "estimated fastest" in reason
 
 
-def test_equal_lengths_keep_mask_skewed_long_lengths_bucket():
-    """No padding to save: mask; much padding to save on long series: bucket."""
-    rng = np.random.default_rng(0)
-    equal = np.full(100, 1460)
-    name, reason = _auto(equal, _config((2, 2, 4)))
-    assert name == "mask"
-    assert reason.startswith("auto: ")
-    skewed = np.concatenate([rng.integers(100, 200, 300), rng.integers(1000, 1300, 300)])
-    assert _auto(skewed, _config((2, 2, 2)))[0] == "bucket"
+def test_speed_counts_only_when_the_time_budget_binds():
+    """Mask's steps fit the budget: a faster bucket would train the same steps."""
+    estimates = {"mask": 0.020, "bucket": 0.010}
+    assert estimated_choice(estimates, steps=2000, time_budget=40.0)[0] == "mask"
+    assert estimated_choice(estimates, steps=2000, time_budget=39.0)[0] == "bucket"
+    assert estimated_choice(estimates, steps=None, time_budget=40.0)[0] == "bucket"  # epochs
 
 
-def test_short_lengths_choice_follows_the_estimate():
-    """JapaneseVowels-like lengths (7-29): the rule is the estimate with the 20% margin."""
+def test_japanese_vowels_lengths_keep_mask_long_skewed_lengths_bucket():
+    """JapaneseVowels-like lengths keep mask; long skewed series whose budget binds: bucket.
+
+    270 series of 7-29 steps, 12 channels: bucket is estimated over 20% faster, but mask's
+    2,000 steps fit 300 s, so mask, as the timed rule chose.
+    """
     lengths = np.random.default_rng(1).integers(7, 30, 270)
-    config = _config()
+    config = _config(features=12)
     mask = estimate_step_seconds(config, lengths, batch_size=32, technique="mask")
     bucket = estimate_step_seconds(config, lengths, batch_size=32, technique="bucket")
-    expected = "mask" if mask <= 1.2 * bucket else "bucket"
-    assert _auto(lengths, config)[0] == expected
+    assert mask > 1.2 * bucket  # the margin alone would pick bucket (the regression)
+    name, reason = _auto(lengths, config)
+    assert name == "mask"
+    assert reason.startswith("auto: mask's 2000 steps fit")
+    assert _auto(lengths, config, steps=None)[0] == "bucket"  # no time budget: the margin
+    rng = np.random.default_rng(0)
+    skewed = np.concatenate([rng.integers(100, 200, 300), rng.integers(1000, 1300, 300)])
+    assert _auto(skewed, _config(pools=(2, 2, 2)))[0] == "bucket"
+    assert _auto(np.full(100, 1460), _config(pools=(2, 2, 4)))[0] == "mask"  # no padding
 
 
 def test_pool_one_is_no_pooling():

@@ -234,30 +234,55 @@ def auto_candidates(kind: TaskKind) -> tuple[str, ...]:
 
 
 def estimated_choice(
-    estimates: Mapping[str, float], *, preferred: str = "mask", margin: float = 0.2
+    estimates: Mapping[str, float],
+    *,
+    steps: int | None = None,
+    time_budget: float | None = None,
+    preferred: str = "mask",
+    margin: float = 0.2,
 ) -> tuple[str, str]:
-    """The candidate the cost model estimates fastest, ``preferred`` unless clearly slower.
+    """What ``auto`` picks from estimates: ``preferred`` unless another is faster where it counts.
 
-    The timed rule (:func:`varlen.training.techniques.choose_by_timing`) applied to estimated
-    seconds per step: another candidate is picked only when it is estimated more than
-    ``margin`` faster than ``preferred`` (mask, whose random batches mix lengths).
+    ``preferred`` is left only for a candidate clearly faster, and only when the speed
+    changes the plan.
+
+    Speed only buys something when the time budget binds: if ``steps`` steps of ``preferred``
+    fit ``time_budget`` at its estimated speed, a faster technique would train the same steps,
+    so ``preferred`` (mask: random batches that mix lengths) is kept. Otherwise (the budget
+    binds, or there is none) the timed rule
+    (:func:`varlen.training.techniques.choose_by_timing`) is applied to the estimates:
+    another candidate only when it is estimated more than ``margin`` faster.
 
     Args:
         estimates: Candidate -> estimated CPU seconds per optimizer step.
-        preferred: Kept unless another is more than ``margin`` faster.
+        steps: The step budget (``None``: a budget in epochs; no time budget applies).
+        time_budget: The time budget in CPU seconds (``None``: none).
+        preferred: Kept unless another is more than ``margin`` faster and the budget binds.
         margin: Relative speed-up needed to leave ``preferred``.
 
     Returns:
         ``(technique, reason)``.
 
     Example:
-        >>> estimated_choice({"mask": 0.012, "bucket": 0.011})[0]
-        'mask'
-        >>> estimated_choice({"mask": 0.030, "bucket": 0.010})[0]
+        >>> estimated_choice({"mask": 0.012, "bucket": 0.009})[0]  # 33% faster, no budget
         'bucket'
+        >>> estimated_choice({"mask": 0.012, "bucket": 0.009}, steps=2000, time_budget=300)[0]
+        'mask'
+        >>> estimated_choice({"mask": 0.012, "bucket": 0.011})[0]  # within the margin
+        'mask'
     """
     fastest = min(estimates, key=lambda name: estimates[name])
     shown = ", ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in estimates.items())
+    if (
+        preferred in estimates
+        and steps is not None
+        and time_budget is not None
+        and steps * estimates[preferred] <= time_budget
+    ):
+        return preferred, (
+            f"{preferred}'s {steps} steps fit the --time-budget of {time_budget:g} s at the "
+            f"estimated speed ({shown} a step): {preferred} kept"
+        )
     if preferred in estimates and estimates[preferred] <= (1 + margin) * estimates[fastest]:
         if fastest == preferred:
             return preferred, f"estimated fastest ({shown} a step)"
@@ -274,13 +299,16 @@ def choose_auto(
     lengths: np.ndarray,
     batch_size: int,
     estimates: Mapping[str, float] | None = None,
+    steps: int | None = None,
+    time_budget: float | None = None,
 ) -> tuple[str, str]:
     """What ``--technique auto`` picks, and why: the one rule, in one place.
 
-    Per sequence: the faster of the timed candidates, or else of the candidates the cost
-    model estimated (``--planner cost``), mask kept unless another is more than 20% faster;
-    with neither (under ``torchrun`` with ``--planner timed``, or without data) the padding
-    of random batches decides. Per step: ``bucket``.
+    Per sequence: the faster of the timed candidates (mask kept unless another is more than
+    20% faster), or else from the cost model's estimates (``--planner cost``, see
+    :func:`estimated_choice`: mask kept when its steps fit the time budget); with neither
+    (under ``torchrun`` with ``--planner timed``, or without data) the padding of random
+    batches decides. Per step: ``bucket``.
 
     Args:
         kind: ``"sequence"`` or ``"step"``.
@@ -289,6 +317,8 @@ def choose_auto(
         batch_size: Sequences per batch.
         estimates: The candidates' estimated seconds per step
             (:func:`varlen.training.budget.estimate_step_seconds`), or ``None``.
+        steps: The step budget (``None``: a budget in epochs).
+        time_budget: The time budget in CPU seconds (``None``: none).
 
     Returns:
         ``(technique, reason)``, the reason starting with ``auto:``.
@@ -298,7 +328,7 @@ def choose_auto(
     if timings is not None:
         name, reason = choose_by_timing(dict(timings))
     elif estimates:
-        name, reason = estimated_choice(estimates)
+        name, reason = estimated_choice(estimates, steps=steps, time_budget=time_budget)
     else:
         name, reason = choose_technique(lengths, batch_size=batch_size)
     return name, f"auto: {reason}"

@@ -205,6 +205,8 @@ def plan_run(options: TrainOptions, prepared: Prepared, task: Task) -> Plan:
             lengths=lengths,
             batch_size=options.batch_size,
             estimates=estimates,
+            steps=options.steps if options.epochs is None else None,
+            time_budget=options.time_budget,
         )
     else:
         name, reason = options.technique, "chosen with --technique"
