@@ -3,12 +3,15 @@
 ``run.json`` sits beside the run's checkpoint; the options are also kept in the model
 directory. Both carry a format version that later versions read.
 
-Both records hold the options as given (:func:`~varlen.cli._train_options.plain`) and
-``record_version`` (:data:`RECORD_VERSION`). A record written by an earlier version is read by
-:func:`upgrade_options`: an option it lacks takes the default it had in the version that wrote
-it (so a model directory saved before an option existed keeps predicting as it did), and a
-version or an option this varlen does not know is refused with one line naming the varlen
-version that wrote it. Records without ``record_version`` are version 1 (varlen 0.1.0).
+Both records hold the options as given (:func:`~varlen.cli._train_options.plain`) and carry
+the one record version of varlen's files (:data:`varlen.training.artifacts.RECORD_VERSION`):
+``run.json`` as ``record_version``, the model directory in its ``format`` (read back as
+:attr:`~varlen.training.artifacts.LoadedModel.record_version`). A record written by an earlier
+version is read by :func:`upgrade_options`: an option it lacks takes the value it had in the
+version that wrote it (:data:`OPTIONS_ADDED`; so a model directory saved before an option
+existed keeps predicting and resuming as it did), and a version or an option this varlen does
+not know is refused with one line naming the varlen version that wrote it. Records without
+``record_version`` are version 1 (varlen 0.1.0).
 
 ``run.json`` also holds the run's fingerprint (the options that must not change, the features,
 the technique and a digest of the training data) and its planned steps: ``--resume`` continues
