@@ -151,7 +151,7 @@ def _recorded_plan(options: TrainOptions) -> Plan | None:
     why = (
         "chosen with --technique"
         if options.technique != "auto"
-        else "auto, as timed by the interrupted run"
+        else "auto, as chosen by the interrupted run"
     )
     return Plan(
         str(technique), why, steps, f"{steps} optimizer steps, as planned by the interrupted run"
