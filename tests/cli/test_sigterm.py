@@ -48,6 +48,6 @@ def test_sigterm_prints_the_resume_hint_and_removes_the_lock(tmp_path: Path) -> 
     _, stderr = process.communicate(timeout=SLOW)
     assert process.returncode == 143, stderr
     assert f"a checkpoint is in {out / 'checkpoint.pt'}" in stderr
-    assert f"varlen train {data} --out {out} --resume" in stderr
+    assert f"varlen train {data} --out {out} --threads 1 --resume" in stderr
     assert stderr.rstrip().endswith("varlen train: terminated (SIGTERM)")
     assert not (out / LOCK_FILE).exists()
