@@ -23,7 +23,7 @@ def test_train_ts_reports_and_saves_a_model(data_dir, tmp_path, capsys):
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert lines[0] == "data: train.ts: 38 train / 10 validation sequences, 2 features, 2 classes"
-    assert re.match(r"technique: (mask|bucket) \(auto: timed on the data: mask [\d,]+, ", lines[1])
+    assert re.match(r"technique: (mask|bucket) \(auto: .*estimated", lines[1])
     assert re.fullmatch(r"epochs: 2 of 2 run \(10 optimizer steps\), best [12]", lines[2])
     assert lines[3].startswith("validation: loss ")
     assert lines[4].startswith("test: loss ")
@@ -48,9 +48,12 @@ def test_train_ts_reports_and_saves_a_model(data_dir, tmp_path, capsys):
 
 
 def test_train_prints_why_auto_picked_the_technique(data_dir, tmp_path, capsys):
-    """Without --quiet, the auto choice and its reason also go to stderr before training."""
+    """Without --quiet, the auto choice and its reason also go to stderr before training.
+
+    With ``--planner timed``, auto times mask and bucket on the data and quotes the speeds.
+    """
     argv = ["train", str(data_dir / "train.ts"), "--out", str(tmp_path / "m")]
-    assert main([*argv, "--epochs", "1", "--hidden-size", "4"]) == 0
+    assert main([*argv, "--epochs", "1", "--hidden-size", "4", "--planner", "timed"]) == 0
     err = capsys.readouterr().err
     assert re.search(
         r"technique: (mask|bucket) \(auto: timed on the data: mask [\d,]+, bucket [\d,]+ "
@@ -120,15 +123,14 @@ def test_train_model_options_reach_the_model(data_dir, tmp_path):
 
 
 def test_train_same_seed_same_weights(data_dir, tmp_path):
-    """Two runs with the same seed and technique write identical weights; another seed differs.
+    """Two runs with the same seed write identical weights; another seed differs.
 
-    (``auto`` times the techniques, so it names the one it picked; pass it to reproduce.)
+    ``auto`` and the budget are planned from the data, not timed, so nothing else is needed.
     """
     weights = []
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         out = tmp_path / name
         argv = ["train", str(data_dir / "train.ts"), "--out", str(out), "--seed", str(seed)]
-        argv += ["--technique", "bucket"]
         assert main([*argv, *TINY]) == 0
         weights.append((out / "weights.pt").read_bytes())
     assert weights[0] == weights[1]
@@ -283,3 +285,27 @@ def test_choose_by_timing_keeps_the_preferred_within_the_margin():
     assert why == "timed on the data: mask 1,000, bucket 1,150 real steps/s, bucket chosen"
     with pytest.raises(ValueError, match="at least one technique"):
         choose_by_timing({})
+
+
+def test_default_plan_is_made_from_the_data(data_dir, tmp_path, capsys):
+    """By default the technique and the budget come from the data, not from timings.
+
+    ``--pool`` and ``--select`` reach the model and the run record.
+    """
+    out = tmp_path / "m"
+    argv = ["train", str(data_dir / "train.ts"), "--out", str(out), *TINY, "--pool", "4"]
+    assert main([*argv, "--select", "loss", "--conv-layers", "2"]) == 0
+    report = capsys.readouterr().out
+    assert re.search(r"technique: (mask|bucket) \(auto: .*estimated", report)
+    assert "timed" not in report
+    loaded = load_model(out)
+    assert loaded.model.config.conv_pools == (2, 2)
+    assert loaded.metadata["options"]["select"] == "loss"
+    assert loaded.metadata["options"]["planner"] == "cost"
+
+
+def test_pool_without_convolutions_is_refused(data_dir, tmp_path, capsys):
+    """--pool needs the front-end: one error line that says how to fix it."""
+    argv = ["train", str(data_dir / "train.ts"), "--out", str(tmp_path / "m"), *TINY]
+    assert main([*argv, "--conv-layers", "0", "--pool", "2"]) == 2
+    assert "--pool 2 needs the convolutional front-end" in one_error_line(capsys)

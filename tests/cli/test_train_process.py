@@ -136,3 +136,32 @@ def test_demo_keeps_the_cwd_clean_and_prints_the_train_command(tmp_path: Path) -
     test = re.search(r"^test: loss [\d.]+, accuracy ([\d.]+)$", again.stdout, re.MULTILINE)
     assert test is not None, again.stdout
     assert abs(float(test.group(1)) - float(accuracy)) < 5.1e-4  # the table shows 3 decimals
+
+
+def test_default_run_is_reproducible_under_cpu_load(tmp_path: Path) -> None:
+    """The same default command gives the same weights, bit for bit, idle or under load.
+
+    A busy process runs beside the second run; the plan (technique, pooling, budget) comes
+    from the data, so it does not change. Only ``--steps`` is lowered, to keep the test
+    short; every planning option is default.
+    """
+    data = write_ts_file(tmp_path / "train.ts", 40, seed=3)
+    weights, plans = [], []
+    for name in ("idle", "busy"):
+        busy = None
+        if name == "busy":
+            burn = "import time\nend = time.time() + 120\nwhile time.time() < end: pass"
+            busy = subprocess.Popen([sys.executable, "-c", burn])
+        try:
+            done = run_cli(
+                "train", data, "--out", tmp_path / name, "--steps", "30", cwd=tmp_path, timeout=SLOW
+            )
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
+        assert done.returncode == 0, done.stderr
+        weights.append((tmp_path / name / "weights.pt").read_bytes())
+        plans.append([line for line in done.stdout.splitlines() if line.startswith("technique")])
+    assert plans[0] == plans[1]
+    assert weights[0] == weights[1]

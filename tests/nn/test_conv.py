@@ -7,7 +7,13 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from varlen.nn import ConvFrontEnd, MaskedConv1d, series_standardize
+from varlen.nn import (
+    ConvFrontEnd,
+    MaskedConv1d,
+    masked_max_pool,
+    pooled_lengths,
+    series_standardize,
+)
 from varlen.training.models import ModelConfig, SequenceModel
 
 
@@ -130,7 +136,10 @@ def test_series_standardize_matches_each_sequence_alone(padding: str) -> None:
 
 
 @pytest.mark.parametrize("technique", ["mask", "lanes", "one-at-a-time", "pack"])
-def test_series_norm_conv_model_is_exact_in_every_exact_technique(technique: str) -> None:
+@pytest.mark.parametrize("pools", [(), (3,)], ids=["no-pool", "pool"])
+def test_series_norm_conv_model_is_exact_in_every_exact_technique(
+    technique: str, pools: tuple[int, ...]
+) -> None:
     """Scores of a conv + series-norm model do not depend on the technique's batching."""
     import numpy as np
 
@@ -140,7 +149,13 @@ def test_series_norm_conv_model_is_exact_in_every_exact_technique(technique: str
 
     torch.manual_seed(4)
     config = ModelConfig(
-        1, 3, conv_channels=(4,), conv_kernels=(3,), series_norm=True, pooling="mean"
+        1,
+        3,
+        conv_channels=(4,),
+        conv_kernels=(3,),
+        conv_pools=pools,
+        series_norm=True,
+        pooling="mean",
     )
     model = SequenceModel(config).eval()
     rng = np.random.default_rng(0)
@@ -152,3 +167,111 @@ def test_series_norm_conv_model_is_exact_in_every_exact_technique(technique: str
         got = get_technique(technique).run(model, data, indices).scores
         want = get_technique("one-at-a-time").run(model, data, indices).scores
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def _pool_alone(s: torch.Tensor, factor: int) -> torch.Tensor:
+    """The oracle: windows of ``factor`` steps from step 0, the last one short."""
+    return torch.stack([s[i : i + factor].amax(dim=0) for i in range(0, s.shape[0], factor)])
+
+
+@given(
+    lengths=st.lists(st.integers(0, 11), min_size=1, max_size=4),
+    factor=st.integers(1, 4),
+    padding=st.sampled_from(["pre", "post"]),
+    value=st.sampled_from([0.0, 1e6, float("nan")]),
+    extra=st.integers(0, 3),
+)
+def test_masked_max_pool_matches_each_sequence_alone(
+    lengths: list[int], factor: int, padding: str, value: float, extra: int
+) -> None:
+    """Each row is its sequence pooled alone (short last window); pads are zero, never win."""
+    torch.manual_seed(5)
+    seqs = [torch.randn(n, 2, dtype=torch.float64) for n in lengths]
+    T = max(lengths) + extra
+    x = _pad(seqs, T, padding=padding, value=value)
+    out, out_lengths = masked_max_pool(
+        x,
+        torch.tensor(lengths),
+        factor=factor,
+        padding=padding,  # type: ignore[arg-type]
+    )
+    assert out.shape == (len(lengths), -(-T // factor), 2)
+    assert out_lengths is not None
+    assert out_lengths.tolist() == [-(-n // factor) for n in lengths]
+    real = torch.zeros(out.shape[:2], dtype=torch.bool)
+    for i, (s, n) in enumerate(zip(seqs, out_lengths.tolist(), strict=True)):
+        if n:
+            got = _rows(out, i, n, padding=padding)
+            torch.testing.assert_close(got, _pool_alone(s, factor))
+            torch.testing.assert_close(got, masked_max_pool(s[None], factor=factor)[0][0])
+            real[i, :n] = padding == "post"
+            real[i, out.shape[1] - n :] |= padding == "pre"
+    assert bool((out[~real] == 0).all())
+
+
+@pytest.mark.parametrize("padding", ["pre", "post"])
+def test_pooled_front_end_gradients_match_each_sequence_alone(padding: str) -> None:
+    """With pooling between blocks, weight and input gradients equal the per-sequence ones."""
+    torch.manual_seed(6)
+    front = ConvFrontEnd(2, (4, 3), (5, 3), pools=(2, 3)).double()
+    lengths = [13, 1, 6, 0]
+    seqs = [torch.randn(n, 2, dtype=torch.float64, requires_grad=True) for n in lengths]
+    x = _pad([s.detach() for s in seqs], 15, padding=padding, value=7.0).requires_grad_(True)
+    out = front(x, torch.tensor(lengths), padding=padding)
+    assert out.shape[1] == 3  # ceil(15 / 6)
+    weights = torch.randn(out.shape, dtype=torch.float64)
+    (out * weights).sum().backward()
+    batched = {name: p.grad.clone() for name, p in front.named_parameters()}  # type: ignore[union-attr]
+    front.zero_grad()
+    total = torch.zeros((), dtype=torch.float64)
+    for i, (s, n) in enumerate(zip(seqs, lengths, strict=True)):
+        if n:
+            alone = front(s[None])[0]  # (ceil(n / 6), 3)
+            k = alone.shape[0]
+            total = total + (alone * _rows(weights, i, k, padding=padding)).sum()
+    total.backward()
+    for name, p in front.named_parameters():
+        torch.testing.assert_close(batched[name], p.grad)
+    assert x.grad is not None
+    for i, (s, n) in enumerate(zip(seqs, lengths, strict=True)):
+        if n:
+            torch.testing.assert_close(_rows(x.grad, i, n, padding=padding), s.grad)
+    real = sum(float(s.grad.abs().sum()) for s in seqs if s.grad is not None)
+    assert float(x.grad.abs().sum()) == pytest.approx(real)  # nothing flows into a pad
+
+
+@pytest.mark.parametrize("padding", ["pre", "post"])
+def test_pooled_conv_model_matches_each_sequence_alone(padding: str) -> None:
+    """A model whose front-end pools scores each sequence as it scores it alone."""
+    torch.manual_seed(7)
+    config = ModelConfig(
+        1,
+        3,
+        conv_channels=(8, 8),
+        conv_kernels=(7, 3),
+        conv_pools=(2, 2),
+        pooling="mean",
+        bidirectional=True,
+        series_norm=True,
+    )
+    model = SequenceModel(config).double().eval()
+    lengths = [17, 1, 6, 4]
+    seqs = [torch.randn(n, 1, dtype=torch.float64) for n in lengths]
+    x = _pad(seqs, 19, padding=padding, value=-9.0)
+    scores = model(x, torch.tensor(lengths), padding=padding)
+    for i, s in enumerate(seqs):
+        torch.testing.assert_close(scores[i], model(s[None])[0])
+
+
+def test_pooling_arguments_are_refused() -> None:
+    """Bad factors and pools that do not fit the convolutions raise, naming the argument."""
+    with pytest.raises(ValueError, match="factor must be an int >= 1"):
+        masked_max_pool(torch.zeros(1, 3, 1), factor=0)
+    with pytest.raises(ValueError, match="factor must be an int >= 1"):
+        pooled_lengths(torch.tensor([3]), True)
+    with pytest.raises(ValueError, match="one factor per convolution"):
+        ConvFrontEnd(1, (4, 4), (3, 3), pools=(2,))
+    with pytest.raises(ValueError, match="conv_pools must give one factor"):
+        ModelConfig(1, 2, conv_channels=(4,), conv_kernels=(3,), conv_pools=(2, 2))
+    with pytest.raises(ValueError, match="conv_pools must be ints >= 1"):
+        ModelConfig(1, 2, conv_channels=(4,), conv_kernels=(3,), conv_pools=(0,))

@@ -15,6 +15,7 @@ from varlen.data.normalize import Standardizer
 from varlen.data.ragged import Ragged
 from varlen.training.artifacts import (
     CONFIG_FILE,
+    RECORD_VERSION,
     WEIGHTS_FILE,
     ConfigFile,
     load_model,
@@ -94,7 +95,7 @@ def test_saved_files_are_json_and_plain_tensors(tmp_path):
     config = json.loads(
         (tmp_path / CONFIG_FILE).read_text(), parse_constant=lambda name: pytest.fail(name)
     )
-    assert config["format"] == "varlen-model/1"
+    assert config["format"] == "varlen-model/3"
     assert config["model"]["cell"] == "gru"
     assert config["metadata"] == {"x": None}
     state = torch.load(tmp_path / WEIGHTS_FILE, weights_only=True)
@@ -186,7 +187,7 @@ def edit_config(folder, change):
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        (lambda c: c.update(format="other/2"), r"must have format 'varlen-model/1', got 'other/2'"),
+        (lambda c: c.update(format="other/2"), r"must have format 'varlen-model/3', got 'other/2'"),
         (lambda c: c.pop("labels"), r"key 'labels' must be .*, got no such key"),
         (lambda c: c["model"].update(hidden_size=6), r"tensor 'rnn.weight_ih_l0' must be"),
         (lambda c: c["model"].update(colour=1), r"key 'model.colour' must be absent"),
@@ -374,3 +375,33 @@ def test_save_rejects_mismatched_standardizers(tmp_path):
         save_model(
             tmp_path, classifier(), features=list("abc"), labels=list("wxyz"), technique="magic"
         )
+
+
+def test_a_format_1_directory_still_loads_without_pooling(tmp_path):
+    """A model saved as varlen-model/1 (no conv_pools key: no pooling then) still loads."""
+    save_classifier(tmp_path)
+
+    def as_format_1(config):
+        config["format"] = "varlen-model/1"
+        config["model"].pop("conv_pools")
+
+    edit_config(tmp_path, as_format_1)
+    assert load_model(tmp_path).model.config.conv_pools == ()
+    assert load_model(tmp_path).record_version == 1
+
+
+def test_one_record_version_for_every_format(tmp_path):
+    """Version 2 wrote format 1 with metadata.record_version 2; a later version is refused."""
+    save_classifier(tmp_path)
+    assert load_model(tmp_path).record_version == RECORD_VERSION == 3
+
+    def as_version_2(config):
+        config["format"] = "varlen-model/1"
+        config["model"].pop("conv_pools")
+        config["metadata"]["record_version"] = 2
+
+    edit_config(tmp_path, as_version_2)
+    assert load_model(tmp_path).record_version == 2
+    edit_config(tmp_path, lambda c: c.update(format="varlen-model/4"))
+    with pytest.raises(ValueError, match="record version 4, which this varlen"):
+        load_model(tmp_path)

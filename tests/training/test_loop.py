@@ -93,6 +93,7 @@ def test_choose_technique_bucket_for_spread_lengths():
     ("options", "error", "match"),
     [
         ({"technique": "zip"}, ValueError, r"technique must be 'pad-pre' or"),
+        ({"select": "auc"}, ValueError, r"select must be 'loss' or 'metric', got 'auc'\."),
         ({"epochs": 0}, ValueError, r"TrainConfig: epochs must be an int >= 1, got 0\."),
         ({"batch_size": True}, ValueError, r"batch_size must be an int >= 1, got True\."),
         ({"lr": 0.0}, ValueError, r"TrainConfig: lr must be finite and > 0, got 0.0\."),
@@ -130,6 +131,24 @@ def test_fit_keeps_the_best_epoch_weights():
     assert result.best_epoch == int(np.argmin(np.array(losses, dtype=float)))
     loss, _ = evaluate(model, x[30:], y[30:])
     assert loss == pytest.approx(losses[result.best_epoch], abs=1e-6)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_fit_select_metric_keeps_the_epoch_of_best_metric_ties_to_lower_loss(task):
+    """select='metric' keeps the best validation metric's epoch; ties go to the lower loss."""
+    x, y, targets = easy_data(40)
+    torch.manual_seed(0)
+    if task == "classification":
+        model = tiny_classifier()
+    else:
+        model, y = SequenceRegressor(2, 1, hidden_size=6), targets.astype(np.float32)
+    config = TrainConfig(epochs=6, batch_size=8, lr=0.05, patience=None, select="metric")
+    result = fit(model, x[:30], y[:30], config=config, validation=(x[30:], y[30:]), progress=False)
+    sign = -1.0 if task == "classification" else 1.0  # accuracy up, MAE down
+    keys = [(sign * s.val_metric, s.val_loss) for s in result.history]  # type: ignore[operator]
+    assert result.best_epoch == min(range(len(keys)), key=lambda i: keys[i])
+    _, metric = evaluate(model, x[30:], y[30:])
+    assert metric == pytest.approx(result.history[result.best_epoch].val_metric, abs=1e-6)
 
 
 def test_fit_raises_when_the_training_loss_is_not_finite(tmp_path):

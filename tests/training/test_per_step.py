@@ -25,6 +25,8 @@ from varlen.training import (
     predict_steps,
     save_model,
 )
+from varlen.training.loop import train
+from varlen.training.per_step import step_task
 
 LENGTHS = [7, 1, 12, 0, 4, 9, 3]
 
@@ -175,6 +177,44 @@ def test_forecaster_learns_the_next_value():
     _, mae = evaluate_steps(model, x_val, y_val)
     naive = np.mean(np.concatenate([np.abs(np.diff(seq[:, 0])) for seq in x_val]))
     assert mae < 0.6 * naive
+
+
+class _Scripted:
+    """A per-step task whose validation scores are scripted, epoch by epoch."""
+
+    def __init__(self, inner: Any, scores: list[tuple[float, float]]) -> None:
+        self.inner, self.scores = inner, iter(scores)
+        self.name, self.lengths, self.has_validation = "fit_steps", inner.lengths, True
+
+    def batch_loss(self, model: SequenceModel, indices: np.ndarray) -> Any:
+        return self.inner.batch_loss(model, indices)
+
+    def validate(self, model: SequenceModel) -> tuple[float, float]:
+        return next(self.scores)
+
+
+@pytest.mark.parametrize(
+    ("kind", "select", "best"),
+    [
+        ("labeller", "loss", 1),
+        ("labeller", "metric", 2),  # accuracy 0.9 twice: the lower loss
+        ("regressor", "loss", 1),
+        ("regressor", "metric", 3),  # lowest MAE
+    ],
+)
+def test_select_is_the_engines_rule_for_per_step_tasks(kind, select, best):
+    """train() keeps the epoch that select names for a per-step task, as for fit."""
+    x, y = xor_task(16, 0)
+    if kind == "labeller":
+        model: SequenceModel = SequenceLabeller(2, 2, hidden_size=4)
+        scores = [(1.0, 0.5), (0.5, 0.7), (0.8, 0.9), (0.9, 0.9)]
+    else:
+        model, y = StepRegressor(2, 1, hidden_size=4), y.with_values(y.values.astype(np.float32))
+        scores = [(1.0, 0.9), (0.5, 0.7), (0.8, 0.6), (0.9, 0.4)]
+    config = TrainConfig(epochs=4, batch_size=8, patience=None, seed=0, select=select)
+    task = _Scripted(step_task(x, y, config), scores)
+    result = train(model, task, config=config, progress=False)
+    assert result.best_epoch == best
 
 
 @pytest.mark.parametrize("technique", ["bucket", "mask", "pack"])

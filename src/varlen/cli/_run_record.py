@@ -3,12 +3,15 @@
 ``run.json`` sits beside the run's checkpoint; the options are also kept in the model
 directory. Both carry a format version that later versions read.
 
-Both records hold the options as given (:func:`~varlen.cli._train_options.plain`) and
-``record_version`` (:data:`RECORD_VERSION`). A record written by an earlier version is read by
-:func:`upgrade_options`: an option it lacks takes the default it had in the version that wrote
-it (so a model directory saved before an option existed keeps predicting as it did), and a
-version or an option this varlen does not know is refused with one line naming the varlen
-version that wrote it. Records without ``record_version`` are version 1 (varlen 0.1.0).
+Both records hold the options as given (:func:`~varlen.cli._train_options.plain`) and carry
+the one record version of varlen's files (:data:`varlen.training.artifacts.RECORD_VERSION`):
+``run.json`` as ``record_version``, the model directory in its ``format`` (read back as
+:attr:`~varlen.training.artifacts.LoadedModel.record_version`). A record written by an earlier
+version is read by :func:`upgrade_options`: an option it lacks takes the value it had in the
+version that wrote it (:data:`OPTIONS_ADDED`; so a model directory saved before an option
+existed keeps predicting and resuming as it did), and a version or an option this varlen does
+not know is refused with one line naming the varlen version that wrote it. Records without
+``record_version`` are version 1 (varlen 0.1.0).
 
 ``run.json`` also holds the run's fingerprint (the options that must not change, the features,
 the technique and a digest of the training data) and its planned steps: ``--resume`` continues
@@ -35,6 +38,7 @@ from varlen._atomic import write_text
 from varlen._schema import SchemaError, check_fields
 from varlen.cli._common import CommandError, say
 from varlen.cli._train_options import TrainOptions, given_options, plain
+from varlen.training.artifacts import RECORD_VERSION
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -52,9 +56,14 @@ __all__ = [
 
 CHECKPOINT_FILE = "checkpoint.pt"
 RUN_FILE = "run.json"
-RECORD_VERSION = 2
-"""The version of the recorded options: 1 (varlen 0.1.0, unversioned), 2 (task defaults as
-``None``: ``steps``, ``schedule``, ``conv_layers``, ``series_norm``)."""
+# RECORD_VERSION is the one version of model directories and run records
+# (:data:`varlen.training.artifacts.RECORD_VERSION`): 1 (varlen 0.1.0, unversioned), 2 (task
+# defaults as ``None``: ``steps``, ``schedule``, ``conv_layers``, ``series_norm``), 3 (the
+# options ``planner``, ``pool``, ``select``; :data:`OPTIONS_ADDED`).
+
+OPTIONS_ADDED: dict[int, dict[str, Any]] = {3: {"planner": "timed", "pool": 1, "select": "loss"}}
+"""Version -> the options it added, with what every run recorded before it did: the timed
+plan, no pooling, the epoch of lowest validation loss."""
 
 _V1_DEFAULTS: dict[str, Any] = {
     "test": None,
@@ -157,6 +166,8 @@ def upgrade_options(
             "is damaged or was edited; train the model again."
         )
     known = _V1_DEFAULTS if version == 1 else _defaults()
+    later = {k: v for n, added in OPTIONS_ADDED.items() if n > version for k, v in added.items()}
+    known = {key: value for key, value in known.items() if key not in later}
     unknown = sorted(set(record) - set(known) - {"data"})
     if unknown:
         raise CommandError(
@@ -167,6 +178,7 @@ def upgrade_options(
     values = {**known, **record}
     if version == 1 and per_step:
         values.update(dict.fromkeys(_V1_PER_STEP_IGNORED))
+    values.update(later)  # what the runs of the record's version did
     values = {**_defaults(), **values}  # options added after the record's version
     try:
         check_fields(TrainOptions, values, key=key)

@@ -13,18 +13,20 @@ import argparse
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from varlen._checks import check_choice
 from varlen.cli._common import _read_toml, add_table_options
 from varlen.cli._targets import TaskChoice
-from varlen.training.loop import Schedule
+from varlen.training.loop import Schedule, Selection
 from varlen.training.models import Cell, Pooling
 from varlen.training.techniques import TECHNIQUES
 
-__all__ = ["TrainOptions", "add_arguments", "given_options", "plain"]
+__all__ = ["PLANNERS", "Planner", "TrainOptions", "add_arguments", "given_options", "plain"]
 
 _TASKS: tuple[TaskChoice, ...] = ("auto", "classification", "regression")
+Planner = Literal["cost", "timed"]
+PLANNERS: tuple[Planner, ...] = ("cost", "timed")
 _MINIMA = {
     "steps": 1,
     "epochs": 1,
@@ -38,6 +40,7 @@ _MINIMA = {
     "patience": 0,
     "seed": 0,
     "horizon": 0,
+    "pool": 1,
 }
 
 
@@ -61,10 +64,12 @@ class TrainOptions:
             2,000 for a per-sequence model, none for a per-step one (it trains 60 epochs).
         epochs: Train this many epochs instead of ``steps`` (``None``: from ``steps``).
         time_budget: Plan fewer than ``steps`` steps when they would take longer than this
-            many seconds at the speed measured on the data (``None``: no time budget; it
-            applies to a step budget, not to ``epochs``). The
-            speed is measured in CPU time, so a busy machine does not change the plan (with
-            one thread, CPU time is wall time on an idle machine).
+            many CPU seconds at the speed ``planner`` gives (``None``: no time budget; it
+            applies to a step budget, not to ``epochs``).
+        planner: How ``auto`` and the time budget are decided: ``"cost"`` (default) from the
+            data alone (lengths, sizes, the model: a deterministic cost model, so the same
+            command plans the same run on any machine load), or ``"timed"``: the candidates
+            timed on the data in CPU time (closer to this machine, but two runs may differ).
         time_limit: Stop after the epoch that ends past this many seconds (``None``: none).
         batch_size: Sequences per batch.
         lr: Peak Adam learning rate.
@@ -83,12 +88,19 @@ class TrainOptions:
             sizes 7, 5, 3, 3, ... (``None``: 3 per sequence, 0 per step; a forecaster takes
             none: they read later steps).
         conv_channels: Channels of each convolution.
+        pool: Total factor by which the front-end's exact max pooling shortens each series
+            before the recurrent layer (``None``: from the data, so that a median-length
+            series reaches it as about 128 steps; 1: no pooling). Per-sequence models only.
         series_norm: Also feed each series standardized by its own mean and std (series
             from disparate sources differ in gain and offset; ``None``: on per sequence, off
             per step).
         val_fraction: Share of the training data held out for validation, in ``[0, 1)``.
-        patience: Optimizer steps without a better validation loss before stopping; 0 never
-            stops; ``None``: half the run's steps per sequence, 15 epochs per step.
+        patience: Optimizer steps without a better validation epoch (see ``select``) before
+            stopping; 0 never stops; ``None``: half the run's steps per sequence, 15 epochs per
+            step.
+        select: The best epoch (kept) is the one of best validation ``"metric"`` (accuracy,
+            or MAE; ties to the lower loss), or of lowest validation ``"loss"``; the same for
+            both tasks.
         seed: Seed of the split, the weights, the batches and dropout.
         threads: Torch CPU threads (1 is fastest for these small recurrent layers on CPU).
         flush_denormal: Flush denormal floats to zero in this process (see :func:`run`).
@@ -112,6 +124,7 @@ class TrainOptions:
     steps: int | None = None
     epochs: int | None = None
     time_budget: float | None = 300.0
+    planner: Planner = "cost"
     time_limit: float | None = None
     batch_size: int = 32
     lr: float = 3e-3
@@ -126,9 +139,11 @@ class TrainOptions:
     dropout: float = 0.1
     conv_layers: int | None = None
     conv_channels: int = 64
+    pool: int | None = None
     series_norm: bool | None = None
     val_fraction: float = 0.2
     patience: int | None = None
+    select: Selection = "metric"
     seed: int = 0
     threads: int = 1
     flush_denormal: bool = True
@@ -143,6 +158,8 @@ class TrainOptions:
         where = "train"
         check_choice(where, "task", self.task, _TASKS)
         check_choice(where, "technique", self.technique, ("auto", *TECHNIQUES))
+        check_choice(where, "planner", self.planner, PLANNERS)
+        check_choice(where, "select", self.select, ("metric", "loss"))
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"{where}: val_fraction must be in [0, 1), got {self.val_fraction!r}.")
         for name, low in _MINIMA.items():
@@ -184,7 +201,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(
         "--technique",
         choices=("auto", *TECHNIQUES),
-        help="how batches are formed and fed (default auto: the fastest, timed on the data)",
+        help="how batches are formed and fed (default auto: from the data, see --planner)",
     )
     _flag("--steps", type=int, help="budget in optimizer steps (default 2000; per step: 60 epochs)")
     _flag("--epochs", type=int, help="train this many epochs instead of --steps")
@@ -192,8 +209,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--time-budget",
         type=float,
         metavar="SECONDS",
-        help="plan fewer steps if --steps would take longer (CPU seconds, timed on the data; "
-        "default 300)",
+        help="plan fewer steps if --steps would take longer (CPU seconds, estimated from the "
+        "data; default 300)",
+    )
+    _flag(
+        "--planner",
+        choices=PLANNERS,
+        help="how auto and --time-budget decide: cost (default: from the data alone, the same "
+        "plan on any machine load) or timed (the candidates timed on this machine)",
     )
     _flag("--time-limit", type=float, metavar="SECONDS", help="stop after this long (default none)")
     _flag("--batch-size", type=int, help=f"sequences per batch (default {d['batch_size'].default})")
@@ -234,6 +257,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--conv-channels", type=int, help=f"their channels (default {d['conv_channels'].default})"
     )
     _flag(
+        "--pool",
+        type=int,
+        metavar="FACTOR",
+        help="shorten series by this factor (exact max pooling in the front-end) before the "
+        "LSTM (default: from the lengths, to about 128 steps; 1 = none; per-sequence only)",
+    )
+    _flag(
         "--series-norm",
         action=argparse.BooleanOptionalAction,
         help="also feed each series standardized by its own mean and std (default on; off "
@@ -246,6 +276,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="STEPS",
         help="early stopping after this many optimizer steps without progress, 0 = off "
         "(default: half the steps; 15 epochs per step)",
+    )
+    _flag(
+        "--select",
+        choices=("metric", "loss"),
+        help="keep the epoch of best validation metric (default; ties to the lower loss) or loss",
     )
     _flag("--seed", type=int, help="seed of everything random (default 0)")
     _flag("--threads", type=int, help="torch CPU threads (default 1: fastest here)")

@@ -20,6 +20,7 @@ import numpy as np
 from varlen.batching.report import choose_technique
 from varlen.cli._common import CommandError
 from varlen.cli._train_options import TrainOptions
+from varlen.training.budget import front_end_pools, spread_pools
 from varlen.training.loop import PatienceUnit, Schedule, TrainConfig
 from varlen.training.techniques import Timing, choose_by_timing
 
@@ -31,6 +32,8 @@ __all__ = [
     "auto_candidates",
     "choose_auto",
     "conv_kernels",
+    "conv_pools",
+    "estimated_choice",
     "plan_budget",
     "plan_steps",
     "plan_validation",
@@ -178,7 +181,12 @@ class Plan(NamedTuple):
 
 
 def plan_steps(
-    steps: int, time_budget: float | None, seconds_per_step: float | None, *, min_steps: int = 50
+    steps: int,
+    time_budget: float | None,
+    seconds_per_step: float | None,
+    *,
+    min_steps: int = 50,
+    how: str = "measured",
 ) -> tuple[int, str]:
     """The run's optimizer steps: ``steps``, or fewer to fit ``time_budget``; and why.
 
@@ -189,8 +197,10 @@ def plan_steps(
     Args:
         steps: The budget in optimizer steps.
         time_budget: Seconds the training should take, or ``None`` (no time budget).
-        seconds_per_step: Measured seconds of one step, or ``None`` (not measured).
+        seconds_per_step: Seconds of one step, or ``None`` (not known).
         min_steps: Fewest steps planned, whatever the time budget.
+        how: How ``seconds_per_step`` was found (``"measured"``, ``"estimated"``), for the
+            reason.
 
     Returns:
         The planned steps and a one-line reason.
@@ -200,13 +210,13 @@ def plan_steps(
     fits = int(time_budget / seconds_per_step)
     if fits >= steps:
         return steps, (
-            f"{steps} optimizer steps (about {steps * seconds_per_step:.0f} CPU s at the measured "
+            f"{steps} optimizer steps (about {steps * seconds_per_step:.0f} CPU s at the {how} "
             f"{seconds_per_step * 1000:.0f} ms a step)"
         )
     planned = max(fits, min(min_steps, steps))
     return planned, (
         f"{planned} optimizer steps: {steps} would take about {steps * seconds_per_step:.0f} CPU "
-        f"s at the measured {seconds_per_step * 1000:.0f} ms a step, over the --time-budget of "
+        f"s at the {how} {seconds_per_step * 1000:.0f} ms a step, over the --time-budget of "
         f"{time_budget:g} s"
     )
 
@@ -223,34 +233,104 @@ def auto_candidates(kind: TaskKind) -> tuple[str, ...]:
     return ("mask", "bucket") if kind == "sequence" else ("bucket",)
 
 
+def estimated_choice(
+    estimates: Mapping[str, float],
+    *,
+    steps: int | None = None,
+    time_budget: float | None = None,
+    preferred: str = "mask",
+    margin: float = 0.2,
+) -> tuple[str, str]:
+    """What ``auto`` picks from estimates: ``preferred`` unless another is faster where it counts.
+
+    ``preferred`` is left only for a candidate clearly faster, and only when the speed
+    changes the plan.
+
+    Speed only buys something when the time budget binds: if ``steps`` steps of ``preferred``
+    fit ``time_budget`` at its estimated speed, a faster technique would train the same steps,
+    so ``preferred`` (mask: random batches that mix lengths) is kept. Otherwise (the budget
+    binds, or there is none) the timed rule
+    (:func:`varlen.training.techniques.choose_by_timing`) is applied to the estimates:
+    another candidate only when it is estimated more than ``margin`` faster.
+
+    Args:
+        estimates: Candidate -> estimated CPU seconds per optimizer step.
+        steps: The step budget (``None``: a budget in epochs; no time budget applies).
+        time_budget: The time budget in CPU seconds (``None``: none).
+        preferred: Kept unless another is more than ``margin`` faster and the budget binds.
+        margin: Relative speed-up needed to leave ``preferred``.
+
+    Returns:
+        ``(technique, reason)``.
+
+    Example:
+        >>> estimated_choice({"mask": 0.012, "bucket": 0.009})[0]  # 33% faster, no budget
+        'bucket'
+        >>> estimated_choice({"mask": 0.012, "bucket": 0.009}, steps=2000, time_budget=300)[0]
+        'mask'
+        >>> estimated_choice({"mask": 0.012, "bucket": 0.011})[0]  # within the margin
+        'mask'
+    """
+    fastest = min(estimates, key=lambda name: estimates[name])
+    shown = ", ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in estimates.items())
+    if (
+        preferred in estimates
+        and steps is not None
+        and time_budget is not None
+        and steps * estimates[preferred] <= time_budget
+    ):
+        return preferred, (
+            f"{preferred}'s {steps} steps fit the --time-budget of {time_budget:g} s at the "
+            f"estimated speed ({shown} a step): {preferred} kept"
+        )
+    if preferred in estimates and estimates[preferred] <= (1 + margin) * estimates[fastest]:
+        if fastest == preferred:
+            return preferred, f"estimated fastest ({shown} a step)"
+        return preferred, (
+            f"{fastest} is estimated at most {margin:.0%} faster ({shown} a step): {preferred} kept"
+        )
+    return fastest, f"estimated fastest ({shown} a step)"
+
+
 def choose_auto(
     kind: TaskKind,
     *,
     timings: Mapping[str, Timing] | None,
     lengths: np.ndarray,
     batch_size: int,
+    estimates: Mapping[str, float] | None = None,
+    steps: int | None = None,
+    time_budget: float | None = None,
 ) -> tuple[str, str]:
     """What ``--technique auto`` picks, and why: the one rule, in one place.
 
-    Per sequence: the faster of the timed candidates (mask preferred when within a margin);
-    untimed (under ``torchrun``, or without data) the padding of random batches decides. Per
-    step: ``bucket``.
+    Per sequence: the faster of the timed candidates (mask kept unless another is more than
+    20% faster), or else from the cost model's estimates (``--planner cost``, see
+    :func:`estimated_choice`: mask kept when its steps fit the time budget); with neither
+    (under ``torchrun`` with ``--planner timed``, or without data) the padding of random
+    batches decides. Per step: ``bucket``.
 
     Args:
         kind: ``"sequence"`` or ``"step"``.
         timings: The candidates' timings on the data, or ``None`` (not timed).
         lengths: ``(B,)`` training lengths.
         batch_size: Sequences per batch.
+        estimates: The candidates' estimated seconds per step
+            (:func:`varlen.training.budget.estimate_step_seconds`), or ``None``.
+        steps: The step budget (``None``: a budget in epochs).
+        time_budget: The time budget in CPU seconds (``None``: none).
 
     Returns:
         ``(technique, reason)``, the reason starting with ``auto:``.
     """
     if kind == "step":
         return "bucket", "auto: per-step models train on length-bucketed padded batches"
-    if timings is None:
-        name, reason = choose_technique(lengths, batch_size=batch_size)
-    else:
+    if timings is not None:
         name, reason = choose_by_timing(dict(timings))
+    elif estimates:
+        name, reason = estimated_choice(estimates, steps=steps, time_budget=time_budget)
+    else:
+        name, reason = choose_technique(lengths, batch_size=batch_size)
     return name, f"auto: {reason}"
 
 
@@ -260,14 +340,17 @@ def plan_budget(
     train_size: int,
     technique: str,
     timings: Mapping[str, Timing] | None,
+    estimate: float | None = None,
 ) -> tuple[int, str]:
-    """The run's optimizer steps and why: its epochs' batches, or its (timed) step budget.
+    """The run's optimizer steps and why: its epochs' batches, or its step budget.
 
     Args:
         options: The resolved options (:func:`resolve`).
         train_size: Training sequences.
         technique: The chosen technique.
         timings: Timings on the data (``None``: not timed).
+        estimate: Without timings, the cost model's seconds per step of ``technique``
+            (``None``: not estimated, no time budget applies).
 
     Returns:
         The planned steps and a one-line reason.
@@ -277,6 +360,8 @@ def plan_budget(
         return options.epochs * per_epoch, f"{options.epochs} epochs of {per_epoch} steps"
     if options.steps is None:
         raise ValueError("varlen bug: plan_budget needs resolved options")
+    if timings is None and estimate is not None:
+        return plan_steps(options.steps, options.time_budget, estimate, how="estimated")
     timing = None if timings is None else timings.get(technique)
     per_step = timing.seconds / timing.batches if timing is not None and timing.batches else None
     return plan_steps(options.steps, options.time_budget, per_step)
@@ -292,6 +377,34 @@ def conv_kernels(layers: int) -> tuple[int, ...]:
         Odd kernel sizes.
     """
     return tuple(max(7 - 2 * i, 3) for i in range(layers))
+
+
+def conv_pools(pool: int | None, layers: int, lengths: np.ndarray) -> tuple[int, ...]:
+    """Pooling factors of the front-end's blocks: ``--pool`` spread, or chosen from the lengths.
+
+    Args:
+        pool: The total factor (``--pool``), or ``None``: from the lengths.
+        layers: Convolution blocks.
+        lengths: ``(n,)`` training lengths.
+
+    Returns:
+        One factor per block (see :func:`varlen.training.budget.front_end_pools`), or ``()``
+        when nothing is pooled (a total factor of 1).
+
+    Raises:
+        CommandError: If ``--pool`` is more than 1 without convolutions.
+    """
+    if pool is None:
+        pools = front_end_pools(lengths, layers)
+    else:
+        try:
+            pools = spread_pools(pool, layers)
+        except ValueError:
+            raise CommandError(
+                f"--pool {pool} needs the convolutional front-end, got --conv-layers 0. "
+                "Pass --conv-layers 1 or more, or --pool 1."
+            ) from None
+    return pools if any(factor > 1 for factor in pools) else ()
 
 
 def _patience(
@@ -344,4 +457,5 @@ def train_config(
         warmup_steps=warmup,
         time_limit=options.time_limit,
         seed=options.seed,
+        select=options.select,
     )

@@ -40,6 +40,7 @@ from varlen.cli._train_plan import (
     TaskDefaults,
     TaskKind,
     conv_kernels,
+    conv_pools,
     plan_validation,
 )
 from varlen.data.normalize import Standardizer
@@ -199,6 +200,7 @@ def _model_config(
         pooling=options.pooling,
         conv_channels=(options.conv_channels,) * layers,
         conv_kernels=conv_kernels(layers),
+        conv_pools=() if per_step else conv_pools(options.pool, layers, prepared.train.x.lengths),
         series_norm=bool(options.series_norm),
         per_step=per_step,
         horizon=horizon,
@@ -369,6 +371,11 @@ class StepTask:
             raise CommandError(
                 f"--pooling {options.pooling} pools each sequence into one output; a per-step "
                 "task has an output at every step. Drop --pooling."
+            )
+        if options.pool is not None and options.pool > 1:
+            raise CommandError(
+                f"--pool {options.pool} shortens each sequence; a per-step task has an output "
+                "at every step of it. Drop --pool."
             )
         if "conv_channels" in given and not options.conv_layers:
             raise CommandError(

@@ -147,7 +147,7 @@ def recorded_options(loaded: LoadedModel, model: Path) -> dict[str, Any] | None:
         return None
     return upgrade_options(
         loaded.metadata["options"],
-        version=loaded.metadata.get("record_version", 1),
+        version=loaded.record_version,
         written_by=loaded.varlen_version,
         per_step=loaded.model.config.per_step,
         source=repr(os.fspath(model / CONFIG_FILE)),

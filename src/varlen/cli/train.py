@@ -7,8 +7,9 @@ command. Steps: read the data (``.ts``, or a long-format CSV/Parquet table with 
 --features --target``), check the targets fit the task (inferred: labels -> classification,
 floating numbers -> regression), split a validation set (stratified by class; none, with a
 warning, when it would be too small to select on), fit the standardizer on the training split's
-real steps only, plan the run (``auto`` times mask and bucket on the data and says why; the step
-budget shrinks to fit ``--time-budget`` at the timed speed), train with warm-up and cosine decay,
+real steps only, plan the run (``auto`` and the step budget from the data: the cost model's
+estimate, or with ``--planner timed`` mask and bucket timed on the data; the reason is printed;
+the step budget shrinks to fit ``--time-budget``), train with warm-up and cosine decay,
 early stopping counted in steps and an atomic checkpoint at most every 10 s (``--resume``
 continues an interrupted run exactly, with the options recorded in ``run.json``), report, and
 save the model directory (see :mod:`varlen.training.artifacts`).
@@ -41,7 +42,6 @@ from varlen._lock import FolderBusyError, folder_lock
 from varlen.cli._common import CommandError, build_config, count, progress_enabled, say
 from varlen.cli._run_record import (
     CHECKPOINT_FILE,
-    RECORD_VERSION,
     check_resume,
     data_digest,
     fingerprint,
@@ -60,6 +60,7 @@ from varlen.cli._train_plan import (
 )
 from varlen.cli._train_tasks import Prepared, Score, Task, choose_task
 from varlen.training.artifacts import save_model
+from varlen.training.budget import estimate_step_seconds
 from varlen.training.loop import FitResult
 from varlen.training.models import SequenceModel
 from varlen.training.techniques import TECHNIQUES
@@ -150,7 +151,7 @@ def _recorded_plan(options: TrainOptions) -> Plan | None:
     why = (
         "chosen with --technique"
         if options.technique != "auto"
-        else "auto, as timed by the interrupted run"
+        else "auto, as chosen by the interrupted run"
     )
     return Plan(
         str(technique), why, steps, f"{steps} optimizer steps, as planned by the interrupted run"
@@ -160,10 +161,12 @@ def _recorded_plan(options: TrainOptions) -> Plan | None:
 def plan_run(options: TrainOptions, prepared: Prepared, task: Task) -> Plan:
     """Choose the technique and the step budget of a run.
 
-    ``auto`` picks as :func:`~varlen.cli._train_plan.choose_auto` says (per sequence: the
-    faster of mask and bucket, timed on the data); the budget is ``--steps``, or fewer to fit
-    ``--time-budget`` at the measured speed. Under ``torchrun`` (several ranks) nothing is
-    timed, so every rank plans the same.
+    ``auto`` picks as :func:`~varlen.cli._train_plan.choose_auto` says; the budget is
+    ``--steps``, or fewer to fit ``--time-budget``. With ``--planner cost`` (the default) both
+    come from the data alone: the candidates' speed is the cost model's estimate
+    (:func:`varlen.training.budget.estimate_step_seconds`), so a run plans the same on any
+    machine load. With ``--planner timed`` the candidates are timed on the data; under
+    ``torchrun`` (several ranks) nothing is timed, so every rank plans the same.
 
     Args:
         options: The resolved options.
@@ -181,18 +184,36 @@ def plan_run(options: TrainOptions, prepared: Prepared, task: Task) -> Plan:
     auto = options.technique == "auto"
     candidates = auto_candidates(task.kind) if auto else (options.technique,)
     budgeted = options.epochs is None and options.time_budget is not None
-    timed = not (several or n == 0) and (task.kind == "sequence" or budgeted)
-    timings = task.time(options, prepared, candidates) if timed else None
+    lengths = prepared.train.x.lengths
+    estimates: dict[str, float] | None = None
+    timings = None
+    if options.planner == "cost":
+        if n and (task.kind == "sequence" or budgeted):
+            config = task.build_model(options, prepared).config
+            estimates = {
+                name: estimate_step_seconds(
+                    config, lengths, batch_size=options.batch_size, technique=name
+                )
+                for name in candidates
+            }
+    elif not (several or n == 0) and (task.kind == "sequence" or budgeted):
+        timings = task.time(options, prepared, candidates)
     if auto:
         name, reason = choose_auto(
             task.kind,
             timings=timings,
-            lengths=prepared.train.x.lengths,
+            lengths=lengths,
             batch_size=options.batch_size,
+            estimates=estimates,
+            steps=options.steps if options.epochs is None else None,
+            time_budget=options.time_budget,
         )
     else:
         name, reason = options.technique, "chosen with --technique"
-    steps, budget = plan_budget(options, train_size=n, technique=name, timings=timings)
+    estimate = None if estimates is None else estimates.get(name)
+    steps, budget = plan_budget(
+        options, train_size=n, technique=name, timings=timings, estimate=estimate
+    )
     return Plan(name, reason, steps, budget)
 
 
@@ -258,7 +279,6 @@ def _save(
         target_normalizer=prepared.target_normalizer,
         technique=plan.technique,
         metadata={
-            "record_version": RECORD_VERSION,
             "options": plain(options),
             **extra,
             "technique_reason": plan.reason,

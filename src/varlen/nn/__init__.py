@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from varlen.nn import functional
-from varlen.nn.conv import ConvFrontEnd, MaskedConv1d, series_standardize
+from varlen.nn.conv import (
+    ConvFrontEnd,
+    MaskedConv1d,
+    masked_max_pool,
+    pooled_lengths,
+    series_standardize,
+)
 from varlen.nn.embedding import MaskedEmbedding
 from varlen.nn.export import ExportError, OnnxExport, export_onnx
 from varlen.nn.generation import Generation, RecurrentLM, Strategy, TokenModel, generate
@@ -79,9 +85,11 @@ __all__ = [
     "masked_cross_entropy",
     "masked_mae",
     "masked_max",
+    "masked_max_pool",
     "masked_mean",
     "masked_mse",
     "masked_softmax",
+    "pooled_lengths",
     "reset_state",
     "run_lanes",
     "run_one_at_a_time",

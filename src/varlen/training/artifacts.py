@@ -52,18 +52,44 @@ from varlen.training.techniques import TECHNIQUES
 __all__ = [
     "CONFIG_FILE",
     "FORMAT",
+    "MODEL_KEYS_ADDED",
+    "RECORD_VERSION",
     "WEIGHTS_FILE",
     "ConfigFile",
     "LoadedModel",
     "load_model",
     "load_tensors",
+    "record_version",
     "save_model",
 ]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
-FORMAT = "varlen-model/1"
-"""The ``format`` value of ``config.json``; :func:`load_model` rejects any other."""
+RECORD_VERSION = 3
+"""The one version of everything varlen writes about a model: ``config.json`` (its
+``format``) and the run record of ``varlen train`` (``run.json``, the options kept in the
+metadata). Each version reads every earlier one:
+
+1. varlen 0.1.0: ``format`` ``"varlen-model/1"``, nothing else versioned.
+2. Per-task option defaults (``None``) in the recorded options; still ``"varlen-model/1"``,
+   with ``metadata.record_version`` 2 (the only version recorded there).
+3. ``ModelConfig.conv_pools`` (exact max pooling in the front-end); the options ``planner``,
+   ``pool``, ``select``. ``format`` ``"varlen-model/3"``; from now on the format is the version.
+
+What a version added is read from an earlier record as the value every run had then (an
+exact reading, not a default): :data:`MODEL_KEYS_ADDED` here, the options in
+:mod:`varlen.cli` (its run record).
+"""
+
+FORMAT = f"varlen-model/{RECORD_VERSION}"
+"""The ``format`` value of ``config.json`` (see :data:`RECORD_VERSION`)."""
+
+_FORMAT_1 = "varlen-model/1"
+_READABLE = frozenset(range(1, RECORD_VERSION + 1))
+
+MODEL_KEYS_ADDED: dict[int, dict[str, Any]] = {3: {"conv_pools": []}}
+"""Version -> the model keys it added, with the one value every earlier model had (before
+version 3 the front-end did not pool)."""
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -113,6 +139,8 @@ class LoadedModel(NamedTuple):
             saved), or ``None`` (classification).
         metadata: Free-form JSON metadata saved with the model.
         varlen_version: The varlen version that saved it.
+        record_version: The :data:`RECORD_VERSION` it was saved with (earlier versions are
+            read as this one; the options recorded in ``metadata`` are not upgraded here).
     """
 
     model: SequenceModel
@@ -123,6 +151,7 @@ class LoadedModel(NamedTuple):
     target_normalizer: Standardizer | None
     metadata: dict[str, Any]
     varlen_version: str
+    record_version: int = RECORD_VERSION
 
 
 def _jsonable(value: Any) -> Any:
@@ -280,7 +309,7 @@ def _fail(path: Path, problem: str) -> _Invalid:
     )
 
 
-def _read_config(folder: Path) -> dict[str, Any]:
+def _read_config(folder: Path) -> tuple[dict[str, Any], int]:
     where = "load_model"
     if not folder.exists():
         raise FileNotFoundError(f"{where}: model directory {os.fspath(folder)!r} does not exist.")
@@ -304,15 +333,23 @@ def _read_config(folder: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as error:
         text = " ".join(str(error).split())
         raise ValueError(f"{where}: {os.fspath(path)!r} must be valid JSON, got {text}.") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
+    version = record_version(config) if isinstance(config, dict) else None
+    if not isinstance(config, dict) or version is None:
         got = config.get("format") if isinstance(config, dict) else type(config).__name__
         raise ValueError(f"{where}: {os.fspath(path)!r} must have format {FORMAT!r}, got {got!r}.")
+    if version not in _READABLE:
+        raise ValueError(
+            f"{where}: {os.fspath(path)!r}: written by varlen {config.get('varlen_version')} "
+            f"with record version {version}, which this varlen {__version__} cannot read (it "
+            f"reads versions 1 to {RECORD_VERSION}). Upgrade varlen to use it."
+        )
+    config = _upgrade(config, version)
     try:
         check_fields(ConfigFile, config)
     except SchemaError as error:
         raise _fail(path, str(error)) from None
     _check_agreement(path, config)
-    return config
+    return config, version
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -323,6 +360,43 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"key {key!r} appears twice in one object")
         seen[key] = value
     return seen
+
+
+def record_version(config: Mapping[str, Any]) -> int | None:
+    """The version of a ``config.json`` (see :data:`RECORD_VERSION`), or ``None`` if unknown.
+
+    ``format`` ``"varlen-model/N"`` is version ``N``, except ``"varlen-model/1"``, which
+    versions 1 and 2 both wrote: version 2 recorded itself as ``metadata.record_version``.
+
+    Args:
+        config: The parsed ``config.json``.
+
+    Returns:
+        The version (perhaps one this varlen cannot read: see :func:`load_model`), or
+        ``None`` if ``format`` names no varlen model version.
+    """
+    name = config.get("format")
+    if name == _FORMAT_1:
+        metadata = config.get("metadata")
+        legacy = metadata.get("record_version", 1) if isinstance(metadata, dict) else 1
+        return legacy if isinstance(legacy, int) and not isinstance(legacy, bool) else None
+    prefix = "varlen-model/"
+    if isinstance(name, str) and name.startswith(prefix) and name[len(prefix) :].isdigit():
+        return int(name[len(prefix) :])
+    return None
+
+
+def _upgrade(config: dict[str, Any], version: int) -> dict[str, Any]:
+    """A config of an earlier version, read as the current one (keys it lacked had one value)."""
+    upgraded = {**config, "format": FORMAT}
+    model = config.get("model")
+    if isinstance(model, dict):
+        added: dict[str, Any] = {}
+        for later, keys in MODEL_KEYS_ADDED.items():
+            if later > version:
+                added.update({key: value for key, value in keys.items() if key not in model})
+        upgraded["model"] = {**model, **added}
+    return upgraded
 
 
 def _no_constant(name: str) -> Any:
@@ -518,7 +592,7 @@ def load_model(directory: str | os.PathLike[str]) -> LoadedModel:
             match its hash, or they do not fit the model it describes.
     """
     folder = Path(directory)
-    config = _read_config(folder)
+    config, version = _read_config(folder)
     state = _read_weights(folder, str(config["weights_sha256"]))
     model_config = ModelConfig(**config["model"])
     model = SequenceModel(model_config)
@@ -537,4 +611,5 @@ def load_model(directory: str | os.PathLike[str]) -> LoadedModel:
         target_normalizer=None if target is None else Standardizer.from_state_dict(target),
         metadata=dict(config["metadata"]),
         varlen_version=config["varlen_version"],
+        record_version=version,
     )

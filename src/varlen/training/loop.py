@@ -42,6 +42,7 @@ __all__ = [
     "FitResult",
     "PatienceUnit",
     "Schedule",
+    "Selection",
     "TrainConfig",
     "TrainTask",
     "choose_technique",
@@ -57,6 +58,7 @@ __all__ = [
 
 Schedule: TypeAlias = Literal["constant", "cosine"]
 PatienceUnit: TypeAlias = Literal["epochs", "steps"]
+Selection: TypeAlias = Literal["loss", "metric"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,11 @@ class TrainConfig:
             (checked at the end of each epoch).
         time_limit: Stop after the first epoch that ends past this many seconds of this call
             to :func:`fit` (``None``: no limit); the best weights so far are kept.
+        select: What makes an epoch the best one (kept, and counted from by ``patience``):
+            the lowest validation ``"loss"``, or the best validation ``"metric"`` (highest
+            accuracy, lowest MAE), ties going to the lower loss. A small validation set's
+            loss can rise while its accuracy still climbs (confident mistakes weigh more
+            than right answers). Without validation data: the lowest training loss.
     """
 
     technique: str = "bucket"
@@ -98,9 +105,14 @@ class TrainConfig:
     warmup_steps: int = 0
     patience_unit: PatienceUnit = "epochs"
     time_limit: float | None = None
+    select: Selection = "loss"
 
     def __post_init__(self) -> None:
         get_technique(self.technique)
+        if self.select not in ("loss", "metric"):
+            raise ValueError(
+                f"TrainConfig: select must be 'loss' or 'metric', got {self.select!r}."
+            )
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -667,6 +679,25 @@ def planned_epochs(config: TrainConfig, batches_per_epoch: int) -> int:
     return max(1, min(config.epochs, -(-config.max_steps // max(batches_per_epoch, 1))))
 
 
+def _selection_key(
+    stats: EpochStats, config: TrainConfig, *, higher: bool = True
+) -> tuple[float, ...]:
+    """What :func:`train` minimizes over epochs, every task: ``(loss,)`` or ``(metric, loss)``."""
+    loss = stats.val_loss if stats.val_loss is not None else stats.train_loss
+    if config.select == "loss" or stats.val_metric is None:
+        return (loss,)
+    return (-stats.val_metric if higher else stats.val_metric, loss)
+
+
+def _is_better(stats: EpochStats, result: FitResult, config: TrainConfig, *, higher: bool) -> bool:
+    """Whether the epoch of ``stats`` beats the best one so far (a NaN never does)."""
+    key = _selection_key(stats, config, higher=higher)
+    if not all(math.isfinite(value) for value in key):
+        return False
+    best = [s for s in result.history if s.epoch == result.best_epoch]
+    return not best or key < _selection_key(best[0], config, higher=higher)
+
+
 def _stale(result: FitResult, config: TrainConfig) -> int:
     """Epochs, or optimizer steps, since the best epoch."""
     after = [s for s in result.history if s.epoch > result.best_epoch]
@@ -838,11 +869,10 @@ def train(
             model, task, steps, config, epoch, total_epochs=total, progress=progress
         )
         val = task.validate(model) if task.has_validation else (None, None)
-        score = val[0] if val[0] is not None else work.stats(epoch, val, 0.0).train_loss
-        if score < result.best_val_loss:
-            result.best_val_loss, result.best_epoch = score, epoch
-            best_state = _snapshot(model)
         stats = work.stats(epoch, val, time.perf_counter() - epoch_start)
+        if _is_better(stats, result, config, higher=model.config.task == "classification"):
+            result.best_val_loss, result.best_epoch = _selection_key(stats, config)[-1], epoch
+            best_state = _snapshot(model)
         result.history.append(stats)
         if progress:
             bar.set_postfix(_postfix(stats, metric))

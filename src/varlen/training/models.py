@@ -61,6 +61,10 @@ class ModelConfig:
         conv_channels: Output channels of each masked convolution of a front-end
             (:class:`varlen.nn.ConvFrontEnd`); ``()`` for none.
         conv_kernels: Odd kernel size of each convolution (as many as ``conv_channels``).
+        conv_pools: Factor of the exact max pooling ending each convolution's block
+            (:func:`varlen.nn.masked_max_pool`; 1: none), as many as ``conv_channels``, or
+            ``()`` for none: the recurrent layer then reads ``ceil(T_i / prod)`` steps, which
+            makes long series cheaper and widens what each recurrent step sees.
         series_norm: Append each feature standardized by its own sequence's mean and std
             (:func:`varlen.nn.series_standardize`), so ``F`` inputs become ``2 F``: series
             from disparate sources differ in gain and offset.
@@ -83,6 +87,7 @@ class ModelConfig:
     method: Method = "auto"
     conv_channels: tuple[int, ...] = ()
     conv_kernels: tuple[int, ...] = ()
+    conv_pools: tuple[int, ...] = ()
     series_norm: bool = False
     per_step: bool = False
     horizon: int = 0
@@ -91,11 +96,13 @@ class ModelConfig:
         where = "ModelConfig"
         object.__setattr__(self, "conv_channels", tuple(self.conv_channels))
         object.__setattr__(self, "conv_kernels", tuple(self.conv_kernels))
+        object.__setattr__(self, "conv_pools", tuple(self.conv_pools))
         if len(self.conv_channels) != len(self.conv_kernels):
             raise ValueError(
                 f"{where}: conv_kernels must give one kernel size per conv_channels entry, got "
                 f"{list(self.conv_kernels)} for {list(self.conv_channels)}."
             )
+        self._check_pools()
         for c in self.conv_channels:
             if isinstance(c, bool) or not isinstance(c, int) or c < 1:
                 raise ValueError(f"{where}: conv_channels must be ints >= 1, got {c!r}.")
@@ -112,6 +119,17 @@ class ModelConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"{where}: dropout must be in [0, 1), got {self.dropout!r}.")
         self._check_per_step()
+
+    def _check_pools(self) -> None:
+        where = "ModelConfig"
+        if self.conv_pools and len(self.conv_pools) != len(self.conv_channels):
+            raise ValueError(
+                f"{where}: conv_pools must give one factor per conv_channels entry (or none), "
+                f"got {list(self.conv_pools)} for {list(self.conv_channels)}."
+            )
+        for p in self.conv_pools:
+            if isinstance(p, bool) or not isinstance(p, int) or p < 1:
+                raise ValueError(f"{where}: conv_pools must be ints >= 1, got {p!r}.")
 
     def _check_per_step(self) -> None:
         where = "ModelConfig"
@@ -156,7 +174,7 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"ModelConfig: keys must be among {sorted(known)}, got {unknown}.")
         data = dict(data)
-        for key in ("conv_channels", "conv_kernels"):
+        for key in ("conv_channels", "conv_kernels", "conv_pools"):
             if key in data and isinstance(data[key], list):
                 data[key] = tuple(data[key])
         return cls(**data)
@@ -198,7 +216,12 @@ class SequenceModel(nn.Module):
         self.front: ConvFrontEnd | None = None
         rnn_input = config.input_size * (2 if config.series_norm else 1)
         if config.conv_channels:
-            self.front = ConvFrontEnd(rnn_input, config.conv_channels, config.conv_kernels)
+            self.front = ConvFrontEnd(
+                rnn_input,
+                config.conv_channels,
+                config.conv_kernels,
+                pools=config.conv_pools or None,
+            )
             rnn_input = self.front.out_features
         self.rnn = rnn_class(
             rnn_input,
@@ -307,7 +330,9 @@ class SequenceModel(nn.Module):
             return self.pool(out, state, lengths, padding=padding)
         if lengths is not None:
             lengths = lengths.to(x.device)
-        conv = self.front(x, lengths, padding=padding)
+        conv = self.front(x, lengths, padding=padding)  # (B, ceil(T / factor), C_k)
+        if lengths is not None:
+            lengths = self.front.out_lengths(lengths)
         out, state = self.rnn(conv, lengths, padding=padding, method=method)
         return self.combine(self.pool(out, state, lengths, padding=padding), conv, lengths)
 
@@ -335,8 +360,8 @@ class SequenceModel(nn.Module):
 
         Args:
             pooled: ``(B, D * H)``.
-            conv: ``(B, T, C_k)`` front-end outputs, zero at padded steps.
-            lengths: ``(B,)`` real lengths, or ``None`` (all real).
+            conv: ``(B, T', C_k)`` front-end outputs, zero at padded steps.
+            lengths: ``(B,)`` their real lengths, or ``None`` (all real).
 
         Returns:
             ``(B, D * H + C_k)``.

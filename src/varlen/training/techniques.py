@@ -108,9 +108,11 @@ def _lanes(model: SequenceModel, data: RaggedDataset, indices: np.ndarray) -> St
         padded_lengths = batch.lengths.to(device)
         inputs = model.inputs(batch.x.to(device), padded_lengths)
         if model.front is not None:
-            inputs = conv = model.front(inputs, padded_lengths)
+            inputs = conv = model.front(inputs, padded_lengths)  # (B, ceil(T / factor), C)
+            padded_lengths = model.front.out_lengths(padded_lengths)
+            lengths = padded_lengths.cpu()
         real = torch.arange(inputs.shape[1], device=device)[None, :] < padded_lengths[:, None]
-        values = inputs[real]  # (N, C), sequences in order
+        values = inputs[real]  # (N', C), sequences in order
     num_lanes = max(1, -(-len(indices) // 4))  # about four sequences per lane
     pooling = model.config.pooling
     out = run_lanes(model.rnn, values, lengths, num_lanes=num_lanes, cell_state=False)
@@ -127,7 +129,9 @@ def _lanes(model: SequenceModel, data: RaggedDataset, indices: np.ndarray) -> St
     if conv is not None:
         pooled = model.combine(pooled, conv, padded_lengths)
     plan = out.plan
-    return Step(model.head(pooled), int(lengths.sum()), plan.num_lanes * plan.total_length)
+    factor = 1 if model.front is None else model.front.factor  # lanes hold pooled steps
+    computed = plan.num_lanes * plan.total_length * factor
+    return Step(model.head(pooled), int(subset.lengths.sum()), computed)
 
 
 def _one_at_a_time(model: SequenceModel, data: RaggedDataset, indices: np.ndarray) -> Step:

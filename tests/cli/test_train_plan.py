@@ -1,0 +1,96 @@
+"""``auto`` under the cost planner: bucket only when the cost model says it is clearly faster."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from varlen.cli._common import CommandError
+from varlen.cli._train_plan import choose_auto, conv_pools, estimated_choice
+from varlen.training.budget import estimate_step_seconds
+from varlen.training.models import ModelConfig
+
+
+def _config(*, features: int = 1, pools: tuple[int, ...] = ()) -> ModelConfig:
+    """The CLI's default per-sequence model."""
+    return ModelConfig(
+        input_size=features,
+        output_size=3,
+        task="classification",
+        bidirectional=True,
+        conv_channels=(64, 64, 64),
+        conv_kernels=(7, 5, 3),
+        conv_pools=pools,
+        series_norm=True,
+    )
+
+
+def _auto(
+    lengths: np.ndarray, config: ModelConfig, *, steps: int | None = 2000, budget: float = 300.0
+) -> tuple[str, str]:
+    """What auto picks under the cost planner (the CLI's defaults: 2,000 steps, 300 s)."""
+    estimates = {
+        name: estimate_step_seconds(config, lengths, batch_size=32, technique=name)
+        for name in ("mask", "bucket")
+    }
+    return choose_auto(
+        "sequence",
+        timings=None,
+        lengths=lengths,
+        batch_size=32,
+        estimates=estimates,
+        steps=steps,
+        time_budget=budget,
+    )
+
+
+def test_margin_keeps_mask_unless_another_is_clearly_faster():
+    """Without a binding time budget: the timed rule's 20% margin, on estimates."""
+    assert estimated_choice({"mask": 0.0119, "bucket": 0.0100})[0] == "mask"  # 19% faster
+    assert estimated_choice({"mask": 0.0121, "bucket": 0.0100})[0] == "bucket"  # 21% faster
+    name, reason = estimated_choice({"mask": 0.0119, "bucket": 0.0100}, margin=0.0)
+    assert name == "bucket"
+    assert "estimated fastest" in reason
+
+
+def test_speed_counts_only_when_the_time_budget_binds():
+    """Mask's steps fit the budget: a faster bucket would train the same steps."""
+    estimates = {"mask": 0.020, "bucket": 0.010}
+    assert estimated_choice(estimates, steps=2000, time_budget=40.0)[0] == "mask"
+    assert estimated_choice(estimates, steps=2000, time_budget=39.0)[0] == "bucket"
+    assert estimated_choice(estimates, steps=None, time_budget=40.0)[0] == "bucket"  # epochs
+
+
+def test_japanese_vowels_lengths_keep_mask_long_skewed_lengths_bucket():
+    """JapaneseVowels-like lengths keep mask; long skewed series whose budget binds: bucket.
+
+    270 series of 7-29 steps, 12 channels: bucket is estimated over 20% faster, but mask's
+    2,000 steps fit 300 s, so mask, as the timed rule chose.
+    """
+    lengths = np.random.default_rng(1).integers(7, 30, 270)
+    config = _config(features=12)
+    mask = estimate_step_seconds(config, lengths, batch_size=32, technique="mask")
+    bucket = estimate_step_seconds(config, lengths, batch_size=32, technique="bucket")
+    assert mask > 1.2 * bucket  # the margin alone would pick bucket (the regression)
+    name, reason = _auto(lengths, config)
+    assert name == "mask"
+    assert reason.startswith("auto: mask's 2000 steps fit")
+    assert _auto(lengths, config, steps=None)[0] == "bucket"  # no time budget: the margin
+    rng = np.random.default_rng(0)
+    skewed = np.concatenate([rng.integers(100, 200, 300), rng.integers(1000, 1300, 300)])
+    assert _auto(skewed, _config(pools=(2, 2, 2)))[0] == "bucket"
+    assert _auto(np.full(100, 1460), _config(pools=(2, 2, 4)))[0] == "mask"  # no padding
+
+
+def test_pool_one_is_no_pooling():
+    """A total factor of 1 (given or chosen) records no pooling, as before pooling existed."""
+    assert conv_pools(1, 3, np.array([5000])) == ()
+    assert conv_pools(None, 3, np.array([10, 20])) == ()
+    assert conv_pools(None, 3, np.array([1460] * 4)) == (2, 2, 4)
+
+
+@pytest.mark.parametrize("pool", [2, 16])
+def test_pool_without_convolutions_is_refused(pool):
+    """--pool needs the front-end."""
+    with pytest.raises(CommandError, match="--conv-layers 0"):
+        conv_pools(pool, 0, np.array([100]))
