@@ -6,13 +6,16 @@ seed and options, the same model and the same predictions, bit for bit.
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from tests.cli._data import run_cli, sequences
+from tests.cli._data import cli_env, run_cli, sequences
 from tests.cli.test_resume import history, kill_after_first_checkpoint, start_train
 
 # --technique fixed: `auto` times mask and bucket on the machine, which may choose either.
@@ -120,3 +123,63 @@ def test_store_refuses_table_options_and_per_step_tasks(tmp_path, table_and_stor
     horizon = run_cli("train", store, "--out", tmp_path / "m", "--horizon", "1", cwd=tmp_path)
     assert horizon.returncode == 2
     assert "a store holds one target per sequence" in horizon.stderr
+
+
+def peak_rss(*args, cwd):
+    """Run `python -m varlen.cli ARGS`; return its peak RSS in bytes (it must succeed)."""
+    env = {**cli_env(), "MALLOC_MMAP_THRESHOLD_": "65536"}  # freed batches go back to the OS
+    command = [sys.executable, "-m", "varlen.cli", *map(str, args)]
+    with (cwd / "stderr.txt").open("w+") as errors:
+        process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=errors
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        errors.seek(0)
+        assert process.returncode == 0, errors.read()
+    return usage.ru_maxrss * 1024  # KiB on Linux
+
+
+def write_long_store(path, n, *, T=100, F=8, seed=0):
+    """A float32 store of ``n`` sequences of ``T`` steps, two classes; its bytes of steps."""
+    from varlen.data.io.store import StoreChunk, write_store
+    from varlen.data.ragged import Ragged
+
+    rng = np.random.default_rng(seed)
+
+    def chunks():
+        for start in range(0, n, 1000):
+            B = min(1000, n - start)
+            values = rng.normal(size=(B * T, F)).astype(np.float32)
+            x = Ragged(values, np.arange(B + 1) * T)
+            ids = np.arange(start, start + B, dtype=np.int64)
+            yield StoreChunk(x, ids, np.where(ids % 2 == 0, "up", "down").astype(object))
+
+    write_store(path, chunks(), features=[f"f{k}" for k in range(F)])
+    return n * T * F * 4
+
+
+@pytest.mark.slow
+def test_train_and_predict_from_a_store_hold_a_fraction_of_it(tmp_path):
+    """`varlen train` and `predict` on a 40 MB store peak < 25% of it above a 6 MB store's run.
+
+    Both passes over every training row (standardizer, digest), the validation and the
+    prediction of every row go through the store; loading it in memory as float64 and
+    normalizing it would add about 3x its size.
+    """
+    small = write_long_store(tmp_path / "small.arrow", 2000)  # batches and blocks as full
+    big = write_long_store(tmp_path / "big.arrow", 12800)
+    options = (
+        "--steps", "4", "--batch-size", "8", "--hidden-size", "4", "--conv-layers", "0",
+        "--no-bidirectional", "--technique", "bucket", "--quiet",
+    )  # fmt: skip
+    peaks = {}
+    for name in ("small", "big"):
+        store = tmp_path / f"{name}.arrow"
+        trained = peak_rss("train", store, "--out", tmp_path / name, *options, cwd=tmp_path)
+        predicted = peak_rss("predict", tmp_path / name, store, "--out", tmp_path / f"{name}.csv",
+                             cwd=tmp_path)  # fmt: skip
+        peaks[name] = (trained, predicted)
+    for stage in (0, 1):
+        growth = peaks["big"][stage] - peaks["small"][stage]
+        assert growth < 0.25 * (big - small), (stage, growth, big, peaks)

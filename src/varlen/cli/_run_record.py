@@ -35,6 +35,7 @@ from varlen._atomic import write_text
 from varlen._schema import SchemaError, check_fields
 from varlen.cli._common import CommandError, say
 from varlen.cli._train_options import TrainOptions, given_options, plain
+from varlen.cli._train_plan import plan_block_steps
 from varlen.data.io.store import StoredRagged
 from varlen.data.ragged import Ragged
 
@@ -213,7 +214,7 @@ def data_digest(x: Ragged | StoredRagged, y: np.ndarray) -> str:
     """
     digest = hashlib.sha256()
     if isinstance(x, StoredRagged):
-        for _, block in x.blocks():
+        for _, block in x.blocks(block_steps=plan_block_steps(x.num_features)):
             digest.update(np.ascontiguousarray(block.values).tobytes())
         offsets = np.zeros(len(x) + 1, dtype=np.int64)
         np.cumsum(x.lengths, out=offsets[1:])

@@ -49,6 +49,7 @@ from varlen.cli._train_plan import (
     TaskDefaults,
     TaskKind,
     conv_kernels,
+    plan_block_steps,
     plan_validation,
 )
 from varlen.data.io.store import StoredRagged, fit_standardizer
@@ -261,7 +262,8 @@ class SequenceTask:
         train_idx, val_idx = split_validation(
             targets.y, fraction, seed=options.seed, stratify=classification
         )
-        normalizer = fit_standardizer(data.x, rows=train_idx)
+        block_steps = plan_block_steps(len(data.features))
+        normalizer = fit_standardizer(data.x, rows=train_idx, block_steps=block_steps)
         target_normalizer = (
             None if classification else Standardizer.fit(_column(targets.y[train_idx]))
         )
