@@ -180,7 +180,6 @@ def test_train_and_predict_from_a_store_hold_a_fraction_of_it(tmp_path):
         predicted = peak_rss("predict", tmp_path / name, store, "--out", tmp_path / f"{name}.csv",
                              cwd=tmp_path)  # fmt: skip
         peaks[name] = (trained, predicted)
-    print(f"peak RSS (train, predict): {peaks}; stores {small} and {big} bytes of steps")
     for stage in (0, 1):
         growth = peaks["big"][stage] - peaks["small"][stage]
         assert growth < 0.25 * (big - small), (stage, growth, big, peaks)
