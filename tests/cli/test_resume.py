@@ -18,11 +18,11 @@ OPTIONS = (
 )  # fmt: skip
 
 
-def start_train(data, out, cwd):
+def start_train(data, out, cwd, *, options=OPTIONS):
     """Start `varlen train` in the background."""
     command = [sys.executable, "-m", "varlen.cli", "train", str(data), "--out", str(out)]
     return subprocess.Popen(
-        [*command, *OPTIONS],
+        [*command, *options],
         cwd=cwd,
         env=cli_env(),
         stdout=subprocess.PIPE,

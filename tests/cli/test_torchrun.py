@@ -52,3 +52,29 @@ def test_per_step_train_under_torchrun_two_processes(data_dir, tmp_path):
     loaded = load_model(out)
     assert loaded.model.config.per_step
     assert len(loaded.metadata["history"]) == 2
+
+
+def test_train_a_store_under_torchrun_two_processes(data_dir, tmp_path):
+    """Two ranks train on one store (each maps it and reads its own shard of the batches)."""
+    store = tmp_path / "train.arrow"
+    converted = subprocess.run(
+        [sys.executable, "-m", "varlen.cli", "convert", str(data_dir / "train.ts"),
+         "--out", str(store)],
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert converted.returncode == 0, converted.stderr
+    out = tmp_path / "model"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "-m", "varlen.cli", "train", str(store), "--out", str(out),
+        "--epochs", "2", "--hidden-size", "8", "--batch-size", "8", "--technique", "bucket",
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("model: ") == 1
+    assert "data: train.arrow:" in result.stdout
+    loaded = load_model(out)
+    assert len(loaded.metadata["history"]) == 2
+    assert loaded.labels == ("down", "up")  # the .ts file's labels, kept by the store

@@ -17,5 +17,5 @@ def test_warnings_are_one_line_without_a_source_line(tmp_path):
     lines = done.stderr.splitlines()
     python = [line for line in lines if "RuntimeWarning" in line]
     assert len(python) == 1, lines  # the all-empty column f1 is warned about, in one line
-    assert python[0].startswith("varlen train: warning: RuntimeWarning: Standardizer.fit: ")
+    assert python[0].startswith("varlen train: warning: RuntimeWarning: fit_standardizer: ")
     assert not any(".py:" in line or "warnings.warn" in line for line in lines), lines

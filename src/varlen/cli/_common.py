@@ -19,7 +19,8 @@
   (:func:`progress_enabled`) to stderr, silenced by ``--quiet``; bars also vanish when
   stderr is not a terminal.
 - **Data.** :func:`load_data` reads ``.ts``, ``.csv`` and ``.parquet`` files into one
-  :class:`LoadedData`.
+  :class:`LoadedData`; :func:`load_store` opens a store written by ``varlen convert``
+  (:func:`is_store`) as a :class:`StoredData`, its steps left on disk.
 
 This module does not import torch, so ``varlen --help`` stays fast.
 """
@@ -46,17 +47,24 @@ import numpy as np
 from varlen._types import AnyArray
 from varlen.data.ragged import Ragged
 
+if typing.TYPE_CHECKING:
+    from varlen.data.io.store import StoredRagged
+
 __all__ = [
+    "STORE_SUFFIXES",
     "TABLE_SUFFIXES",
     "TS_SUFFIXES",
     "CommandError",
     "LoadedData",
+    "StoredData",
     "Terminated",
     "add_common_options",
     "add_table_options",
     "build_config",
     "count",
+    "is_store",
     "load_data",
+    "load_store",
     "progress_enabled",
     "run_guarded",
     "say",
@@ -65,6 +73,8 @@ __all__ = [
 
 TS_SUFFIXES = (".ts",)
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+STORE_SUFFIXES = (".arrow", ".feather", ".ipc")
+_ARROW_MAGIC = b"ARROW1"
 _USER_ERRORS = (ValueError, TypeError, OSError, KeyError)
 _C = TypeVar("_C")
 
@@ -496,6 +506,97 @@ def _load_ts(file: Path, **options: Any) -> LoadedData:
     features = tuple(f"dim_{index}" for index in range(data.x.values.shape[1]))
     ids = np.arange(len(data.x), dtype=np.int64)
     return LoadedData(data.x, data.y, features, ids, data.class_labels)
+
+
+class StoredData(NamedTuple):
+    """Sequences in a store (``varlen convert``): their steps stay on disk, read when used.
+
+    Attributes:
+        x: ``B`` sequences ``(T_i, F)`` served from the store's memory map.
+        y: ``(B,)`` targets as stored, or ``None`` in a store without.
+        features: The ``F`` feature names.
+        ids: ``(B,)`` sequence ids.
+        class_labels: Labels declared by the ``.ts`` file it was converted from, else ``()``.
+    """
+
+    x: StoredRagged
+    y: AnyArray | None
+    features: tuple[str, ...]
+    ids: AnyArray
+    class_labels: tuple[str, ...]
+
+
+def is_store(path: str | os.PathLike[str]) -> bool:
+    """Return whether ``path`` names a store: a store suffix, or an Arrow IPC file's magic.
+
+    Args:
+        path: A DATA path.
+
+    Returns:
+        ``True`` for ``.arrow``, ``.feather`` and ``.ipc`` files, and for any existing file
+        that starts with Arrow's ``ARROW1``.
+    """
+    file = Path(path)
+    if file.suffix.lower() in STORE_SUFFIXES:
+        return True
+    if file.suffix.lower() in TS_SUFFIXES + TABLE_SUFFIXES or not file.is_file():
+        return False
+    try:
+        with file.open("rb") as handle:
+            return handle.read(len(_ARROW_MAGIC)) == _ARROW_MAGIC
+    except OSError:
+        return False
+
+
+def load_store(
+    path: str | os.PathLike[str],
+    *,
+    id: str | None = None,
+    order: str | None = None,
+    features: Sequence[str] | None = None,
+    target: str | None = None,
+) -> StoredData:
+    """Open a store written by ``varlen convert`` (its schema and offsets only).
+
+    A store was grouped, ordered and given its features and target when it was converted,
+    so the table options do not apply to it.
+
+    Args:
+        path: The store file.
+        id: Must be ``None`` (a table option).
+        order: Must be ``None``.
+        features: Must be ``None``.
+        target: Must be ``None``.
+
+    Returns:
+        The :class:`StoredData`.
+
+    Raises:
+        CommandError: If a table option is given, or the store holds no sequence.
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If the file is not a varlen store (or one of a later version).
+        ImportError: If pyarrow is not installed.
+    """
+    options = {"id": id, "order": order, "features": features, "target": target}
+    given = sorted(f"--{name}" for name, value in options.items() if value is not None)
+    if given:
+        raise CommandError(
+            f"table options ({', '.join(given)}) apply to .csv and .parquet files only, got "
+            f"them for the store {Path(path).name!r}: its sequences, features and target were "
+            "chosen by varlen convert. Drop them (or convert again)."
+        )
+    from varlen.data.io.store import open_store
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"DATA store {os.fspath(path)!r} does not exist.")
+    store = open_store(path)
+    if len(store) == 0:
+        raise CommandError(
+            f"DATA must hold at least one sequence, got none in {os.fspath(path)!r}."
+        )
+    labels = store.columns.get("class_labels") or ()
+    y = store.y if store.has_targets else None
+    return StoredData(store.x, y, store.features, store.ids, tuple(str(label) for label in labels))
 
 
 def table_options(config: Any) -> dict[str, Any]:

@@ -38,6 +38,9 @@ from varlen._atomic import write_text
 from varlen._schema import SchemaError, check_fields
 from varlen.cli._common import CommandError, say
 from varlen.cli._train_options import TrainOptions, given_options, plain
+from varlen.cli._train_plan import plan_block_steps
+from varlen.data.io.store import StoredRagged
+from varlen.data.ragged import Ragged
 from varlen.training.artifacts import RECORD_VERSION
 
 __all__ = [
@@ -208,18 +211,28 @@ def options_from(values: Mapping[str, Any], **changes: Any) -> TrainOptions:
     return TrainOptions(**kwargs)
 
 
-def data_digest(x_values: np.ndarray, offsets: np.ndarray, y: np.ndarray) -> str:
+def data_digest(x: Ragged | StoredRagged, y: np.ndarray) -> str:
     """The SHA-256 of the training data: inputs, their offsets and the encoded targets.
 
+    A store is hashed in one streaming pass, block by block (bounded memory); the bytes
+    hashed are the same as for the same sequences in memory, so is the digest.
+
     Args:
-        x_values: ``(N, F)`` normalized inputs.
-        offsets: ``(B + 1,)`` offsets.
+        x: ``B`` normalized training sequences, values ``(N, F)``, in memory or in a store.
         y: The encoded targets (per sequence or per step).
 
     Returns:
         The hex digest.
     """
-    digest = hashlib.sha256(np.ascontiguousarray(x_values).tobytes())
+    digest = hashlib.sha256()
+    if isinstance(x, StoredRagged):
+        for _, block in x.blocks(block_steps=plan_block_steps(x.num_features)):
+            digest.update(np.ascontiguousarray(block.values).tobytes())
+        offsets = np.zeros(len(x) + 1, dtype=np.int64)
+        np.cumsum(x.lengths, out=offsets[1:])
+    else:
+        digest.update(np.ascontiguousarray(x.values).tobytes())
+        offsets = x.offsets
     digest.update(np.ascontiguousarray(offsets).tobytes())
     digest.update(np.ascontiguousarray(y).tobytes())
     return digest.hexdigest()

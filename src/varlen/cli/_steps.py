@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from varlen._types import AnyArray
-from varlen.cli._common import TABLE_SUFFIXES, CommandError
+from varlen.cli._common import TABLE_SUFFIXES, CommandError, is_store
 from varlen.data.ragged import Ragged
 
 __all__ = ["StepTable", "per_step_table", "read_step_table", "varies_within"]
@@ -154,6 +154,16 @@ def _check_forecastable(steps: StepTable, horizon: int, name: str) -> None:
         )
 
 
+def _refuse_store(data: Path, horizon: int) -> None:
+    """A per-step task from a store is refused: it holds one target per sequence."""
+    if horizon and is_store(data):
+        raise CommandError(
+            f"--horizon {horizon} forecasts a per-step target, and a store holds one target per "
+            f"sequence (varlen convert keeps per-sequence targets only), got {data.name!r}. "
+            "Train on the CSV/Parquet table itself."
+        )
+
+
 def per_step_table(options: Any) -> StepTable | None:
     """Return the table when ``varlen train`` should train a per-step model, else ``None``.
 
@@ -167,6 +177,7 @@ def per_step_table(options: Any) -> StepTable | None:
     """
     horizon = int(getattr(options, "horizon", 0))
     table = options.data.suffix.lower() in TABLE_SUFFIXES
+    _refuse_store(options.data, horizon)
     if options.target is None or options.id is None or not table:
         if horizon:
             raise CommandError(

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 from typing import Literal, NamedTuple, TypeAlias
 
 import numpy as np
 
 from varlen._types import AnyArray, IntArray
 from varlen.cli._common import CommandError
+from varlen.data.io.store import StoredRagged
 from varlen.data.ragged import Ragged
 
-__all__ = ["Targets", "TaskChoice", "encode_targets", "infer_task", "normalize_inputs"]
+__all__ = [
+    "Targets",
+    "TaskChoice",
+    "encode_targets",
+    "infer_task",
+    "normalize_inputs",
+    "normalized",
+    "take_rows",
+]
 
 TaskChoice: TypeAlias = Literal["auto", "classification", "regression"]
 
@@ -205,3 +215,32 @@ def normalize_inputs(x: Ragged, normalizer: object) -> Ragged:
             f"{float(scaled[row, column])!r})."
         )
     return x.with_values(values)
+
+
+def normalized(x: Ragged | StoredRagged, normalizer: object) -> Ragged | StoredRagged:
+    """:func:`normalize_inputs` now for a ``Ragged``; batch by batch as read for a store.
+
+    Args:
+        x: ``B`` sequences, values ``(N, F)``, in memory or in a store.
+        normalizer: A fitted :class:`~varlen.data.normalize.Standardizer`, or ``None``.
+
+    Returns:
+        A normalized ``Ragged``, or the store's sequences read through
+        :func:`normalize_inputs` (a picklable transform, for ``DataLoader`` workers).
+    """
+    if isinstance(x, StoredRagged):
+        return x.with_transform(partial(normalize_inputs, normalizer=normalizer))
+    return normalize_inputs(x, normalizer)
+
+
+def take_rows(x: Ragged | StoredRagged, rows: IntArray) -> Ragged | StoredRagged:
+    """The sequences ``rows`` of ``x``: a copy in memory, or still on disk for a store.
+
+    Args:
+        x: ``B`` sequences, in memory or in a store.
+        rows: ``(B',)`` row indices.
+
+    Returns:
+        ``B'`` sequences of the same kind as ``x``.
+    """
+    return x.select(rows) if isinstance(x, StoredRagged) else x[rows]

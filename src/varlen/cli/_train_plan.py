@@ -25,6 +25,7 @@ from varlen.training.loop import PatienceUnit, Schedule, TrainConfig
 from varlen.training.techniques import Timing, choose_by_timing
 
 __all__ = [
+    "BLOCK_BYTES",
     "PER_SEQUENCE",
     "PER_STEP",
     "Plan",
@@ -34,6 +35,7 @@ __all__ = [
     "conv_kernels",
     "conv_pools",
     "estimated_choice",
+    "plan_block_steps",
     "plan_budget",
     "plan_steps",
     "plan_validation",
@@ -42,6 +44,30 @@ __all__ = [
 ]
 
 TaskKind = Literal["sequence", "step"]
+
+BLOCK_BYTES = 8 << 20
+"""Bytes of float64 values per block of a streaming pass over the data (a tuning knob)."""
+
+
+def plan_block_steps(num_features: int, *, block_bytes: int = BLOCK_BYTES) -> int:
+    """Steps per block of a streaming pass (standardizer, digest): ``block_bytes`` of float64.
+
+    The passes hold one block at a time (read, standardized, cast), so this bounds their
+    memory whatever the data's size; the statistics depend on it only through rounding, the
+    same in memory and from a store.
+
+    Args:
+        num_features: ``F``.
+        block_bytes: Bytes of float64 values per block.
+
+    Returns:
+        ``max(1, block_bytes // (8 F))``.
+
+    Example:
+        >>> plan_block_steps(8)
+        131072
+    """
+    return max(1, block_bytes // (8 * max(num_features, 1)))
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,21 @@ from varlen.cli._common import (
     TABLE_SUFFIXES,
     CommandError,
     LoadedData,
+    StoredData,
     _check_loaded,
+    is_store,
     load_data,
+    load_store,
     table_options,
 )
 from varlen.cli._steps import StepTable, per_step_table, read_step_table
-from varlen.cli._targets import Targets, encode_targets, normalize_inputs
+from varlen.cli._targets import (
+    Targets,
+    encode_targets,
+    normalize_inputs,
+    normalized,
+    take_rows,
+)
 from varlen.cli._train_options import TrainOptions
 from varlen.cli._train_plan import (
     PER_SEQUENCE,
@@ -41,8 +50,10 @@ from varlen.cli._train_plan import (
     TaskKind,
     conv_kernels,
     conv_pools,
+    plan_block_steps,
     plan_validation,
 )
+from varlen.data.io.store import StoredRagged, fit_standardizer
 from varlen.data.normalize import Standardizer
 from varlen.data.ragged import Ragged
 from varlen.training.loop import (
@@ -73,11 +84,11 @@ class Split(NamedTuple):
     """Inputs (normalized, float32) and encoded targets of one split.
 
     Attributes:
-        x: ``B`` sequences.
+        x: ``B`` sequences, in memory or in a store (normalized as each batch is read).
         y: ``(B,)`` targets per sequence, or a ``Ragged`` of per-step targets aligned with ``x``.
     """
 
-    x: Ragged
+    x: Ragged | StoredRagged
     y: Any
 
 
@@ -172,6 +183,21 @@ class Task(Protocol):
         ...
 
 
+def load_source(path: Path, options: TrainOptions) -> LoadedData | StoredData:
+    """Read DATA (or ``--test``): a ``.ts`` file or a table in memory, a store left on disk.
+
+    Args:
+        path: The file.
+        options: The options (a table's ``--id --order --features --target``).
+
+    Returns:
+        The sequences, targets, feature names, ids and declared class labels.
+    """
+    if is_store(path):
+        return load_store(path, **table_options(options))
+    return load_data(path, **table_options(options))
+
+
 def _column(values: np.ndarray) -> Ragged:
     """``(B,)`` values as one sequence of ``B`` steps with one feature (for a Standardizer)."""
     return Ragged(values.reshape(-1, 1), np.array([0, len(values)], dtype=np.int64))
@@ -219,9 +245,11 @@ class SequenceTask:
     def prepare(self, options: TrainOptions, warn: Callable[[str], None]) -> Prepared:
         """Load, encode, split (stratified) and standardize on the training split only.
 
-        Warns and trains on everything when the validation split would be too small.
+        Warns and trains on everything when the validation split would be too small. A
+        store stays on disk: the splits are rows of it, the standardizer is fitted in one
+        streaming pass over the training rows and applied to each batch as it is read.
         """
-        data = load_data(options.data, **table_options(options))
+        data = load_source(options.data, options)
         targets = encode_targets(
             data.y, task=options.task, ids=data.ids, declared=data.class_labels
         )
@@ -236,20 +264,22 @@ class SequenceTask:
         train_idx, val_idx = split_validation(
             targets.y, fraction, seed=options.seed, stratify=classification
         )
-        x_train = data.x[train_idx]
-        normalizer = Standardizer.fit(x_train)
+        block_steps = plan_block_steps(len(data.features))
+        normalizer = fit_standardizer(data.x, rows=train_idx, block_steps=block_steps)
         target_normalizer = (
             None if classification else Standardizer.fit(_column(targets.y[train_idx]))
         )
 
-        def split(x: Ragged, y: np.ndarray) -> Split:
+        def split(x: Ragged | StoredRagged, y: np.ndarray) -> Split:
             if target_normalizer is not None:
                 y = target_normalizer.transform(_column(y)).values[:, 0].astype(np.float32)
-            return Split(normalize_inputs(x, normalizer), y)
+            return Split(normalized(x, normalizer), y)
 
         return Prepared(
-            train=split(x_train, targets.y[train_idx]),
-            validation=split(data.x[val_idx], targets.y[val_idx]) if len(val_idx) else None,
+            train=split(take_rows(data.x, train_idx), targets.y[train_idx]),
+            validation=(
+                split(take_rows(data.x, val_idx), targets.y[val_idx]) if len(val_idx) else None
+            ),
             test=None if test is None else split(*test),
             task=targets.task,
             labels=targets.labels,
@@ -261,10 +291,10 @@ class SequenceTask:
     @staticmethod
     def _load_test(
         options: TrainOptions, targets: Targets, features: tuple[str, ...]
-    ) -> tuple[Ragged, np.ndarray] | None:
+    ) -> tuple[Ragged | StoredRagged, np.ndarray] | None:
         if options.test is None:
             return None
-        data = load_data(options.test, **table_options(options))
+        data = load_source(options.test, options)
         if data.features != features:
             raise CommandError(
                 f"--test features must equal the training features {list(features)}, got "
@@ -487,7 +517,7 @@ class StepTask:
         timings = {}
         for name in candidates:
             config = TrainConfig(technique=name, batch_size=options.batch_size, seed=options.seed)
-            task = step_task(prepared.train.x, prepared.train.y, config)
+            task = step_task(_in_memory(prepared.train.x), prepared.train.y, config)
             timings[name] = time_task(model, task, config)
         return timings
 
@@ -506,7 +536,7 @@ class StepTask:
         validation = None if prepared.validation is None else tuple(prepared.validation)
         return fit_steps(
             model,
-            prepared.train.x,
+            _in_memory(prepared.train.x),
             prepared.train.y,
             config=config,
             validation=validation,
@@ -522,7 +552,7 @@ class StepTask:
         self, model: SequenceModel, split: Split, prepared: Prepared, technique: str, batch: int
     ) -> Score:
         """Per-step loss and accuracy, or MAE in the target's units, over labelled steps."""
-        loss, metric = evaluate_steps(model, split.x, split.y)
+        loss, metric = evaluate_steps(model, _in_memory(split.x), split.y)
         if prepared.target_normalizer is not None:
             metric *= float(prepared.target_normalizer.scale[0])
         return Score(loss, metric)
@@ -547,6 +577,13 @@ class StepTask:
         kind = f"{len(labels)} classes" if labels else "values"
         kind = ("forecast " if horizon else "per-step ") + kind
         return line, kind, "per-step accuracy" if labels else "per-step MAE"
+
+
+def _in_memory(x: Ragged | StoredRagged) -> Ragged:
+    """A per-step split's inputs: always in memory (a store holds per-sequence targets only)."""
+    if not isinstance(x, Ragged):
+        raise RuntimeError("varlen bug: a per-step split must be held in memory")
+    return x
 
 
 def _check(steps: StepTable, path: Path) -> None:

@@ -10,6 +10,9 @@ and, for a classifier, one probability column per class (``prob_<label>``). A pe
 writes one row per step instead, with the order column when given.
 It goes to ``--out`` (``.csv`` or ``.parquet``) or, without it, to stdout as CSV. When DATA holds
 targets (labels or values), the accuracy (or MAE) of a per-sequence model is reported on stderr.
+DATA may be a store written by ``varlen convert``: its steps stay on disk and are read, a
+batch at a time, as they are scored (memory holds the batch in use and one row of output per
+sequence).
 """
 
 from __future__ import annotations
@@ -29,16 +32,19 @@ from varlen.cli._common import (
     TABLE_SUFFIXES,
     CommandError,
     LoadedData,
+    StoredData,
     _check_loaded,
     add_table_options,
     build_config,
+    is_store,
     load_data,
+    load_store,
     say,
     table_options,
 )
 from varlen.cli._run_record import upgrade_options
 from varlen.cli._steps import read_step_table
-from varlen.cli._targets import normalize_inputs
+from varlen.cli._targets import normalize_inputs, normalized
 from varlen.data.ragged import Ragged
 from varlen.training.artifacts import CONFIG_FILE, LoadedModel, load_model
 from varlen.training.loop import predict_scores
@@ -90,7 +96,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser: The command's parser.
     """
     parser.add_argument("model", type=Path, metavar="MODEL_DIR", help="from `varlen train`")
-    parser.add_argument("data", type=Path, metavar="DATA", help=".ts, .csv or .parquet file")
+    parser.add_argument(
+        "data", type=Path, metavar="DATA", help=".ts, .csv or .parquet file, or a store"
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -107,7 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_table_options(parser, target=True)
 
 
-def _check_features(loaded: LoadedModel, data: LoadedData) -> None:
+def _check_features(loaded: LoadedModel, data: LoadedData | StoredData) -> None:
     if data.features == loaded.features:
         return
     raise CommandError(
@@ -197,8 +205,13 @@ def _columns(path: Path) -> list[str]:
         return []  # reading DATA says what is wrong
 
 
-def _load(options: PredictOptions, loaded: LoadedModel) -> LoadedData:
-    """Read DATA; a table's options default to the recorded ones, its features to the model's."""
+def _load(options: PredictOptions, loaded: LoadedModel) -> LoadedData | StoredData:
+    """Read DATA; a table's options default to the recorded ones, its features to the model's.
+
+    A store is opened (its steps stay on disk); it takes no table options.
+    """
+    if is_store(options.data):
+        return load_store(options.data, **table_options(options))
     table, used = _table_defaults(options, recorded_options(loaded, options.model))
     if options.data.suffix.lower() in TABLE_SUFFIXES and options.features is None:
         table["features"] = loaded.features
@@ -309,7 +322,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     data = _load(options, loaded)
     _check_features(loaded, data)
-    x = normalize_inputs(data.x, loaded.normalizer)
+    x = normalized(data.x, loaded.normalizer)  # a store: batch by batch, as scored
     technique = loaded.technique
     exact = get_technique(technique).exact
     how = "bucket" if exact else technique

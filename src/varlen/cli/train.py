@@ -359,7 +359,7 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
     plan = plan_run(resolved, prepared, task)
     say(args, f"technique: {plan.technique} ({plan.reason})")
     say(args, f"budget: {plan.budget_reason}")
-    digest = data_digest(prepared.train.x.values, prepared.train.x.offsets, task.targets(prepared))
+    digest = data_digest(prepared.train.x, task.targets(prepared))
     record = fingerprint(
         options, features=prepared.features, technique=plan.technique, digest=digest
     )
