@@ -112,6 +112,7 @@ class _Inputs(NamedTuple):  # a NamedTuple: made on every call, cheaper than a f
     gather: Tensor | None  # (B, T) positions of the real steps when the mask had holes
     unmasked: bool = False  # no lengths and no mask were given: every step is real
     host_lengths: Tensor | None = None  # the lengths if they are on the host (read: no sync)
+    graph: bool = False  # a graph is being captured (compile, export): shape-generic ops only
 
 
 def _unpack_input(
@@ -397,7 +398,7 @@ def _drive_padded(
     module: nn.RNNBase, cell: Cell, inputs: _Inputs, hx: State | None
 ) -> tuple[Tensor, State]:
     """The padded method: layer by layer on the fused kernel, pads made no-ops."""
-    x, lengths, layout = inputs.x, inputs.lengths, inputs.layout
+    x, lengths, layout, graph = inputs.x, inputs.lengths, inputs.layout, inputs.graph
     if hx is not None and layout == "pre":
         x, layout = repad(x, lengths, padding="pre", to="post"), "post"
         inputs = _Inputs(x, lengths, "post", inputs.padding, inputs.gather)
@@ -425,6 +426,13 @@ def _drive_padded(
             module, cell, layer, augmented, lengths, layout, init, zero_init=hx is None, picks=picks
         )  # (B, T, D * H_out); at pads finite, and for an LSTM exactly zero
         finals.append(final)
+        if graph:
+            # The fake kernel's output has the example's T as a constant (torch decomposes
+            # aten.lstm/gru step by step to infer its shape), and a concatenation with the
+            # indicator or the graph's output would carry it on: the ONNX exporter then folds
+            # it into a Reshape that takes only that T. Copied into a buffer of x's own
+            # (symbolic) T, as the pre-issue-23 code did, the graph stays shape-generic.
+            out = x.new_empty(T, B, out.shape[2]).transpose(0, 1).copy_(out)
         layer_input = out.transpose(0, 1)
     merged = (
         finals[0]
@@ -518,6 +526,8 @@ def _plan_and_run(
     method = check_choice(where, "method", method, _METHODS)
     graph = capturing_graph()
     inputs = _resolve(where, module, x, lengths, mask, padding, graph=graph)
+    if graph:
+        inputs = inputs._replace(graph=True)
     state = _check_state(where, module, cell, hx, inputs.x.shape[0], inputs.x)
     B, T, _ = inputs.x.shape
     plan = plan_call(
