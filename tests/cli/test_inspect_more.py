@@ -29,9 +29,9 @@ def test_plot_without_matplotlib_fails_before_printing(data_dir, tmp_path, capsy
 
 
 @pytest.mark.usefixtures("data_dir")
-def test_inspect_says_that_train_decides_auto_by_timing(data_dir, capsys):
-    """The padding rule of inspect and the timing of train can disagree: the report says so."""
+def test_inspect_says_that_train_decides_auto_by_speed(data_dir, capsys):
+    """The padding rule of inspect and train's speed estimate can disagree: the report says so."""
     assert main(["inspect", str(data_dir / "train.ts")]) == 0
     out = capsys.readouterr().out
     assert "technique auto would pick: " in out
-    assert "`varlen train --technique auto` times mask and bucket on the data" in out
+    assert "`varlen train --technique auto` also weighs the speed of mask and bucket" in out

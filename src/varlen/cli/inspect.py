@@ -3,8 +3,9 @@
 Prints the length statistics (count, min, median, mean, p90, max), the padding efficiency of
 random vs length-bucketed batching at ``--batch-size`` (from the lengths alone, see
 :func:`varlen.batching.compare_policies`) and the technique that ``auto``'s padding rule picks,
-with its reason. ``varlen train --technique auto`` decides differently, by timing mask and
-bucket on the data (the padding rule is its fallback under torchrun), and the report says so.
+with its reason. ``varlen train --technique auto`` also weighs the speed of mask and bucket
+(estimated from the lengths by its cost model, or timed with ``--planner timed``), so it may
+pick the other, and the report says so.
 ``--plot FILE.png`` also draws a length histogram (matplotlib, imported only then).
 """
 
@@ -178,9 +179,9 @@ def run(args: argparse.Namespace) -> int:
         name, reason = choose_technique(lengths, batch_size=options.batch_size)
         print(f"\ntechnique auto would pick: {name} ({reason})")
         print(
-            "(by padding alone; `varlen train --technique auto` times mask and bucket on the "
-            "data and keeps the faster, so it may pick the other: this rule is its fallback "
-            "where it cannot time, under torchrun)"
+            "(by padding alone; `varlen train --technique auto` also weighs the speed of mask "
+            "and bucket, estimated from the lengths by its cost model (or timed on the data "
+            "with --planner timed), so it may pick the other)"
         )
     if options.plot is not None:
         plot_lengths(lengths, options.plot, title=f"{options.data.name}: sequence lengths")
