@@ -40,8 +40,19 @@ def unplaced(error: _E) -> _E:
     return error
 
 
-def _placed(where: str | None, error: _E) -> _E:
-    """Prefix ``"<where>: "`` to ``error``'s message, or mark it :func:`unplaced` (``None``)."""
+def placed(where: str | None, error: _E) -> _E:
+    """Prefix ``"<where>: "`` to ``error``'s message, or mark it :func:`unplaced` (``None``).
+
+    For shared validators that public functions call with their name and private helpers
+    call with ``None`` (inside the public function's :class:`error_context`).
+
+    Args:
+        where: Name of the public function or class, or ``None``.
+        error: An exception whose message is ``"<name> must ..., got ..."``.
+
+    Returns:
+        ``error``, named or marked.
+    """
     if where is None:
         return unplaced(error)
     _prefix(error, where)
@@ -103,7 +114,7 @@ def check_choice(where: str | None, name: str, value: _T, choices: Collection[_T
     """
     if value not in choices:
         allowed = " or ".join(repr(choice) for choice in choices)
-        raise _placed(where, ValueError(f"{name} must be {allowed}, got {value!r}."))
+        raise placed(where, ValueError(f"{name} must be {allowed}, got {value!r}."))
     return value
 
 
@@ -122,7 +133,7 @@ def check_side(where: str | None, name: str, value: object) -> Padding:
         ValueError: If ``value`` is not ``"pre"`` or ``"post"``.
     """
     if not isinstance(value, str) or value not in SIDES:
-        raise _placed(where, ValueError(f"{name} must be 'pre' or 'post', got {value!r}."))
+        raise placed(where, ValueError(f"{name} must be 'pre' or 'post', got {value!r}."))
     return value
 
 
@@ -143,9 +154,9 @@ def check_maxlen(where: str | None, maxlen: object) -> int | None:
     if maxlen is None:
         return None
     if isinstance(maxlen, bool) or not isinstance(maxlen, int | np.integer):
-        raise _placed(where, TypeError(f"maxlen must be an int or None, got {maxlen!r}."))
+        raise placed(where, TypeError(f"maxlen must be an int or None, got {maxlen!r}."))
     if maxlen < 0:
-        raise _placed(where, ValueError(f"maxlen must be >= 0, got {maxlen!r}."))
+        raise placed(where, ValueError(f"maxlen must be >= 0, got {maxlen!r}."))
     return int(maxlen)
 
 
@@ -171,18 +182,18 @@ def check_lengths_array(
     """
     array = np.asarray(lengths)
     if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
-        raise _placed(
+        raise placed(
             where,
             TypeError(
                 f"lengths must be integers, got dtype {array.dtype}. Cast with .astype(np.int64)."
             ),
         )
     if array.ndim != 1:
-        raise _placed(where, ValueError(f"lengths must have shape (B,), got {array.shape}."))
+        raise placed(where, ValueError(f"lengths must have shape (B,), got {array.shape}."))
     if array.size:  # checked before the int64 cast, which would wrap a huge uint64 to -1
         if int(array.min()) < 0:
             index = int(np.argmin(array))
-            raise _placed(
+            raise placed(
                 where,
                 ValueError(f"lengths must be >= 0, got lengths[{index}] == {int(array[index])}."),
             )
@@ -190,7 +201,7 @@ def check_lengths_array(
         if int(array.max()) > limit:
             index = int(np.argmax(array))
             bound = f"T = {maxlen}" if maxlen is not None else f"{_INT64_MAX} (int64)"
-            raise _placed(
+            raise placed(
                 where,
                 ValueError(
                     f"lengths must be <= {bound}, got lengths[{index}] == {int(array[index])}."

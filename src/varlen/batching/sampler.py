@@ -55,7 +55,7 @@ import numpy as np
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-from varlen._checks import check_lengths_array
+from varlen._checks import check_lengths_array, error_context, unplaced
 from varlen.batching._plan import (
     IntArray,
     cut_budget,
@@ -70,61 +70,66 @@ __all__ = ["BucketBatchSampler"]
 _STATE_KEYS = ("epoch", "num_replicas", "num_sequences", "position", "seed")
 
 
-def _check_world(where: str, num_replicas: object, rank: object) -> tuple[int, int]:
+def _check_world(num_replicas: object, rank: object) -> tuple[int, int]:
     """Return ``(num_replicas, rank)``, defaulting from an initialised process group."""
     initialised = dist.is_available() and dist.is_initialized()
     if num_replicas is None:
         num_replicas = dist.get_world_size() if initialised else 1
     if rank is None:
         rank = dist.get_rank() if initialised else 0
-    replicas = check_int(where, "num_replicas", num_replicas, minimum=1)
-    index = check_int(where, "rank", rank, minimum=0)
+    replicas = check_int(None, "num_replicas", num_replicas, minimum=1)
+    index = check_int(None, "rank", rank, minimum=0)
     if index >= replicas:
-        raise ValueError(
-            f"{where}: rank must be in [0, num_replicas) = [0, {replicas}), got {index}."
+        raise unplaced(
+            ValueError(f"rank must be in [0, num_replicas) = [0, {replicas}), got {index}.")
         )
     return replicas, index
 
 
-def _check_length_table(where: str, lengths: Any) -> IntArray:
+def _check_length_table(lengths: Any) -> IntArray:
     """Return ``(n,)`` or ``(n, K)`` int64 lengths ``>= 0`` (a new array), else raise."""
     array = np.asarray(lengths)
     if array.ndim != 2:
         if array.ndim > 2:
-            raise ValueError(
-                f"{where}: lengths must have shape (B,) or (B, K) (K lengths per sequence), "
-                f"got {array.shape}."
+            raise unplaced(
+                ValueError(
+                    "lengths must have shape (B,) or (B, K) (K lengths per sequence), "
+                    f"got {array.shape}."
+                )
             )
-        return check_lengths_array(where, array)
+        return check_lengths_array(None, array)
     if array.shape[1] < 1:
-        raise ValueError(f"{where}: lengths of shape (B, K) need K >= 1, got {array.shape}.")
-    columns = [check_lengths_array(where, array[:, k]) for k in range(array.shape[1])]
+        raise unplaced(ValueError(f"lengths of shape (B, K) need K >= 1, got {array.shape}."))
+    columns = [check_lengths_array(None, array[:, k]) for k in range(array.shape[1])]
     return np.stack(columns, axis=1) if columns[0].size else array.astype(np.int64)
 
 
-def _check_budget(where: str, max_tokens: object, lengths: IntArray) -> int | tuple[int, ...]:
+def _check_budget(max_tokens: object, lengths: IntArray) -> int | tuple[int, ...]:
     """Return ``max_tokens`` as an int, or a tuple of one int ``>= 1`` per length column."""
     if isinstance(max_tokens, int | np.integer) or max_tokens is None:
-        return check_int(where, "max_tokens", max_tokens, minimum=1)
+        return check_int(None, "max_tokens", max_tokens, minimum=1)
     K = 1 if lengths.ndim == 1 else lengths.shape[1]
     budget = tuple(max_tokens) if isinstance(max_tokens, tuple | list) else None
     if budget is None or len(budget) != K:
-        raise ValueError(
-            f"{where}: max_tokens must be an int or a tuple of K = {K} ints (one budget per "
-            f"length column), got {max_tokens!r}."
+        raise unplaced(
+            ValueError(
+                f"max_tokens must be an int or a tuple of K = {K} ints (one budget per "
+                f"length column), got {max_tokens!r}."
+            )
         )
-    return tuple(check_int(where, f"max_tokens[{k}]", b, minimum=1) for k, b in enumerate(budget))
+    return tuple(check_int(None, f"max_tokens[{k}]", b, minimum=1) for k, b in enumerate(budget))
 
 
-def _warn_over_budget(where: str, lengths: IntArray, max_tokens: int | tuple[int, ...]) -> None:
+def _warn_over_budget(lengths: IntArray, max_tokens: int | tuple[int, ...]) -> None:
     """Warn when some sequences alone exceed the token budget."""
     table = lengths.reshape(lengths.shape[0], 1) if lengths.ndim == 1 else lengths  # (n, K)
     over = np.flatnonzero((table > np.asarray(max_tokens)).any(axis=1))
     if over.size:
         longest = table[over].max(axis=0).tolist()
         warnings.warn(
-            f"{where}: {over.size} sequence(s) are longer than max_tokens = {max_tokens} "
-            f"(the longest has {longest[0] if len(longest) == 1 else tuple(longest)} steps); "
+            f"BucketBatchSampler: {over.size} sequence(s) are longer than max_tokens = "
+            f"{max_tokens} (the longest has "
+            f"{longest[0] if len(longest) == 1 else tuple(longest)} steps); "
             "each goes in a batch of its own, over the budget. Raise max_tokens or truncate "
             "these sequences.",
             UserWarning,
@@ -218,17 +223,17 @@ class BucketBatchSampler(Sampler[list[int]]):
         rank: int | None = None,
         jitter: float = 0.0,
     ) -> None:
-        where = "BucketBatchSampler"
-        self._lengths = _check_length_table(where, lengths)
-        one = max_tokens if isinstance(max_tokens, int | np.integer | None) else 1
-        self.batch_size, _ = check_sizing(where, batch_size, one)
-        self.max_tokens: int | tuple[int, ...] | None = (
-            None if max_tokens is None else _check_budget(where, max_tokens, self._lengths)
-        )
-        self.seed = check_int(where, "seed", seed, minimum=0)
-        self.num_replicas, self.rank = _check_world(where, num_replicas, rank)
-        if not isinstance(jitter, int | float) or not jitter >= 0:
-            raise ValueError(f"{where}: jitter must be a number >= 0, got {jitter!r}.")
+        with error_context("BucketBatchSampler"):
+            self._lengths = _check_length_table(lengths)
+            one = max_tokens if isinstance(max_tokens, int | np.integer | None) else 1
+            self.batch_size, _ = check_sizing(None, batch_size, one)
+            self.max_tokens: int | tuple[int, ...] | None = (
+                None if max_tokens is None else _check_budget(max_tokens, self._lengths)
+            )
+            self.seed = check_int(None, "seed", seed, minimum=0)
+            self.num_replicas, self.rank = _check_world(num_replicas, rank)
+            if not isinstance(jitter, int | float) or not jitter >= 0:
+                raise unplaced(ValueError(f"jitter must be a number >= 0, got {jitter!r}."))
         self.jitter = float(jitter)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
@@ -237,7 +242,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self._position = 0  # batches of this epoch yielded so far, counting skipped ones
         self._cache: tuple[tuple[int, int], _RankPlan] | None = None
         if self.max_tokens is not None:
-            _warn_over_budget(where, self._lengths, self.max_tokens)
+            _warn_over_budget(self._lengths, self.max_tokens)
 
     @property
     def lengths(self) -> IntArray:
@@ -298,22 +303,27 @@ class BucketBatchSampler(Sampler[list[int]]):
                 sequences or ranks. A ``position`` beyond its epoch's end raises
                 ``ValueError`` at the next pass (or ``len``), when the epoch is planned.
         """
-        where = "BucketBatchSampler.load_state_dict"
-        missing = [key for key in _STATE_KEYS if key not in state]
-        if missing:
-            raise ValueError(f"{where}: state must have keys {_STATE_KEYS}, missing {missing}.")
-        values = {
-            key: check_int(where, f"state[{key!r}]", state[key], minimum=0) for key in _STATE_KEYS
-        }
-        for key, mine in (
-            ("num_sequences", len(self._lengths)),
-            ("num_replicas", self.num_replicas),
-        ):
-            if values[key] != mine:
-                raise ValueError(
-                    f"{where}: state[{key!r}] must equal this sampler's {key} = {mine}, got "
-                    f"{values[key]}. Build the sampler over the same data and world size."
+        with error_context("BucketBatchSampler.load_state_dict"):
+            missing = [key for key in _STATE_KEYS if key not in state]
+            if missing:
+                raise unplaced(
+                    ValueError(f"state must have keys {_STATE_KEYS}, missing {missing}.")
                 )
+            values = {
+                key: check_int(None, f"state[{key!r}]", state[key], minimum=0)
+                for key in _STATE_KEYS
+            }
+            for key, mine in (
+                ("num_sequences", len(self._lengths)),
+                ("num_replicas", self.num_replicas),
+            ):
+                if values[key] != mine:
+                    raise unplaced(
+                        ValueError(
+                            f"state[{key!r}] must equal this sampler's {key} = {mine}, got "
+                            f"{values[key]}. Build the sampler over the same data and world size."
+                        )
+                    )
         self.seed, self.epoch = values["seed"], values["epoch"]
         self._start = self._position = values["position"]  # checked when the epoch is planned
 

@@ -7,13 +7,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from varlen._checks import placed
 from varlen._types import Padding
 
 _FEW = 256  # lengths up to this many are read as Python ints (cheaper than two reductions)
 
 
 def check_lengths(
-    where: str,
+    where: str | None,
     lengths: Any,
     *,
     B: int | None = None,
@@ -24,7 +25,8 @@ def check_lengths(
     """Return ``lengths`` as int64 ``(B,)`` (on ``device``) with ``0 <= lengths (<= T)``.
 
     Args:
-        where: The public function or class, first in the message.
+        where: The public function or class, first in the message (``None``: named by the
+            enclosing :class:`~varlen._checks.error_context`).
         lengths: Integer lengths, a tensor or anything ``torch.as_tensor`` takes.
         B: The batch size ``lengths`` must match, if known.
         T: The largest length allowed, if known.
@@ -41,18 +43,24 @@ def check_lengths(
         ValueError: If the shape is wrong or a value is out of range.
     """
     if isinstance(lengths, tuple):
-        raise TypeError(
-            f"{where}: lengths must be a (B,) int tensor, got a tuple. "
-            "Pass an initial state by keyword: forward(x, lengths, hx=(h0, c0))."
+        raise placed(
+            where,
+            TypeError(
+                "lengths must be a (B,) int tensor, got a tuple. "
+                "Pass an initial state by keyword: forward(x, lengths, hx=(h0, c0))."
+            ),
         )
     given: Tensor = torch.as_tensor(lengths)
     if given.dtype.is_floating_point or given.dtype == torch.bool or given.is_complex():
-        raise TypeError(
-            f"{where}: lengths must be integers, got dtype {given.dtype}. Cast with .long()."
+        raise placed(
+            where,
+            TypeError(f"lengths must be integers, got dtype {given.dtype}. Cast with .long()."),
         )
     if given.ndim != 1 or (B is not None and given.shape[0] != B):
         expected = "(B,)" if B is None else f"(B,) = ({B},)"
-        raise ValueError(f"{where}: lengths must have shape {expected}, got {tuple(given.shape)}.")
+        raise placed(
+            where, ValueError(f"lengths must have shape {expected}, got {tuple(given.shape)}.")
+        )
     result = given
     if given.dtype != torch.int64 or (device is not None and given.device != device):
         result = given.to(device=device or given.device, dtype=torch.int64, non_blocking=True)
@@ -69,17 +77,20 @@ def check_lengths(
         bad_rows = result < 0 if T is None else (result < 0) | (result > T)
         bad = int(bad_rows.nonzero()[0, 0])
         expected = ">= 0" if T is None else f"in [0, T] = [0, {T}]"
-        raise ValueError(
-            f"{where}: lengths must be {expected}, got lengths[{bad}] == {given[bad].tolist()}."
+        raise placed(
+            where,
+            ValueError(f"lengths must be {expected}, got lengths[{bad}] == {given[bad].tolist()}."),
         )
     return result
 
 
-def check_mask(where: str, mask: Any, *, B: int | None = None, T: int | None = None) -> Tensor:
+def check_mask(
+    where: str | None, mask: Any, *, B: int | None = None, T: int | None = None
+) -> Tensor:
     """Return ``mask`` if it is a bool ``(B, T)`` tensor, else raise.
 
     Args:
-        where: The public function or class.
+        where: The public function or class (``None``: see :func:`check_lengths`).
         mask: The mask received.
         B: Rows it must have, if known.
         T: Columns it must have, if known.
@@ -93,24 +104,29 @@ def check_mask(where: str, mask: Any, *, B: int | None = None, T: int | None = N
     """
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
         got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
-        raise TypeError(
-            f"{where}: mask must be a bool tensor (True = real step), got {got}. "
-            "Convert with mask != 0 if 1 marks real steps."
+        raise placed(
+            where,
+            TypeError(
+                f"mask must be a bool tensor (True = real step), got {got}. "
+                "Convert with mask != 0 if 1 marks real steps."
+            ),
         )
     wrong = mask.ndim != 2 or (B is not None and mask.shape[0] != B)
     if wrong or (T is not None and mask.shape[1] != T):
         expected = "(B, T)" if B is None or T is None else f"(B, T) = ({B}, {T})"
-        raise ValueError(f"{where}: mask must have shape {expected}, got {tuple(mask.shape)}.")
+        raise placed(
+            where, ValueError(f"mask must have shape {expected}, got {tuple(mask.shape)}.")
+        )
     return mask
 
 
 def check_agreement(
-    where: str, lengths: Tensor, mask: Tensor, *, padding: Padding, expected: Tensor
+    where: str | None, lengths: Tensor, mask: Tensor, *, padding: Padding, expected: Tensor
 ) -> None:
     """Raise unless ``mask`` equals ``expected``, the mask built from ``lengths``.
 
     Args:
-        where: The public function or class.
+        where: The public function or class (``None``: see :func:`check_lengths`).
         lengths: The lengths received (for the message only).
         mask: The mask received.
         padding: The side of the padding.
@@ -121,7 +137,10 @@ def check_agreement(
     """
     if not bool((expected == mask).all()):
         row = int((expected != mask).any(dim=1).nonzero()[0, 0])
-        raise ValueError(
-            f"{where}: mask and lengths must agree (padding={padding!r}), got row {row} of the "
-            f"mask differing from lengths[{row}] == {int(lengths[row])}. Pass only one of them."
+        raise placed(
+            where,
+            ValueError(
+                f"mask and lengths must agree (padding={padding!r}), got row {row} of the "
+                f"mask differing from lengths[{row}] == {int(lengths[row])}. Pass only one of them."
+            ),
         )

@@ -7,36 +7,42 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from varlen._checks import error_context, unplaced
+
 __all__ = ["MaskedEmbedding"]
 
 _INDEX_DTYPES = (torch.int64, torch.int32)
 
 
-def _check_pad_id(where: str, pad_id: object, num_embeddings: int) -> int:
+def _check_pad_id(pad_id: object, num_embeddings: int) -> int:
     if isinstance(pad_id, bool) or not isinstance(pad_id, int):
-        raise TypeError(f"{where}: pad_id must be an int, got {pad_id!r}.")
+        raise unplaced(TypeError(f"pad_id must be an int, got {pad_id!r}."))
     if not 0 <= pad_id < num_embeddings:
-        raise ValueError(
-            f"{where}: pad_id must be in [0, num_embeddings) = [0, {num_embeddings}), got {pad_id}."
+        raise unplaced(
+            ValueError(
+                f"pad_id must be in [0, num_embeddings) = [0, {num_embeddings}), got {pad_id}."
+            )
         )
     return pad_id
 
 
-def _check_ids(where: str, ids: Any, num_embeddings: int) -> Tensor:
+def _check_ids(ids: Any, num_embeddings: int) -> Tensor:
     if not isinstance(ids, Tensor):
-        raise TypeError(f"{where}: ids must be a Tensor (B, T), got {type(ids).__name__}.")
+        raise unplaced(TypeError(f"ids must be a Tensor (B, T), got {type(ids).__name__}."))
     if ids.dtype not in _INDEX_DTYPES:
-        raise TypeError(
-            f"{where}: ids must be int64 or int32, got {ids.dtype}. Cast with ids.long()."
+        raise unplaced(
+            TypeError(f"ids must be int64 or int32, got {ids.dtype}. Cast with ids.long().")
         )
     if ids.ndim != 2:
-        raise ValueError(f"{where}: ids must have shape (B, T), got {tuple(ids.shape)}.")
+        raise unplaced(ValueError(f"ids must have shape (B, T), got {tuple(ids.shape)}."))
     bad = (ids < 0) | (ids >= num_embeddings)
     if bool(bad.any()):  # one host sync, validation only
         b, t = (int(i) for i in bad.nonzero()[0])
-        raise ValueError(
-            f"{where}: ids must be in [0, num_embeddings) = [0, {num_embeddings}), "
-            f"got ids[{b}, {t}] == {int(ids[b, t])}."
+        raise unplaced(
+            ValueError(
+                f"ids must be in [0, num_embeddings) = [0, {num_embeddings}), "
+                f"got ids[{b}, {t}] == {int(ids[b, t])}."
+            )
         )
     return ids
 
@@ -92,11 +98,10 @@ class MaskedEmbedding(nn.Embedding):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        if isinstance(num_embeddings, bool) or not isinstance(num_embeddings, int):
-            raise TypeError(
-                f"MaskedEmbedding: num_embeddings must be an int, got {num_embeddings!r}."
-            )
-        self.pad_id = _check_pad_id("MaskedEmbedding", pad_id, num_embeddings)
+        with error_context("MaskedEmbedding"):
+            if isinstance(num_embeddings, bool) or not isinstance(num_embeddings, int):
+                raise unplaced(TypeError(f"num_embeddings must be an int, got {num_embeddings!r}."))
+            self.pad_id = _check_pad_id(pad_id, num_embeddings)
         super().__init__(
             num_embeddings,
             embedding_dim,
@@ -125,7 +130,8 @@ class MaskedEmbedding(nn.Embedding):
             TypeError: If ``ids`` is not an int64/int32 tensor.
             ValueError: If ``ids`` is not 2-D or holds an id outside ``[0, num_embeddings)``.
         """
-        ids = _check_ids("MaskedEmbedding", ids, self.num_embeddings)
+        with error_context("MaskedEmbedding"):
+            ids = _check_ids(ids, self.num_embeddings)
         mask = ids != self.pad_id  # (B, T)
         looked_up = super().forward(ids)  # (B, T, E)
         zero = torch.zeros((), dtype=looked_up.dtype, device=looked_up.device)
@@ -165,16 +171,22 @@ class MaskedEmbedding(nn.Embedding):
             TypeError: If ``embeddings`` is not a floating tensor.
             ValueError: If ``embeddings`` is not 2-D, or ``pad_id`` is out of range.
         """
-        where = "MaskedEmbedding.from_pretrained"
-        if not isinstance(embeddings, Tensor) or not embeddings.is_floating_point():
-            got = embeddings.dtype if isinstance(embeddings, Tensor) else type(embeddings).__name__
-            raise TypeError(f"{where}: embeddings must be a floating tensor (V, E), got {got}.")
-        if embeddings.ndim != 2:
-            raise ValueError(
-                f"{where}: embeddings must have shape (V, E), got {tuple(embeddings.shape)}."
-            )
-        V, E = embeddings.shape
-        _check_pad_id(where, pad_id, V)
+        with error_context("MaskedEmbedding.from_pretrained"):
+            if not isinstance(embeddings, Tensor) or not embeddings.is_floating_point():
+                got = (
+                    embeddings.dtype
+                    if isinstance(embeddings, Tensor)
+                    else type(embeddings).__name__
+                )
+                raise unplaced(
+                    TypeError(f"embeddings must be a floating tensor (V, E), got {got}.")
+                )
+            if embeddings.ndim != 2:
+                raise unplaced(
+                    ValueError(f"embeddings must have shape (V, E), got {tuple(embeddings.shape)}.")
+                )
+            V, E = embeddings.shape
+            _check_pad_id(pad_id, V)
         module = cls(
             V,
             E,

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from varlen._checks import check_choice, check_side
+from varlen._checks import check_choice, check_side, error_context, unplaced
 from varlen._types import Padding
 from varlen.data.ragged import Ragged
 from varlen.nn._checks import check_lengths
@@ -151,45 +151,51 @@ class RecurrentLM(nn.Module):
 
 
 def _prompts(
-    where: str, prompts: Any, lengths: Any, padding: Padding, device: torch.device
+    prompts: Any, lengths: Any, padding: Padding, device: torch.device
 ) -> tuple[Tensor, Tensor, Padding]:
     """Return ``(ids (B, T) int64, lengths (B,), padding)`` from any accepted prompt form."""
     if isinstance(prompts, Tensor):
         if prompts.ndim != 2:
-            raise ValueError(
-                f"{where}: prompts must have shape (B, T), got {tuple(prompts.shape)}."
+            raise unplaced(
+                ValueError(f"prompts must have shape (B, T), got {tuple(prompts.shape)}.")
             )
         B, T = prompts.shape
         given = torch.full((B,), T) if lengths is None else lengths
-        return prompts.to(device), check_lengths(where, given, B=B, T=T, device=device), padding
+        return prompts.to(device), check_lengths(None, given, B=B, T=T, device=device), padding
     if lengths is not None:
-        raise ValueError(
-            f"{where}: lengths go with a padded (B, T) tensor of prompts, got them with "
-            f"{type(prompts).__name__}. Drop lengths: ragged prompts carry their own."
+        raise unplaced(
+            ValueError(
+                "lengths go with a padded (B, T) tensor of prompts, got them with "
+                f"{type(prompts).__name__}. Drop lengths: ragged prompts carry their own."
+            )
         )
     if isinstance(prompts, Ragged):
         rows: list[Any] = prompts.to_sequences()
     elif isinstance(prompts, Sequence) and not isinstance(prompts, str):
         rows = list(prompts)
     else:
-        raise TypeError(
-            f"{where}: prompts must be a (B, T) tensor, a Ragged or a list of 1-D token "
-            f"sequences, got {type(prompts).__name__}."
+        raise unplaced(
+            TypeError(
+                "prompts must be a (B, T) tensor, a Ragged or a list of 1-D token "
+                f"sequences, got {type(prompts).__name__}."
+            )
         )
     tensors = [
         torch.as_tensor(np.asarray(row) if not isinstance(row, Tensor) else row) for row in rows
     ]
     for index, row in enumerate(tensors):
         if row.ndim != 1:
-            raise ValueError(
-                f"{where}: prompts[{index}] must be 1-D token ids, got shape {tuple(row.shape)}."
+            raise unplaced(
+                ValueError(f"prompts[{index}] must be 1-D token ids, got shape {tuple(row.shape)}.")
             )
         if row.numel() and (
             row.dtype.is_floating_point or row.dtype == torch.bool or row.is_complex()
         ):  # the same rule as a float tensor: never truncate 1.9 to 1 ([] is empty, not float)
-            raise TypeError(
-                f"{where}: prompts must hold integer token ids, got dtype {row.dtype} in "
-                f"prompts[{index}]. Give ints (e.g. [[1, 2]]), not floats."
+            raise unplaced(
+                TypeError(
+                    f"prompts must hold integer token ids, got dtype {row.dtype} in "
+                    f"prompts[{index}]. Give ints (e.g. [[1, 2]]), not floats."
+                )
             )
     sizes = torch.tensor([len(row) for row in tensors], dtype=torch.int64)
     ids = torch.zeros(len(tensors), int(sizes.max()) if len(tensors) else 0, dtype=torch.int64)
@@ -198,33 +204,35 @@ def _prompts(
     return ids.to(device), sizes.to(device), "post"
 
 
-def _check_ids(
-    where: str, ids: Tensor, lengths: Tensor, padding: Padding, vocab_size: int | None
-) -> None:
+def _check_ids(ids: Tensor, lengths: Tensor, padding: Padding, vocab_size: int | None) -> None:
     if ids.dtype.is_floating_point or ids.dtype == torch.bool or ids.is_complex():
-        raise TypeError(f"{where}: prompts must hold integer token ids, got dtype {ids.dtype}.")
+        raise unplaced(TypeError(f"prompts must hold integer token ids, got dtype {ids.dtype}."))
     if ids.shape[0] == 0:
-        raise ValueError(f"{where}: prompts must hold at least one prompt, got none.")
+        raise unplaced(ValueError("prompts must hold at least one prompt, got none."))
     if bool((lengths == 0).any()):
         row = int((lengths == 0).nonzero()[0, 0])
-        raise ValueError(
-            f"{where}: every prompt must have at least one token, got prompts[{row}] of length "
-            "0. Start each prompt with a begin token the model was trained with."
+        raise unplaced(
+            ValueError(
+                f"every prompt must have at least one token, got prompts[{row}] of length "
+                "0. Start each prompt with a begin token the model was trained with."
+            )
         )
     real = _mask(lengths, ids.shape[1], padding)
     bad = real & (ids < 0)
     if bool(bad.any()):
         b, t = (int(i) for i in bad.nonzero()[0])
-        raise ValueError(
-            f"{where}: token ids must be >= 0, got prompts[{b}, {t}] == {int(ids[b, t])}."
+        raise unplaced(
+            ValueError(f"token ids must be >= 0, got prompts[{b}, {t}] == {int(ids[b, t])}.")
         )
     if vocab_size is not None:
         beyond = real & (ids >= vocab_size)
         if bool(beyond.any()):
             b, t = (int(i) for i in beyond.nonzero()[0])
-            raise ValueError(
-                f"{where}: token ids must be < the model's vocabulary size {vocab_size}, got "
-                f"prompts[{b}, {t}] == {int(ids[b, t])}."
+            raise unplaced(
+                ValueError(
+                    f"token ids must be < the model's vocabulary size {vocab_size}, got "
+                    f"prompts[{b}, {t}] == {int(ids[b, t])}."
+                )
             )
 
 
@@ -244,59 +252,63 @@ def _vocabulary(model: Any) -> int | None:
     return None
 
 
-def _limits(where: str, max_new_tokens: Any, B: int) -> Tensor:
+def _limits(max_new_tokens: Any, B: int) -> Tensor:
     """Return ``(B,)`` int64 length limits on the CPU."""
     limits = torch.as_tensor(max_new_tokens)
     if limits.dtype.is_floating_point or limits.dtype == torch.bool:
-        raise TypeError(f"{where}: max_new_tokens must be integers, got {max_new_tokens!r}.")
+        raise unplaced(TypeError(f"max_new_tokens must be integers, got {max_new_tokens!r}."))
     if limits.ndim == 0:
         limits = limits.expand(B)
     if limits.shape != (B,):
-        raise ValueError(
-            f"{where}: max_new_tokens must be an int or have shape (B,) = ({B},), got "
-            f"{tuple(limits.shape)}."
+        raise unplaced(
+            ValueError(
+                f"max_new_tokens must be an int or have shape (B,) = ({B},), got "
+                f"{tuple(limits.shape)}."
+            )
         )
     if bool((limits < 0).any()):
         row = int((limits < 0).nonzero()[0, 0])
-        raise ValueError(
-            f"{where}: max_new_tokens must be >= 0, got {int(limits[row])} for row {row}."
+        raise unplaced(
+            ValueError(f"max_new_tokens must be >= 0, got {int(limits[row])} for row {row}.")
         )
     return limits.to(device="cpu", dtype=torch.int64)
 
 
 def _generators(
-    where: str, strategy: Strategy, seeds: Any, generators: Any, B: int
+    strategy: Strategy, seeds: Any, generators: Any, B: int
 ) -> list[torch.Generator] | None:
     """One CPU generator per row for sampling (``None`` for greedy)."""
     if seeds is not None and generators is not None:
-        raise ValueError(f"{where}: give seeds or generators, not both.")
+        raise unplaced(ValueError("give seeds or generators, not both."))
     if strategy == "greedy":
         return None
     if generators is not None:
         result = list(generators)
         if len(result) != B or not all(isinstance(g, torch.Generator) for g in result):
-            raise ValueError(
-                f"{where}: generators must be {B} torch.Generator objects, one per row."
+            raise unplaced(
+                ValueError(f"generators must be {B} torch.Generator objects, one per row.")
             )
         return result
     if seeds is None:
-        raise ValueError(
-            f"{where}: strategy='sample' needs seeds (one int per prompt) or generators, got "
-            "neither. The same seed gives a row the same tokens, batched or alone."
+        raise unplaced(
+            ValueError(
+                "strategy='sample' needs seeds (one int per prompt) or generators, got "
+                "neither. The same seed gives a row the same tokens, batched or alone."
+            )
         )
     seed_list = list(seeds) if not isinstance(seeds, int) else None
     if seed_list is None or len(seed_list) != B:
-        raise ValueError(
-            f"{where}: seeds must be a sequence of {B} ints (one per prompt), got {seeds!r}."
+        raise unplaced(
+            ValueError(f"seeds must be a sequence of {B} ints (one per prompt), got {seeds!r}.")
         )
     return [torch.Generator().manual_seed(int(seed)) for seed in seed_list]
 
 
-def _check_sampling(where: str, temperature: float, top_k: int | None) -> None:
+def _check_sampling(temperature: float, top_k: int | None) -> None:
     if not 0.0 < temperature < float("inf"):
-        raise ValueError(f"{where}: temperature must be finite and > 0, got {temperature!r}.")
+        raise unplaced(ValueError(f"temperature must be finite and > 0, got {temperature!r}."))
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"{where}: top_k must be an int >= 1 or None, got {top_k!r}.")
+        raise unplaced(ValueError(f"top_k must be an int >= 1 or None, got {top_k!r}."))
 
 
 def _select_state(state: Any, rows: Tensor) -> Any:
@@ -383,16 +395,16 @@ def generate(
         >>> out.lengths
         tensor([2, 3])
     """
-    where = "generate"
-    padding = check_side(where, "padding", padding)
-    strategy = check_choice(where, "strategy", strategy, _STRATEGIES)
-    _check_sampling(where, temperature, top_k)
-    device = next((p.device for p in _parameters(model)), torch.device("cpu"))
-    ids, sizes, padding = _prompts(where, prompts, lengths, padding, device)
-    _check_ids(where, ids, sizes, padding, _vocabulary(model))
-    B = ids.shape[0]
-    limits = _limits(where, max_new_tokens, B)
-    rngs = _generators(where, strategy, seeds, generators, B)
+    with error_context("generate"):
+        padding = check_side(None, "padding", padding)
+        strategy = check_choice(None, "strategy", strategy, _STRATEGIES)
+        _check_sampling(temperature, top_k)
+        device = next((p.device for p in _parameters(model)), torch.device("cpu"))
+        ids, sizes, padding = _prompts(prompts, lengths, padding, device)
+        _check_ids(ids, sizes, padding, _vocabulary(model))
+        B = ids.shape[0]
+        limits = _limits(max_new_tokens, B)
+        rngs = _generators(strategy, seeds, generators, B)
     with torch.no_grad():
         logits, state = model(ids.to(torch.int64), sizes, padding=padding, state=None)
         next_logits = last_valid(logits, sizes, padding=padding)  # (B, V)

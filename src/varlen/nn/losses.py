@@ -22,7 +22,7 @@ from typing import Literal, NamedTuple, TypeAlias
 import torch
 from torch import Tensor, nn
 
-from varlen._checks import check_choice, check_side
+from varlen._checks import check_choice, check_side, error_context, unplaced
 from varlen._types import Padding
 from varlen.nn._checks import check_agreement, check_lengths, check_mask
 from varlen.nn.functional import _mask
@@ -52,7 +52,6 @@ class _Totals(NamedTuple):
 
 
 def _real_steps(
-    where: str,
     shape: tuple[int, int],
     lengths: Tensor | None,
     mask: Tensor | None,
@@ -62,26 +61,28 @@ def _real_steps(
     """Return the ``(B, T)`` bool mask of real steps from ``lengths`` and/or ``mask``."""
     B, T = shape
     if mask is not None:
-        check_mask(where, mask, B=B, T=T)
+        check_mask(None, mask, B=B, T=T)
         mask = mask.to(device)
     if lengths is None:
         return mask if mask is not None else torch.ones(B, T, dtype=torch.bool, device=device)
-    lengths = check_lengths(where, lengths, B=B, T=T, device=device)
+    lengths = check_lengths(None, lengths, B=B, T=T, device=device)
     expected = _mask(lengths, T, padding)
     if mask is not None:
-        check_agreement(where, lengths, mask, padding=padding, expected=expected)
+        check_agreement(None, lengths, mask, padding=padding, expected=expected)
     return expected
 
 
-def _check_pair(where: str, prediction: Tensor, target: Tensor) -> None:
+def _check_pair(prediction: Tensor, target: Tensor) -> None:
     if not isinstance(prediction, Tensor) or not isinstance(target, Tensor):
-        raise TypeError(
-            f"{where}: input and target must be tensors, got {type(prediction).__name__} and "
-            f"{type(target).__name__}."
+        raise unplaced(
+            TypeError(
+                f"input and target must be tensors, got {type(prediction).__name__} and "
+                f"{type(target).__name__}."
+            )
         )
     if prediction.ndim < 2:
-        raise ValueError(
-            f"{where}: input must have shape (B, T, ...), got {tuple(prediction.shape)}."
+        raise unplaced(
+            ValueError(f"input must have shape (B, T, ...), got {tuple(prediction.shape)}.")
         )
 
 
@@ -108,7 +109,6 @@ def _reduce(values: Tensor, real: Tensor, reduction: Reduction, *, empty: float)
 
 
 def _per_step_errors(
-    where: str,
     prediction: Tensor,
     target: Tensor,
     lengths: Tensor | None,
@@ -117,14 +117,16 @@ def _per_step_errors(
     power: int,
 ) -> tuple[Tensor, Tensor]:
     """Return ``((B, T) mean |error|**power over the features, zero at pads, (B, T) real)``."""
-    _check_pair(where, prediction, target)
+    _check_pair(prediction, target)
     if target.shape != prediction.shape:
-        raise ValueError(
-            f"{where}: target must have the input's shape {tuple(prediction.shape)}, got "
-            f"{tuple(target.shape)}."
+        raise unplaced(
+            ValueError(
+                f"target must have the input's shape {tuple(prediction.shape)}, got "
+                f"{tuple(target.shape)}."
+            )
         )
     B, T = prediction.shape[:2]
-    real = _real_steps(where, (B, T), lengths, mask, padding, prediction.device)
+    real = _real_steps((B, T), lengths, mask, padding, prediction.device)
     keep = real.reshape(B, T, *([1] * (prediction.ndim - 2)))
     zero = torch.zeros((), dtype=prediction.dtype, device=prediction.device)
     # Replace pads before any arithmetic, so NaN or inf there cannot reach a value or gradient.
@@ -134,8 +136,8 @@ def _per_step_errors(
     return per_step, real
 
 
-def _check_reduction(where: str, reduction: Reduction) -> Reduction:
-    return check_choice(where, "reduction", reduction, _REDUCTIONS)
+def _check_reduction(reduction: Reduction) -> Reduction:
+    return check_choice(None, "reduction", reduction, _REDUCTIONS)
 
 
 def masked_mse(
@@ -174,11 +176,11 @@ def masked_mse(
         >>> masked_mse(x, torch.zeros(2, 3), torch.tensor([2, 1]), reduction="sequence")
         tensor(5.7500)
     """
-    where = "masked_mse"
-    padding = check_side(where, "padding", padding)
-    reduction = _check_reduction(where, reduction)
-    values, real = _per_step_errors(where, input, target, lengths, mask, padding, 2)
-    return _reduce(values, real, reduction, empty=0.0)
+    with error_context("masked_mse"):
+        padding = check_side(None, "padding", padding)
+        reduction = _check_reduction(reduction)
+        values, real = _per_step_errors(input, target, lengths, mask, padding, 2)
+        return _reduce(values, real, reduction, empty=0.0)
 
 
 def masked_mae(
@@ -212,15 +214,14 @@ def masked_mae(
         >>> masked_mae(x, torch.zeros(2, 3), torch.tensor([2, 1]))  # (1 + 2 + 3) / 3
         tensor(2.)
     """
-    where = "masked_mae"
-    padding = check_side(where, "padding", padding)
-    reduction = _check_reduction(where, reduction)
-    values, real = _per_step_errors(where, input, target, lengths, mask, padding, 1)
-    return _reduce(values, real, reduction, empty=0.0)
+    with error_context("masked_mae"):
+        padding = check_side(None, "padding", padding)
+        reduction = _check_reduction(reduction)
+        values, real = _per_step_errors(input, target, lengths, mask, padding, 1)
+        return _reduce(values, real, reduction, empty=0.0)
 
 
 def _class_inputs(
-    where: str,
     logits: Tensor,
     target: Tensor,
     lengths: Tensor | None,
@@ -228,24 +229,26 @@ def _class_inputs(
     padding: Padding,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Check ``(B, T, C)`` logits and ``(B, T)`` class ids; return them safe at pads + real."""
-    _check_pair(where, logits, target)
+    _check_pair(logits, target)
     if logits.ndim != 3:
-        raise ValueError(f"{where}: input must have shape (B, T, C), got {tuple(logits.shape)}.")
+        raise unplaced(ValueError(f"input must have shape (B, T, C), got {tuple(logits.shape)}."))
     B, T, C = logits.shape
     if target.shape != (B, T):
-        raise ValueError(
-            f"{where}: target must have shape (B, T) = ({B}, {T}), got {tuple(target.shape)}."
+        raise unplaced(
+            ValueError(f"target must have shape (B, T) = ({B}, {T}), got {tuple(target.shape)}.")
         )
     if target.dtype.is_floating_point or target.dtype == torch.bool or target.is_complex():
-        raise TypeError(f"{where}: target must hold integer class ids, got dtype {target.dtype}.")
-    real = _real_steps(where, (B, T), lengths, mask, padding, logits.device)
+        raise unplaced(TypeError(f"target must hold integer class ids, got dtype {target.dtype}."))
+    real = _real_steps((B, T), lengths, mask, padding, logits.device)
     target = torch.where(real, target.to(device=logits.device, dtype=torch.int64), 0)
     bad = real & ((target < 0) | (target >= C))
     if bool(bad.any()):  # one host sync, validation only
         b, t = (int(i) for i in bad.nonzero()[0])
-        raise ValueError(
-            f"{where}: target must hold class ids in [0, C) = [0, {C}) at real steps, got "
-            f"target[{b}, {t}] == {int(target[b, t])}."
+        raise unplaced(
+            ValueError(
+                f"target must hold class ids in [0, C) = [0, {C}) at real steps, got "
+                f"target[{b}, {t}] == {int(target[b, t])}."
+            )
         )
     zero = torch.zeros((), dtype=logits.dtype, device=logits.device)
     return torch.where(real[:, :, None], logits, zero), target, real
@@ -286,12 +289,14 @@ def masked_cross_entropy(
         >>> masked_cross_entropy(logits, target, torch.tensor([2, 1]))  # log(4)
         tensor(1.3863)
     """
-    where = "masked_cross_entropy"
-    padding = check_side(where, "padding", padding)
-    reduction = _check_reduction(where, reduction)
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{where}: label_smoothing must be in [0, 1], got {label_smoothing!r}.")
-    logits, target, real = _class_inputs(where, input, target, lengths, mask, padding)
+    with error_context("masked_cross_entropy"):
+        padding = check_side(None, "padding", padding)
+        reduction = _check_reduction(reduction)
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise unplaced(
+                ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}.")
+            )
+        logits, target, real = _class_inputs(input, target, lengths, mask, padding)
     B, T, C = logits.shape
     per_step = nn.functional.cross_entropy(
         logits.reshape(B * T, C),
@@ -336,10 +341,10 @@ def masked_accuracy(
         >>> masked_accuracy(logits, torch.tensor([[1, 1], [0, 5]]), torch.tensor([2, 1]))
         tensor(0.6667)
     """
-    where = "masked_accuracy"
-    padding = check_side(where, "padding", padding)
-    reduction = _check_reduction(where, reduction)
-    logits, target, real = _class_inputs(where, input, target, lengths, mask, padding)
+    with error_context("masked_accuracy"):
+        padding = check_side(None, "padding", padding)
+        reduction = _check_reduction(reduction)
+        logits, target, real = _class_inputs(input, target, lengths, mask, padding)
     dtype = logits.dtype if logits.dtype.is_floating_point else torch.float32
     values = ((logits.argmax(dim=2) == target) & real).to(dtype)
     return _reduce(values, real, reduction, empty=float("nan"))
@@ -350,9 +355,9 @@ class _MaskedLoss(nn.Module):
 
     def __init__(self, *, padding: Padding = "post", reduction: Reduction = "step") -> None:
         super().__init__()
-        name = type(self).__name__
-        self.padding: Padding = check_side(name, "padding", padding)
-        self.reduction: Reduction = _check_reduction(name, reduction)
+        with error_context(type(self).__name__):
+            self.padding: Padding = check_side(None, "padding", padding)
+            self.reduction: Reduction = _check_reduction(reduction)
 
     def extra_repr(self) -> str:
         """Describe the options."""
@@ -519,9 +524,8 @@ class MaskedAccuracy(nn.Module):
     def _add(
         self, input: Tensor, target: Tensor, lengths: Tensor | None, mask: Tensor | None
     ) -> Tensor:
-        where = "MaskedAccuracy"
-        with torch.no_grad():
-            logits, target, real = _class_inputs(where, input, target, lengths, mask, self.padding)
+        with torch.no_grad(), error_context("MaskedAccuracy"):
+            logits, target, real = _class_inputs(input, target, lengths, mask, self.padding)
             values = ((logits.argmax(dim=2) == target) & real).to(torch.float64)
             total, count = _totals(values, real, self.reduction)
         self.total += total.to(self.total.device)

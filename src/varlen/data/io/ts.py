@@ -155,66 +155,60 @@ def _read_lines(source: Source) -> tuple[list[str], str]:
 # ----------------------------------------------------------------------------- header
 
 
-def _parse_bool(key: str, tokens: list[str], where: _Line) -> bool:
+def _parse_bool(key: str, tokens: list[str], at: _Line) -> bool:
     if len(tokens) != 1 or tokens[0].lower() not in ("true", "false"):
-        raise where.error(f"@{key} must be followed by 'true' or 'false', got {' '.join(tokens)!r}")
+        raise at.error(f"@{key} must be followed by 'true' or 'false', got {' '.join(tokens)!r}")
     return tokens[0].lower() == "true"
 
 
-def _parse_int(key: str, tokens: list[str], minimum: int, where: _Line) -> int:
+def _parse_int(key: str, tokens: list[str], minimum: int, at: _Line) -> int:
     if len(tokens) != 1 or not tokens[0].isdigit() or int(tokens[0]) < minimum:
-        raise where.error(f"@{key} must be an integer >= {minimum}, got {' '.join(tokens)!r}")
+        raise at.error(f"@{key} must be an integer >= {minimum}, got {' '.join(tokens)!r}")
     return int(tokens[0])
 
 
-def _parse_class_label(tokens: list[str], where: _Line) -> tuple[bool, tuple[str, ...]]:
-    flag = _parse_bool("classLabel", tokens[:1], where)
+def _parse_class_label(tokens: list[str], at: _Line) -> tuple[bool, tuple[str, ...]]:
+    flag = _parse_bool("classLabel", tokens[:1], at)
     labels = tuple(tokens[1:])
     if flag and not labels:
-        raise where.error("@classLabel true must be followed by the labels, got none")
+        raise at.error("@classLabel true must be followed by the labels, got none")
     if not flag and labels:
-        raise where.error(f"@classLabel false must not list labels, got {' '.join(labels)!r}")
+        raise at.error(f"@classLabel false must not list labels, got {' '.join(labels)!r}")
     if len(set(labels)) != len(labels):
         repeated = sorted({label for label in labels if labels.count(label) > 1})
-        raise where.error(f"@classLabel labels must be distinct, got repeated {repeated}")
+        raise at.error(f"@classLabel labels must be distinct, got repeated {repeated}")
     return flag, labels
 
 
-def _parse_key(
-    key: str, tokens: list[str], where: _Line
-) -> tuple[str, HeaderValue, tuple[str, ...]]:
+def _parse_key(key: str, tokens: list[str], at: _Line) -> tuple[str, HeaderValue, tuple[str, ...]]:
     """Return ``(canonical key, value, class labels)`` for one header line."""
     lower = key.lower()
     if lower == "problemname":
         if not tokens:
-            raise where.error("@problemName must be followed by a name, got nothing")
+            raise at.error("@problemName must be followed by a name, got nothing")
         return "problemName", " ".join(tokens), ()
     if lower == "classlabel":
-        flag, labels = _parse_class_label(tokens, where)
+        flag, labels = _parse_class_label(tokens, at)
         return "classLabel", flag, labels
     if lower in _BOOL_KEYS:
-        return _BOOL_KEYS[lower], _parse_bool(_BOOL_KEYS[lower], tokens, where), ()
+        return _BOOL_KEYS[lower], _parse_bool(_BOOL_KEYS[lower], tokens, at), ()
     if lower in _INT_KEYS:
         name, minimum = _INT_KEYS[lower]
-        return name, _parse_int(name, tokens, minimum, where), ()
-    raise where.error(f"header key must be one of {_KNOWN_KEYS}, got '@{key}'")
+        return name, _parse_int(name, tokens, minimum, at), ()
+    raise at.error(f"header key must be one of {_KNOWN_KEYS}, got '@{key}'")
 
 
-def _check_header(header: dict[str, HeaderValue], where: _Line) -> None:
+def _check_header(header: dict[str, HeaderValue], at: _Line) -> None:
     """Check the keys that depend on each other, at the ``@data`` line."""
     if "classLabel" not in header and "targetLabel" not in header:
-        raise where.error(
-            "header must declare @classLabel or @targetLabel before @data, got neither"
-        )
+        raise at.error("header must declare @classLabel or @targetLabel before @data, got neither")
     if header.get("classLabel") is True and header.get("targetLabel") is True:
-        raise where.error(
+        raise at.error(
             "header must declare at most one of '@classLabel true' and '@targetLabel true', "
             "got both"
         )
     if header.get("univariate") is True and header.get("dimensions", 1) != 1:
-        raise where.error(
-            f"@dimensions must be 1 with '@univariate true', got {header['dimensions']}"
-        )
+        raise at.error(f"@dimensions must be 1 with '@univariate true', got {header['dimensions']}")
 
 
 def _parse_header(
@@ -228,21 +222,21 @@ def _parse_header(
         text = raw.strip()
         if not text or text.startswith("#"):
             continue
-        where, last = _Line(source, index + 1), index + 1
+        at, last = _Line(source, index + 1), index + 1
         parts = text[1:].split() if text.startswith("@") else []
         if not parts:
-            raise where.error(
+            raise at.error(
                 "line must be a '@key value' header line (ending with '@data'), "
                 f"got {_clip(text)!r}"
             )
         if parts[0].lower() == "data":
             if len(parts) > 1:
-                raise where.error(f"@data must stand alone on its line, got {_clip(text)!r}")
-            _check_header(header, where)
+                raise at.error(f"@data must stand alone on its line, got {_clip(text)!r}")
+            _check_header(header, at)
             return header, declared, index + 1
-        name, value, labels = _parse_key(parts[0], parts[1:], where)
+        name, value, labels = _parse_key(parts[0], parts[1:], at)
         if name in header:
-            raise where.error(f"@{name} must appear once in the header, got it again")
+            raise at.error(f"@{name} must appear once in the header, got it again")
         header[name], declared = value, declared + labels
     got = "an empty file" if last == 1 and not any(line.strip() for line in lines) else "none"
     raise _Line(source, last).error(f"header must end with an '@data' line, got {got}")
@@ -268,20 +262,20 @@ def _layout(header: dict[str, HeaderValue], declared: tuple[str, ...]) -> _Layou
 # ----------------------------------------------------------------------------- data lines
 
 
-def _split_label(text: str, layout: _Layout, where: _Line) -> tuple[str, str]:
+def _split_label(text: str, layout: _Layout, at: _Line) -> tuple[str, str]:
     """Return ``(channels text, label)``; the label is ``""`` for unlabelled data."""
     if layout.label == "none":
         return text, ""
     body, colon, label = text.rpartition(":")
     if not colon:
-        raise where.error(f"case must end with ':<{layout.label} label>', got no ':' in the line")
+        raise at.error(f"case must end with ':<{layout.label} label>', got no ':' in the line")
     label = label.strip()
     if layout.label == "class" and label not in layout.labels:
-        raise where.error(
+        raise at.error(
             f"label must be one of the @classLabel labels {list(layout.declared)}, got {label!r}"
         )
     if layout.label == "target" and not _is_number(label):
-        raise where.error(f"target must be a finite decimal number, got {label!r}")
+        raise at.error(f"target must be a finite decimal number, got {label!r}")
     return body, label
 
 
@@ -294,12 +288,12 @@ def _is_number(token: str) -> bool:
     return _NUMBER.fullmatch(token) is not None and math.isfinite(float(token))
 
 
-def _pair_tokens(channel: str, stamps: list[str], where: _Line) -> list[str]:
+def _pair_tokens(channel: str, stamps: list[str], at: _Line) -> list[str]:
     """Split a timestamped channel ``(t,v),(t,v)`` into values; append timestamps to stamps."""
     parts = _PAIR.split(channel)  # [sep, pair, sep, pair, ..., sep]
     separators = [part.strip() for part in parts[0::2]]
     if separators[0] or separators[-1] or any(sep != "," for sep in separators[1:-1]):
-        raise where.error(
+        raise at.error(
             f"timestamped values must be '(timestamp,value)' pairs separated by ',', "
             f"got {_clip(channel.strip())!r}"
         )
@@ -307,47 +301,45 @@ def _pair_tokens(channel: str, stamps: list[str], where: _Line) -> list[str]:
     for pair in parts[1::2]:
         stamp, comma, value = pair.rpartition(",")
         if not comma:
-            raise where.error(f"timestamped value must be '(timestamp,value)', got '({pair})'")
+            raise at.error(f"timestamped value must be '(timestamp,value)', got '({pair})'")
         stamps.append(stamp.strip())
         values.append("nan" if value.strip() == "?" else value)
     return values
 
 
-def _channel_tokens(channel: str, layout: _Layout, cases: _Cases, where: _Line) -> list[str]:
+def _channel_tokens(channel: str, layout: _Layout, cases: _Cases, at: _Line) -> list[str]:
     if not channel.strip():
         return []
     if layout.timestamps:
-        return _pair_tokens(channel, cases.stamps, where)
+        return _pair_tokens(channel, cases.stamps, at)
     tokens = channel.split(",")
     if "?" in channel:
         tokens = ["nan" if token.strip() == "?" else token for token in tokens]
     return tokens
 
 
-def _add_case(text: str, layout: _Layout, cases: _Cases, where: _Line) -> None:
+def _add_case(text: str, layout: _Layout, cases: _Cases, at: _Line) -> None:
     """Parse one data line into ``cases``."""
-    body, label = _split_label(text, layout, where)
+    body, label = _split_label(text, layout, at)
     if "_" in body or not body.isascii():  # Python's float() would take 1_000 or other digits
         cases.unusual = True
     if not layout.allow_missing and "?" in body:
-        raise where.error(
-            "values must not be '?' because the header says '@missing false', got '?'"
-        )
+        raise at.error("values must not be '?' because the header says '@missing false', got '?'")
     channels = _CHANNEL_COLON.split(body) if layout.timestamps else body.split(":")
     if cases.dimensions is None:
         cases.dimensions = len(channels)
     if len(channels) != cases.dimensions:
         origin = "the header" if layout.dimensions is not None else "the first case"
-        raise where.error(
+        raise at.error(
             f"case must have {cases.dimensions} channels separated by ':' (from {origin}), "
             f"got {len(channels)}"
         )
     for channel in channels:
-        tokens = _channel_tokens(channel, layout, cases, where)
+        tokens = _channel_tokens(channel, layout, cases, at)
         cases.tokens.extend(tokens)
         cases.channel_lengths.append(len(tokens))
     cases.labels.append(label)
-    cases.line_numbers.append(where.number)
+    cases.line_numbers.append(at.number)
 
 
 def _parse_cases(lines: Sequence[str], start: int, source: str, layout: _Layout) -> _Cases:
@@ -356,12 +348,10 @@ def _parse_cases(lines: Sequence[str], start: int, source: str, layout: _Layout)
         text = lines[index].strip()
         if not text or text.startswith("#"):
             continue
-        where = _Line(source, index + 1)
+        at = _Line(source, index + 1)
         if text.startswith("@"):
-            raise where.error(
-                f"data line must not be a header line after @data, got {_clip(text)!r}"
-            )
-        _add_case(text, layout, cases, where)
+            raise at.error(f"data line must not be a header line after @data, got {_clip(text)!r}")
+        _add_case(text, layout, cases, at)
     return cases
 
 
@@ -423,8 +413,8 @@ def _check_equal_length(
     bad = np.flatnonzero((lengths != expected).any(axis=1))
     if bad.size:
         origin = f"@seriesLength {expected}" if declared is not None else "the first case"
-        where = _Line(source, cases.line_numbers[int(bad[0])])
-        raise where.error(
+        at = _Line(source, cases.line_numbers[int(bad[0])])
+        raise at.error(
             f"every channel must have length {expected} ('@equalLength true', {origin}), "
             f"got channel lengths {lengths[int(bad[0])].tolist()}"
         )
@@ -590,12 +580,12 @@ def iter_ts(path: str | os.PathLike[str], *, chunk_cases: int = 4096) -> Iterato
         for number, text in lines:
             if not text or text.startswith("#"):
                 continue
-            where = _Line(name, number)
+            at = _Line(name, number)
             if text.startswith("@"):
-                raise where.error(
+                raise at.error(
                     f"data line must not be a header line after @data, got {_clip(text)!r}"
                 )
-            _add_case(text, layout, cases, where)
+            _add_case(text, layout, cases, at)
             if len(cases.line_numbers) == chunk_cases:
                 chunk = _chunk(cases, header, name, layout)
                 header = _fix_series_length(header, chunk)
@@ -748,20 +738,23 @@ def write_ts(
         >>> read_ts(path).x == x
         True
     """
-    where = "write_ts"
-    with error_context(where):
+    with error_context("write_ts"):
         values, offsets = _check_x(x)
         lengths = np.diff(offsets)
         labels_line, labels = _check_y(y, lengths.shape[0], class_labels)
         if not problem_name or " ".join(problem_name.split()) != problem_name:
-            raise ValueError(
-                f"{where}: problem_name must be words separated by single spaces, "
-                f"got {problem_name!r}."
+            raise unplaced(
+                ValueError(
+                    f"problem_name must be words separated by single spaces, got {problem_name!r}."
+                )
             )
         if values.shape[1] == 1 and y is None and lengths.size and lengths.min() == 0:
-            raise ValueError(
-                f"{where}: x must have T_i >= 1 when C == 1 and y is None (the line would be "
-                f"blank), got lengths[{int(np.argmin(lengths))}] == 0. Pass y or drop empty cases."
+            raise unplaced(
+                ValueError(
+                    "x must have T_i >= 1 when C == 1 and y is None (the line would be "
+                    f"blank), got lengths[{int(np.argmin(lengths))}] == 0. "
+                    "Pass y or drop empty cases."
+                )
             )
         lines = _header_text(values, lengths, labels_line, problem_name)
         text = np.where(np.isnan(values), "?", values.astype(np.str_))  # (N, C)

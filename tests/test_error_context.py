@@ -1,0 +1,148 @@
+"""Error context once: the public boundary names the operation; private helpers take no `where`.
+
+Private helpers raise their errors unnamed (``unplaced``); the public function or class runs its
+validation inside ``error_context(name)``, which prefixes ``"<name>: "`` once. These tests check
+both halves: the messages users read, and that no private helper of the converted floors threads
+a ``where`` argument again.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from varlen import BucketBatchSampler
+from varlen.nn import (
+    LSTM,
+    MaskedAccuracy,
+    MaskedEmbedding,
+    generate,
+    masked_accuracy,
+    masked_cross_entropy,
+    masked_mae,
+    masked_mse,
+)
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "varlen"
+# Floors whose private helpers no longer take `where` (the `_checks` modules hold the shared
+# validators, which public code calls with its name and private code with None).
+CONVERTED = [
+    *sorted((SRC / "data").rglob("*.py")),
+    *sorted((SRC / "batching").rglob("*.py")),
+    SRC / "nn" / "losses.py",
+    SRC / "nn" / "embedding.py",
+    SRC / "nn" / "generation.py",
+]
+VALIDATORS = {SRC / "_checks.py", SRC / "nn" / "_checks.py", SRC / "batching" / "_validate.py"}
+NOT_YET = {SRC / "data" / "io" / "store.py", SRC / "batching" / "dataset.py"}
+
+
+class _TinyLM(torch.nn.Module):
+    """Embedding + varlen LSTM + head: the model protocol `generate` expects."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(5, 3)
+        self.rnn = LSTM(3, 4, batch_first=True)
+        self.head = torch.nn.Linear(4, 5)
+
+    def forward(self, ids, lengths, *, padding="post", state=None):  # type: ignore[no-untyped-def]
+        out, new_state = self.rnn(self.embed(ids), lengths, padding=padding, hx=state)
+        return self.head(out), new_state
+
+
+LOGITS = torch.zeros(2, 3, 4)
+IDS = torch.zeros(2, 3, dtype=torch.long)
+
+CASES: list[tuple[str, Callable[[], object], type[Exception]]] = [
+    ("masked_mse", lambda: masked_mse(torch.zeros(2, 3), torch.zeros(2, 4)), ValueError),
+    ("masked_mse", lambda: masked_mse(LOGITS, LOGITS, torch.tensor([1, 9])), ValueError),
+    ("masked_mae", lambda: masked_mae(LOGITS, LOGITS, padding="left"), ValueError),  # type: ignore[arg-type]
+    ("masked_cross_entropy", lambda: masked_cross_entropy(LOGITS, IDS, mask=1), TypeError),
+    ("masked_cross_entropy", lambda: masked_cross_entropy(LOGITS, IDS + 7), ValueError),
+    ("masked_accuracy", lambda: masked_accuracy(LOGITS, IDS.float()), TypeError),
+    (
+        "MaskedAccuracy",
+        lambda: MaskedAccuracy().update(LOGITS, IDS, torch.tensor([1.5])),
+        TypeError,
+    ),
+    ("MaskedEmbedding", lambda: MaskedEmbedding(5, 2, pad_id=9), ValueError),
+    ("MaskedEmbedding", lambda: MaskedEmbedding(5, 2)(IDS.float()), TypeError),
+    (
+        "MaskedEmbedding.from_pretrained",
+        lambda: MaskedEmbedding.from_pretrained(torch.zeros(3)),
+        ValueError,
+    ),
+    ("generate", lambda: generate(_TinyLM(), [[1], []], max_new_tokens=2), ValueError),
+    ("generate", lambda: generate(_TinyLM(), [[1]], max_new_tokens=-1), ValueError),
+    ("generate", lambda: generate(_TinyLM(), [[1]], max_new_tokens=1, temperature=0), ValueError),
+    ("BucketBatchSampler", lambda: BucketBatchSampler([3, -1], batch_size=2), ValueError),
+    ("BucketBatchSampler", lambda: BucketBatchSampler([3, 1], batch_size=2, rank=4), ValueError),
+    ("BucketBatchSampler", lambda: BucketBatchSampler([3, 1]), ValueError),
+    (
+        "BucketBatchSampler.load_state_dict",
+        lambda: BucketBatchSampler([3, 1], batch_size=1).load_state_dict({"epoch": 0}),
+        ValueError,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "call", "error"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
+)
+def test_the_public_boundary_names_the_operation_once(name, call, error):
+    """Every error starts with the public name, exactly once, then the standard message."""
+    with pytest.raises(error) as caught:
+        call()
+    message = str(caught.value)
+    assert message.startswith(f"{name}: "), message
+    rest = message[len(name) + 2 :]
+    assert not rest.startswith(f"{name}: "), message  # named once, not by every layer
+
+
+def _private_functions_with_where(path: Path) -> list[str]:
+    """``"LINE NAME"`` for each private function or method of ``path`` with a ``where`` argument."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        if not node.name.startswith("_") or node.name.endswith("__"):
+            continue  # public, or a dunder (constructors are public entry points)
+        arguments = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+        if any(argument.arg == "where" for argument in arguments):
+            found.append(f"{node.lineno} {node.name}")
+    return found
+
+
+def test_no_private_helper_of_the_converted_floors_takes_where():
+    """`where` is attached at the boundary (error_context), never threaded through helpers."""
+    offenders = [
+        f"{path.relative_to(SRC)}:{hit}"
+        for path in CONVERTED
+        if path not in VALIDATORS | NOT_YET
+        for hit in _private_functions_with_where(path)
+    ]
+    assert offenders == []
+
+
+def test_the_where_rule_sees_one(tmp_path):
+    """The rule above is not vacuous: a helper taking `where` is found, public code is not."""
+    module = tmp_path / "m.py"
+    module.write_text(
+        "def _check(where, x):\n    return x\n\n\ndef public(where):\n    pass\n\n\n"
+        "class A:\n    def __init__(self, where):\n        pass\n\n"
+        "    def _m(self, *, where):\n        pass\n"
+    )
+    assert _private_functions_with_where(module) == ["1 _check", "13 _m"]
+
+
+def test_numpy_lengths_still_name_the_sampler():
+    """A shared validator called with None inside the context is named by the context."""
+    with pytest.raises(TypeError, match=r"^BucketBatchSampler: lengths must"):
+        BucketBatchSampler(np.array([1.5, 2.0]), batch_size=1)
