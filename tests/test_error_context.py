@@ -19,14 +19,19 @@ import torch
 from varlen import BucketBatchSampler
 from varlen.nn import (
     LSTM,
+    AttentionPooling,
     MaskedAccuracy,
     MaskedEmbedding,
+    attention_pool,
     generate,
+    last_and_first,
     masked_accuracy,
     masked_cross_entropy,
     masked_mae,
+    masked_mean,
     masked_mse,
 )
+from varlen.nn.functional import lengths_to_mask, pad, unpad
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "varlen"
 # Floors whose private helpers no longer take `where` (the `_checks` modules hold the shared
@@ -37,6 +42,9 @@ CONVERTED = [
     SRC / "nn" / "losses.py",
     SRC / "nn" / "embedding.py",
     SRC / "nn" / "generation.py",
+    SRC / "nn" / "pooling.py",
+    SRC / "nn" / "functional.py",
+    SRC / "nn" / "export.py",
 ]
 VALIDATORS = {SRC / "_checks.py", SRC / "nn" / "_checks.py", SRC / "batching" / "_validate.py"}
 NOT_YET = {SRC / "data" / "io" / "store.py", SRC / "batching" / "dataset.py"}
@@ -81,6 +89,14 @@ CASES: list[tuple[str, Callable[[], object], type[Exception]]] = [
     ("generate", lambda: generate(_TinyLM(), [[1], []], max_new_tokens=2), ValueError),
     ("generate", lambda: generate(_TinyLM(), [[1]], max_new_tokens=-1), ValueError),
     ("generate", lambda: generate(_TinyLM(), [[1]], max_new_tokens=1, temperature=0), ValueError),
+    ("masked_mean", lambda: masked_mean(LOGITS, torch.tensor([4, 1])), ValueError),
+    ("last_and_first", lambda: last_and_first(LOGITS[..., :3], num_directions=2), ValueError),
+    ("attention_pool", lambda: attention_pool(LOGITS, torch.zeros(2, 2)), ValueError),
+    ("AttentionPooling", lambda: AttentionPooling(0), ValueError),
+    ("AttentionPooling", lambda: AttentionPooling(3)(LOGITS), ValueError),
+    ("lengths_to_mask", lambda: lengths_to_mask(torch.tensor([1.0])), TypeError),
+    ("varlen.nn.functional.pad", lambda: pad([torch.zeros(2, 3), torch.zeros(1, 2)]), ValueError),
+    ("varlen.nn.functional.unpad", lambda: unpad(torch.zeros(3), torch.tensor([1])), ValueError),
     ("BucketBatchSampler", lambda: BucketBatchSampler([3, -1], batch_size=2), ValueError),
     ("BucketBatchSampler", lambda: BucketBatchSampler([3, 1], batch_size=2, rank=4), ValueError),
     ("BucketBatchSampler", lambda: BucketBatchSampler([3, 1]), ValueError),

@@ -91,11 +91,11 @@ def _onnx_modules() -> tuple[Any, Any]:
     return onnx, onnxruntime
 
 
-def _as_tuple(result: Any, where: str) -> tuple[Tensor, ...]:
+def _as_tuple(result: Any) -> tuple[Tensor, ...]:
     outputs = result if isinstance(result, tuple) else (result,)
     if not outputs or not all(isinstance(t, Tensor) for t in outputs):
         raise TypeError(
-            f"{where}: the model must return a Tensor or a tuple of Tensors, "
+            "export_onnx: the model must return a Tensor or a tuple of Tensors, "
             f"got {type(result).__name__}."
         )
     return tuple(outputs)
@@ -139,7 +139,7 @@ def _oracle(model: nn.Module, x: Tensor, lengths: list[int], padding: Padding) -
         for b, n in enumerate(lengths):
             steps = slice(0, n) if padding == "post" else slice(T - n, T)
             alone = x[b : b + 1, steps]
-            result = _as_tuple(model(alone, torch.tensor([n])), "export_onnx")
+            result = _as_tuple(model(alone, torch.tensor([n])))
             rows.append([r[0].numpy() for r in result])
     return rows
 
@@ -272,7 +272,7 @@ def export_onnx(
     example = torch.randn(2, 3, input_size, generator=generator)
     example_lengths = torch.tensor([3, 3])  # no pads: the graph must not care
     with torch.no_grad():
-        first = _as_tuple(model(example, example_lengths), "export_onnx")
+        first = _as_tuple(model(example, example_lengths))
     names = tuple(output_names or [f"out{i}" for i in range(len(first))])
     if len(names) != len(first):
         raise ValueError(

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from varlen._casts import Changed, first_changed, kind_error, value_error
-from varlen._checks import check_maxlen, check_side, error_context
+from varlen._checks import check_maxlen, check_side, error_context, unplaced
 from varlen._types import Padding
 from varlen.nn._checks import check_lengths, check_mask
 
@@ -70,10 +70,10 @@ def lengths_to_mask(
                 [0, 0, 0],
                 [1, 1, 1]], dtype=torch.int32)
     """
-    where = "lengths_to_mask"
-    padding = check_side(where, "padding", padding)
-    T = check_maxlen(where, maxlen)
-    check_lengths(where, lengths, T=T)
+    with error_context("lengths_to_mask"):
+        padding = check_side(None, "padding", padding)
+        T = check_maxlen(None, maxlen)
+        check_lengths(None, lengths, T=T)
     if T is None:
         T = int(lengths.max()) if lengths.numel() else 0
     return _mask(lengths.to(torch.int64), T, padding)
@@ -101,9 +101,9 @@ def is_contiguous(mask: Tensor, *, padding: Padding = "post") -> Tensor:
         TypeError: If ``mask`` is not bool.
         ValueError: If ``mask`` is not 2-D or ``padding`` is not pre/post.
     """
-    where = "is_contiguous"
-    padding = check_side(where, "padding", padding)
-    check_mask(where, mask)
+    with error_context("is_contiguous"):
+        padding = check_side(None, "padding", padding)
+        check_mask(None, mask)
     return _contiguous_rows(mask, padding)
 
 
@@ -288,11 +288,12 @@ def pad(
         tensor([3, 1])
     """
     where = "varlen.nn.functional.pad"
-    padding = check_side(where, "padding", padding)
-    truncating = check_side(where, "truncating", truncating)
-    T_arg = check_maxlen(where, maxlen)
-    seqs = _check_sequences(where, sequences)
-    trailing = _trailing(where, seqs)
+    with error_context(where):
+        padding = check_side(None, "padding", padding)
+        truncating = check_side(None, "truncating", truncating)
+        T_arg = check_maxlen(None, maxlen)
+        seqs = _check_sequences(sequences)
+        trailing = _trailing(seqs)
     nonempty = [s for s in seqs if s.shape[0]] or seqs
     out_dtype = dtype if dtype is not None else _promoted(nonempty)
     device = seqs[0].device
@@ -339,16 +340,18 @@ def unpad(padded: Tensor, lengths: Tensor, *, padding: Padding = "post") -> list
         >>> unpad(torch.tensor([[1, 2, 3], [4, 0, 0]]), torch.tensor([3, 1]))
         [tensor([1, 2, 3]), tensor([4])]
     """
-    where = "varlen.nn.functional.unpad"
-    padding = check_side(where, "padding", padding)
-    if not isinstance(padded, Tensor):
-        raise TypeError(
-            f"{where}: padded must be a tensor (B, T, *F), got {type(padded).__name__}."
-        )
-    if padded.ndim < 2:
-        raise ValueError(f"{where}: padded must have shape (B, T, *F), got {tuple(padded.shape)}.")
-    B, T = padded.shape[:2]
-    kept = check_lengths(where, lengths, B=B, T=T, device=padded.device)
+    with error_context("varlen.nn.functional.unpad"):
+        padding = check_side(None, "padding", padding)
+        if not isinstance(padded, Tensor):
+            raise unplaced(
+                TypeError(f"padded must be a tensor (B, T, *F), got {type(padded).__name__}.")
+            )
+        if padded.ndim < 2:
+            raise unplaced(
+                ValueError(f"padded must have shape (B, T, *F), got {tuple(padded.shape)}.")
+            )
+        B, T = padded.shape[:2]
+        kept = check_lengths(None, lengths, B=B, T=T, device=padded.device)
     host = kept.tolist()
     N = sum(host)
     rows, steps = _real_positions(kept, N, T, padding)
@@ -356,7 +359,7 @@ def unpad(padded: Tensor, lengths: Tensor, *, padding: Padding = "post") -> list
     return list(torch.split(values, host))
 
 
-def _check_sequences(where: str, sequences: object) -> list[Tensor]:
+def _check_sequences(sequences: object) -> list[Tensor]:
     """Return the sequences as a non-empty list of tensors of ndim >= 1 on one device."""
     if isinstance(sequences, Tensor):
         seqs = list(sequences.unbind(0)) if sequences.ndim >= 2 else []
@@ -364,39 +367,47 @@ def _check_sequences(where: str, sequences: object) -> list[Tensor]:
         try:
             seqs = list(sequences)  # type: ignore[call-overload]
         except TypeError as error:
-            raise TypeError(
-                f"{where}: sequences must be a list of tensors (T_i, *F), "
-                f"got {type(sequences).__name__}."
+            raise unplaced(
+                TypeError(
+                    "sequences must be a list of tensors (T_i, *F), "
+                    f"got {type(sequences).__name__}."
+                )
             ) from error
     if not seqs:
-        raise ValueError(f"{where}: sequences must hold at least one tensor, got none.")
+        raise unplaced(ValueError("sequences must hold at least one tensor, got none."))
     for i, s in enumerate(seqs):
         if not isinstance(s, Tensor):
-            raise TypeError(
-                f"{where}: sequences[{i}] must be a torch.Tensor (T_i, *F), got "
-                f"{type(s).__name__}. NumPy arrays and lists go to varlen.data.pad."
+            raise unplaced(
+                TypeError(
+                    f"sequences[{i}] must be a torch.Tensor (T_i, *F), got "
+                    f"{type(s).__name__}. NumPy arrays and lists go to varlen.data.pad."
+                )
             )
         if s.ndim == 0:
-            raise ValueError(
-                f"{where}: sequences[{i}] must have shape (T_i, *F), got a 0-D tensor."
+            raise unplaced(
+                ValueError(f"sequences[{i}] must have shape (T_i, *F), got a 0-D tensor.")
             )
         if s.device != seqs[0].device:
-            raise ValueError(
-                f"{where}: sequences must share one device, got sequences[{i}] on {s.device} "
-                f"and sequences[0] on {seqs[0].device}."
+            raise unplaced(
+                ValueError(
+                    f"sequences must share one device, got sequences[{i}] on {s.device} "
+                    f"and sequences[0] on {seqs[0].device}."
+                )
             )
     return seqs
 
 
-def _trailing(where: str, seqs: list[Tensor]) -> tuple[int, ...]:
+def _trailing(seqs: list[Tensor]) -> tuple[int, ...]:
     """Return the ``*F`` shared by the sequences (a 1-D empty one matches any)."""
     shaped = [s for s in seqs if tuple(s.shape) != (0,)] or seqs
     trailing = tuple(shaped[0].shape[1:])
     for i, s in enumerate(seqs):
         if tuple(s.shape[1:]) != trailing and tuple(s.shape) != (0,):
-            raise ValueError(
-                f"{where}: sequences[{i}] has trailing shape {tuple(s.shape[1:])}, "
-                f"expected {trailing} like the others."
+            raise unplaced(
+                ValueError(
+                    f"sequences[{i}] has trailing shape {tuple(s.shape[1:])}, "
+                    f"expected {trailing} like the others."
+                )
             )
     return trailing
 

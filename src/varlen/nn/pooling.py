@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from varlen._checks import check_choice, check_side
+from varlen._checks import check_choice, check_side, error_context, unplaced
 from varlen._types import Padding
 from varlen.nn._checks import check_agreement, check_lengths, check_mask
 from varlen.nn.functional import _mask
@@ -46,22 +46,21 @@ __all__ = [
 # ------------------------------------------------------------------ validation
 
 
-def _check_x(where: str, x: Any, *, ndim: int | None, floating: bool) -> Tensor:
+def _check_x(x: Any, *, ndim: int | None, floating: bool) -> Tensor:
     """Return ``x`` if it is a tensor of the expected rank (and floating), else raise."""
     shape = "(B, T, *F)" if ndim is None else {2: "(B, T)", 3: "(B, T, F)"}[ndim]
     if not isinstance(x, Tensor):
-        raise TypeError(f"{where}: x must be a Tensor {shape}, got {type(x).__name__}.")
+        raise unplaced(TypeError(f"x must be a Tensor {shape}, got {type(x).__name__}."))
     if (ndim is None and x.ndim < 2) or (ndim is not None and x.ndim != ndim):
-        raise ValueError(f"{where}: x must have shape {shape}, got {tuple(x.shape)}.")
+        raise unplaced(ValueError(f"x must have shape {shape}, got {tuple(x.shape)}."))
     if floating and not x.is_floating_point():
-        raise TypeError(
-            f"{where}: x must be floating point, got {x.dtype}. Cast with x.to(torch.float32)."
+        raise unplaced(
+            TypeError(f"x must be floating point, got {x.dtype}. Cast with x.to(torch.float32).")
         )
     return x
 
 
 def _real_steps(
-    where: str,
     x: Any,
     lengths: Any,
     mask: Any,
@@ -74,18 +73,18 @@ def _real_steps(
 
     The one validator shared by every public function and module of this file.
     """
-    side = check_side(where, "padding", padding)
-    x = _check_x(where, x, ndim=ndim, floating=floating)
+    side = check_side(None, "padding", padding)
+    x = _check_x(x, ndim=ndim, floating=floating)
     B, T = x.shape[:2]
     if lengths is not None:
-        lengths = check_lengths(where, lengths, B=B, T=T, device=x.device)
+        lengths = check_lengths(None, lengths, B=B, T=T, device=x.device)
     if mask is None:
         if lengths is None:
             return x, torch.ones(B, T, dtype=torch.bool, device=x.device)
         return x, _mask(lengths, T, side)
-    real = check_mask(where, mask, B=B, T=T).to(x.device)
+    real = check_mask(None, mask, B=B, T=T).to(x.device)
     if lengths is not None:
-        check_agreement(where, lengths, real, padding=side, expected=_mask(lengths, T, side))
+        check_agreement(None, lengths, real, padding=side, expected=_mask(lengths, T, side))
     return x, real
 
 
@@ -199,7 +198,8 @@ def last_step(
         >>> last_step(x, torch.tensor([3, 2, 0]))
         tensor([3, 5, 0])
     """
-    x, real = _real_steps("last_step", x, lengths, mask, padding)
+    with error_context("last_step"):
+        x, real = _real_steps(x, lengths, mask, padding)
     return _take_step(x, real, last=True)
 
 
@@ -230,7 +230,8 @@ def first_step(
         >>> first_step(torch.tensor([[0, 1, 2], [0, 0, 3]]), torch.tensor([2, 1]), padding="pre")
         tensor([1, 3])
     """
-    x, real = _real_steps("first_step", x, lengths, mask, padding)
+    with error_context("first_step"):
+        x, real = _real_steps(x, lengths, mask, padding)
     return _take_step(x, real, last=False)
 
 
@@ -273,14 +274,16 @@ def last_and_first(
         >>> last_and_first(out, torch.tensor([2]))  # forward at t = 1, backward at t = 0
         tensor([[ 2, 10]])
     """
-    where = "last_and_first"
-    check_choice(where, "num_directions", num_directions, (1, 2))
-    x, real = _real_steps(where, x, lengths, mask, padding, ndim=3)
-    if x.shape[2] % num_directions:
-        raise ValueError(
-            f"{where}: x must have a feature size divisible by num_directions = "
-            f"{num_directions}, got shape {tuple(x.shape)}."
-        )
+    with error_context("last_and_first"):
+        check_choice(None, "num_directions", num_directions, (1, 2))
+        x, real = _real_steps(x, lengths, mask, padding, ndim=3)
+        if x.shape[2] % num_directions:
+            raise unplaced(
+                ValueError(
+                    "x must have a feature size divisible by num_directions = "
+                    f"{num_directions}, got shape {tuple(x.shape)}."
+                )
+            )
     if num_directions == 1:
         return _take_step(x, real, last=True)
     H = x.shape[2] // 2
@@ -318,7 +321,8 @@ def masked_mean(
         >>> masked_mean(x, torch.tensor([2, 0]))
         tensor([2., 0.])
     """
-    x, real = _real_steps("masked_mean", x, lengths, mask, padding, floating=True)
+    with error_context("masked_mean"):
+        x, real = _real_steps(x, lengths, mask, padding, floating=True)
     return _mean(x, real)
 
 
@@ -355,7 +359,8 @@ def masked_max(
         >>> masked_max(x, torch.tensor([2, 0]))
         tensor([-7.,  0.])
     """
-    x, real = _real_steps("masked_max", x, lengths, mask, padding, floating=True)
+    with error_context("masked_max"):
+        x, real = _real_steps(x, lengths, mask, padding, floating=True)
     return _max(x, real)
 
 
@@ -389,9 +394,8 @@ def masked_softmax(
         tensor([[0.5000, 0.5000, 0.0000],
                 [0.0000, 0.0000, 0.0000]])
     """
-    scores, real = _real_steps(
-        "masked_softmax", scores, lengths, mask, padding, ndim=2, floating=True
-    )
+    with error_context("masked_softmax"):
+        scores, real = _real_steps(scores, lengths, mask, padding, ndim=2, floating=True)
     return _softmax(scores, real)
 
 
@@ -428,22 +432,24 @@ def attention_pool(
         >>> pooled
         tensor([[3.]])
     """
-    where = "attention_pool"
-    x, real = _real_steps(where, x, lengths, mask, padding, ndim=3, floating=True)
-    _check_scores(where, scores, x)
+    with error_context("attention_pool"):
+        x, real = _real_steps(x, lengths, mask, padding, ndim=3, floating=True)
+        _check_scores(scores, x)
     return _attend(_zero_pads(x, real), scores, real)
 
 
-def _check_scores(where: str, scores: Any, x: Tensor) -> None:
+def _check_scores(scores: Any, x: Tensor) -> None:
     B, T = x.shape[:2]
     if not isinstance(scores, Tensor):
-        raise TypeError(f"{where}: scores must be a Tensor (B, T), got {type(scores).__name__}.")
+        raise unplaced(TypeError(f"scores must be a Tensor (B, T), got {type(scores).__name__}."))
     if scores.shape != (B, T):
-        raise ValueError(
-            f"{where}: scores must have shape (B, T) = ({B}, {T}), got {tuple(scores.shape)}."
+        raise unplaced(
+            ValueError(f"scores must have shape (B, T) = ({B}, {T}), got {tuple(scores.shape)}.")
         )
     if scores.dtype != x.dtype:
-        raise TypeError(f"{where}: scores must have the dtype of x, {x.dtype}, got {scores.dtype}.")
+        raise unplaced(
+            TypeError(f"scores must have the dtype of x, {x.dtype}, got {scores.dtype}.")
+        )
 
 
 # ------------------------------------------------------------------ modules
@@ -576,9 +582,10 @@ class AttentionPooling(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        _check_size("AttentionPooling", "input_size", input_size)
-        if hidden_size is not None:
-            _check_size("AttentionPooling", "hidden_size", hidden_size)
+        with error_context("AttentionPooling"):
+            _check_size("input_size", input_size)
+            if hidden_size is not None:
+                _check_size("hidden_size", hidden_size)
         self.input_size = input_size
         self.hidden_size = hidden_size
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
@@ -621,18 +628,22 @@ class AttentionPooling(nn.Module):
             ValueError: For wrong shapes, lengths outside ``[0, T]``, a mask that disagrees
                 with ``lengths``, or ``padding`` not ``"pre"``/``"post"``.
         """
-        where = "AttentionPooling"
-        x, real = _real_steps(where, x, lengths, mask, padding, ndim=3, floating=True)
-        if x.shape[2] != self.input_size:
-            raise ValueError(
-                f"{where}: x must have F = input_size = {self.input_size} features, "
-                f"got shape {tuple(x.shape)}."
-            )
-        if x.dtype != self.score.weight.dtype:
-            raise TypeError(
-                f"{where}: x must have the dtype of the weights, {self.score.weight.dtype}, "
-                f"got {x.dtype}. Cast x with .to({self.score.weight.dtype})."
-            )
+        with error_context("AttentionPooling"):
+            x, real = _real_steps(x, lengths, mask, padding, ndim=3, floating=True)
+            if x.shape[2] != self.input_size:
+                raise unplaced(
+                    ValueError(
+                        f"x must have F = input_size = {self.input_size} features, "
+                        f"got shape {tuple(x.shape)}."
+                    )
+                )
+            if x.dtype != self.score.weight.dtype:
+                raise unplaced(
+                    TypeError(
+                        f"x must have the dtype of the weights, {self.score.weight.dtype}, "
+                        f"got {x.dtype}. Cast x with .to({self.score.weight.dtype})."
+                    )
+                )
         clean = _zero_pads(x, real)  # so NaN pads reach neither the scores nor the gradients
         return _attend(clean, self.scores(clean), real)
 
@@ -652,11 +663,11 @@ class AttentionPooling(nn.Module):
         return f"input_size={self.input_size}, hidden_size={self.hidden_size}"
 
 
-def _check_size(where: str, name: str, value: object) -> None:
+def _check_size(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{where}: {name} must be an int, got {value!r}.")
+        raise unplaced(TypeError(f"{name} must be an int, got {value!r}."))
     if value < 1:
-        raise ValueError(f"{where}: {name} must be >= 1, got {value!r}.")
+        raise unplaced(ValueError(f"{name} must be >= 1, got {value!r}."))
 
 
 for _module in (LastStepPooling, MeanPooling, MaxPooling, AttentionPooling):
