@@ -59,7 +59,7 @@ class _TinyLM(torch.nn.Module):
         self.rnn = LSTM(3, 4, batch_first=True)
         self.head = torch.nn.Linear(4, 5)
 
-    def forward(self, ids, lengths, *, padding="post", state=None):  # type: ignore[no-untyped-def]
+    def forward(self, ids, lengths, *, padding="post", state=None):
         out, new_state = self.rnn(self.embed(ids), lengths, padding=padding, hx=state)
         return self.head(out), new_state
 
@@ -71,7 +71,7 @@ CASES: list[tuple[str, Callable[[], object], type[Exception]]] = [
     ("masked_mse", lambda: masked_mse(torch.zeros(2, 3), torch.zeros(2, 4)), ValueError),
     ("masked_mse", lambda: masked_mse(LOGITS, LOGITS, torch.tensor([1, 9])), ValueError),
     ("masked_mae", lambda: masked_mae(LOGITS, LOGITS, padding="left"), ValueError),  # type: ignore[arg-type]
-    ("masked_cross_entropy", lambda: masked_cross_entropy(LOGITS, IDS, mask=1), TypeError),
+    ("masked_cross_entropy", lambda: masked_cross_entropy(LOGITS, IDS, mask=1), TypeError),  # type: ignore[arg-type]
     ("masked_cross_entropy", lambda: masked_cross_entropy(LOGITS, IDS + 7), ValueError),
     ("masked_accuracy", lambda: masked_accuracy(LOGITS, IDS.float()), TypeError),
     (

@@ -10,8 +10,8 @@ Only the inner loop is replaced:
 - **JAX backend:** Keras's own masked ``lax.scan``, which is already exact and was the fastest
   formulation measured on the CPU (hoisting the input projection out of the scan, unrolling
   or one fused matmul per step were all slower under XLA; ``benchmarks/bench_keras.py``).
-- **TensorFlow** (not tested here: its install does not fit the test command's time) and
-  arguments the fused math cannot express (a non-default ``activation`` /
+- **TensorFlow backend** (tested like the others, in its own process) and arguments the
+  fused math cannot express (a non-default ``activation`` /
   ``recurrent_activation``, ``recurrent_dropout``, GRU ``reset_after=False``): Keras's own
   exact loop, with one warning at construction for such an argument.
 
