@@ -313,7 +313,9 @@ def _reused_weight(
     """
     used = params[:1] + (params[2:3] if reset else [])
     stamp = (*((p.data_ptr(), p._version, p.dtype, p.device) for p in used), value)
-    entries = _REUSED.setdefault(module, {})
+    entries = _REUSED.get(module)  # get first: setdefault makes a weak reference every call
+    if entries is None:
+        entries = _REUSED[module] = {}
     key = (layer, direction, reset)
     entry = entries.get(key)
     if (
