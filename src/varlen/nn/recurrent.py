@@ -69,6 +69,7 @@ from varlen.nn._gates import (
     forget_rnn_decompositions,
     input_weight,
     layer_params,
+    module_params,
     num_directions,
     output_size,
     zero_state,
@@ -465,7 +466,8 @@ def _drive_padded(
     select = select and not graph
     # The indicator column, as 1.0/0.0 (T, B, 1): for every layer but a selected first.
     indicator = pads.to(x.dtype) if module.num_layers > 1 or not select else pads
-    state = hx if hx is not None else zero_state(module, cell, B, x)
+    # A zero state is only read (the kernel's final states are new tensors): kept eagerly.
+    state = hx if hx is not None else zero_state(module, cell, B, x, kept=not graph)
     picks = _final_picks(lengths, T, layout, D) if hx is None else ()
     finals: list[State] = []
     # Time-major (T, B, F_l): the kernel reads its input so, and a concatenation along the
@@ -621,12 +623,14 @@ def _run(
             # initial state come out connected to the weights (backward and DDP see them).
             x = inputs.x.new_zeros(B, 1, inputs.x.shape[2])
             none = torch.zeros(B, dtype=torch.int64, device=x.device)
-            out, final = _drive_padded(module, cell, _Inputs(x, none, "post", "post", None), state)
+            out, final = _drive_padded(
+                module, cell, _Inputs(x, none, "post", "post", None, graph=inputs.graph), state
+            )
             return out[:, :0], final
         initial = state if state is not None else zero_state(module, cell, B, inputs.x)
         return inputs.x.new_zeros(B, T, output_size(module)), tuple(s.clone() for s in initial)
     if plan.route == "full":
-        return _drive_full(module, cell, inputs.x, state)
+        return _drive_full(module, cell, inputs.x, state, graph=inputs.graph)
     if plan.route == "packed":
         return _drive_packed(module, cell, inputs, state)
     if plan.route == "groups":
@@ -661,7 +665,7 @@ def _drive_groups(
             initial = group_hx or zero_state(module, cell, len(rows), x)
             out, final = x.new_zeros(len(rows), 0, output_size(module)), initial
         elif has_no_pads(rows_lengths, T_g):
-            out, final = _drive_full(module, cell, group.x, group_hx)
+            out, final = _drive_full(module, cell, group.x, group_hx, graph=False)
         else:
             out, final = _drive_padded(module, cell, group, group_hx, select=select)
         # (B_g, T, H_total): zeros at the added steps, on the padded side.
@@ -676,20 +680,27 @@ def _drive_groups(
 
 
 def _drive_full(
-    module: nn.RNNBase, cell: Cell, x: Tensor, hx: State | None
+    module: nn.RNNBase, cell: Cell, x: Tensor, hx: State | None, *, graph: bool = True
 ) -> tuple[Tensor, State]:
-    """Run a batch in which no row has a pad: torch's own forward, one fused call.
+    """Run a batch in which no row has a pad: the fused kernel over all layers, one call.
 
     Nothing needs to be made a no-op, so the control column, the per-layer calls and the
-    gathers of the padded method are skipped (they cost ~100 us per call at ``B = 1``).
+    gathers of the padded method are skipped (they cost ~100 us per call at ``B = 1``). It
+    is the call torch's own forward ends in (``torch.lstm`` with the module's parameters,
+    layers, dropout and training flag), without its Python checks: the call is validated.
+    ``graph``: whether a graph is being captured (then the zero state is made afresh).
     """
-    torch_hx = None if hx is None else (hx if cell.num_states == 2 else hx[0])
-    if not module.batch_first:  # a time-major module: torch's forward reads (T, B, F)
-        out, final = cell.torch_class.forward(module, x.transpose(0, 1), torch_hx)
-        out = out.transpose(0, 1)
-    else:
-        out, final = cell.torch_class.forward(module, x, torch_hx)
-    return out, final if isinstance(final, tuple) else (final,)
+    state = hx if hx is not None else zero_state(module, cell, x.shape[0], x, kept=not graph)
+    return cell.kernel(
+        x,
+        state,
+        module_params(module),
+        has_biases=module.bias,
+        bidirectional=module.bidirectional,
+        train=module.training,
+        num_layers=module.num_layers,
+        dropout=module.dropout,
+    )
 
 
 def _check_call(
