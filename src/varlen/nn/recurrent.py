@@ -437,7 +437,8 @@ def _select_input(x: Tensor, pads: Tensor) -> Tensor:
     padded with a zero indicator column); a padded step is the constant row ``(0, ..., 0,
     1)``, whatever the caller left there (NaN, inf). The gradient reaches ``x`` at real steps
     only. The same values as :func:`_zero_pads` then a concatenation with the indicator, in
-    2 ops instead of 4 (eagerly; the row is kept per ``F``, dtype and device).
+    2 ops instead of 6 (the indicator, ``1 -`` it, the product, its sum read on the host, the
+    concatenation); eagerly only, the row is kept per ``F``, dtype and device.
     """
     F = x.shape[2]
     key = (F, x.dtype, x.device)
@@ -464,8 +465,6 @@ def _drive_padded(
     D = num_directions(module)
     pads = _pad_steps(lengths, T, layout, graph=graph).unsqueeze(2)  # (T, B, 1)
     select = select and not graph
-    # The indicator column, as 1.0/0.0 (T, B, 1): for every layer but a selected first.
-    indicator = pads.to(x.dtype) if module.num_layers > 1 or not select else pads
     # A zero state is only read (the kernel's final states are new tensors): kept eagerly.
     state = hx if hx is not None else zero_state(module, cell, B, x, kept=not graph)
     picks = _final_picks(lengths, T, layout, D) if hx is None else ()
@@ -473,7 +472,13 @@ def _drive_padded(
     # Time-major (T, B, F_l): the kernel reads its input so, and a concatenation along the
     # features of time-major views comes out in that layout (no copy inside torch.lstm).
     # Whatever the caller left at padded steps (NaN, garbage) is replaced by zeros first.
-    layer_input = x if select else _zero_pads(x.transpose(0, 1), pads, indicator, graph=graph)
+    # The indicator column as 1.0/0.0 (T, B, 1): for every layer but a selected first one.
+    indicator: Tensor | None = None
+    if select:
+        layer_input = x  # the first layer's input is made in one select below
+    else:
+        indicator = pads.to(x.dtype)
+        layer_input = _zero_pads(x.transpose(0, 1), pads, indicator, graph=graph)
     for layer in range(module.num_layers):
         if layer > 0 and module.training and module.dropout > 0:
             layer_input = nn.functional.dropout(layer_input, module.dropout, training=True)
@@ -482,12 +487,13 @@ def _drive_padded(
             if module.num_layers == 1
             else tuple(s[layer * D : (layer + 1) * D] for s in state)
         )
+        # (B, T, F_l + 1), a view of the time-major input
         if select and layer == 0:
-            augmented = _select_input(x, pads).transpose(0, 1)  # (B, T, F + 1)
+            augmented = _select_input(x, pads).transpose(0, 1)
         else:
-            augmented = torch.cat([layer_input, indicator], dim=2).transpose(
-                0, 1
-            )  # (B, T, F_l + 1)
+            if indicator is None:
+                indicator = pads.to(x.dtype)
+            augmented = torch.cat([layer_input, indicator], dim=2).transpose(0, 1)
         out, final = _run_layer(
             module, cell, layer, augmented, lengths, layout, init, zero_init=hx is None, picks=picks
         )  # (B, T, D * H_out); at pads finite, and for an LSTM exactly zero
