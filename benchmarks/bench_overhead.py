@@ -42,15 +42,20 @@ SHAPES = (  # B, T, F, H, bidirectional
     (32, 29, 12, 64, False),
     (8, 10, 4, 16, False),
 )
+NO_PADS = (32, 29, 12, 64, False)  # a bucketed batch of equal lengths: the no-pad route
 BATCHES, SEED = 16, 0
 
 
-def batches(B: int, T: int, F: int, rng: torch.Generator) -> list[tuple[Tensor, Tensor]]:
-    """BATCHES padded batches (post) with lengths uniform in [1, T], row 0 at T."""
+def batches(
+    B: int, T: int, F: int, rng: torch.Generator, *, full: bool = False
+) -> list[tuple[Tensor, Tensor]]:
+    """BATCHES padded batches (post) with lengths uniform in [1, T], row 0 at T (all T: full)."""
     out = []
     for _ in range(BATCHES):
         lengths = torch.randint(1, T + 1, (B,), generator=rng)
         lengths[0] = T
+        if full:
+            lengths[:] = T
         out.append((torch.randn(B, T, F, generator=rng), lengths))
     return out
 
@@ -101,9 +106,15 @@ def graph_nodes(tensor: Tensor) -> int:
 
 
 def compare(
-    shape: tuple[int, int, int, int, bool], rounds: int, reps: int, cell: str, *, parts: bool
+    shape: tuple[int, int, int, int, bool],
+    rounds: int,
+    reps: int,
+    cell: str,
+    *,
+    parts: bool,
+    full: bool = False,
 ) -> None:
-    """Print one shape's ratios (both modes) and its breakdown."""
+    """Print one shape's ratios (both modes) and its breakdown (``full``: no pads at all)."""
     B, T, F, H, bidirectional = shape
     rng = torch.Generator().manual_seed(SEED)
     torch.manual_seed(SEED)
@@ -112,7 +123,7 @@ def compare(
         F, H, batch_first=True, bidirectional=bidirectional
     )
     theirs.load_state_dict(ours.state_dict())
-    work = batches(B, T, F, rng)
+    work = batches(B, T, F, rng, full=full)
     nxt = cycling(work)
 
     def infer(*, exact: bool) -> Callable[[], object]:
@@ -138,7 +149,7 @@ def compare(
         "train varlen": train(exact=True),
     }
     result = timed(calls, rounds, reps)
-    name = f"{B}, {T}, {F}, {H}, {'bi' if bidirectional else 'uni'}"
+    name = f"{B}, {T}, {F}, {H}, {'bi' if bidirectional else 'uni'}{', no pads' if full else ''}"
     for mode, label in (("infer", "inference"), ("train", "forward + backward")):
         (t_cpu, t_wall), (v_cpu, v_wall) = result[f"{mode} torch"], result[f"{mode} varlen"]
         print(
@@ -157,15 +168,24 @@ def breakdown(
     cell = cell_of(ours)
     D = 2 if ours.bidirectional else 1
     where = f"varlen.nn.{cell.name}"
-    inputs = recurrent._resolve(where, ours, x, lengths, None, "post")
-    T = x.shape[1]
-    pads = recurrent._pad_steps(inputs.lengths, T, "post")[:, :, None]
-    indicator = pads.to(x.dtype)
-    augmented = torch.cat(
-        [recurrent._zero_pads(x.transpose(0, 1), pads, indicator), indicator], dim=2
-    ).transpose(0, 1)
+    inputs = recurrent._resolve(where, ours, x, lengths, None, "post", graph=False)
+    B, T, F = x.shape
+    plan = plan_call(
+        B=B, T=T, host_lengths=inputs.host_lengths, unmasked=False, method="auto",
+        device_type="cpu", graph=False, F=F, total=inputs.total,
+    )  # fmt: skip
+
+    def first_input() -> Tensor:  # as recurrent._drive_padded builds it, on the plan's choice
+        pads = recurrent._pad_steps(inputs.lengths, T, "post", graph=False).unsqueeze(2)
+        if plan.select:
+            return recurrent._select_input(x, pads)
+        indicator = pads.to(x.dtype)
+        zeroed = recurrent._zero_pads(x.transpose(0, 1), pads, indicator, graph=False)
+        return torch.cat([zeroed, indicator], dim=2)
+
+    augmented = first_input().transpose(0, 1)
     params = [p for d in range(D) for p in layer_params(ours, cell, 0, d)]
-    init = zero_state(ours, cell, x.shape[0], x)
+    init = zero_state(ours, cell, x.shape[0], x, kept=True)
     picks = recurrent._final_picks(inputs.lengths, T, "post", D)
     out, _ = cell.kernel(
         augmented, init, params, has_biases=ours.bias, bidirectional=D == 2, train=ours.training
@@ -181,34 +201,27 @@ def breakdown(
 
     stages: dict[str, Callable[[], object]] = {
         "validation (lengths, x, state, dtype/device)": lambda: (
-            recurrent._resolve(where, ours, x, lengths, None, "post"),
+            recurrent._resolve(where, ours, x, lengths, None, "post", graph=capturing_graph()),
             recurrent._check_state(where, ours, cell, None, x.shape[0], x),
-            capturing_graph(),
         ),
         "planning": lambda: plan_call(
-            B=x.shape[0],
+            B=B,
             T=T,
             host_lengths=inputs.host_lengths,
             unmasked=False,
             method="auto",
             device_type="cpu",
             graph=False,
+            F=F,
+            total=inputs.total,
         ),
         "control columns / augmented weights": lambda: [
             layer_params(ours, cell, 0, d) for d in range(D)
         ],
-        "pad mask, zeroed pads, augmented input": lambda: torch.cat(
-            [
-                recurrent._zero_pads(
-                    x.transpose(0, 1),
-                    p := recurrent._pad_steps(inputs.lengths, T, "post")[:, :, None],
-                    i := p.to(x.dtype),
-                ),
-                i,
-            ],
-            dim=2,
+        f"pad mask, zeroed pads, augmented input ({'select' if plan.select else 'multiply'})": (
+            first_input
         ),
-        "initial state (zeros)": lambda: zero_state(ours, cell, x.shape[0], x),
+        "initial state (zeros, kept)": lambda: zero_state(ours, cell, x.shape[0], x, kept=True),
         "final-state gathers": lambda: (
             recurrent._final_picks(inputs.lengths, T, "post", D),
             gather(),
@@ -319,6 +332,7 @@ def main() -> None:
             args.cell,
             parts=not args.no_breakdown,
         )
+    compare(NO_PADS, rounds, reps, args.cell, parts=False, full=True)
     print("\n| entry point | torch step loop | varlen | varlen / torch |")
     print("|---|---|---|---|")
     streaming(rounds, reps)

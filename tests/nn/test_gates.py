@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from varlen.nn import GRU, LSTM
+from varlen.nn import GRU, LSTM, recurrent
+from varlen.nn._gates import cell_of
+from varlen.nn._plans import Tuning
 
 
 def _batch(F: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,16 +70,29 @@ def test_training_after_inference_has_the_gradients_of_a_fresh_module():
 
 @pytest.mark.parametrize("cls", [LSTM, GRU])
 @pytest.mark.parametrize("pad", [float("inf"), float("-inf"), float("nan"), 3e38])
-def test_any_pad_value_gives_the_results_of_zero_pads(cls, pad):
-    """inf, NaN or huge pads: the outputs and states of zero pads, and zero gradient there."""
+@pytest.mark.parametrize("select_limit", [0, 16384], ids=["multiply", "select"])
+def test_any_pad_value_gives_the_results_of_zero_pads(cls, pad, select_limit):
+    """inf, NaN or huge pads: the outputs and states of zero pads, and zero gradient there.
+
+    Both ways of zeroing the pads (a select for small batches, a multiplication and a
+    finiteness check for large ones: a tuning parameter) are run.
+    """
     torch.manual_seed(0)
     module = cls(3, 4, bidirectional=True)
     x, lengths = _batch(3)
     real = torch.arange(5)[None, :] < lengths[:, None]
     zeros = x.masked_fill(~real[..., None], 0.0)
     garbage = x.masked_fill(~real[..., None], pad).requires_grad_()
-    out, state = module(garbage, lengths)
-    expected, expected_state = module(zeros, lengths)
+    tuning = Tuning(select_limit=select_limit)
+
+    def run(batch: torch.Tensor) -> tuple[torch.Tensor, object]:
+        return recurrent._forward(
+            module, cell_of(module), batch, lengths, mask=None, padding="post", hx=None,
+            method="padded", tuning=tuning,
+        )  # fmt: skip
+
+    out, state = run(garbage)
+    expected, expected_state = run(zeros)
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
     h = state[0] if isinstance(state, tuple) else state
     h_expected = expected_state[0] if isinstance(expected_state, tuple) else expected_state

@@ -17,7 +17,7 @@ from varlen.data.ragged import Ragged
 from varlen.nn import GRU, LSTM
 from varlen.nn import recurrent as recurrent_module
 from varlen.nn._gates import cell_of
-from varlen.nn._plans import Tuning, plan_call, row_groups
+from varlen.nn._plans import Plan, Tuning, plan_call, row_groups
 from varlen.nn.functional import lengths_to_mask
 
 F_IN, H = 3, 4
@@ -229,6 +229,49 @@ def test_recurrent_uneven_batches_match_the_oracle_float64(case):
     split = row_groups(torch.tensor(case.lengths), case.T, FREE_CALLS) is not None
     event(f"split into groups: {split}")
     _compare(case, torch.float64, atol=1e-10, tuning=FREE_CALLS)
+
+
+MULTIPLY = Tuning(select_limit=0)  # pads zeroed by the multiplication at every size
+DEFAULT = Tuning()
+
+
+@settings(max_examples=40)
+@given(case=cases())
+def test_recurrent_matches_the_oracle_with_either_pad_zeroing(case):
+    """Small batches zero their pads by a select, large ones by a multiplication: both exact.
+
+    The default tuning selects at the sizes tested above; this runs the multiplication.
+    """
+    _compare(case, torch.float64, atol=1e-10, tuning=MULTIPLY)
+
+
+def test_the_plan_zeroes_pads_by_a_select_up_to_its_limit():
+    """``select_limit`` (a tuning parameter) bounds ``B * T * F``; only eagerly on the CPU."""
+
+    def plan(
+        *, F: int = 4, graph: bool = False, total: int | None = None, tuning: Tuning = DEFAULT
+    ) -> Plan:
+        return plan_call(
+            B=2, T=3, host_lengths=torch.tensor([3, 1]), unmasked=False, method="padded",
+            device_type="cpu", graph=graph, tuning=tuning, F=F, total=total,
+        )  # fmt: skip
+
+    assert plan().select
+    assert not plan(tuning=MULTIPLY).select
+    assert not plan(graph=True).select
+    assert not plan(F=10_000).select
+    assert plan(total=4).route == "padded"
+    assert plan(total=6).route == "full"  # the total read on the host decides
+
+
+@pytest.mark.parametrize("layout", ["post", "pre"])
+def test_pad_steps_from_the_kept_step_index_match_a_fresh_arange(layout):
+    """The kept (grown, sliced) step index gives the pad mask of a fresh ``arange``."""
+    for T in (1, 5, 70, 3, 200, 64, 0):
+        lengths = torch.randint(0, T + 1, (6,), generator=torch.Generator().manual_seed(T))
+        kept = recurrent_module._pad_steps(lengths, T, layout, graph=False)
+        fresh = recurrent_module._pad_steps(lengths, T, layout, graph=True)
+        assert torch.equal(kept, fresh)
 
 
 def test_recurrent_splits_an_uneven_batch_into_groups():

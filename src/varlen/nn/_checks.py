@@ -24,6 +24,23 @@ def check_lengths(
 ) -> Tensor:
     """Return ``lengths`` as int64 ``(B,)`` (on ``device``) with ``0 <= lengths (<= T)``.
 
+    The same checks and errors as :func:`read_lengths`, which also gives the values read.
+    """
+    checked, _ = read_lengths(where, lengths, B=B, T=T, device=device, values=values)
+    return checked
+
+
+def read_lengths(
+    where: str,
+    lengths: Any,
+    *,
+    B: int | None = None,
+    T: int | None = None,
+    device: torch.device | None = None,
+    values: bool = True,
+) -> tuple[Tensor, list[int] | None]:
+    """Check ``lengths`` as :func:`check_lengths` does; also return them as Python ints if read.
+
     Args:
         where: The public function or class, first in the message (``None``: named by the
             enclosing :class:`~varlen._checks.error_context`).
@@ -36,7 +53,8 @@ def check_lengths(
             where no value may decide anything on the host.
 
     Returns:
-        int64 lengths.
+        ``(lengths, read)``: int64 lengths, and their values as Python ints when the check
+        read them that way (a few rows on the host), else ``None``.
 
     Raises:
         TypeError: If ``lengths`` is a tuple (a misplaced state) or not integer.
@@ -65,11 +83,12 @@ def check_lengths(
     if given.dtype != torch.int64 or (device is not None and given.device != device):
         result = given.to(device=device or given.device, dtype=torch.int64, non_blocking=True)
     if not values:
-        return result
+        return result, None
     if not result.numel():
-        return result
+        return result, ([] if result.is_cpu else None)
+    read: list[int] | None = None
     if result.is_cpu and result.numel() <= _FEW:  # one read, then Python ints
-        read: list[int] = result.tolist()
+        read = result.tolist()
         low, high = min(read), max(read)
     else:  # validation only: one host sync on an accelerator
         low, high = torch.stack(torch.aminmax(result)).tolist()
@@ -81,7 +100,7 @@ def check_lengths(
             where,
             ValueError(f"lengths must be {expected}, got lengths[{bad}] == {given[bad].tolist()}."),
         )
-    return result
+    return result, read
 
 
 def check_mask(

@@ -58,11 +58,14 @@ class Cell:
         has_biases: bool,
         bidirectional: bool,
         train: bool,
+        num_layers: int = 1,
+        dropout: float = 0.0,
     ) -> tuple[Tensor, State]:
-        """Run one fused layer on batch-first ``x (B, T, F)``; return ``(output, final states)``.
+        """Run fused layers on batch-first ``x (B, T, F)``; return ``(output, final states)``.
 
-        ``state`` holds ``(D, B, H_k)`` tensors; ``params`` the layer's parameters per
-        direction, flattened (``W_ih`` with its control columns first).
+        ``state`` holds ``(L * D, B, H_k)`` tensors; ``params`` the parameters per layer and
+        direction, flattened (``W_ih`` with its control columns first, where it has them).
+        ``num_layers`` and ``dropout`` (between layers, in training) as for torch's module.
         """
         return run_kernel(
             self.name,
@@ -72,6 +75,8 @@ class Cell:
             has_biases=has_biases,
             bidirectional=bidirectional,
             train=train,
+            num_layers=num_layers,
+            dropout=dropout,
         )
 
 
@@ -84,16 +89,17 @@ def run_kernel(
     has_biases: bool,
     bidirectional: bool,
     train: bool,
+    num_layers: int = 1,
+    dropout: float = 0.0,
 ) -> tuple[Tensor, State]:
-    """The raw ``torch.lstm`` / ``torch.gru`` call of one layer (see :meth:`Cell.kernel`)."""
+    """The raw ``torch.lstm`` / ``torch.gru`` call (see :meth:`Cell.kernel`)."""
     # torch.lstm/gru positional tail: has_biases, num_layers, dropout, train, bidirectional,
     # batch_first.
+    tail = (has_biases, num_layers, dropout, train, bidirectional, BATCH_FIRST)
     if name == "LSTM":
-        out, h, c = torch.lstm(
-            x, state, params, has_biases, 1, 0.0, train, bidirectional, BATCH_FIRST
-        )
+        out, h, c = torch.lstm(x, state, params, *tail)
         return out, (h, c)
-    out, h = torch.gru(x, state[0], params, has_biases, 1, 0.0, train, bidirectional, BATCH_FIRST)
+    out, h = torch.gru(x, state[0], params, *tail)
     return out, (h,)
 
 
@@ -245,11 +251,38 @@ def input_weight(module: nn.RNNBase) -> Tensor:
     return weight
 
 
-def zero_state(module: nn.RNNBase, cell: Cell, B: int, x: Tensor) -> State:
-    """The zero initial state ``(L * D, B, H_k)`` per state tensor, on ``x``'s dtype/device."""
+# Per (L * D, B, sizes, dtype, device): a zero state kept for the kernels to read.
+_ZERO_STATES: dict[tuple[Any, ...], State] = {}
+
+
+def zero_state(module: nn.RNNBase, cell: Cell, B: int, x: Tensor, *, kept: bool = False) -> State:
+    """The zero initial state ``(L * D, B, H_k)`` per state tensor, on ``x``'s dtype/device.
+
+    With ``kept`` (eagerly, for a kernel that only reads it and never hands it out), one
+    made earlier for the same sizes is returned (at most 64 are kept): no allocation.
+    """
     D = num_directions(module)
-    sizes = [module.proj_size or module.hidden_size, module.hidden_size][: cell.num_states]
-    return tuple(x.new_zeros(module.num_layers * D, B, size) for size in sizes)
+    sizes = (module.proj_size or module.hidden_size, module.hidden_size)[: cell.num_states]
+    L = module.num_layers * D
+    if not kept:
+        return tuple(x.new_zeros(L, B, size) for size in sizes)
+    key = (L, B, sizes, x.dtype, x.device)
+    state = _ZERO_STATES.get(key)
+    if state is None:
+        if len(_ZERO_STATES) >= 64:
+            _ZERO_STATES.clear()
+        with torch.inference_mode(mode=False):  # normal tensors even under inference_mode
+            state = _ZERO_STATES[key] = tuple(x.new_zeros(L, B, size) for size in sizes)
+    return state
+
+
+def module_params(module: nn.RNNBase) -> list[Tensor]:
+    """All parameters of ``module`` in the fused kernel's order (per layer and direction).
+
+    Read by name on each call, as torch's own forward checks them, so that a replaced
+    parameter (``functional_call``, a parametrization) is the one used.
+    """
+    return [getattr(module, name) for names in module._all_weights for name in names]
 
 
 def layer_params(
@@ -313,7 +346,9 @@ def _reused_weight(
     """
     used = params[:1] + (params[2:3] if reset else [])
     stamp = (*((p.data_ptr(), p._version, p.dtype, p.device) for p in used), value)
-    entries = _REUSED.setdefault(module, {})
+    entries = _REUSED.get(module)  # get first: setdefault makes a weak reference every call
+    if entries is None:
+        entries = _REUSED[module] = {}
     key = (layer, direction, reset)
     entry = entries.get(key)
     if (

@@ -58,7 +58,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from varlen._checks import check_choice, check_side
 from varlen._types import Padding
 from varlen.data.ragged import Ragged
-from varlen.nn._checks import check_agreement, check_lengths, check_mask
+from varlen.nn._checks import check_agreement, check_mask, read_lengths
 from varlen.nn._gates import (
     GRU_CELL,
     LSTM_CELL,
@@ -69,6 +69,7 @@ from varlen.nn._gates import (
     forget_rnn_decompositions,
     input_weight,
     layer_params,
+    module_params,
     num_directions,
     output_size,
     zero_state,
@@ -113,6 +114,7 @@ class _Inputs(NamedTuple):  # a NamedTuple: made on every call, cheaper than a f
     unmasked: bool = False  # no lengths and no mask were given: every step is real
     host_lengths: Tensor | None = None  # the lengths if they are on the host (read: no sync)
     graph: bool = False  # a graph is being captured (compile, export): shape-generic ops only
+    total: int | None = None  # N, the sum of the lengths, if read on the host as Python ints
 
 
 def _unpack_input(
@@ -190,17 +192,19 @@ def _resolve(
     if graph is None:
         graph = capturing_graph()
     host: Tensor | None = None
+    total: int | None = None
     if lengths is not None:
         # Values are checked eagerly only (never while a graph is captured); lengths on the
         # host are checked and planned with no device sync.
-        checked = check_lengths(where, lengths, B=B, T=T, values=not graph)
-        host = checked if checked.device.type == "cpu" and not graph else None
+        checked, read = read_lengths(where, lengths, B=B, T=T, values=not graph)
+        host = checked if checked.is_cpu and not graph else None
+        total = None if read is None or graph else sum(read)
         lengths = checked if checked.device == x.device else checked.to(x.device, non_blocking=True)
     if mask is None:
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.int64, device=x.device)
             return _Inputs(x, lengths, padding, padding, None, unmasked=True)
-        return _Inputs(x, lengths, padding, padding, None, host_lengths=host)
+        return _Inputs(x, lengths, padding, padding, None, host_lengths=host, total=total)
     mask = check_mask(where, mask, B=B, T=T).to(x.device, non_blocking=True)
     if lengths is not None and not graph:  # reads both on the host: eager only
         expected = _mask(lengths, T, padding)
@@ -263,10 +267,11 @@ def _check_state(
 
 def _last_processed(lengths: Tensor, T: int, layout: Padding, *, reverse: bool) -> Tensor:
     """Index of the last real step a direction processes: (B,) int64, clamped for length 0."""
+    # Method forms: a Python operator on a tensor costs more dispatch.
     if reverse:  # the backward direction ends on the first real step
-        index = T - lengths if layout == "pre" else torch.zeros_like(lengths)
+        index = torch.rsub(lengths, T) if layout == "pre" else torch.zeros_like(lengths)
     else:
-        index = torch.full_like(lengths, T - 1) if layout == "pre" else lengths - 1
+        index = torch.full_like(lengths, T - 1) if layout == "pre" else lengths.sub(1)
     return index.clamp(0, max(T - 1, 0))
 
 
@@ -347,12 +352,39 @@ def _run_layer(
     return torch.cat(outs, dim=-1), (torch.stack(hs), *rest)
 
 
-def _pad_steps(lengths: Tensor, T: int, layout: Padding) -> Tensor:
-    """``(T, B)`` bool, True at padded steps, time-major as the kernel reads its input."""
+def _pad_steps(lengths: Tensor, T: int, layout: Padding, *, graph: bool = True) -> Tensor:
+    """``(T, B)`` bool, True at padded steps, time-major as the kernel reads its input.
+
+    Eagerly (``graph`` False) one comparison with a kept step index (see
+    :func:`_step_index`); while a graph is captured, from a fresh ``arange`` of ``T``.
+    """
+    if not graph:
+        return torch.ge(_step_index(T, lengths.device, layout), lengths)
     steps = torch.arange(T, device=lengths.device).unsqueeze(1)  # (T, 1), broadcast to (T, B)
     if layout == "post":
         return steps >= lengths
     return steps < torch.rsub(lengths, T)
+
+
+# Per (device, layout): a step index longer than any T seen so far, sliced to each call's T.
+_STEPS: dict[tuple[torch.device, Padding], Tensor] = {}
+
+
+def _step_index(T: int, device: torch.device, layout: Padding) -> Tensor:
+    """``(T, 1)`` int64 that is ``>= lengths[b]`` exactly at row ``b``'s padded steps.
+
+    Post-padding: ``t``; pre-padding: ``T - 1 - t`` (step ``t`` is a pad when
+    ``t < T - lengths[b]``). A constant: made once per device and layout (grown by doubling
+    when a longer ``T`` comes, so it holds at most twice the longest ``T`` seen) and sliced.
+    """
+    key = (device, layout)
+    steps = _STEPS.get(key)
+    if steps is None or steps.shape[0] < T:
+        size = max(T, 2 * (0 if steps is None else steps.shape[0]), 64)
+        with torch.inference_mode(mode=False):  # a normal tensor even under inference_mode
+            made = torch.arange(size, device=device)
+            steps = _STEPS[key] = (made if layout == "post" else made.flip(0)).unsqueeze(1)
+    return steps[:T] if layout == "post" else steps[steps.shape[0] - T :]
 
 
 def _final_picks(lengths: Tensor, T: int, layout: Padding, D: int) -> tuple[Tensor | None, ...]:
@@ -375,18 +407,18 @@ def _final_picks(lengths: Tensor, T: int, layout: Padding, D: int) -> tuple[Tens
     return tuple(picks)
 
 
-def _zero_pads(x: Tensor, pads: Tensor, indicator: Tensor) -> Tensor:
+def _zero_pads(x: Tensor, pads: Tensor, indicator: Tensor, *, graph: bool = True) -> Tensor:
     """``x (T, B, F)`` with exact zeros at padded steps, whatever the caller left there.
 
-    ``pads (T, B, 1)`` is True at padded steps and ``indicator`` is it as 1.0/0.0. Eagerly on
-    the CPU, one multiplication by ``1 - indicator`` does it (a real step times 1 is itself, a
-    finite pad times 0 is 0) and the sum of the result, read on the host for free, shows
-    whether every value was finite; if not (NaN or inf anywhere, even at real steps), or while
-    a graph is captured, or on an accelerator, a masked fill (several times slower on the CPU)
-    does it instead. Both give the same values and the same gradient (zero at pads).
+    ``pads (T, B, 1)`` is True at padded steps and ``indicator`` is it as 1.0/0.0. Eagerly
+    (``graph`` False) on the CPU, one multiplication by ``1 - indicator`` does it (a real step
+    times 1 is itself, a finite pad times 0 is 0) and the sum of the result, read on the host
+    for free, shows whether every value was finite; if not (NaN or inf anywhere, even at real
+    steps), or while a graph is captured, or on an accelerator, a masked fill (several times
+    slower on the CPU) does it instead. Both give the same values and the same gradient (zero
+    at pads). Small batches take :func:`_select_input` instead.
     """
-    eager = not (torch.compiler.is_compiling() or torch.jit.is_tracing())  # type: ignore[attr-defined, no-untyped-call]
-    if eager and x.device.type == "cpu":
+    if not graph and x.device.type == "cpu":
         kept = x * torch.rsub(indicator, 1)
         total = kept.sum()
         if math.isfinite((total.detach() if total.requires_grad else total).item()):
@@ -394,25 +426,59 @@ def _zero_pads(x: Tensor, pads: Tensor, indicator: Tensor) -> Tensor:
     return x.masked_fill(pads, 0)
 
 
+# Per (F, dtype, device): the (F + 1,) input row of a padded step, zeros then the indicator 1.
+_PAD_ROWS: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}
+
+
+def _select_input(x: Tensor, pads: Tensor) -> Tensor:
+    """The first layer's input in one select: ``(T, B, F + 1)``, time-major.
+
+    ``x (B, T, F)``, ``pads (T, B, 1)`` True at padded steps. A real step is ``(x, 0)`` (``x``
+    padded with a zero indicator column); a padded step is the constant row ``(0, ..., 0,
+    1)``, whatever the caller left there (NaN, inf). The gradient reaches ``x`` at real steps
+    only. The same values as :func:`_zero_pads` then a concatenation with the indicator, in
+    2 ops instead of 6 (the indicator, ``1 -`` it, the product, its sum read on the host, the
+    concatenation); eagerly only, the row is kept per ``F``, dtype and device.
+    """
+    F = x.shape[2]
+    key = (F, x.dtype, x.device)
+    row = _PAD_ROWS.get(key)
+    if row is None:
+        with torch.inference_mode(mode=False):  # a normal tensor even under inference_mode
+            row = _PAD_ROWS[key] = torch.zeros(F + 1, dtype=x.dtype, device=x.device)
+            row[F] = 1
+    return torch.where(pads, row, nn.functional.pad(x.transpose(0, 1), (0, 1)))
+
+
 def _drive_padded(
-    module: nn.RNNBase, cell: Cell, inputs: _Inputs, hx: State | None
+    module: nn.RNNBase, cell: Cell, inputs: _Inputs, hx: State | None, *, select: bool = False
 ) -> tuple[Tensor, State]:
-    """The padded method: layer by layer on the fused kernel, pads made no-ops."""
+    """The padded method: layer by layer on the fused kernel, pads made no-ops.
+
+    ``select``: zero the pads by one select (the plan's choice, see :func:`_zero_pads`).
+    """
     x, lengths, layout, graph = inputs.x, inputs.lengths, inputs.layout, inputs.graph
     if hx is not None and layout == "pre":
         x, layout = repad(x, lengths, padding="pre", to="post"), "post"
         inputs = _Inputs(x, lengths, "post", inputs.padding, inputs.gather)
     B, T, _ = x.shape
     D = num_directions(module)
-    pads = _pad_steps(lengths, T, layout).unsqueeze(2)  # (T, B, 1)
-    indicator = pads.to(x.dtype)
-    state = hx if hx is not None else zero_state(module, cell, B, x)
+    pads = _pad_steps(lengths, T, layout, graph=graph).unsqueeze(2)  # (T, B, 1)
+    select = select and not graph
+    # A zero state is only read (the kernel's final states are new tensors): kept eagerly.
+    state = hx if hx is not None else zero_state(module, cell, B, x, kept=not graph)
     picks = _final_picks(lengths, T, layout, D) if hx is None else ()
     finals: list[State] = []
     # Time-major (T, B, F_l): the kernel reads its input so, and a concatenation along the
     # features of time-major views comes out in that layout (no copy inside torch.lstm).
     # Whatever the caller left at padded steps (NaN, garbage) is replaced by zeros first.
-    layer_input = _zero_pads(x.transpose(0, 1), pads, indicator)
+    # The indicator column as 1.0/0.0 (T, B, 1): for every layer but a selected first one.
+    indicator: Tensor | None = None
+    if select:
+        layer_input = x  # the first layer's input is made in one select below
+    else:
+        indicator = pads.to(x.dtype)
+        layer_input = _zero_pads(x.transpose(0, 1), pads, indicator, graph=graph)
     for layer in range(module.num_layers):
         if layer > 0 and module.training and module.dropout > 0:
             layer_input = nn.functional.dropout(layer_input, module.dropout, training=True)
@@ -421,7 +487,13 @@ def _drive_padded(
             if module.num_layers == 1
             else tuple(s[layer * D : (layer + 1) * D] for s in state)
         )
-        augmented = torch.cat([layer_input, indicator], dim=2).transpose(0, 1)  # (B, T, F_l + 1)
+        # (B, T, F_l + 1), a view of the time-major input
+        if select and layer == 0:
+            augmented = _select_input(x, pads).transpose(0, 1)
+        else:
+            if indicator is None:
+                indicator = pads.to(x.dtype)
+            augmented = torch.cat([layer_input, indicator], dim=2).transpose(0, 1)
         out, final = _run_layer(
             module, cell, layer, augmented, lengths, layout, init, zero_init=hx is None, picks=picks
         )  # (B, T, D * H_out); at pads finite, and for an LSTM exactly zero
@@ -440,7 +512,8 @@ def _drive_padded(
         else tuple(torch.cat(parts) for parts in zip(*finals, strict=True))
     )
     if not cell.zero_at_pads:  # a GRU carries h through pads: zero its outputs there
-        out = out.masked_fill(pads.transpose(0, 1), 0)
+        at_pads = pads.transpose(0, 1)
+        out = torch.where(at_pads, 0.0, out) if select else out.masked_fill(at_pads, 0)
     return _restore(inputs, out), merged
 
 
@@ -539,6 +612,8 @@ def _plan_and_run(
         device_type=inputs.x.device.type,
         graph=graph,
         tuning=tuning,
+        F=inputs.x.shape[2],
+        total=inputs.total,
     )
     return _run(module, cell, inputs, state, plan)
 
@@ -554,17 +629,19 @@ def _run(
             # initial state come out connected to the weights (backward and DDP see them).
             x = inputs.x.new_zeros(B, 1, inputs.x.shape[2])
             none = torch.zeros(B, dtype=torch.int64, device=x.device)
-            out, final = _drive_padded(module, cell, _Inputs(x, none, "post", "post", None), state)
+            out, final = _drive_padded(
+                module, cell, _Inputs(x, none, "post", "post", None, graph=inputs.graph), state
+            )
             return out[:, :0], final
         initial = state if state is not None else zero_state(module, cell, B, inputs.x)
         return inputs.x.new_zeros(B, T, output_size(module)), tuple(s.clone() for s in initial)
     if plan.route == "full":
-        return _drive_full(module, cell, inputs.x, state)
+        return _drive_full(module, cell, inputs.x, state, graph=inputs.graph)
     if plan.route == "packed":
         return _drive_packed(module, cell, inputs, state)
     if plan.route == "groups":
-        return _drive_groups(module, cell, inputs, state, plan.groups)
-    return _drive_padded(module, cell, inputs, state)
+        return _drive_groups(module, cell, inputs, state, plan.groups, select=plan.select)
+    return _drive_padded(module, cell, inputs, state, select=plan.select)
 
 
 def _drive_groups(
@@ -573,6 +650,8 @@ def _drive_groups(
     inputs: _Inputs,
     hx: State | None,
     groups: tuple[Tensor, ...],
+    *,
+    select: bool = False,
 ) -> tuple[Tensor, State]:
     """Run each group of rows to its own longest length, then put the rows back in order.
 
@@ -592,9 +671,9 @@ def _drive_groups(
             initial = group_hx or zero_state(module, cell, len(rows), x)
             out, final = x.new_zeros(len(rows), 0, output_size(module)), initial
         elif has_no_pads(rows_lengths, T_g):
-            out, final = _drive_full(module, cell, group.x, group_hx)
+            out, final = _drive_full(module, cell, group.x, group_hx, graph=False)
         else:
-            out, final = _drive_padded(module, cell, group, group_hx)
+            out, final = _drive_padded(module, cell, group, group_hx, select=select)
         # (B_g, T, H_total): zeros at the added steps, on the padded side.
         outs.append(
             nn.functional.pad(out, (0, 0, 0, T - T_g) if layout == "post" else (0, 0, T - T_g, 0))
@@ -607,20 +686,27 @@ def _drive_groups(
 
 
 def _drive_full(
-    module: nn.RNNBase, cell: Cell, x: Tensor, hx: State | None
+    module: nn.RNNBase, cell: Cell, x: Tensor, hx: State | None, *, graph: bool = True
 ) -> tuple[Tensor, State]:
-    """Run a batch in which no row has a pad: torch's own forward, one fused call.
+    """Run a batch in which no row has a pad: the fused kernel over all layers, one call.
 
     Nothing needs to be made a no-op, so the control column, the per-layer calls and the
-    gathers of the padded method are skipped (they cost ~100 us per call at ``B = 1``).
+    gathers of the padded method are skipped (they cost ~100 us per call at ``B = 1``). It
+    is the call torch's own forward ends in (``torch.lstm`` with the module's parameters,
+    layers, dropout and training flag), without its Python checks: the call is validated.
+    ``graph``: whether a graph is being captured (then the zero state is made afresh).
     """
-    torch_hx = None if hx is None else (hx if cell.num_states == 2 else hx[0])
-    if not module.batch_first:  # a time-major module: torch's forward reads (T, B, F)
-        out, final = cell.torch_class.forward(module, x.transpose(0, 1), torch_hx)
-        out = out.transpose(0, 1)
-    else:
-        out, final = cell.torch_class.forward(module, x, torch_hx)
-    return out, final if isinstance(final, tuple) else (final,)
+    state = hx if hx is not None else zero_state(module, cell, x.shape[0], x, kept=not graph)
+    return cell.kernel(
+        x,
+        state,
+        module_params(module),
+        has_biases=module.bias,
+        bidirectional=module.bidirectional,
+        train=module.training,
+        num_layers=module.num_layers,
+        dropout=module.dropout,
+    )
 
 
 def _check_call(

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from varlen._types import Padding
 from varlen.data._flat import pad_flat
+from varlen.nn._plans import capturing_graph
 from varlen.nn.recurrent import GRU, LSTM, LSTMState
 
 __all__ = ["StreamPool", "StreamState", "StreamingRNN", "reset_state", "run_one_at_a_time"]
@@ -385,6 +386,28 @@ def _weight(module: nn.RNNBase) -> Tensor:
     return weight
 
 
+# Per (B, T, device): lengths (B,) all T, for chunks given without lengths (a constant).
+_FULL_LENGTHS: dict[tuple[int, int, torch.device], Tensor] = {}
+
+
+def _full_lengths(B: int, T: int, device: torch.device) -> Tensor:
+    """``(B,)`` int64 lengths all ``T``, for a chunk given without lengths.
+
+    Kept eagerly (a generation loop asks for the same ones every step; at most 64 are kept),
+    made afresh while a graph is captured. Only read, never returned.
+    """
+    if capturing_graph():
+        return torch.full((B,), T, dtype=torch.int64, device=device)
+    key = (B, T, device)
+    lengths = _FULL_LENGTHS.get(key)
+    if lengths is None:
+        if len(_FULL_LENGTHS) >= 64:
+            _FULL_LENGTHS.clear()
+        with torch.inference_mode(mode=False):  # a normal tensor even under inference_mode
+            lengths = _FULL_LENGTHS[key] = torch.full((B,), T, dtype=torch.int64, device=device)
+    return lengths
+
+
 class StreamingRNN(nn.Module):
     """Run a unidirectional ``varlen.nn.LSTM``/``GRU`` chunk by chunk with explicit state.
 
@@ -470,6 +493,8 @@ class StreamingRNN(nn.Module):
                 f"{where}: state must be a StreamState or None, got {type(state).__name__}. "
                 "Wrap a (h, c) tuple with StreamState.from_hx."
             )
+        if self._fits(state, batch_size):  # the common case, in a few comparisons
+            return
         if (state.c is not None) != self.is_lstm:
             got = "a GRU state (c is None)" if state.c is None else "an LSTM state (with c)"
             want = "an LSTM state (h, c)" if self.is_lstm else "a GRU state (c is None)"
@@ -482,6 +507,20 @@ class StreamingRNN(nn.Module):
                 f"on {weight.device}, got {state.h.dtype} on {state.h.device}. "
                 "Move it with state.to(device, dtype)."
             )
+
+    def _fits(self, state: StreamState, batch_size: int) -> bool:
+        """Whether ``state`` passes every check of :meth:`check_state` (which then says why not)."""
+        module = self.module
+        L, H = module.num_layers, module.hidden_size
+        h, c = state.h, state.c
+        weight = _weight(module)
+        return (
+            h.shape == (L, batch_size, module.proj_size or H)
+            and (c is None) != isinstance(module, LSTM)
+            and (c is None or c.shape == (L, batch_size, H))
+            and h.dtype == weight.dtype
+            and h.device == weight.device
+        )
 
     def _check_sizes(self, where: str, state: StreamState, batch_size: int) -> None:
         L, H = self.module.num_layers, self.module.hidden_size
@@ -543,7 +582,7 @@ class StreamingRNN(nn.Module):
         else:
             self.check_state(state, B)
         if lengths is None:  # every step real; stated, so no layout question arises
-            lengths = torch.full((B,), chunk.shape[1], dtype=torch.int64, device=chunk.device)
+            lengths = _full_lengths(B, chunk.shape[1], chunk.device)
         out, final = self.module(chunk, lengths, padding=padding, hx=state.to_hx())
         return out, StreamState.from_hx(final)
 
