@@ -31,7 +31,7 @@ def check_lengths(
 
 
 def read_lengths(
-    where: str,
+    where: str | None,
     lengths: Any,
     *,
     B: int | None = None,
