@@ -18,16 +18,21 @@ import torch
 
 from varlen import BucketBatchSampler
 from varlen.nn import (
+    GRU,
     LSTM,
     AttentionPooling,
+    ConvFrontEnd,
     MaskedAccuracy,
     MaskedEmbedding,
+    StreamingRNN,
+    StreamPool,
     attention_pool,
     generate,
     last_and_first,
     masked_accuracy,
     masked_cross_entropy,
     masked_mae,
+    masked_max_pool,
     masked_mean,
     masked_mse,
 )
@@ -45,6 +50,10 @@ CONVERTED = [
     SRC / "nn" / "pooling.py",
     SRC / "nn" / "functional.py",
     SRC / "nn" / "export.py",
+    SRC / "nn" / "recurrent.py",
+    SRC / "nn" / "_inputs.py",
+    SRC / "nn" / "streaming.py",
+    SRC / "nn" / "conv.py",
 ]
 VALIDATORS = {SRC / "_checks.py", SRC / "nn" / "_checks.py", SRC / "batching" / "_validate.py"}
 NOT_YET = {SRC / "data" / "io" / "store.py", SRC / "batching" / "dataset.py"}
@@ -62,6 +71,10 @@ class _TinyLM(torch.nn.Module):
     def forward(self, ids, lengths, *, padding="post", state=None):
         out, new_state = self.rnn(self.embed(ids), lengths, padding=padding, hx=state)
         return self.head(out), new_state
+
+
+def _lstm() -> LSTM:
+    return LSTM(4, 2, batch_first=True)
 
 
 LOGITS = torch.zeros(2, 3, 4)
@@ -90,6 +103,29 @@ CASES: list[tuple[str, Callable[[], object], type[Exception]]] = [
     ("generate", lambda: generate(_TinyLM(), [[1]], max_new_tokens=-1), ValueError),
     ("generate", lambda: generate(_TinyLM(), [[1]], max_new_tokens=1, temperature=0), ValueError),
     ("masked_mean", lambda: masked_mean(LOGITS, torch.tensor([4, 1])), ValueError),
+    (
+        "varlen.nn.LSTM",
+        lambda: LSTM(4, 2, batch_first=True)(LOGITS, torch.tensor([4, 1])),
+        ValueError,
+    ),
+    ("varlen.nn.LSTM", lambda: _lstm()(LOGITS, hx=torch.zeros(1)), TypeError),
+    (
+        "varlen.nn.GRU",
+        lambda: GRU(4, 2, batch_first=True)(LOGITS[0], offsets=torch.tensor([0, 5])),
+        ValueError,
+    ),
+    ("StreamingRNN", lambda: StreamingRNN(torch.nn.Linear(2, 2)), TypeError),  # type: ignore[arg-type]
+    (
+        "StreamPool.finish",
+        lambda: StreamPool(StreamingRNN(_lstm())).finish(["a"]),
+        ValueError,
+    ),
+    (
+        "masked_max_pool",
+        lambda: masked_max_pool(LOGITS, torch.tensor([1, 2]), factor=0),
+        ValueError,
+    ),
+    ("ConvFrontEnd", lambda: ConvFrontEnd(4, [4], [3], pools=(0,)), ValueError),
     ("last_and_first", lambda: last_and_first(LOGITS[..., :3], num_directions=2), ValueError),
     ("attention_pool", lambda: attention_pool(LOGITS, torch.zeros(2, 2)), ValueError),
     ("AttentionPooling", lambda: AttentionPooling(0), ValueError),

@@ -49,6 +49,11 @@ class Cell:
     # Whether outputs at pads come out of the kernel exactly zero (LSTM: o = 0 there).
     zero_at_pads: bool
 
+    @property
+    def public_name(self) -> str:
+        """The layer's public name, first in its error messages (``"varlen.nn.LSTM"``)."""
+        return f"varlen.nn.{self.name}"
+
     def kernel(
         self,
         x: Tensor,

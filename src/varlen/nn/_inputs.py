@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
+from varlen._checks import error_context, unplaced
 from varlen._types import Padding
 from varlen.nn._gates import Cell, State, dynamo_skips_rnn, eagerly, input_weight
 from varlen.nn._plans import Method
@@ -76,18 +77,19 @@ def forward_any(
     # Under torch.compile the whole forward runs eagerly, as dynamo runs torch.nn.LSTM (see
     # varlen.nn.recurrent._forward): dynamo must not trace this dispatch either.
     run = eagerly(_forward_any_now) if dynamo_skips_rnn() else _forward_any_now
-    result: tuple[Any, State] = run(
-        module,
-        cell,
-        core,
-        x,
-        lengths,
-        offsets=offsets,
-        mask=mask,
-        padding=padding,
-        hx=hx,
-        method=method,
-    )
+    with error_context(cell.public_name):
+        result: tuple[Any, State] = run(
+            module,
+            cell,
+            core,
+            x,
+            lengths,
+            offsets=offsets,
+            mask=mask,
+            padding=padding,
+            hx=hx,
+            method=method,
+        )
     return result
 
 
@@ -105,26 +107,29 @@ def _forward_any_now(
     method: Method,
 ) -> tuple[Any, State]:
     """:func:`forward_any`'s work."""
-    where = f"varlen.nn.{cell.name}"
     if hx is None and _is_state(cell, lengths):
         hx, lengths = lengths, None  # torch's form: module(x, hx)
     ragged = offsets is not None or isinstance(x, PackedSequence) or _is_nested(x)
     if ragged:
         extra = [n for n, v in (("lengths", lengths), ("mask", mask)) if v is not None]
         if extra:
-            raise ValueError(
-                f"{where}: {extra[0]} must be None when x is a nested tensor, a "
-                "PackedSequence or values with offsets (they carry their lengths), got a value."
+            raise unplaced(
+                ValueError(
+                    f"{extra[0]} must be None when x is a nested tensor, a "
+                    "PackedSequence or values with offsets (they carry their lengths), got a value."
+                )
             )
-        result: tuple[Any, State] = _run_ragged(where, module, cell, core, x, offsets, hx, method)
+        result: tuple[Any, State] = _run_ragged(module, cell, core, x, offsets, hx, method)
         return result
     if isinstance(x, Tensor) and x.ndim == 2 and lengths is None and mask is None:
-        return _run_unbatched(where, module, cell, core, x, padding=padding, hx=hx, method=method)
+        return _run_unbatched(module, cell, core, x, padding=padding, hx=hx, method=method)
     if isinstance(x, Tensor) and not module.batch_first:
         if x.ndim != 3:
-            raise ValueError(
-                f"{where}: x must have shape (T, B, F) (the module has batch_first=False), "
-                f"got {tuple(x.shape)}."
+            raise unplaced(
+                ValueError(
+                    "x must have shape (T, B, F) (the module has batch_first=False), "
+                    f"got {tuple(x.shape)}."
+                )
             )
         out, state = core(
             module,
@@ -152,7 +157,6 @@ def _is_state(cell: Cell, value: Any) -> bool:
 
 
 def _run_unbatched(
-    where: str,
     module: nn.RNNBase,
     cell: Cell,
     core: Forward,
@@ -164,16 +168,19 @@ def _run_unbatched(
 ) -> tuple[Tensor, State]:
     """Run one sequence ``(T, F)`` as a batch of one; states ``(L * D, H)`` in and out."""
     if x.shape[1] != module.input_size:
-        raise ValueError(
-            f"{where}: x must have shape (B, T, F), or (T, F) for one unbatched sequence, with "
-            f"F = input_size = {module.input_size}, got {tuple(x.shape)}."
+        raise unplaced(
+            ValueError(
+                "x must have shape (B, T, F), or (T, F) for one unbatched sequence, with "
+                f"F = input_size = {module.input_size}, got {tuple(x.shape)}."
+            )
         )
     if hx is not None:
         parts = hx if isinstance(hx, tuple) else (hx,)
         if not all(isinstance(p, Tensor) and p.ndim == 2 for p in parts):
-            raise ValueError(
-                f"{where}: with an unbatched x (T, F), hx must hold 2-D states (L*D, H), as "
-                "with torch."
+            raise unplaced(
+                ValueError(
+                    "with an unbatched x (T, F), hx must hold 2-D states (L*D, H), as with torch."
+                )
             )
         batched = tuple(p[:, None] for p in parts)
         hx = batched if isinstance(hx, tuple) else batched[0]
@@ -182,7 +189,6 @@ def _run_unbatched(
 
 
 def _run_ragged(
-    where: str,
     module: nn.RNNBase,
     cell: Cell,
     core: Forward,
@@ -197,14 +203,11 @@ def _run_ragged(
     ``torch.nn.LSTM``: it reads the offsets on the host to size the batch. The rest of a
     compiled model (embeddings, heads, losses on the jagged outputs) is still compiled.
     """
-    result: tuple[Any, State] = eagerly(_run_ragged_now)(
-        where, module, cell, core, x, offsets, hx, method
-    )
+    result: tuple[Any, State] = eagerly(_run_ragged_now)(module, cell, core, x, offsets, hx, method)
     return result
 
 
 def _run_ragged_now(
-    where: str,
     module: nn.RNNBase,
     cell: Cell,
     core: Forward,
@@ -215,33 +218,35 @@ def _run_ragged_now(
 ) -> tuple[Any, State]:
     """Run a nested tensor, a ``PackedSequence`` or values with offsets."""
     if offsets is not None:
-        values, lengths = _check_values(where, module, x, offsets)
+        values, lengths = _check_values(module, x, offsets)
         return _run_values(module, cell, core, values, lengths, hx, method)
     if isinstance(x, PackedSequence):
         return _run_packed(module, cell, core, x, hx, method)
-    return _run_nested(where, module, cell, core, x, hx, method)
+    return _run_nested(module, cell, core, x, hx, method)
 
 
 def _is_nested(x: Any) -> bool:
     return isinstance(x, Tensor) and x.is_nested
 
 
-def _check_values(where: str, module: nn.RNNBase, x: Any, offsets: Any) -> tuple[Tensor, Tensor]:
+def _check_values(module: nn.RNNBase, x: Any, offsets: Any) -> tuple[Tensor, Tensor]:
     """Check ``x (N, F)`` and ``offsets (B + 1,)``; return ``(values, lengths (B,) int64)``.
 
     Checking the offsets reads them on the host (one sync); padding needs ``T`` anyway.
     """
     if not isinstance(x, Tensor) or x.is_nested or x.ndim != 2:
         got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"{where}: with offsets, x must be values of shape (N, F), got {got}.")
+        raise unplaced(ValueError(f"with offsets, x must be values of shape (N, F), got {got}."))
     if not isinstance(offsets, Tensor) or offsets.dtype not in (torch.int32, torch.int64):
         kind = str(offsets.dtype) if isinstance(offsets, Tensor) else type(offsets).__name__
-        raise TypeError(
-            f"{where}: offsets (cu_seqlens) must be an int32 or int64 tensor (B + 1,), got {kind}."
+        raise unplaced(
+            TypeError(
+                f"offsets (cu_seqlens) must be an int32 or int64 tensor (B + 1,), got {kind}."
+            )
         )
     if offsets.ndim != 1 or offsets.shape[0] < 1:
-        raise ValueError(
-            f"{where}: offsets must have shape (B + 1,) with B >= 0, got {tuple(offsets.shape)}."
+        raise unplaced(
+            ValueError(f"offsets must have shape (B + 1,) with B >= 0, got {tuple(offsets.shape)}.")
         )
     host = offsets.to(device="cpu", dtype=torch.int64)  # one sync: validation and T
     N = x.shape[0]
@@ -252,15 +257,17 @@ def _check_values(where: str, module: nn.RNNBase, x: Any, offsets: Any) -> tuple
         falls = (lengths < 0).nonzero()[:, 0].tolist()
     if first != 0 or last != N or falls:
         where_falls = f", decreasing after offsets[{falls[0]}]" if falls else ""
-        raise ValueError(
-            f"{where}: offsets must start at 0, never decrease and end at N = {N} (the rows "
-            f"of x), got first {first}, last {last}{where_falls}."
+        raise unplaced(
+            ValueError(
+                f"offsets must start at 0, never decrease and end at N = {N} (the rows "
+                f"of x), got first {first}, last {last}{where_falls}."
+            )
         )
-    _check_features(where, module, x)
+    _check_features(module, x)
     return x, lengths
 
 
-def _check_view(where: str, values: Tensor, offsets: Tensor, lengths: Tensor) -> None:
+def _check_view(values: Tensor, offsets: Tensor, lengths: Tensor) -> None:
     """Check a jagged view's ``offsets (B + 1,)`` and ``lengths (B,)`` against ``values (N, F)``.
 
     A view (``torch.nested.narrow``, ``nested_tensor_from_jagged(..., lengths=...)``) takes row
@@ -269,17 +276,21 @@ def _check_view(where: str, values: Tensor, offsets: Tensor, lengths: Tensor) ->
     """
     for name, tensor in (("offsets", offsets), ("lengths", lengths)):
         if tensor.dtype not in (torch.int32, torch.int64):
-            raise TypeError(
-                f"{where}: a jagged view's {name} must be int32 or int64, got {tensor.dtype}. "
-                "Build it with integer offsets and lengths."
+            raise unplaced(
+                TypeError(
+                    f"a jagged view's {name} must be int32 or int64, got {tensor.dtype}. "
+                    "Build it with integer offsets and lengths."
+                )
             )
     host_offsets = offsets.to(device="cpu", dtype=torch.int64)  # one sync, as for offsets
     host_lengths = lengths.to(device="cpu", dtype=torch.int64)
     N, B = values.shape[0], host_lengths.shape[0]
     if host_offsets.shape != (B + 1,) or host_lengths.ndim != 1:
-        raise ValueError(
-            f"{where}: a jagged view needs offsets (B + 1,) and lengths (B,), got "
-            f"{tuple(host_offsets.shape)} and {tuple(host_lengths.shape)}."
+        raise unplaced(
+            ValueError(
+                "a jagged view needs offsets (B + 1,) and lengths (B,), got "
+                f"{tuple(host_offsets.shape)} and {tuple(host_lengths.shape)}."
+            )
         )
     ends = host_offsets[:-1] + host_lengths
     problems = [
@@ -298,20 +309,24 @@ def _check_view(where: str, values: Tensor, offsets: Tensor, lengths: Tensor) ->
                 for j in (i, i + 1)
                 if j < len(tensor)
             )
-            raise ValueError(f"{where}: bad jagged view: {rule}, got {shown} (row {i}).")
+            raise unplaced(ValueError(f"bad jagged view: {rule}, got {shown} (row {i})."))
 
 
-def _check_features(where: str, module: nn.RNNBase, values: Tensor) -> None:
+def _check_features(module: nn.RNNBase, values: Tensor) -> None:
     weight = input_weight(module)
     if values.shape[-1] != module.input_size:
-        raise ValueError(
-            f"{where}: x must have F = input_size = {module.input_size} features, "
-            f"got {values.shape[-1]}."
+        raise unplaced(
+            ValueError(
+                f"x must have F = input_size = {module.input_size} features, "
+                f"got {values.shape[-1]}."
+            )
         )
     if values.device != weight.device or values.dtype != weight.dtype:
-        raise TypeError(
-            f"{where}: x must have the dtype and device of the weights ({weight.dtype} on "
-            f"{weight.device}), got {values.dtype} on {values.device}."
+        raise unplaced(
+            TypeError(
+                f"x must have the dtype and device of the weights ({weight.dtype} on "
+                f"{weight.device}), got {values.dtype} on {values.device}."
+            )
         )
 
 
@@ -344,7 +359,6 @@ def _run_values(
 
 
 def _run_nested(
-    where: str,
     module: nn.RNNBase,
     cell: Cell,
     core: Forward,
@@ -354,26 +368,28 @@ def _run_nested(
 ) -> tuple[Tensor, State]:
     """Run a nested jagged tensor ``(B, j, F)``; return outputs ``(B, j, D * H_out)`` (jagged)."""
     if x.layout != torch.jagged or x.dim() != 3 or x._ragged_idx != 1:  # type: ignore[attr-defined]
-        raise ValueError(
-            f"{where}: a nested tensor x must have layout torch.jagged and shape (B, j, F) "
-            f"(ragged in dim 1), got layout {x.layout} with {x.dim()} dims. Build it with "
-            "torch.nested.nested_tensor(sequences, layout=torch.jagged)."
+        raise unplaced(
+            ValueError(
+                "a nested tensor x must have layout torch.jagged and shape (B, j, F) "
+                f"(ragged in dim 1), got layout {x.layout} with {x.dim()} dims. Build it with "
+                "torch.nested.nested_tensor(sequences, layout=torch.jagged)."
+            )
         )
     offsets: Tensor = x.offsets()  # type: ignore[attr-defined]
     given_lengths: Tensor | None = x.lengths()  # type: ignore[attr-defined]  # None unless x is a non-contiguous view (holes between rows)
     if given_lengths is None:
-        values, lengths = _check_values(where, module, x.values(), offsets)
+        values, lengths = _check_values(module, x.values(), offsets)
         out, state = _run_values(module, cell, core, values, lengths, hx, method)
         return _jagged(out, offsets), state
     # A view with holes: take each row's steps out of the shared values, new offsets out.
-    _check_view(where, x.values(), offsets, given_lengths)
+    _check_view(x.values(), offsets, given_lengths)
     starts = offsets[:-1].to(torch.int64)
     lengths_dev = given_lengths.to(torch.int64)
     N = int(lengths_dev.sum())
     rows, steps = _real_positions(lengths_dev, N, 1, "post")
     values = x.values()[starts[rows] + steps]
     new_offsets = torch.cat([lengths_dev.new_zeros(1), torch.cumsum(lengths_dev, 0)])
-    _check_features(where, module, values)
+    _check_features(module, values)
     out, state = _run_values(module, cell, core, values, lengths_dev.cpu(), hx, method)
     return _jagged(out, new_offsets), state
 

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from varlen._checks import error_context, unplaced
 from varlen._types import Padding
 from varlen.nn._plans import capturing_graph
 from varlen.nn.functional import _mask, repad
@@ -38,23 +39,27 @@ __all__ = [
 ]
 
 
-def _check(x: Tensor, lengths: Tensor | None, padding: str, where: str) -> None:
+def _check(x: Tensor, lengths: Tensor | None, padding: str) -> None:
     if x.dim() != 3:
-        raise ValueError(f"{where}: x must be (B, T, F), got shape {tuple(x.shape)}.")
+        raise unplaced(ValueError(f"x must be (B, T, F), got shape {tuple(x.shape)}."))
     if padding not in ("pre", "post"):
-        raise ValueError(f"{where}: padding must be 'pre' or 'post', got {padding!r}.")
+        raise unplaced(ValueError(f"padding must be 'pre' or 'post', got {padding!r}."))
     if lengths is None:
         return
     if lengths.shape != (x.shape[0],):
-        raise ValueError(
-            f"{where}: lengths must have shape (B,) = ({x.shape[0]},), got {tuple(lengths.shape)}."
+        raise unplaced(
+            ValueError(
+                f"lengths must have shape (B,) = ({x.shape[0]},), got {tuple(lengths.shape)}."
+            )
         )
     if capturing_graph():  # no host reads of tensor values while a graph is captured
         return
     if len(lengths) and (int(lengths.min()) < 0 or int(lengths.max()) > x.shape[1]):
-        raise ValueError(
-            f"{where}: lengths must be in [0, T = {x.shape[1]}], got min {int(lengths.min())}, "
-            f"max {int(lengths.max())}."
+        raise unplaced(
+            ValueError(
+                f"lengths must be in [0, T = {x.shape[1]}], got min {int(lengths.min())}, "
+                f"max {int(lengths.max())}."
+            )
         )
 
 
@@ -103,7 +108,8 @@ class MaskedConv1d(nn.Module):
         Returns:
             ``(B, T, C)``; rows of real steps equal the sequence convolved alone.
         """
-        _check(x, lengths, padding, "MaskedConv1d")
+        with error_context("MaskedConv1d"):
+            _check(x, lengths, padding)
         if x.shape[1] == 0:  # no step at all: (B, 0, C), still connected to the weights
             empty = x.new_zeros(x.shape[0], 0, self.conv.out_channels)
             return empty + 0.0 * self.conv.weight.sum()
@@ -116,9 +122,9 @@ class MaskedConv1d(nn.Module):
         return torch.where(real, out, torch.zeros((), dtype=out.dtype, device=out.device))
 
 
-def _check_factor(factor: object, where: str) -> int:
+def _check_factor(factor: object) -> int:
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
-        raise ValueError(f"{where}: factor must be an int >= 1, got {factor!r}.")
+        raise unplaced(ValueError(f"factor must be an int >= 1, got {factor!r}."))
     return factor
 
 
@@ -136,7 +142,8 @@ def pooled_lengths(lengths: Tensor, factor: int) -> Tensor:
         >>> pooled_lengths(torch.tensor([0, 1, 4, 5]), 4)
         tensor([0, 1, 1, 2])
     """
-    factor = _check_factor(factor, "pooled_lengths")
+    with error_context("pooled_lengths"):
+        factor = _check_factor(factor)
     return torch.div(lengths + (factor - 1), factor, rounding_mode="floor")
 
 
@@ -180,9 +187,9 @@ def masked_max_pool(
         (tensor([[5., 2.],
                 [3., 0.]]), tensor([2, 1]))
     """
-    where = "masked_max_pool"
-    factor = _check_factor(factor, where)
-    _check(x, lengths, padding, where)
+    with error_context("masked_max_pool"):
+        factor = _check_factor(factor)
+        _check(x, lengths, padding)
     if lengths is None:
         if x.shape[1] == 0:
             return x, None
@@ -242,7 +249,8 @@ class ConvFrontEnd(nn.Module):
                 f"ConvFrontEnd: pools must give one factor per convolution ({len(channels)}), "
                 f"got {list(pools)}."
             )
-        self.pools = tuple(_check_factor(p, "ConvFrontEnd") for p in pools)
+        with error_context("ConvFrontEnd"):
+            self.pools = tuple(_check_factor(p) for p in pools)
         sizes = [in_features, *channels]
         self.convs = nn.ModuleList(
             MaskedConv1d(sizes[i], sizes[i + 1], kernel_sizes[i]) for i in range(len(channels))
@@ -272,7 +280,8 @@ class ConvFrontEnd(nn.Module):
         Returns:
             ``(B, ceil(T / factor), C_k)``, real steps ``ceil(T_i / factor)`` on the same side.
         """
-        _check(x, lengths, padding, "ConvFrontEnd")
+        with error_context("ConvFrontEnd"):
+            _check(x, lengths, padding)
         if lengths is not None:
             lengths = lengths.to(x.device)
         for conv, norm, pool in zip(self.convs, self.norms, self.pools, strict=True):
@@ -302,7 +311,8 @@ def series_standardize(
     Returns:
         ``(B, T, F)``, zero at padded steps (and for constant or empty sequences).
     """
-    _check(x, lengths, padding, "series_standardize")
+    with error_context("series_standardize"):
+        _check(x, lengths, padding)
     B, T, _ = x.shape
     if lengths is None:
         lengths = torch.full((B,), T, dtype=torch.int64, device=x.device)

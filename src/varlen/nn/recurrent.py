@@ -55,7 +55,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from varlen._checks import check_choice, check_side
+from varlen._checks import check_choice, check_side, error_context, unplaced
 from varlen._types import Padding
 from varlen.data.ragged import Ragged
 from varlen.nn._checks import check_agreement, check_mask, read_lengths
@@ -118,7 +118,7 @@ class _Inputs(NamedTuple):  # a NamedTuple: made on every call, cheaper than a f
 
 
 def _unpack_input(
-    where: str, module: nn.RNNBase, x: Any, lengths: Any, mask: Any, padding: Any
+    module: nn.RNNBase, x: Any, lengths: Any, mask: Any, padding: Any
 ) -> tuple[Tensor, Any, Any, Any]:
     """Turn a Ragged or a batch object into ``(x, lengths, mask, padding)``."""
     if isinstance(x, Tensor):
@@ -126,38 +126,44 @@ def _unpack_input(
     given = [name for name, value in (("lengths", lengths), ("mask", mask)) if value is not None]
     if isinstance(x, Ragged):
         if given:
-            raise ValueError(f"{where}: {given[0]} must be None when x is a Ragged, got a value.")
+            raise unplaced(ValueError(f"{given[0]} must be None when x is a Ragged, got a value."))
         padded, kept = x.to_padded(padding="post")
         weight = input_weight(module)
         tensor = torch.from_numpy(padded).to(device=weight.device, dtype=weight.dtype)
         return tensor, torch.from_numpy(kept), None, "post"
     if hasattr(x, "x") and hasattr(x, "lengths"):
         if given:
-            raise ValueError(f"{where}: {given[0]} must be None when x is a batch, got a value.")
+            raise unplaced(ValueError(f"{given[0]} must be None when x is a batch, got a value."))
         return x.x, x.lengths, None, getattr(x, "padding", padding)
-    raise TypeError(
-        f"{where}: x must be a Tensor (B, T, F), a varlen.Ragged or a batch with .x and "
-        f".lengths, got {type(x).__name__}."
+    raise unplaced(
+        TypeError(
+            "x must be a Tensor (B, T, F), a varlen.Ragged or a batch with .x and "
+            f".lengths, got {type(x).__name__}."
+        )
     )
 
 
-def _check_x(where: str, module: nn.RNNBase, x: Tensor) -> None:
+def _check_x(module: nn.RNNBase, x: Tensor) -> None:
     if x.ndim != 3:
-        raise ValueError(f"{where}: x must have shape (B, T, F), got {tuple(x.shape)}.")
+        raise unplaced(ValueError(f"x must have shape (B, T, F), got {tuple(x.shape)}."))
     if x.shape[2] != module.input_size:
-        raise ValueError(
-            f"{where}: x must have F = input_size = {module.input_size} features, "
-            f"got shape {tuple(x.shape)}."
+        raise unplaced(
+            ValueError(
+                f"x must have F = input_size = {module.input_size} features, "
+                f"got shape {tuple(x.shape)}."
+            )
         )
     weight = input_weight(module)
     if x.device != weight.device:
-        raise ValueError(
-            f"{where}: x must be on the device of the weights, {weight.device}, got {x.device}."
+        raise unplaced(
+            ValueError(f"x must be on the device of the weights, {weight.device}, got {x.device}.")
         )
     if x.dtype != weight.dtype:
-        raise TypeError(
-            f"{where}: x must have the dtype of the weights, {weight.dtype}, got {x.dtype}. "
-            f"Cast x with .to({weight.dtype}) or the module with .to({x.dtype})."
+        raise unplaced(
+            TypeError(
+                f"x must have the dtype of the weights, {weight.dtype}, got {x.dtype}. "
+                f"Cast x with .to({weight.dtype}) or the module with .to({x.dtype})."
+            )
         )
 
 
@@ -170,7 +176,6 @@ def _compress(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def _resolve(
-    where: str,
     module: nn.RNNBase,
     x: Any,
     lengths: Any,
@@ -183,11 +188,11 @@ def _resolve(
 
     ``graph``: whether a graph is being captured (:func:`capturing_graph`), if known.
     """
-    x, lengths, mask, padding = _unpack_input(where, module, x, lengths, mask, padding)
-    padding = check_side(where, "padding", padding)
+    x, lengths, mask, padding = _unpack_input(module, x, lengths, mask, padding)
+    padding = check_side(None, "padding", padding)
     if not isinstance(x, Tensor):
-        raise TypeError(f"{where}: x must be a Tensor, got {type(x).__name__}.")
-    _check_x(where, module, x)
+        raise unplaced(TypeError(f"x must be a Tensor, got {type(x).__name__}."))
+    _check_x(module, x)
     B, T, _ = x.shape
     if graph is None:
         graph = capturing_graph()
@@ -196,7 +201,7 @@ def _resolve(
     if lengths is not None:
         # Values are checked eagerly only (never while a graph is captured); lengths on the
         # host are checked and planned with no device sync.
-        checked, read = read_lengths(where, lengths, B=B, T=T, values=not graph)
+        checked, read = read_lengths(None, lengths, B=B, T=T, values=not graph)
         host = checked if checked.is_cpu and not graph else None
         total = None if read is None or graph else sum(read)
         lengths = checked if checked.device == x.device else checked.to(x.device, non_blocking=True)
@@ -205,10 +210,10 @@ def _resolve(
             lengths = torch.full((B,), T, dtype=torch.int64, device=x.device)
             return _Inputs(x, lengths, padding, padding, None, unmasked=True)
         return _Inputs(x, lengths, padding, padding, None, host_lengths=host, total=total)
-    mask = check_mask(where, mask, B=B, T=T).to(x.device, non_blocking=True)
+    mask = check_mask(None, mask, B=B, T=T).to(x.device, non_blocking=True)
     if lengths is not None and not graph:  # reads both on the host: eager only
         expected = _mask(lengths, T, padding)
-        check_agreement(where, lengths, mask, padding=padding, expected=expected)
+        check_agreement(None, lengths, mask, padding=padding, expected=expected)
     counts = mask.sum(dim=1, dtype=torch.int64)
     if graph or x.device.type != "cpu":
         # Whether the mask has holes would be read on the host: take the general route, which
@@ -234,9 +239,7 @@ def _restore(inputs: _Inputs, out: Tensor) -> Tensor:
     return repad(out, inputs.lengths, padding=inputs.layout, to=inputs.padding)
 
 
-def _check_state(
-    where: str, module: nn.RNNBase, cell: Cell, hx: Any, B: int, x: Tensor
-) -> State | None:
+def _check_state(module: nn.RNNBase, cell: Cell, hx: Any, B: int, x: Tensor) -> State | None:
     if hx is None:
         return None
     D = num_directions(module)
@@ -244,23 +247,27 @@ def _check_state(
     shapes = [(module.num_layers * D, B, H_out), (module.num_layers * D, B, module.hidden_size)]
     if cell.num_states == 1:
         if not isinstance(hx, Tensor):
-            raise TypeError(f"{where}: hx must be a Tensor (L*D, B, H), got {type(hx).__name__}.")
+            raise unplaced(TypeError(f"hx must be a Tensor (L*D, B, H), got {type(hx).__name__}."))
         state: State = (hx,)
     else:
         if not (isinstance(hx, tuple) and len(hx) == 2 and all(isinstance(t, Tensor) for t in hx)):
-            raise TypeError(
-                f"{where}: hx must be a tuple (h0, c0) of two tensors, got {type(hx).__name__}."
+            raise unplaced(
+                TypeError(f"hx must be a tuple (h0, c0) of two tensors, got {type(hx).__name__}.")
             )
         state = tuple(hx)
     for name, tensor, shape in zip(("h0", "c0"), state, shapes, strict=False):
         if tuple(tensor.shape) != shape:
-            raise ValueError(
-                f"{where}: {name} must have shape (L*D, B, H) = {shape}, got {tuple(tensor.shape)}."
+            raise unplaced(
+                ValueError(
+                    f"{name} must have shape (L*D, B, H) = {shape}, got {tuple(tensor.shape)}."
+                )
             )
         if tensor.dtype != x.dtype or tensor.device != x.device:
-            raise TypeError(
-                f"{where}: {name} must have dtype {x.dtype} on {x.device}, "
-                f"got {tensor.dtype} on {tensor.device}."
+            raise unplaced(
+                TypeError(
+                    f"{name} must have dtype {x.dtype} on {x.device}, "
+                    f"got {tensor.dtype} on {tensor.device}."
+                )
             )
     return state
 
@@ -588,20 +595,23 @@ def _plan_and_run(
     tuning: Tuning = DEFAULT_TUNING,
 ) -> tuple[Tensor, State]:
     """Validate, plan, run."""
-    where = f"varlen.nn.{cell.name}"
-    if torch.jit.is_tracing():  # type: ignore[attr-defined, no-untyped-call]
-        raise RuntimeError(
-            f"{where}: legacy TorchScript tracing (torch.jit.trace, torch.onnx.export with "
-            "dynamo=False) records the example batch's sizes and values as constants, so the "
-            "graph would be silently wrong for other batches. Use torch.onnx.export(..., "
-            "dynamo=True), varlen.nn.export_onnx or torch.export.export instead."
-        )
-    method = check_choice(where, "method", method, _METHODS)
-    graph = capturing_graph()
-    inputs = _resolve(where, module, x, lengths, mask, padding, graph=graph)
-    if graph:
-        inputs = inputs._replace(graph=True)
-    state = _check_state(where, module, cell, hx, inputs.x.shape[0], inputs.x)
+    with error_context(cell.public_name):
+        if torch.jit.is_tracing():  # type: ignore[attr-defined, no-untyped-call]
+            raise unplaced(
+                RuntimeError(
+                    "legacy TorchScript tracing (torch.jit.trace, torch.onnx.export with "
+                    "dynamo=False) records the example batch's sizes and values as constants, so "
+                    "the graph would be silently wrong for other batches. Use "
+                    "torch.onnx.export(..., dynamo=True), varlen.nn.export_onnx or "
+                    "torch.export.export instead."
+                )
+            )
+        method = check_choice(None, "method", method, _METHODS)
+        graph = capturing_graph()
+        inputs = _resolve(module, x, lengths, mask, padding, graph=graph)
+        if graph:
+            inputs = inputs._replace(graph=True)
+        state = _check_state(module, cell, hx, inputs.x.shape[0], inputs.x)
     B, T, _ = inputs.x.shape
     plan = plan_call(
         B=B,

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from varlen._checks import error_context, unplaced
 from varlen._types import Padding
 from varlen.data._flat import pad_flat
 from varlen.nn._plans import capturing_graph
@@ -35,44 +36,51 @@ from varlen.nn.recurrent import GRU, LSTM, LSTMState
 __all__ = ["StreamPool", "StreamState", "StreamingRNN", "reset_state", "run_one_at_a_time"]
 
 
-def _check_state_tensors(where: str, h: Any, c: Any) -> None:
+def _check_state_tensors(h: Any, c: Any) -> None:
     """Check that ``h (L, B, H_out)`` and the optional ``c (L, B, H)`` form one state."""
     if not isinstance(h, Tensor):
-        raise TypeError(f"{where}: h must be a Tensor (L, B, H_out), got {type(h).__name__}.")
+        raise unplaced(TypeError(f"h must be a Tensor (L, B, H_out), got {type(h).__name__}."))
     if h.ndim != 3:
-        raise ValueError(f"{where}: h must have shape (L, B, H_out), got {tuple(h.shape)}.")
+        raise unplaced(ValueError(f"h must have shape (L, B, H_out), got {tuple(h.shape)}."))
     if c is None:
         return
     if not isinstance(c, Tensor):
-        raise TypeError(f"{where}: c must be a Tensor (L, B, H) or None, got {type(c).__name__}.")
+        raise unplaced(TypeError(f"c must be a Tensor (L, B, H) or None, got {type(c).__name__}."))
     if c.ndim != 3 or c.shape[:2] != h.shape[:2]:
-        raise ValueError(
-            f"{where}: c must have shape (L, B, H) with (L, B) = {tuple(h.shape[:2])} like h, "
-            f"got {tuple(c.shape)}."
+        raise unplaced(
+            ValueError(
+                f"c must have shape (L, B, H) with (L, B) = {tuple(h.shape[:2])} like h, "
+                f"got {tuple(c.shape)}."
+            )
         )
     if c.dtype != h.dtype or c.device != h.device:
-        raise TypeError(
-            f"{where}: c must have the dtype and device of h, {h.dtype} on {h.device}, "
-            f"got {c.dtype} on {c.device}."
+        raise unplaced(
+            TypeError(
+                f"c must have the dtype and device of h, {h.dtype} on {h.device}, "
+                f"got {c.dtype} on {c.device}."
+            )
         )
 
 
-def _row_index(where: str, indices: Any, B: int, device: torch.device) -> Tensor:
+def _row_index(indices: Any, B: int, device: torch.device) -> Tensor:
     """Turn row indices (ints, a bool mask or an int tensor) into an int64 tensor on ``device``."""
     index = torch.as_tensor(indices, device=device)
     if index.dtype == torch.bool:
         if index.shape != (B,):
-            raise ValueError(
-                f"{where}: a bool indices mask must have shape (B,) = ({B},), "
-                f"got {tuple(index.shape)}."
+            raise unplaced(
+                ValueError(
+                    f"a bool indices mask must have shape (B,) = ({B},), got {tuple(index.shape)}."
+                )
             )
         return index.nonzero()[:, 0]
     if index.numel() == 0:
         return index.reshape(0).to(torch.int64)
     if index.dtype.is_floating_point or index.is_complex() or index.ndim != 1:
-        raise TypeError(
-            f"{where}: indices must be a 1-D sequence of ints or a (B,) bool mask, "
-            f"got dtype {index.dtype} with shape {tuple(index.shape)}."
+        raise unplaced(
+            TypeError(
+                "indices must be a 1-D sequence of ints or a (B,) bool mask, "
+                f"got dtype {index.dtype} with shape {tuple(index.shape)}."
+            )
         )
     return index.to(torch.int64)
 
@@ -107,7 +115,8 @@ class StreamState:
     c: Tensor | None = None
 
     def __post_init__(self) -> None:
-        _check_state_tensors("StreamState", self.h, self.c)
+        with error_context("StreamState"):
+            _check_state_tensors(self.h, self.c)
 
     @property
     def batch_size(self) -> int:
@@ -161,7 +170,8 @@ class StreamState:
             ValueError: If a bool mask is not ``(B,)``.
             IndexError: If an index is out of range.
         """
-        index = _row_index("StreamState.select", indices, self.batch_size, self.h.device)
+        with error_context("StreamState.select"):
+            index = _row_index(indices, self.batch_size, self.h.device)
         return self._map(lambda tensor: tensor.index_select(1, index))
 
     def assign(self, indices: Sequence[int] | Tensor, other: StreamState) -> StreamState:
@@ -182,19 +192,23 @@ class StreamState:
             TypeError: If ``other`` has another dtype or device.
             ValueError: If ``other`` has other layers or sizes, or not ``K`` streams.
         """
-        where = "StreamState.assign"
-        index = _row_index(where, indices, self.batch_size, self.h.device)
-        if not isinstance(other, StreamState):
-            raise TypeError(f"{where}: other must be a StreamState, got {type(other).__name__}.")
-        _check_compatible(where, self, other)
-        if other.batch_size != index.shape[0]:
-            raise ValueError(
-                f"{where}: other must hold K = {index.shape[0]} streams, one per index, "
-                f"got {other.batch_size}."
-            )
-        h = self.h.index_copy(1, index, other.h)
-        c = None if self.c is None or other.c is None else self.c.index_copy(1, index, other.c)
-        return StreamState(h, c)
+        with error_context("StreamState.assign"):
+            index = _row_index(indices, self.batch_size, self.h.device)
+            if not isinstance(other, StreamState):
+                raise unplaced(
+                    TypeError(f"other must be a StreamState, got {type(other).__name__}.")
+                )
+            _check_compatible(self, other)
+            if other.batch_size != index.shape[0]:
+                raise unplaced(
+                    ValueError(
+                        f"other must hold K = {index.shape[0]} streams, one per index, "
+                        f"got {other.batch_size}."
+                    )
+                )
+            h = self.h.index_copy(1, index, other.h)
+            c = None if self.c is None or other.c is None else self.c.index_copy(1, index, other.c)
+            return StreamState(h, c)
 
     def reset(self, done: Tensor | Sequence[bool]) -> StreamState:
         """Zero the state of finished streams so that they start a new sequence.
@@ -209,17 +223,19 @@ class StreamState:
             TypeError: If ``done`` is not bool.
             ValueError: If ``done`` is not ``(B,)``.
         """
-        where = "StreamState.reset"
-        mask = torch.as_tensor(done, device=self.h.device)
-        if mask.dtype != torch.bool:
-            raise TypeError(f"{where}: done must be bool (True = reset), got {mask.dtype}.")
-        if mask.shape != (self.batch_size,):
-            raise ValueError(
-                f"{where}: done must have shape (B,) = ({self.batch_size},), "
-                f"got {tuple(mask.shape)}."
-            )
-        zero = torch.zeros((), dtype=self.h.dtype, device=self.h.device)
-        return self._map(lambda tensor: torch.where(mask[None, :, None], zero, tensor))
+        with error_context("StreamState.reset"):
+            mask = torch.as_tensor(done, device=self.h.device)
+            if mask.dtype != torch.bool:
+                raise unplaced(TypeError(f"done must be bool (True = reset), got {mask.dtype}."))
+            if mask.shape != (self.batch_size,):
+                raise unplaced(
+                    ValueError(
+                        f"done must have shape (B,) = ({self.batch_size},), "
+                        f"got {tuple(mask.shape)}."
+                    )
+                )
+            zero = torch.zeros((), dtype=self.h.dtype, device=self.h.device)
+            return self._map(lambda tensor: torch.where(mask[None, :, None], zero, tensor))
 
     def detach(self) -> StreamState:
         """Return the same values cut from the autograd graph (for truncated BPTT)."""
@@ -303,34 +319,39 @@ class StreamState:
             ValueError: If ``states`` is empty or the states differ in layers or sizes.
             TypeError: If the states mix LSTM and GRU states, dtypes or devices.
         """
-        where = "StreamState.concatenate"
-        if not states:
-            raise ValueError(f"{where}: states must hold at least one state, got none.")
-        first = states[0]
-        for state in states[1:]:
-            _check_compatible(where, first, state)
-        h = torch.cat([state.h for state in states], dim=1)
-        cs = [state.c for state in states if state.c is not None]
-        return cls(h, torch.cat(cs, dim=1) if cs else None)
+        with error_context("StreamState.concatenate"):
+            if not states:
+                raise unplaced(ValueError("states must hold at least one state, got none."))
+            first = states[0]
+            for state in states[1:]:
+                _check_compatible(first, state)
+            h = torch.cat([state.h for state in states], dim=1)
+            cs = [state.c for state in states if state.c is not None]
+            return cls(h, torch.cat(cs, dim=1) if cs else None)
 
 
-def _check_compatible(where: str, ours: StreamState, theirs: StreamState) -> None:
+def _check_compatible(ours: StreamState, theirs: StreamState) -> None:
     """Check that two states have one cell kind, dtype, device and ``(L, H_out, H)``."""
     if (ours.c is None) != (theirs.c is None):
         kinds = {True: "a GRU state (no c)", False: "an LSTM state (h, c)"}
-        raise TypeError(
-            f"{where}: states must be of one cell kind, got {kinds[ours.c is None]} and "
-            f"{kinds[theirs.c is None]}."
+        raise unplaced(
+            TypeError(
+                f"states must be of one cell kind, got {kinds[ours.c is None]} and "
+                f"{kinds[theirs.c is None]}."
+            )
         )
     if (ours.h.dtype, ours.h.device) != (theirs.h.dtype, theirs.h.device):
-        raise TypeError(
-            f"{where}: states must share dtype and device, got {ours.h.dtype} on "
-            f"{ours.h.device} and {theirs.h.dtype} on {theirs.h.device}."
+        raise unplaced(
+            TypeError(
+                f"states must share dtype and device, got {ours.h.dtype} on "
+                f"{ours.h.device} and {theirs.h.dtype} on {theirs.h.device}."
+            )
         )
     if _sizes(ours) != _sizes(theirs):
-        raise ValueError(
-            f"{where}: states must have the same (L, H_out, H), got {_sizes(ours)} and "
-            f"{_sizes(theirs)}."
+        raise unplaced(
+            ValueError(
+                f"states must have the same (L, H_out, H), got {_sizes(ours)} and {_sizes(theirs)}."
+            )
         )
 
 
@@ -358,23 +379,29 @@ def reset_state(state: StreamState, done: Tensor | Sequence[bool]) -> StreamStat
     return state.reset(done)
 
 
-def _check_module(where: str, module: Any, *, streaming: bool) -> LSTM | GRU:
+def _check_module(module: Any, *, streaming: bool) -> LSTM | GRU:
     if not isinstance(module, LSTM | GRU):
-        raise TypeError(
-            f"{where}: module must be a varlen.nn.LSTM or varlen.nn.GRU, "
-            f"got {type(module).__name__}. Build it with varlen.nn.LSTM(...); a torch.nn.LSTM "
-            "state dict loads unchanged."
+        raise unplaced(
+            TypeError(
+                "module must be a varlen.nn.LSTM or varlen.nn.GRU, "
+                f"got {type(module).__name__}. Build it with varlen.nn.LSTM(...); a torch.nn.LSTM "
+                "state dict loads unchanged."
+            )
         )
     if not module.batch_first:
-        raise ValueError(
-            f"{where}: module must be batch-first, got batch_first=False. Build it with "
-            "batch_first=True (the default); the weights are the same."
+        raise unplaced(
+            ValueError(
+                "module must be batch-first, got batch_first=False. Build it with "
+                "batch_first=True (the default); the weights are the same."
+            )
         )
     if streaming and module.bidirectional:
-        raise ValueError(
-            f"{where}: module must be unidirectional, got bidirectional=True. The backward "
-            "direction reads a sequence from its end, so it cannot run before the stream is "
-            "complete; run whole sequences through the module instead."
+        raise unplaced(
+            ValueError(
+                "module must be unidirectional, got bidirectional=True. The backward "
+                "direction reads a sequence from its end, so it cannot run before the stream is "
+                "complete; run whole sequences through the module instead."
+            )
         )
     return module
 
@@ -436,7 +463,8 @@ class StreamingRNN(nn.Module):
 
     def __init__(self, module: LSTM | GRU) -> None:
         super().__init__()
-        self.module = _check_module("StreamingRNN", module, streaming=True)
+        with error_context("StreamingRNN"):
+            self.module = _check_module(module, streaming=True)
 
     @property
     def is_lstm(self) -> bool:
@@ -488,25 +516,30 @@ class StreamingRNN(nn.Module):
                 or has another dtype or device than the weights.
             ValueError: If its layers, sizes or number of streams differ.
         """
-        if not isinstance(state, StreamState):
-            raise TypeError(
-                f"{where}: state must be a StreamState or None, got {type(state).__name__}. "
-                "Wrap a (h, c) tuple with StreamState.from_hx."
-            )
-        if self._fits(state, batch_size):  # the common case, in a few comparisons
-            return
-        if (state.c is not None) != self.is_lstm:
-            got = "a GRU state (c is None)" if state.c is None else "an LSTM state (with c)"
-            want = "an LSTM state (h, c)" if self.is_lstm else "a GRU state (c is None)"
-            raise TypeError(f"{where}: state must be {want} for this module, got {got}.")
-        self._check_sizes(where, state, batch_size)
-        weight = _weight(self.module)
-        if state.h.dtype != weight.dtype or state.h.device != weight.device:
-            raise TypeError(
-                f"{where}: state must have the dtype and device of the weights, {weight.dtype} "
-                f"on {weight.device}, got {state.h.dtype} on {state.h.device}. "
-                "Move it with state.to(device, dtype)."
-            )
+        with error_context(where):
+            if not isinstance(state, StreamState):
+                raise unplaced(
+                    TypeError(
+                        f"state must be a StreamState or None, got {type(state).__name__}. "
+                        "Wrap a (h, c) tuple with StreamState.from_hx."
+                    )
+                )
+            if self._fits(state, batch_size):  # the common case, in a few comparisons
+                return
+            if (state.c is not None) != self.is_lstm:
+                got = "a GRU state (c is None)" if state.c is None else "an LSTM state (with c)"
+                want = "an LSTM state (h, c)" if self.is_lstm else "a GRU state (c is None)"
+                raise unplaced(TypeError(f"state must be {want} for this module, got {got}."))
+            self._check_sizes(state, batch_size)
+            weight = _weight(self.module)
+            if state.h.dtype != weight.dtype or state.h.device != weight.device:
+                raise unplaced(
+                    TypeError(
+                        f"state must have the dtype and device of the weights, {weight.dtype} "
+                        f"on {weight.device}, got {state.h.dtype} on {state.h.device}. "
+                        "Move it with state.to(device, dtype)."
+                    )
+                )
 
     def _fits(self, state: StreamState, batch_size: int) -> bool:
         """Whether ``state`` passes every check of :meth:`check_state` (which then says why not)."""
@@ -522,21 +555,25 @@ class StreamingRNN(nn.Module):
             and h.device == weight.device
         )
 
-    def _check_sizes(self, where: str, state: StreamState, batch_size: int) -> None:
+    def _check_sizes(self, state: StreamState, batch_size: int) -> None:
         L, H = self.module.num_layers, self.module.hidden_size
         got = [tuple(state.h.shape)] + ([] if state.c is None else [tuple(state.c.shape)])
         want = [(L, state.batch_size, self.output_size), (L, state.batch_size, H)][: len(got)]
         if got != want:
             shown = " and ".join(str(shape) for shape in got)
-            raise ValueError(
-                f"{where}: state must come from a model with L = {L} layers, H_out = "
-                f"{self.output_size} and H = {H} (h (L, B, H_out), c (L, B, H)), got {shown}. "
-                "Use initial_state(B) or a state this model returned."
+            raise unplaced(
+                ValueError(
+                    f"state must come from a model with L = {L} layers, H_out = "
+                    f"{self.output_size} and H = {H} (h (L, B, H_out), c (L, B, H)), got {shown}. "
+                    "Use initial_state(B) or a state this model returned."
+                )
             )
         if state.batch_size != batch_size:
-            raise ValueError(
-                f"{where}: state must hold B = {batch_size} streams, one per chunk row, got "
-                f"{state.batch_size}. Pick the rows with state.select(indices)."
+            raise unplaced(
+                ValueError(
+                    f"state must hold B = {batch_size} streams, one per chunk row, got "
+                    f"{state.batch_size}. Pick the rows with state.select(indices)."
+                )
             )
 
     def forward(
@@ -647,18 +684,22 @@ class StreamPool:
         self._rows = {stream_id: row for row, stream_id in enumerate(ids)}
         self._state = state.detach()
 
-    def _row_of(self, where: str, stream_id: Hashable) -> int:
+    def _row_of(self, stream_id: Hashable) -> int:
         row = self._rows.get(stream_id)
         if row is not None:
             return row
         if stream_id in self._finished:
-            raise ValueError(
-                f"{where}: stream {stream_id!r} must be active, got a finished stream. "
-                f"Join it again with join([{stream_id!r}]) to start a new sequence."
+            raise unplaced(
+                ValueError(
+                    f"stream {stream_id!r} must be active, got a finished stream. "
+                    f"Join it again with join([{stream_id!r}]) to start a new sequence."
+                )
             )
-        raise ValueError(
-            f"{where}: stream {stream_id!r} must be active, got an unknown id "
-            f"({len(self._ids)} streams active). Call join([{stream_id!r}]) first."
+        raise unplaced(
+            ValueError(
+                f"stream {stream_id!r} must be active, got an unknown id "
+                f"({len(self._ids)} streams active). Call join([{stream_id!r}]) first."
+            )
         )
 
     def state_of(self, stream_id: Hashable) -> StreamState:
@@ -667,7 +708,8 @@ class StreamPool:
         Raises:
             ValueError: If the stream is unknown or finished (the message names it).
         """
-        return self._state[self._row_of("StreamPool.state_of", stream_id)]
+        with error_context("StreamPool.state_of"):
+            return self._state[self._row_of(stream_id)]
 
     def join(self, stream_ids: Iterable[Hashable], *, state: StreamState | None = None) -> None:
         """Add streams, each starting a new sequence.
@@ -684,22 +726,24 @@ class StreamPool:
             TypeError: If ``stream_ids`` is a string or not iterable, an id is not
                 hashable, or ``state`` does not match the model's cell, dtype or device.
         """
-        where = "StreamPool.join"
-        new = _id_list(where, stream_ids)
-        seen: set[Hashable] = set()
-        for stream_id in new:
-            if stream_id in self._rows or stream_id in seen:
-                raise ValueError(
-                    f"{where}: stream ids must be new, got {stream_id!r} twice or already "
-                    "active. Finish it first or use another id."
-                )
-            seen.add(stream_id)
-        if state is None:
-            state = self.model.initial_state(len(new))
-        else:
-            self.model.check_state(state, len(new), where=where)
-        self._finished -= seen
-        self._set(self._ids + new, StreamState.concatenate([self._state, state]))
+        with error_context("StreamPool.join"):
+            new = _id_list(stream_ids)
+            seen: set[Hashable] = set()
+            for stream_id in new:
+                if stream_id in self._rows or stream_id in seen:
+                    raise unplaced(
+                        ValueError(
+                            f"stream ids must be new, got {stream_id!r} twice or already "
+                            "active. Finish it first or use another id."
+                        )
+                    )
+                seen.add(stream_id)
+            if state is None:
+                state = self.model.initial_state(len(new))
+            else:
+                self.model.check_state(state, len(new), where="StreamPool.join")
+            self._finished -= seen
+            self._set(self._ids + new, StreamState.concatenate([self._state, state]))
 
     def finish(self, stream_ids: Iterable[Hashable]) -> StreamState:
         """Remove streams whose sequences have ended; later chunks for them are errors.
@@ -715,17 +759,17 @@ class StreamPool:
                 repeated.
             TypeError: If ``stream_ids`` is a string or not iterable.
         """
-        where = "StreamPool.finish"
-        gone = _id_list(where, stream_ids)
-        rows = [self._row_of(where, stream_id) for stream_id in gone]
-        if len(set(rows)) != len(rows):
-            raise ValueError(f"{where}: stream_ids must be distinct, got {gone!r}.")
-        final = self._state.select(rows)
-        dropped = set(rows)
-        keep = [row for row in range(len(self._ids)) if row not in dropped]
-        self._finished |= set(gone)
-        self._set([self._ids[row] for row in keep], self._state.select(keep))
-        return final
+        with error_context("StreamPool.finish"):
+            gone = _id_list(stream_ids)
+            rows = [self._row_of(stream_id) for stream_id in gone]
+            if len(set(rows)) != len(rows):
+                raise unplaced(ValueError(f"stream_ids must be distinct, got {gone!r}."))
+            final = self._state.select(rows)
+            dropped = set(rows)
+            keep = [row for row in range(len(self._ids)) if row not in dropped]
+            self._finished |= set(gone)
+            self._set([self._ids[row] for row in keep], self._state.select(keep))
+            return final
 
     def step(self, chunks: _Chunks) -> dict[Hashable, Tensor]:
         """Feed the next chunk of some active streams through the model in one batched call.
@@ -743,35 +787,36 @@ class StreamPool:
                 or a chunk is not ``(T_c, F)``.
             TypeError: If a chunk is not an array or tensor.
         """
-        where = "StreamPool.step"
-        if isinstance(chunks, str | bytes):
-            raise TypeError(
-                f"{where}: chunks must be {{id: chunk}} or [(id, chunk), ...], got the "
-                f"{type(chunks).__name__} {chunks!r}."
-            )
-        items = list(chunks.items()) if isinstance(chunks, Mapping) else list(chunks)
-        found = [self._rows.get(stream_id) for stream_id, _ in items]
-        rows = [
-            row if row is not None else self._row_of(where, items[i][0])
-            for i, row in enumerate(found)
-        ]
-        if len(set(rows)) != len(rows):
-            ids = [stream_id for stream_id, _ in items]
-            twice = next(stream_id for stream_id in ids if ids.count(stream_id) > 1)
-            raise ValueError(f"{where}: stream ids must be distinct, got {twice!r} twice.")
-        if not items:
-            return {}
-        x, lengths = _pad_chunks(where, self.model, items)
-        sizes = [int(chunk.shape[0]) for _, chunk in items]
-        everyone = rows == list(range(len(self._ids)))
-        state = self._state if everyone else self._state.select(rows)
-        out, final = self.model(x, lengths, state)
-        self._state = (final if everyone else self._state.assign(rows, final)).detach()
-        rows_out = out.unbind(0)  # (T_max, H_out) views, one per stream
-        return {
-            stream_id: row[:n]
-            for (stream_id, _), row, n in zip(items, rows_out, sizes, strict=True)
-        }
+        with error_context("StreamPool.step"):
+            if isinstance(chunks, str | bytes):
+                raise unplaced(
+                    TypeError(
+                        f"chunks must be {{id: chunk}} or [(id, chunk), ...], got the "
+                        f"{type(chunks).__name__} {chunks!r}."
+                    )
+                )
+            items = list(chunks.items()) if isinstance(chunks, Mapping) else list(chunks)
+            found = [self._rows.get(stream_id) for stream_id, _ in items]
+            rows = [
+                row if row is not None else self._row_of(items[i][0]) for i, row in enumerate(found)
+            ]
+            if len(set(rows)) != len(rows):
+                ids = [stream_id for stream_id, _ in items]
+                twice = next(stream_id for stream_id in ids if ids.count(stream_id) > 1)
+                raise unplaced(ValueError(f"stream ids must be distinct, got {twice!r} twice."))
+            if not items:
+                return {}
+            x, lengths = _pad_chunks(self.model, items)
+            sizes = [int(chunk.shape[0]) for _, chunk in items]
+            everyone = rows == list(range(len(self._ids)))
+            state = self._state if everyone else self._state.select(rows)
+            out, final = self.model(x, lengths, state)
+            self._state = (final if everyone else self._state.assign(rows, final)).detach()
+            rows_out = out.unbind(0)  # (T_max, H_out) views, one per stream
+            return {
+                stream_id: row[:n]
+                for (stream_id, _), row, n in zip(items, rows_out, sizes, strict=True)
+            }
 
     def state_dict(self) -> dict[str, Any]:
         """Return ``{"ids", "finished", "state"}`` to save the pool (ids must be picklable)."""
@@ -792,64 +837,73 @@ class StreamPool:
                 state's streams, or the state does not fit the model.
             TypeError: If the state does not match the model's cell, dtype or device.
         """
-        where = "StreamPool.load_state_dict"
-        if set(state_dict) != {"ids", "finished", "state"}:
-            raise ValueError(
-                f"{where}: state_dict must have keys ['finished', 'ids', 'state'], "
-                f"got {sorted(state_dict)!r}."
-            )
-        ids = list(state_dict["ids"])
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"{where}: ids must be distinct, got {ids!r}.")
-        state = StreamState.from_state_dict(state_dict["state"])
-        self.model.check_state(state, len(ids), where=where)
-        self._finished = set(state_dict["finished"])
-        self._set(ids, state)
+        with error_context("StreamPool.load_state_dict"):
+            if set(state_dict) != {"ids", "finished", "state"}:
+                raise unplaced(
+                    ValueError(
+                        "state_dict must have keys ['finished', 'ids', 'state'], "
+                        f"got {sorted(state_dict)!r}."
+                    )
+                )
+            ids = list(state_dict["ids"])
+            if len(set(ids)) != len(ids):
+                raise unplaced(ValueError(f"ids must be distinct, got {ids!r}."))
+            state = StreamState.from_state_dict(state_dict["state"])
+            self.model.check_state(state, len(ids), where="StreamPool.load_state_dict")
+            self._finished = set(state_dict["finished"])
+            self._set(ids, state)
 
 
-def _id_list(where: str, stream_ids: Any) -> list[Hashable]:
+def _id_list(stream_ids: Any) -> list[Hashable]:
     """Return ``stream_ids`` as a list; a plain string is an error, never its characters."""
     if isinstance(stream_ids, str | bytes):
-        raise TypeError(
-            f"{where}: stream_ids must be a list of ids, got the {type(stream_ids).__name__} "
-            f"{stream_ids!r}. Pass [{stream_ids!r}] for one stream."
+        raise unplaced(
+            TypeError(
+                f"stream_ids must be a list of ids, got the {type(stream_ids).__name__} "
+                f"{stream_ids!r}. Pass [{stream_ids!r}] for one stream."
+            )
         )
     try:
         ids = list(stream_ids)
     except TypeError:
-        raise TypeError(
-            f"{where}: stream_ids must be a list of ids, got {type(stream_ids).__name__} "
-            f"{stream_ids!r}. Pass [{stream_ids!r}] for one stream."
+        raise unplaced(
+            TypeError(
+                f"stream_ids must be a list of ids, got {type(stream_ids).__name__} "
+                f"{stream_ids!r}. Pass [{stream_ids!r}] for one stream."
+            )
         ) from None
     for stream_id in ids:
         if not isinstance(stream_id, Hashable):
-            raise TypeError(
-                f"{where}: stream ids must be hashable, got {type(stream_id).__name__} "
-                f"{stream_id!r}."
+            raise unplaced(
+                TypeError(
+                    f"stream ids must be hashable, got {type(stream_id).__name__} {stream_id!r}."
+                )
             )
     return ids
 
 
-def _check_chunk(where: str, F: int, stream_id: Hashable, chunk: Any) -> None:
+def _check_chunk(F: int, stream_id: Hashable, chunk: Any) -> None:
     if not isinstance(chunk, np.ndarray | Tensor):
-        raise TypeError(
-            f"{where}: the chunk of stream {stream_id!r} must be a NumPy array or tensor "
-            f"(T_c, F), got {type(chunk).__name__}."
+        raise unplaced(
+            TypeError(
+                f"the chunk of stream {stream_id!r} must be a NumPy array or tensor "
+                f"(T_c, F), got {type(chunk).__name__}."
+            )
         )
     if chunk.ndim != 2 or chunk.shape[1] != F:
-        raise ValueError(
-            f"{where}: the chunk of stream {stream_id!r} must have shape (T_c, F) = "
-            f"(T_c, {F}), got {tuple(chunk.shape)}."
+        raise unplaced(
+            ValueError(
+                f"the chunk of stream {stream_id!r} must have shape (T_c, F) = "
+                f"(T_c, {F}), got {tuple(chunk.shape)}."
+            )
         )
 
 
-def _pad_chunks(
-    where: str, model: StreamingRNN, items: list[tuple[Hashable, Any]]
-) -> tuple[Tensor, Tensor]:
+def _pad_chunks(model: StreamingRNN, items: list[tuple[Hashable, Any]]) -> tuple[Tensor, Tensor]:
     """Pad the chunks (post) into ``x (K, T_max, F)`` on the weights' device, with lengths."""
     F = int(model.module.input_size)
     for stream_id, chunk in items:
-        _check_chunk(where, F, stream_id, chunk)
+        _check_chunk(F, stream_id, chunk)
     chunks = [chunk for _, chunk in items]
     weight = _weight(model.module)
     sizes = np.fromiter((chunk.shape[0] for chunk in chunks), dtype=np.int64, count=len(chunks))
@@ -924,28 +978,32 @@ def run_one_at_a_time(
         >>> [tuple(out.shape) for out in outputs], h.shape  # (T_i, H), (L, B, H)
         ([(5, 4), (0, 4)], torch.Size([1, 2, 4]))
     """
-    where = "run_one_at_a_time"
-    module = _check_module(where, module, streaming=False)
-    F = module.input_size
-    for i, sequence in enumerate(sequences):
-        if not isinstance(sequence, Tensor):
-            raise TypeError(
-                f"{where}: sequences[{i}] must be a Tensor (T_i, F), got {type(sequence).__name__}."
-            )
-        if sequence.ndim != 2 or sequence.shape[1] != F:
-            raise ValueError(
-                f"{where}: sequences[{i}] must have shape (T_i, F) = (T_i, {F}), "
-                f"got {tuple(sequence.shape)}."
-            )
-    outputs: list[Tensor] = []
-    states: list[tuple[Tensor, ...]] = []
-    for sequence in sequences:
-        # (1, T_i, F) with its length given, fresh zero state every time
-        out, state = module(sequence[None], torch.tensor([sequence.shape[0]]))
-        outputs.append(out[0])
-        states.append(tuple(state) if isinstance(state, LSTMState) else (state,))
-    if not states:  # B = 0: the module returns the (L * D, 0, H_k) zero state
-        _, empty = module(_weight(module).new_zeros(0, 0, F), torch.zeros(0, dtype=torch.int64))
-        states.append(tuple(empty) if isinstance(empty, LSTMState) else (empty,))
-    merged = [torch.cat(parts, dim=1) for parts in zip(*states, strict=True)]
-    return outputs, (LSTMState(merged[0], merged[1]) if len(merged) == 2 else merged[0])
+    with error_context("run_one_at_a_time"):
+        module = _check_module(module, streaming=False)
+        F = module.input_size
+        for i, sequence in enumerate(sequences):
+            if not isinstance(sequence, Tensor):
+                raise unplaced(
+                    TypeError(
+                        f"sequences[{i}] must be a Tensor (T_i, F), got {type(sequence).__name__}."
+                    )
+                )
+            if sequence.ndim != 2 or sequence.shape[1] != F:
+                raise unplaced(
+                    ValueError(
+                        f"sequences[{i}] must have shape (T_i, F) = (T_i, {F}), "
+                        f"got {tuple(sequence.shape)}."
+                    )
+                )
+        outputs: list[Tensor] = []
+        states: list[tuple[Tensor, ...]] = []
+        for sequence in sequences:
+            # (1, T_i, F) with its length given, fresh zero state every time
+            out, state = module(sequence[None], torch.tensor([sequence.shape[0]]))
+            outputs.append(out[0])
+            states.append(tuple(state) if isinstance(state, LSTMState) else (state,))
+        if not states:  # B = 0: the module returns the (L * D, 0, H_k) zero state
+            _, empty = module(_weight(module).new_zeros(0, 0, F), torch.zeros(0, dtype=torch.int64))
+            states.append(tuple(empty) if isinstance(empty, LSTMState) else (empty,))
+        merged = [torch.cat(parts, dim=1) for parts in zip(*states, strict=True)]
+        return outputs, (LSTMState(merged[0], merged[1]) if len(merged) == 2 else merged[0])
