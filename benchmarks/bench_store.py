@@ -20,15 +20,23 @@ Four measurements, each printed as a table:
    batch), medians over interleaved rounds, and the ratio store / memory (goal >= 0.9).
 4. **Data loading vs model time per batch**: for the same batches, the median time to fetch
    and pad a batch (from memory, from the store) and the model's forward + backward + step.
+5. **End to end on the command line** (``--end-to-end MB``, alone): a long CSV table of ``MB``
+   MB of float32 steps (a multi-GB file from 1000 MB) goes through ``varlen convert``,
+   ``varlen train STORE`` (``--steps N``, a 16-unit LSTM without convolutions) and
+   ``varlen predict MODEL STORE`` as a user runs them; each command's wall time and peak RSS
+   (``wait4``'s ``ru_maxrss``) beside the sizes of the table and the store.
 
 Run: ``python benchmarks/bench_store.py [--quick] [--sizes 256,1024,4096] [--dir DIR]``
-(sizes in MB of steps; the stores go to a temporary folder unless ``--dir`` is given).
+(sizes in MB of steps; the stores go to a temporary folder unless ``--dir`` is given), or
+``python benchmarks/bench_store.py --end-to-end 1000 [--dir DIR]``. ``--clean`` deletes the
+generated tables and stores at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -77,16 +85,15 @@ def make_store(path: Path, size_mb: float) -> float:
     return path.stat().st_size / 1e6
 
 
-def make_tables(folder: Path, size_mb: float) -> dict[str, Path]:
-    """Write the same long table as Parquet and CSV, block by block; return their paths."""
+def make_tables(
+    folder: Path, size_mb: float, kinds: tuple[str, ...] = ("parquet", "csv")
+) -> dict[str, Path]:
+    """Write the same long table as Parquet and/or CSV, block by block; return their paths."""
     import pyarrow as pa
     import pyarrow.csv as pv
     import pyarrow.parquet as pq
 
-    paths = {
-        "parquet": folder / f"long_{size_mb:g}.parquet",
-        "csv": folder / f"long_{size_mb:g}.csv",
-    }
+    paths = {kind: folder / f"long_{size_mb:g}.{kind}" for kind in kinds}
     if all(path.exists() for path in paths.values()):
         return paths
     names = ["id", "step", *[f"f{j}" for j in range(F)], "label"]
@@ -102,10 +109,12 @@ def make_tables(folder: Path, size_mb: float) -> dict[str, Path]:
                 np.repeat(np.array(["down", "up"])[chunk.y], lengths),  # type: ignore[attr-defined]
             ]
             table = pa.table(dict(zip(names, columns, strict=True)))
-            parquet = parquet or pq.ParquetWriter(paths["parquet"], table.schema)
-            csv = csv or pv.CSVWriter(paths["csv"], table.schema)
-            parquet.write_table(table)
-            csv.write_table(table)
+            if "parquet" in paths:
+                parquet = parquet or pq.ParquetWriter(paths["parquet"], table.schema)
+                parquet.write_table(table)
+            if "csv" in paths:
+                csv = csv or pv.CSVWriter(paths["csv"], table.schema)
+                csv.write_table(table)
     finally:
         for writer in (parquet, csv):
             if writer is not None:
@@ -275,6 +284,45 @@ def speed_tables(path: Path, steps: int, rounds: int) -> None:
     print(f"{'model fwd + bwd + step':<26} {1e3 * statistics.median(times['model']):>8.2f}")
 
 
+def _run_command(args: list[str]) -> tuple[float, int]:
+    """Run ``varlen ARGS`` as a user would; return its wall seconds and peak RSS in bytes."""
+    command = [sys.executable, "-m", "varlen.cli", *args]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"varlen {' '.join(args)} failed:\n{stderr}")
+    return seconds, usage.ru_maxrss * 1024
+
+
+def end_to_end(folder: Path, size_mb: float, steps: int) -> None:
+    """Convert a long CSV table, train on its store, predict it; time and peak RSS of each."""
+    table = make_tables(folder, size_mb, ("csv",))["csv"]
+    store, model, predictions = folder / "e2e.arrow", folder / "e2e_model", folder / "e2e.csv"
+    commands: dict[str, list[str | Path]] = {
+        "convert": ["convert", table, "--out", store, "--id", "id", "--order", "step",
+                    "--target", "label"],
+        "train": ["train", store, "--out", model, "--steps", str(steps), "--technique",
+                  "bucket", "--hidden-size", "16", "--conv-layers", "0", "--batch-size", "64",
+                  "--threads", "1",
+                  "--quiet"],
+        "predict": ["predict", model, store, "--out", predictions, "--quiet"],
+    }  # fmt: skip
+    print(f"\n5. End to end: {size_mb:g} MB of float32 steps (F = {F}) in a long CSV table")
+    print(f"{'command':<8} {'seconds':>8} {'peak RSS MB':>12} {'input MB':>9}")
+    for name, args in commands.items():
+        source = Path(args[1]) if name != "predict" else store
+        seconds, peak = _run_command([os.fspath(arg) for arg in args])
+        print(f"{name:<8} {seconds:>8.0f} {peak / MiB:>12.0f} {source.stat().st_size / 1e6:>9,.0f}")
+    rows = sum(1 for _ in predictions.open()) - 1
+    print(
+        f"table {table.stat().st_size / 1e6:,.0f} MB, store {store.stat().st_size / 1e6:,.0f} MB, "
+        f"{rows:,} predictions"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few steps")
@@ -283,11 +331,29 @@ def main() -> None:
     )
     parser.add_argument("--table-mb", type=float, default=None, help="long table size, MB of steps")
     parser.add_argument("--dir", type=Path, default=None, help="folder for the files (kept)")
+    parser.add_argument(
+        "--end-to-end", type=float, default=None, metavar="MB", help="only the CLI run (5.)"
+    )
+    parser.add_argument("--clean", action="store_true", help="delete the generated files")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         kind, *rest = args.worker
         worker_convert(*rest) if kind == "convert" else worker_train(rest[0], int(rest[1]))
+        return
+    folder = args.dir or Path(tempfile.mkdtemp(prefix="varlen-bench-store-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        _measure(args, folder)
+    finally:
+        if args.clean:
+            shutil.rmtree(folder)
+
+
+def _measure(args: argparse.Namespace, folder: Path) -> None:
+    print(f"files in {folder}; {os.cpu_count()} CPUs; torch 1 thread")
+    if args.end_to_end is not None:
+        end_to_end(folder, args.end_to_end, steps=10 if args.quick else 40)
         return
     sizes = [
         float(s)
@@ -295,9 +361,6 @@ def main() -> None:
     ]
     table_mb = args.table_mb or (8.0 if args.quick else 128.0)
     steps, rounds = (10, 3) if args.quick else (40, 5)
-    folder = args.dir or Path(tempfile.mkdtemp(prefix="varlen-bench-store-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"files in {folder}; {os.cpu_count()} CPUs; torch 1 thread")
     conversion_table(folder, table_mb)
     stores = {size: folder / f"store_{size:g}.arrow" for size in sizes}
     for size, path in stores.items():

@@ -38,18 +38,25 @@ def _by_id(store):
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-def test_convert_table_matches_read_table(tmp_path, suffix):
-    """A long table converts, block by block, to the sequences read_table builds in memory."""
-    frame = _long_table()
+@pytest.mark.parametrize(
+    ("shuffle_steps", "dtype"), [(True, "float64"), (False, "float64"), (True, "float32")]
+)
+def test_convert_table_matches_read_table(tmp_path, suffix, shuffle_steps, dtype):
+    """A long table converts, block by block, to the sequences read_table builds in memory.
+
+    Steps in order take the no-sort route; float32 steps equal read_table's cast to float32.
+    """
+    frame = _long_table(shuffle_steps=shuffle_steps)
     source = tmp_path / f"long{suffix}"
     frame.to_csv(source, index=False) if suffix == ".csv" else frame.to_parquet(source)
     out = tmp_path / "s.arrow"
-    summary = convert(source, out, id="id", order="t", target="label", dtype="float64", **SMALL)
+    summary = convert(source, out, id="id", order="t", target="label", dtype=dtype, **SMALL)
     assert summary.num_batches > 1
     store = open_store(out)
     expected = read_table(source, id="id", order="t", target="label")
     x, ids, y = _by_id(store)
-    assert x == expected.x
+    assert x.dtype == np.dtype(dtype)
+    assert x == Ragged.view(expected.x.values.astype(dtype), expected.x.offsets)
     np.testing.assert_array_equal(ids, expected.ids)
     np.testing.assert_array_equal(y, expected.y)
     assert store.features == ("a", "b")

@@ -1,5 +1,10 @@
 """``varlen inspect DATA``: what the lengths of a dataset mean for batching.
 
+DATA may also be a store (``varlen convert``): inspect then reads only its schema, offsets,
+ids and targets (never the steps) and first prints what the store holds: its format version,
+sizes on disk, the steps' dtype, the features, the targets, the standardizer saved with it (if
+any) and the source it was converted from.
+
 Prints the length statistics (count, min, median, mean, p90, max), the padding efficiency of
 random vs length-bucketed batching at ``--batch-size`` (from the lengths alone, see
 :func:`varlen.batching.compare_policies`) and the technique that ``auto``'s padding rule picks,
@@ -25,12 +30,22 @@ from varlen.cli._common import (
     add_table_options,
     build_config,
     count,
+    is_store,
     load_data,
+    load_store,
     say,
     table_options,
 )
 
-__all__ = ["InspectOptions", "add_arguments", "length_summary", "plot_lengths", "run"]
+__all__ = [
+    "InspectOptions",
+    "add_arguments",
+    "length_summary",
+    "plot_lengths",
+    "run",
+    "store_summary",
+    "target_summary",
+]
 
 
 _PLOT_SUFFIXES = (".png", ".svg", ".pdf")
@@ -79,7 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: The command's parser.
     """
-    parser.add_argument("data", type=Path, metavar="DATA", help=".ts, .csv or .parquet file")
+    parser.add_argument(
+        "data", type=Path, metavar="DATA", help=".ts, .csv or .parquet file, or a store"
+    )
     parser.add_argument(
         "--batch-size",
         type=int,
@@ -116,6 +133,85 @@ def length_summary(lengths: np.ndarray) -> str:
         f"median {np.median(lengths):.1f}, mean {lengths.mean():.1f}, "
         f"p90 {np.percentile(lengths, 90):.1f}, max {lengths.max()}, steps {lengths.sum()}"
     )
+
+
+def _listed(values: list[str], most: int = 12) -> str:
+    shown = ", ".join(values[:most])
+    return shown + (f", ... ({len(values) - most} more)" if len(values) > most else "")
+
+
+def target_summary(y: np.ndarray | None, *, most: int = 12) -> str:
+    """Return one line describing per-sequence targets.
+
+    Floating targets are values (a regression target); anything else (labels, integers,
+    bools) are classes, counted.
+
+    Args:
+        y: ``(B,)`` targets as stored, or ``None``.
+        most: The most classes to list.
+
+    Returns:
+        ``"targets: none"``, ``"targets: C classes: a 3, b 2"`` or
+        ``"targets: values min .., mean .., max .."``.
+
+    Example:
+        >>> target_summary(np.array(["a", "b", "a"]))
+        'targets: 2 classes: a 2, b 1'
+    """
+    if y is None:
+        return "targets: none"
+    if y.dtype.kind == "f":
+        known = y[~np.isnan(y)]
+        missing = f" ({y.size - known.size} missing)" if known.size < y.size else ""
+        if known.size == 0:
+            return f"targets: values, all {y.size} missing"
+        return (
+            f"targets: values min {known.min():.4g}, mean {known.mean():.4g}, "
+            f"max {known.max():.4g}{missing}"
+        )
+    labels, counts = np.unique(y.astype(str) if y.dtype.kind == "O" else y, return_counts=True)
+    pairs = zip(labels.tolist(), counts.tolist(), strict=True)
+    listed = _listed([f"{label} {n}" for label, n in pairs], most)
+    classes = "1 class" if labels.size == 1 else f"{labels.size} classes"
+    return f"targets: {classes}: {listed}"
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e6:.1f} MB" if nbytes >= 100_000 else f"{nbytes / 1e3:.1f} kB"
+
+
+def store_summary(path: Path) -> list[str]:
+    """Return the lines describing what a store holds (its metadata, not its steps).
+
+    Args:
+        path: A store file (``varlen convert``, ``write_store``).
+
+    Returns:
+        Lines: format and sizes, features, targets, standardizer, source.
+    """
+    from varlen.data.io.store import open_store
+
+    store = open_store(path)
+    x, batches = store.x, store.num_record_batches
+    lines = [
+        f"store: format version {store.version}, {_size(store.file_bytes)} on disk in "
+        f"{batches} record batch{'' if batches == 1 else 'es'}, steps {x.dtype} "
+        f"({_size(x.nbytes)})",
+        f"features: {_listed(list(store.features))}",
+        target_summary(store.y),
+    ]
+    scaler = store.standardizer
+    if scaler is None:
+        lines.append("standardizer: none saved (varlen train fits one on its training split)")
+    else:
+        mean = _listed([f"{value:.4g}" for value in scaler.mean.tolist()], 6)
+        scale = _listed([f"{value:.4g}" for value in scaler.scale.tolist()], 6)
+        lines.append(f"standardizer: saved, mean [{mean}], scale [{scale}]")
+    columns = store.columns
+    roles = [f"{role} {columns[role]!r}" for role in ("id", "order", "target") if columns.get(role)]
+    source = str(columns.get("source") or "unknown")
+    lines.append(f"source: {source}" + (f" ({', '.join(roles)})" if roles else ""))
+    return lines
 
 
 def plot_lengths(lengths: np.ndarray, path: Path, *, title: str) -> None:
@@ -167,11 +263,15 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(  # before reading or printing anything, as --plot's other checks
             'inspect --plot needs matplotlib: pip install "varlen[plot]", or drop --plot.'
         )
-    data = load_data(options.data, **table_options(options))
+    stored = is_store(options.data)
+    load = load_store if stored else load_data
+    data = load(options.data, **table_options(options))
     lengths = data.x.lengths
     from varlen.batching.report import choose_technique, compare_policies, format_reports
 
     print(f"{options.data.name}: {count(len(data.features), 'feature')}")
+    if stored:
+        print("\n".join(store_summary(options.data)))
     print(length_summary(lengths))
     if lengths.size:
         print(f"\npadding at batch size {options.batch_size}:")

@@ -132,7 +132,7 @@ class _Rows:
     ids: AnyArray
     order: AnyArray | None
     target: AnyArray | None
-    values: AnyArray  # (rows, F) float64
+    values: AnyArray  # (rows, F) in the store's dtype
 
     def take(self, picked: Any) -> _Rows:
         return _Rows(
@@ -161,9 +161,19 @@ class _Rows:
 
 
 def _batch_rows(
-    path: Path, batch: Any, columns: _Columns, first_row: int, *, csv_line: bool
+    path: Path,
+    batch: Any,
+    columns: _Columns,
+    first_row: int,
+    *,
+    csv_line: bool,
+    dtype: np.dtype[Any],
 ) -> _Rows:
-    """Read one record batch into NumPy columns, rejecting missing ids and orders."""
+    """Read one record batch into NumPy columns, rejecting missing ids and orders.
+
+    The steps go straight into the store's ``dtype`` (through float64, as a cast at writing
+    would: the same values), so no wider copy of the block is kept.
+    """
     for role, name in (("id", columns.id), ("order", columns.order)):
         if name is None:
             continue
@@ -176,9 +186,9 @@ def _batch_rows(
                 row,
                 csv_line=csv_line,
             )
-    values = np.empty((batch.num_rows, len(columns.features)), dtype=np.float64)
+    values = np.empty((batch.num_rows, len(columns.features)), dtype=dtype)  # (rows, F)
     for j, name in enumerate(columns.features):
-        values[:, j] = _column(batch, name).astype(np.float64)
+        values[:, j] = _column(batch, name).astype(np.float64, copy=False)
     return _Rows(
         np.arange(first_row, first_row + batch.num_rows, dtype=np.int64),
         _column(batch, columns.id),
@@ -186,6 +196,14 @@ def _batch_rows(
         None if columns.target is None else _column(batch, columns.target),
         values,
     )
+
+
+def _increasing(order: AnyArray, group: IntArray) -> bool:
+    """Whether ``order`` strictly increases within each run of equal ``group``."""
+    if order.dtype.kind not in "iuf":
+        return False
+    same = group[1:] == group[:-1]
+    return bool(((order[1:] > order[:-1]) | ~same).all())
 
 
 class _Grouper:
@@ -226,8 +244,8 @@ class _Grouper:
         ids = rows.ids[starts]
         self.check_new(ids, rows.number[starts])
         group = np.repeat(np.arange(starts.shape[0]), lengths)
-        if rows.order is not None:
-            permutation = np.lexsort((rows.order, group))
+        if rows.order is not None and not _increasing(rows.order, group):
+            permutation = np.lexsort((rows.order, group))  # only when some id is out of order
             rows = rows.take(permutation)
             self.check_order(rows, group)
         y = None if rows.target is None else self.targets(rows, starts, lengths)
@@ -411,6 +429,7 @@ def _table_chunks(
     sort: bool,
     block_bytes: int,
     memory_limit: str,
+    dtype: np.dtype[Any],
 ) -> tuple[_Columns, Iterator[StoreChunk]]:
     is_csv = path.suffix.lower() == ".csv"
     schema = _csv_schema(path, block_bytes) if is_csv else _parquet_schema(path)
@@ -422,16 +441,23 @@ def _table_chunks(
         batches = _csv_batches(path, block_bytes, columns)
     else:
         batches = _parquet_batches(path, block_rows, columns.read)
-    return columns, _group_batches(path, columns, batches, csv_line=is_csv and not sort)
+    chunks = _group_batches(path, columns, batches, csv_line=is_csv and not sort, dtype=dtype)
+    return columns, chunks
 
 
 def _group_batches(
-    path: Path, columns: _Columns, batches: Iterator[Any], *, csv_line: bool
+    path: Path,
+    columns: _Columns,
+    batches: Iterator[Any],
+    *,
+    csv_line: bool,
+    dtype: np.dtype[Any],
 ) -> Iterator[StoreChunk]:
     grouper = _Grouper(path, columns, csv_line=csv_line)
     row = 1
     for batch in batches:
-        chunk = grouper.feed(_batch_rows(path, batch, columns, row, csv_line=csv_line))
+        rows = _batch_rows(path, batch, columns, row, csv_line=csv_line, dtype=dtype)
+        chunk = grouper.feed(rows)
         row += batch.num_rows
         if chunk is not None:
             yield chunk
@@ -461,6 +487,12 @@ def _ts_chunks(path: Path, chunk_cases: int) -> tuple[tuple[str, ...], Iterator[
 def _prepend(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
     yield first
     yield from rest
+
+
+def _store_dtype(dtype: DTypeLike) -> np.dtype[Any]:
+    """The steps' dtype, float32 or float64 (anything else is refused by write_store)."""
+    chosen = np.dtype(dtype)
+    return chosen if chosen.name in ("float32", "float64") else np.dtype(np.float64)
 
 
 def convert(
@@ -542,6 +574,7 @@ def convert(
         sort=sort,
         block_bytes=block_bytes,
         memory_limit=memory_limit,
+        dtype=_store_dtype(dtype),
     )
     return write_store(
         destination,

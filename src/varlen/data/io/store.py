@@ -892,6 +892,16 @@ class Store:
         """Whether the store has a target column."""
         return "y" in self.x._source.schema.names
 
+    @property
+    def num_record_batches(self) -> int:
+        """The number of Arrow record batches the file holds."""
+        return len(self.x._source.batches)
+
+    @property
+    def file_bytes(self) -> int:
+        """The size of the file on disk, in bytes."""
+        return self.path.stat().st_size
+
     def _column(self, name: str) -> AnyArray:
         parts = [
             batch.column(name).to_numpy(zero_copy_only=False) for batch in self.x._source.batches
