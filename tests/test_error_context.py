@@ -56,7 +56,7 @@ CONVERTED = [
     SRC / "nn" / "conv.py",
 ]
 VALIDATORS = {SRC / "_checks.py", SRC / "nn" / "_checks.py", SRC / "batching" / "_validate.py"}
-NOT_YET = {SRC / "data" / "io" / "store.py", SRC / "batching" / "dataset.py"}
+NOT_YET = {SRC / "data" / "io" / "store.py"}
 
 
 class _TinyLM(torch.nn.Module):

@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 from torch.utils.data import Dataset
 
+from varlen._checks import error_context, unplaced
 from varlen.data.io.store import StoredRagged
 from varlen.data.ragged import Ragged
 
@@ -19,20 +20,24 @@ Item = tuple[int, NDArray[Any], Any]
 """One dataset item: ``(index, sequence (T_i, *F), target or None)``."""
 
 
-def _check_targets(where: str, targets: Any, num_sequences: int) -> NDArray[Any] | None:
+def _check_targets(targets: Any, num_sequences: int) -> NDArray[Any] | None:
     """Return ``targets`` as a read-only numeric array of ``(B, *K)``, else raise."""
     if targets is None:
         return None
     array = np.array(targets, copy=True)
     if array.dtype.kind not in "biuf":
-        raise TypeError(
-            f"{where}: targets must be numeric or bool, got dtype {array.dtype}. Encode "
-            "class labels as integers first, e.g. with np.unique(labels, return_inverse=True)."
+        raise unplaced(
+            TypeError(
+                f"targets must be numeric or bool, got dtype {array.dtype}. Encode "
+                "class labels as integers first, e.g. with np.unique(labels, return_inverse=True)."
+            )
         )
     if array.ndim == 0 or array.shape[0] != num_sequences:
-        raise ValueError(
-            f"{where}: targets must have shape (B, *K) with B = len(x) = {num_sequences}, "
-            f"got {array.shape}."
+        raise unplaced(
+            ValueError(
+                f"targets must have shape (B, *K) with B = len(x) = {num_sequences}, "
+                f"got {array.shape}."
+            )
         )
     array.flags.writeable = False
     return array
@@ -103,14 +108,16 @@ class RaggedDataset(Dataset[Item]):
     """
 
     def __init__(self, x: Ragged | StoredRagged, targets: Any = None) -> None:
-        where = "RaggedDataset"
-        if not isinstance(x, Ragged | StoredRagged):
-            raise TypeError(
-                f"{where}: x must be a varlen Ragged or StoredRagged, got {type(x).__name__}. "
-                "Build one with Ragged.from_sequences(list_of_arrays), or open a store."
-            )
-        self.sequences = x
-        self.targets = _check_targets(where, targets, len(x))
+        with error_context("RaggedDataset"):
+            if not isinstance(x, Ragged | StoredRagged):
+                raise unplaced(
+                    TypeError(
+                        f"x must be a varlen Ragged or StoredRagged, got {type(x).__name__}. "
+                        "Build one with Ragged.from_sequences(list_of_arrays), or open a store."
+                    )
+                )
+            self.sequences = x
+            self.targets = _check_targets(targets, len(x))
 
     @property
     def lengths(self) -> NDArray[np.int64]:
@@ -144,19 +151,23 @@ class RaggedDataset(Dataset[Item]):
             ValueError: If ``indices`` is not flat.
             IndexError: If an index is out of range.
         """
-        where = "RaggedDataset.__getitems__"
-        array = np.asarray(indices)
-        if array.size == 0:
-            array = array.astype(np.int64)
-        if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
-            raise TypeError(f"{where}: indices must be integers, got dtype {array.dtype}.")
-        if array.ndim != 1:
-            raise ValueError(f"{where}: indices must have shape (B,), got {array.shape}.")
-        B = len(self)
-        bad = np.flatnonzero((array < -B) | (array >= B))
-        if bad.size:
-            raise IndexError(
-                f"{where}: indices must be in [-n, n) = [{-B}, {B}), got "
-                f"indices[{bad[0]}] == {array[bad[0]]}."
+        with error_context("RaggedDataset.__getitems__"):
+            array = np.asarray(indices)
+            if array.size == 0:
+                array = array.astype(np.int64)
+            if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
+                raise unplaced(TypeError(f"indices must be integers, got dtype {array.dtype}."))
+            if array.ndim != 1:
+                raise unplaced(ValueError(f"indices must have shape (B,), got {array.shape}."))
+            B = len(self)
+            bad = np.flatnonzero((array < -B) | (array >= B))
+            if bad.size:
+                raise unplaced(
+                    IndexError(
+                        f"indices must be in [-n, n) = [{-B}, {B}), got "
+                        f"indices[{bad[0]}] == {array[bad[0]]}."
+                    )
+                )
+            return RaggedItems(
+                self.sequences, self.targets, np.mod(array, max(B, 1)).astype(np.int64)
             )
-        return RaggedItems(self.sequences, self.targets, np.mod(array, max(B, 1)).astype(np.int64))
