@@ -54,6 +54,7 @@ CONVERTED = [
     SRC / "nn" / "_inputs.py",
     SRC / "nn" / "streaming.py",
     SRC / "nn" / "conv.py",
+    SRC / "training" / "tbptt.py",
 ]
 VALIDATORS = {SRC / "_checks.py", SRC / "nn" / "_checks.py", SRC / "batching" / "_validate.py"}
 NOT_YET = {SRC / "data" / "io" / "store.py"}

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from varlen._checks import check_lengths_array, check_side
+from varlen._checks import check_lengths_array, check_side, error_context, unplaced
 from varlen._types import Padding
 from varlen.nn.functional import repad
 from varlen.nn.recurrent import GRU, LSTM
@@ -60,31 +60,33 @@ class TBPTTResult(NamedTuple):
     state: StreamState
 
 
-def _check_k(where: str, k: Any) -> int:
+def _check_k(k: Any) -> int:
     if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise TypeError(f"{where}: k must be an int, got {k!r}.")
+        raise unplaced(TypeError(f"k must be an int, got {k!r}."))
     if k < 1:
-        raise ValueError(f"{where}: k must be >= 1 (steps per window), got {k}.")
+        raise unplaced(ValueError(f"k must be >= 1 (steps per window), got {k}."))
     return int(k)
 
 
-def _check_batch(where: str, x: Any, lengths: Any, targets: Any) -> Tensor:
+def _check_batch(x: Any, lengths: Any, targets: Any) -> Tensor:
     """Validate ``x (B, T, F)``, ``lengths (B,)`` and ``targets``; return lengths on the host."""
     if not isinstance(x, Tensor) or x.ndim != 3:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"{where}: x must be a Tensor of shape (B, T, F), got {shape}.")
+        raise unplaced(ValueError(f"x must be a Tensor of shape (B, T, F), got {shape}."))
     B, T, _ = x.shape
     host = lengths.cpu() if isinstance(lengths, Tensor) else lengths  # one host copy
-    checked = check_lengths_array(where, host, maxlen=T)
+    checked = check_lengths_array(None, host, maxlen=T)
     if checked.shape != (B,):
-        raise ValueError(f"{where}: lengths must have shape (B,) = ({B},), got {checked.shape}.")
+        raise unplaced(ValueError(f"lengths must have shape (B,) = ({B},), got {checked.shape}."))
     if targets is not None and (
         not isinstance(targets, Tensor) or tuple(targets.shape[:2]) != (B, T)
     ):
         shape = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__
-        raise ValueError(
-            f"{where}: targets must be a Tensor of shape (B, T, *K) = ({B}, {T}, ...) "
-            f"aligned with x, got {shape}."
+        raise unplaced(
+            ValueError(
+                f"targets must be a Tensor of shape (B, T, *K) = ({B}, {T}, ...) "
+                f"aligned with x, got {shape}."
+            )
         )
     return torch.from_numpy(checked)
 
@@ -128,16 +130,16 @@ def tbptt_windows(
         2 [0] [2]
         4 [0] [1]
     """
-    where = "tbptt_windows"
-    k = _check_k(where, k)
-    padding = check_side(where, "padding", padding)
-    host = _check_batch(where, x, lengths, targets)
-    if padding == "pre":
-        device_lengths = host.to(x.device)
-        x = repad(x, device_lengths, padding="pre", to="post")
-        if targets is not None:
-            targets = repad(targets, device_lengths, padding="pre", to="post")
-    return _windows(x, host, k, targets)
+    with error_context("tbptt_windows"):
+        k = _check_k(k)
+        padding = check_side(None, "padding", padding)
+        host = _check_batch(x, lengths, targets)
+        if padding == "pre":
+            device_lengths = host.to(x.device)
+            x = repad(x, device_lengths, padding="pre", to="post")
+            if targets is not None:
+                targets = repad(targets, device_lengths, padding="pre", to="post")
+        return _windows(x, host, k, targets)
 
 
 def _windows(x: Tensor, lengths: Tensor, k: int, targets: Tensor | None) -> Iterator[TBPTTWindow]:
