@@ -62,11 +62,11 @@ def test_resume_reads_a_run_written_by_0_1_0(old, capsys):
     assert main(["predict", "seq", "train.csv", "--out", "p.csv"]) == 0
     _same_predictions(old / "p.csv", old / "seq-predictions.csv")
     config = json.loads((old / "seq" / "config.json").read_text())
-    assert config["format"] == "varlen-model/3"  # the one record version, since version 3
+    assert config["format"] == "varlen-model/4"  # the one record version, since version 3
     metadata = config["metadata"]
     assert metadata["options"]["steps"] == 2000  # as recorded then, not the new default (None)
-    added = {key: metadata["options"][key] for key in ("planner", "pool", "select")}
-    assert added == {"planner": "timed", "pool": 1, "select": "loss"}  # as 0.1.0 ran
+    added = {key: metadata["options"][key] for key in ("planner", "pool", "select", "augment")}
+    assert added == {"planner": "timed", "pool": 1, "select": "loss", "augment": False}
     changed = main(["train", "train.csv", "--out", "seq", "--resume", "--hidden-size", "3"])
     assert changed == 2
     assert "--hidden-size must be 2 as recorded" in capsys.readouterr().err

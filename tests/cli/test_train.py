@@ -290,17 +290,19 @@ def test_choose_by_timing_keeps_the_preferred_within_the_margin():
 def test_default_plan_is_made_from_the_data(data_dir, tmp_path, capsys):
     """By default the technique and the budget come from the data, not from timings.
 
-    ``--pool`` and ``--select`` reach the model and the run record.
+    ``--pool``, ``--select`` and ``--augment`` reach the model and the run record.
     """
     out = tmp_path / "m"
     argv = ["train", str(data_dir / "train.ts"), "--out", str(out), *TINY, "--pool", "4"]
-    assert main([*argv, "--select", "loss", "--conv-layers", "2"]) == 0
+    assert main([*argv, "--select", "loss", "--conv-layers", "2", "--augment"]) == 0
     report = capsys.readouterr().out
     assert re.search(r"technique: (mask|bucket) \(auto: .*estimated", report)
+    assert "augment: on (--augment)" in report
     assert "timed" not in report
     loaded = load_model(out)
     assert loaded.model.config.conv_pools == (2, 2)
     assert loaded.metadata["options"]["select"] == "loss"
+    assert loaded.metadata["options"]["augment"] is True
     assert loaded.metadata["options"]["planner"] == "cost"
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from varlen.cli._common import CommandError
-from varlen.cli._train_plan import choose_auto, conv_pools, estimated_choice
+from varlen.cli._train_plan import choose_auto, conv_pools, estimated_choice, plan_augment
 from varlen.training.budget import estimate_step_seconds
 from varlen.training.models import ModelConfig
 
@@ -94,3 +94,23 @@ def test_pool_without_convolutions_is_refused(pool):
     """--pool needs the front-end."""
     with pytest.raises(CommandError, match="--conv-layers 0"):
         conv_pools(pool, 0, np.array([100]))
+
+
+@pytest.mark.parametrize(
+    ("given", "per_class", "classification", "kind", "on", "why"),
+    [
+        (None, 5, True, "sequence", True, "on (5 training series a class on average, fewer"),
+        (None, 19.5, True, "sequence", True, "on (19.5 training series"),
+        (None, 20, True, "sequence", False, "off (20 training series a class on average, 20 or"),
+        (None, 5, False, "sequence", False, "off (regression"),
+        (False, 5, True, "sequence", False, "off (--no-augment)"),
+        (True, 100, False, "sequence", True, "on (--augment)"),
+        (None, 5, True, "step", False, "off (per-step targets"),
+    ],
+)
+def test_plan_augment_from_the_data(given, per_class, classification, kind, on, why):
+    """On for classifiers with few series a class; the flag decides when given; never per step."""
+    y = np.arange(int(per_class * 4)) % 4
+    got, reason = plan_augment(y, augment=given, classification=classification, kind=kind)
+    assert got is on
+    assert reason.startswith(why)

@@ -20,6 +20,7 @@ import numpy as np
 from varlen.batching.report import choose_technique
 from varlen.cli._common import CommandError
 from varlen.cli._train_options import TrainOptions
+from varlen.data.augment import Augmentation
 from varlen.training.budget import front_end_pools, spread_pools
 from varlen.training.loop import PatienceUnit, Schedule, TrainConfig
 from varlen.training.techniques import Timing, choose_by_timing
@@ -35,6 +36,7 @@ __all__ = [
     "conv_kernels",
     "conv_pools",
     "estimated_choice",
+    "plan_augment",
     "plan_block_steps",
     "plan_budget",
     "plan_steps",
@@ -195,6 +197,55 @@ def plan_validation(
         "Training on all the data for the whole step budget instead, keeping the epoch of "
         "lowest training loss (pass --val-fraction 0 to silence this)."
     )
+
+
+def plan_augment(
+    y: np.ndarray,
+    *,
+    augment: bool | None,
+    classification: bool,
+    kind: TaskKind,
+    per_class: int = 20,
+) -> tuple[bool, str]:
+    """Whether to augment the training sequences (``--augment``), and why.
+
+    A pure planning function. Few series a class are learned by heart long before a step
+    budget is spent (the training loss reaches ~0 while test accuracy stalls); crops, warps
+    and gains of the real steps give the model new series of the same class in every batch.
+    A class is assumed not to change under them, which is the usual case for classifying
+    whole series and not for regressing a value (a warp changes a frequency, a gain an
+    amplitude): left out, augmentation is on for classifiers with fewer than ``per_class``
+    training series a class on average, off otherwise. Per-step tasks never augment.
+
+    Args:
+        y: ``(n,)`` encoded training targets.
+        augment: ``--augment`` as given (``None``: from the data).
+        classification: Whether ``y`` holds class ids.
+        kind: ``"sequence"`` or ``"step"``.
+        per_class: Average training series a class below which augmentation is on.
+
+    Returns:
+        ``(on, reason)``.
+
+    Example:
+        >>> y = np.repeat(np.arange(10), 5)
+        >>> plan_augment(y, augment=None, classification=True, kind="sequence")
+        (True, 'on (5 training series a class on average, fewer than 20)')
+    """
+    if kind == "step":
+        return False, "off (per-step targets would move with the steps)"
+    if augment is not None:
+        return augment, f"{'on' if augment else 'off'} (--{'' if augment else 'no-'}augment)"
+    if not classification:
+        return False, "off (regression: a warp or a gain may change the target)"
+    classes = len(np.unique(y))
+    average = len(y) / max(classes, 1)
+    if average < per_class:
+        return (
+            True,
+            f"on ({average:.3g} training series a class on average, fewer than {per_class})",
+        )
+    return False, f"off ({average:.3g} training series a class on average, {per_class} or more)"
 
 
 class Plan(NamedTuple):
@@ -444,7 +495,12 @@ def _patience(
 
 
 def train_config(
-    options: TrainOptions, technique: str, steps: int, defaults: TaskDefaults
+    options: TrainOptions,
+    technique: str,
+    steps: int,
+    defaults: TaskDefaults,
+    *,
+    augment: bool = False,
 ) -> TrainConfig:
     """The loop's :class:`TrainConfig` for resolved options; the same for every task.
 
@@ -453,6 +509,8 @@ def train_config(
         technique: The chosen technique.
         steps: The planned optimizer steps.
         defaults: The task's defaults (warm-up, default patience).
+        augment: Whether to augment (:func:`plan_augment`): the default
+            :class:`~varlen.data.augment.Augmentation`.
 
     Returns:
         A budget in steps (or epochs), warm-up then the schedule, patience in steps (or the
@@ -484,4 +542,5 @@ def train_config(
         time_limit=options.time_limit,
         seed=options.seed,
         select=options.select,
+        augment=Augmentation() if augment else None,
     )

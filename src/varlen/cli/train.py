@@ -54,6 +54,7 @@ from varlen.cli._train_plan import (
     Plan,
     auto_candidates,
     choose_auto,
+    plan_augment,
     plan_budget,
     resolve,
     train_config,
@@ -224,12 +225,13 @@ def _fit(
     prepared: Prepared,
     plan: Plan,
     *,
+    augment: bool,
     resume: bool,
     progress: bool,
     log: Callable[[str], None] | None,
 ) -> FitResult:
     """Train the model, checkpointing to ``out/checkpoint.pt`` now and then."""
-    config = train_config(options, plan.technique, plan.steps, task.defaults)
+    config = train_config(options, plan.technique, plan.steps, task.defaults, augment=augment)
     checkpoint = options.out / CHECKPOINT_FILE
     try:
         return task.fit(
@@ -359,6 +361,13 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
     plan = plan_run(resolved, prepared, task)
     say(args, f"technique: {plan.technique} ({plan.reason})")
     say(args, f"budget: {plan.budget_reason}")
+    augment, why = plan_augment(
+        task.targets(prepared),
+        augment=resolved.augment,
+        classification=prepared.task == "classification",
+        kind=task.kind,
+    )
+    say(args, f"augment: {why}")
     digest = data_digest(prepared.train.x, task.targets(prepared))
     record = fingerprint(
         options, features=prepared.features, technique=plan.technique, digest=digest
@@ -379,6 +388,7 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
         model,
         prepared,
         plan,
+        augment=augment,
         resume=resume,
         progress=progress,
         log=_log(args, progress=progress),
