@@ -17,6 +17,8 @@ import pandas as pd
 import pytest
 
 from varlen.cli import main
+from varlen.cli._common import CommandError
+from varlen.cli._run_record import upgrade_options
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_dirs_0_1_0"
 
@@ -123,3 +125,22 @@ def test_predict_scores_only_what_it_can(old, capsys):
     err = capsys.readouterr().err
     assert "note: no score: the recorded target 'label' cannot be read" in err
     assert len(pd.read_csv("p.csv")) == 16
+
+
+def test_a_version_3_record_reads_as_trained_without_augmentation():
+    """Version 4 added --augment: a version 3 record reads it as off (what its run did).
+
+    A version 3 record naming it is refused as unknown to its version.
+    """
+    record = {"data": "t.ts", "steps": None, "planner": "cost", "pool": None, "select": "metric"}
+
+    def upgrade(record, version):
+        return upgrade_options(
+            record, version=version, written_by="0.2", per_step=False, source="x"
+        )
+
+    assert upgrade(record, 3)["augment"] is False
+    assert upgrade(record, 3)["planner"] == "cost"
+    assert upgrade(record, 4)["augment"] is None  # as given: the data's default
+    with pytest.raises(CommandError, match=r"'metadata\.options\.augment' must be an option of"):
+        upgrade({**record, "augment": True}, 3)

@@ -95,7 +95,7 @@ def test_saved_files_are_json_and_plain_tensors(tmp_path):
     config = json.loads(
         (tmp_path / CONFIG_FILE).read_text(), parse_constant=lambda name: pytest.fail(name)
     )
-    assert config["format"] == "varlen-model/3"
+    assert config["format"] == "varlen-model/4"
     assert config["model"]["cell"] == "gru"
     assert config["metadata"] == {"x": None}
     state = torch.load(tmp_path / WEIGHTS_FILE, weights_only=True)
@@ -187,7 +187,7 @@ def edit_config(folder, change):
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        (lambda c: c.update(format="other/2"), r"must have format 'varlen-model/3', got 'other/2'"),
+        (lambda c: c.update(format="other/2"), r"must have format 'varlen-model/4', got 'other/2'"),
         (lambda c: c.pop("labels"), r"key 'labels' must be .*, got no such key"),
         (lambda c: c["model"].update(hidden_size=6), r"tensor 'rnn.weight_ih_l0' must be"),
         (lambda c: c["model"].update(colour=1), r"key 'model.colour' must be absent"),

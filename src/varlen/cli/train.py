@@ -302,6 +302,7 @@ def _report_lines(
     result: FitResult,
     scores: dict[str, Score],
     plan: Plan,
+    augment: str,
 ) -> list[str]:
     _, kind, metric = task.describe(options, prepared)
     unit = "" if prepared.task == "classification" else " (MSE of standardized targets)"
@@ -317,6 +318,7 @@ def _report_lines(
         f"data: {options.data.name}: {len(prepared.train.x)} train / {val} validation "
         f"sequences{steps}, {count(len(prepared.features), 'feature')}, {kind}",
         f"technique: {plan.technique} ({plan.reason})",
+        f"augment: {augment}",
         f"epochs: {len(history)} of {result.planned_epochs} run ({result.steps} optimizer steps), "
         f"best {result.best_epoch + 1}{stop}",
     ]
@@ -396,5 +398,5 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
     if rank != 0:
         return 0
     scores = _save(options, task, model, prepared, result, plan)
-    print("\n".join(_report_lines(resolved, task, prepared, result, scores, plan)))
+    print("\n".join(_report_lines(resolved, task, prepared, result, scores, plan, why)))
     return 0
