@@ -24,7 +24,9 @@ def test_train_ts_reports_and_saves_a_model(data_dir, tmp_path, capsys):
     lines = captured.out.splitlines()
     assert lines[0] == "data: train.ts: 38 train / 10 validation sequences, 2 features, 2 classes"
     assert re.match(r"technique: (mask|bucket) \(auto: .*estimated", lines[1])
-    assert lines[2] == "augment: on (19 training series a class on average, fewer than 20)"
+    assert lines[2] == (
+        "augment: on (19 training series a class on average, fewer than 20; lengths vary)"
+    )
     assert re.fullmatch(r"epochs: 2 of 2 run \(10 optimizer steps\), best [12]", lines[3])
     assert lines[4].startswith("validation: loss ")
     assert lines[5].startswith("test: loss ")

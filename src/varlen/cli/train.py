@@ -365,6 +365,7 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
     say(args, f"budget: {plan.budget_reason}")
     augment, why = plan_augment(
         task.targets(prepared),
+        prepared.train.x.lengths,
         augment=resolved.augment,
         classification=prepared.task == "classification",
         kind=task.kind,
