@@ -116,7 +116,8 @@ def test_plan_augment_from_the_data(given, per_class, lengths, classification, k
     The flag decides when given.
     """
     y = np.arange(int(per_class * 4)) % 4
-    spread = np.linspace(*lengths, len(y)).round().astype(np.int64)
+    low, high = lengths
+    spread = np.linspace(low, high, len(y)).round().astype(np.int64)
     got, reason = plan_augment(y, spread, augment=given, classification=classification, kind=kind)
     assert got is on
     assert reason.startswith(why)

@@ -21,7 +21,7 @@ SLOW = ("--epochs", "8", "--hidden-size", "4", "--batch-size", "4", "--patience"
 def _holds_lock(path: Path, pid: int) -> bool:
     """Whether the lock file at `path` records `pid` (written only once the lock is held)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["pid"] == pid
+        return bool(json.loads(path.read_text(encoding="utf-8"))["pid"] == pid)
     except (OSError, ValueError, KeyError):
         return False
 
