@@ -101,6 +101,7 @@ def run_defaults(train: Path, test: Path, out: Path) -> dict[str, str | float]:
     return {
         "accuracy": float(find(r"test: loss [0-9.]+, accuracy ([0-9.]+)")),
         "technique": find(r"technique: (\w[\w-]*)"),
+        "augment": find(r"augment: (on|off)"),
         "steps": f"{planned:,}",
         "epochs": find(r"epochs: \d+ of (\d+) run"),
         "wall": wall,
@@ -147,7 +148,7 @@ def main() -> None:
         print(
             f"| {name} ({_shape(train)}) | **{row['accuracy']:.3f}** | {baseline:.3f} | "
             f"{row['wall']:.0f} s ({row['cpu']:.0f} s CPU) | {row['technique']}, "
-            f"{row['steps']} steps = {row['epochs']} epochs |",
+            f"{row['steps']} steps = {row['epochs']} epochs, augment {row['augment']} |",
             flush=True,
         )
 

@@ -17,6 +17,8 @@ import pandas as pd
 import pytest
 
 from varlen.cli import main
+from varlen.cli._common import CommandError
+from varlen.cli._run_record import upgrade_options
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_dirs_0_1_0"
 
@@ -62,11 +64,11 @@ def test_resume_reads_a_run_written_by_0_1_0(old, capsys):
     assert main(["predict", "seq", "train.csv", "--out", "p.csv"]) == 0
     _same_predictions(old / "p.csv", old / "seq-predictions.csv")
     config = json.loads((old / "seq" / "config.json").read_text())
-    assert config["format"] == "varlen-model/3"  # the one record version, since version 3
+    assert config["format"] == "varlen-model/4"  # the one record version, since version 3
     metadata = config["metadata"]
     assert metadata["options"]["steps"] == 2000  # as recorded then, not the new default (None)
-    added = {key: metadata["options"][key] for key in ("planner", "pool", "select")}
-    assert added == {"planner": "timed", "pool": 1, "select": "loss"}  # as 0.1.0 ran
+    added = {key: metadata["options"][key] for key in ("planner", "pool", "select", "augment")}
+    assert added == {"planner": "timed", "pool": 1, "select": "loss", "augment": False}
     changed = main(["train", "train.csv", "--out", "seq", "--resume", "--hidden-size", "3"])
     assert changed == 2
     assert "--hidden-size must be 2 as recorded" in capsys.readouterr().err
@@ -123,3 +125,22 @@ def test_predict_scores_only_what_it_can(old, capsys):
     err = capsys.readouterr().err
     assert "note: no score: the recorded target 'label' cannot be read" in err
     assert len(pd.read_csv("p.csv")) == 16
+
+
+def test_a_version_3_record_reads_as_trained_without_augmentation():
+    """Version 4 added --augment: a version 3 record reads it as off (what its run did).
+
+    A version 3 record naming it is refused as unknown to its version.
+    """
+    record = {"data": "t.ts", "steps": None, "planner": "cost", "pool": None, "select": "metric"}
+
+    def upgrade(record, version):
+        return upgrade_options(
+            record, version=version, written_by="0.2", per_step=False, source="x"
+        )
+
+    assert upgrade(record, 3)["augment"] is False
+    assert upgrade(record, 3)["planner"] == "cost"
+    assert upgrade(record, 4)["augment"] is None  # as given: the data's default
+    with pytest.raises(CommandError, match=r"'metadata\.options\.augment' must be an option of"):
+        upgrade({**record, "augment": True}, 3)

@@ -233,6 +233,7 @@ def test_constant_target_stays_per_sequence(tmp_path, capsys):
         (("--target", "nothing"), "target must name a column of the table, got 'nothing'"),
         (("--target", "activity", "--pooling", "max"), "--pooling max pools each sequence"),
         (("--target", "activity", "--pool", "2"), "--pool 2 shortens each sequence"),
+        (("--target", "activity", "--augment"), "--augment crops and warps whole sequences"),
         (("--target", "activity", "--conv-channels", "8"), "--conv-channels 8 sets the channels"),
         (("--target", "activity", "--time-budget", "9"), "--time-budget 9 plans a budget of"),
         (
@@ -240,7 +241,16 @@ def test_constant_target_stays_per_sequence(tmp_path, capsys):
             "--conv-layers 2 cannot be used with --horizon 1",
         ),
     ],
-    ids=["technique", "missing-target", "pooling", "pool", "channels", "budget", "forecaster-conv"],
+    ids=[
+        "technique",
+        "missing-target",
+        "pooling",
+        "pool",
+        "augment",
+        "channels",
+        "budget",
+        "forecaster-conv",
+    ],
 )
 def test_per_step_bad_options(tables, tmp_path, capsys, extra, message):
     """Bad per-step options exit 2 with one line naming them."""

@@ -79,7 +79,7 @@ def test_train_killed_then_resumed_equals_uninterrupted(tmp_path):
     report = reference.stdout.splitlines()
     again = resumed.stdout.splitlines()
     assert again[:-2] == report[:-2]  # all but the speed and the model directory
-    assert len(report) == 6
+    assert len(report) == 7
 
 
 def test_resume_keeps_test_and_threads(tmp_path):

@@ -24,13 +24,16 @@ def test_train_ts_reports_and_saves_a_model(data_dir, tmp_path, capsys):
     lines = captured.out.splitlines()
     assert lines[0] == "data: train.ts: 38 train / 10 validation sequences, 2 features, 2 classes"
     assert re.match(r"technique: (mask|bucket) \(auto: .*estimated", lines[1])
-    assert re.fullmatch(r"epochs: 2 of 2 run \(10 optimizer steps\), best [12]", lines[2])
-    assert lines[3].startswith("validation: loss ")
-    assert lines[4].startswith("test: loss ")
-    assert ", accuracy " in lines[4]
-    assert lines[5].startswith("speed: ")
-    assert "padding efficiency" in lines[5]
-    assert lines[6] == f"model: {out}"
+    assert lines[2] == (
+        "augment: on (19 training series a class on average, fewer than 20; lengths vary)"
+    )
+    assert re.fullmatch(r"epochs: 2 of 2 run \(10 optimizer steps\), best [12]", lines[3])
+    assert lines[4].startswith("validation: loss ")
+    assert lines[5].startswith("test: loss ")
+    assert ", accuracy " in lines[5]
+    assert lines[6].startswith("speed: ")
+    assert "padding efficiency" in lines[6]
+    assert lines[7] == f"model: {out}"
     assert captured.err == ""  # --quiet
     assert sorted(p.name for p in out.iterdir()) == [
         "checkpoint.pt",
@@ -290,17 +293,19 @@ def test_choose_by_timing_keeps_the_preferred_within_the_margin():
 def test_default_plan_is_made_from_the_data(data_dir, tmp_path, capsys):
     """By default the technique and the budget come from the data, not from timings.
 
-    ``--pool`` and ``--select`` reach the model and the run record.
+    ``--pool``, ``--select`` and ``--augment`` reach the model and the run record.
     """
     out = tmp_path / "m"
     argv = ["train", str(data_dir / "train.ts"), "--out", str(out), *TINY, "--pool", "4"]
-    assert main([*argv, "--select", "loss", "--conv-layers", "2"]) == 0
+    assert main([*argv, "--select", "loss", "--conv-layers", "2", "--augment"]) == 0
     report = capsys.readouterr().out
     assert re.search(r"technique: (mask|bucket) \(auto: .*estimated", report)
+    assert "augment: on (--augment)" in report
     assert "timed" not in report
     loaded = load_model(out)
     assert loaded.model.config.conv_pools == (2, 2)
     assert loaded.metadata["options"]["select"] == "loss"
+    assert loaded.metadata["options"]["augment"] is True
     assert loaded.metadata["options"]["planner"] == "cost"
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from varlen.cli._common import CommandError
-from varlen.cli._train_plan import choose_auto, conv_pools, estimated_choice
+from varlen.cli._train_plan import choose_auto, conv_pools, estimated_choice, plan_augment
 from varlen.training.budget import estimate_step_seconds
 from varlen.training.models import ModelConfig
 
@@ -94,3 +94,30 @@ def test_pool_without_convolutions_is_refused(pool):
     """--pool needs the front-end."""
     with pytest.raises(CommandError, match="--conv-layers 0"):
         conv_pools(pool, 0, np.array([100]))
+
+
+@pytest.mark.parametrize(
+    ("given", "per_class", "lengths", "classification", "kind", "on", "why"),
+    [
+        (None, 5, (30, 360), True, "sequence", True, "on (5 training series a class on average"),
+        (None, 19.5, (30, 40), True, "sequence", True, "on (19.5 training series"),
+        (None, 20, (30, 360), True, "sequence", False, "off (20 training series a class on"),
+        (None, 5, (1460, 1460), True, "sequence", False, "off (lengths about equal, 1460-1460"),
+        (None, 5, (100, 110), True, "sequence", False, "off (lengths about equal"),
+        (None, 5, (30, 360), False, "sequence", False, "off (regression"),
+        (False, 5, (30, 360), True, "sequence", False, "off (--no-augment)"),
+        (True, 100, (9, 9), False, "sequence", True, "on (--augment)"),
+        (None, 5, (30, 360), True, "step", False, "off (per-step targets"),
+    ],
+)
+def test_plan_augment_from_the_data(given, per_class, lengths, classification, kind, on, why):
+    """On for classifiers with few series a class of varying lengths; never per step.
+
+    The flag decides when given.
+    """
+    y = np.arange(int(per_class * 4)) % 4
+    low, high = lengths
+    spread = np.linspace(low, high, len(y)).round().astype(np.int64)
+    got, reason = plan_augment(y, spread, augment=given, classification=classification, kind=kind)
+    assert got is on
+    assert reason.startswith(why)

@@ -94,6 +94,11 @@ class TrainOptions:
         series_norm: Also feed each series standardized by its own mean and std (series
             from disparate sources differ in gain and offset; ``None``: on per sequence, off
             per step).
+        augment: Perturb each training sequence anew in every batch, on its real steps only
+            (a random crop of at least 80% of it, a time warp of up to 20%, a gain; see
+            :class:`~varlen.data.augment.Augmentation`). ``None``: from the data, on for a
+            classifier with few training series a class (see
+            :func:`~varlen.cli._train_plan.plan_augment`); never per step.
         val_fraction: Share of the training data held out for validation, in ``[0, 1)``.
         patience: Optimizer steps without a better validation epoch (see ``select``) before
             stopping; 0 never stops; ``None``: half the run's steps per sequence, 15 epochs per
@@ -141,6 +146,7 @@ class TrainOptions:
     conv_channels: int = 64
     pool: int | None = None
     series_norm: bool | None = None
+    augment: bool | None = None
     val_fraction: float = 0.2
     patience: int | None = None
     select: Selection = "metric"
@@ -268,6 +274,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         help="also feed each series standardized by its own mean and std (default on; off "
         "per step)",
+    )
+    _flag(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        help="crop, warp and scale each training series anew in every batch, real steps only "
+        "(default: on for a classifier with fewer than 20 training series a class; off per "
+        "step)",
     )
     _flag("--val-fraction", type=float, help="validation share (default 0.2)")
     _flag(

@@ -407,6 +407,11 @@ class StepTask:
                 f"--pool {options.pool} shortens each sequence; a per-step task has an output "
                 "at every step of it. Drop --pool."
             )
+        if options.augment:
+            raise CommandError(
+                "--augment crops and warps whole sequences, which would move each step away "
+                "from its target in a per-step task. Drop --augment."
+            )
         if "conv_channels" in given and not options.conv_layers:
             raise CommandError(
                 f"--conv-channels {options.conv_channels} sets the channels of convolutions a "

@@ -54,6 +54,7 @@ from varlen.cli._train_plan import (
     Plan,
     auto_candidates,
     choose_auto,
+    plan_augment,
     plan_budget,
     resolve,
     train_config,
@@ -224,12 +225,13 @@ def _fit(
     prepared: Prepared,
     plan: Plan,
     *,
+    augment: bool,
     resume: bool,
     progress: bool,
     log: Callable[[str], None] | None,
 ) -> FitResult:
     """Train the model, checkpointing to ``out/checkpoint.pt`` now and then."""
-    config = train_config(options, plan.technique, plan.steps, task.defaults)
+    config = train_config(options, plan.technique, plan.steps, task.defaults, augment=augment)
     checkpoint = options.out / CHECKPOINT_FILE
     try:
         return task.fit(
@@ -300,6 +302,7 @@ def _report_lines(
     result: FitResult,
     scores: dict[str, Score],
     plan: Plan,
+    augment: str,
 ) -> list[str]:
     _, kind, metric = task.describe(options, prepared)
     unit = "" if prepared.task == "classification" else " (MSE of standardized targets)"
@@ -315,6 +318,7 @@ def _report_lines(
         f"data: {options.data.name}: {len(prepared.train.x)} train / {val} validation "
         f"sequences{steps}, {count(len(prepared.features), 'feature')}, {kind}",
         f"technique: {plan.technique} ({plan.reason})",
+        f"augment: {augment}",
         f"epochs: {len(history)} of {result.planned_epochs} run ({result.steps} optimizer steps), "
         f"best {result.best_epoch + 1}{stop}",
     ]
@@ -359,6 +363,14 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
     plan = plan_run(resolved, prepared, task)
     say(args, f"technique: {plan.technique} ({plan.reason})")
     say(args, f"budget: {plan.budget_reason}")
+    augment, why = plan_augment(
+        task.targets(prepared),
+        prepared.train.x.lengths,
+        augment=resolved.augment,
+        classification=prepared.task == "classification",
+        kind=task.kind,
+    )
+    say(args, f"augment: {why}")
     digest = data_digest(prepared.train.x, task.targets(prepared))
     record = fingerprint(
         options, features=prepared.features, technique=plan.technique, digest=digest
@@ -379,6 +391,7 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
         model,
         prepared,
         plan,
+        augment=augment,
         resume=resume,
         progress=progress,
         log=_log(args, progress=progress),
@@ -386,5 +399,5 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
     if rank != 0:
         return 0
     scores = _save(options, task, model, prepared, result, plan)
-    print("\n".join(_report_lines(resolved, task, prepared, result, scores, plan)))
+    print("\n".join(_report_lines(resolved, task, prepared, result, scores, plan, why)))
     return 0

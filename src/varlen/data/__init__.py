@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from varlen.data.augment import Augmentation, augment
 from varlen.data.features import AlignedFeatures, FeatureSchema, align_features, concat_presence
 from varlen.data.io import (
     TableData,
@@ -28,6 +29,7 @@ from varlen.data.ragged import Ragged
 
 __all__ = [
     "AlignedFeatures",
+    "Augmentation",
     "FeatureSchema",
     "LanePlan",
     "MeanStd",
@@ -36,6 +38,7 @@ __all__ = [
     "TSData",
     "TableData",
     "align_features",
+    "augment",
     "concat_presence",
     "group_table",
     "is_contiguous",

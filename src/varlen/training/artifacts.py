@@ -65,7 +65,7 @@ __all__ = [
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
-RECORD_VERSION = 3
+RECORD_VERSION = 4
 """The one version of everything varlen writes about a model: ``config.json`` (its
 ``format``) and the run record of ``varlen train`` (``run.json``, the options kept in the
 metadata). Each version reads every earlier one:
@@ -75,6 +75,7 @@ metadata). Each version reads every earlier one:
    with ``metadata.record_version`` 2 (the only version recorded there).
 3. ``ModelConfig.conv_pools`` (exact max pooling in the front-end); the options ``planner``,
    ``pool``, ``select``. ``format`` ``"varlen-model/3"``; from now on the format is the version.
+4. The option ``augment`` (training-time augmentation of real steps); the model is unchanged.
 
 What a version added is read from an earlier record as the value every run had then (an
 exact reading, not a default): :data:`MODEL_KEYS_ADDED` here, the options in

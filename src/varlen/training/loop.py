@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from varlen.batching.dataset import RaggedDataset
 from varlen.batching.report import choose_technique  # re-exported: its home is NumPy-only
 from varlen.batching.sampler import BucketBatchSampler
+from varlen.data.augment import Augmentation, augment
 from varlen.data.io.store import StoredRagged
 from varlen.data.ragged import Ragged
 from varlen.training.checkpoints import Checkpoint, load_checkpoint, save_checkpoint, unfit
@@ -90,6 +91,11 @@ class TrainConfig:
             accuracy, lowest MAE), ties going to the lower loss. A small validation set's
             loss can rise while its accuracy still climbs (confident mistakes weigh more
             than right answers). Without validation data: the lowest training loss.
+        augment: Perturb each training sequence's real steps anew in every batch (random
+            crop, time warp and gain, :class:`~varlen.data.augment.Augmentation`), from a key
+            drawn from the epoch's seeded generator, so runs stay reproducible and resumable
+            (``None``: train on the sequences as they are). Validation and prediction never
+            augment. Per-sequence models only.
     """
 
     technique: str = "bucket"
@@ -106,9 +112,15 @@ class TrainConfig:
     patience_unit: PatienceUnit = "epochs"
     time_limit: float | None = None
     select: Selection = "loss"
+    augment: Augmentation | None = None
 
     def __post_init__(self) -> None:
         get_technique(self.technique)
+        if self.augment is not None and not isinstance(self.augment, Augmentation):
+            raise TypeError(
+                "TrainConfig: augment must be a varlen.data.augment.Augmentation or None, got "
+                f"{type(self.augment).__name__}."
+            )
         if self.select not in ("loss", "metric"):
             raise ValueError(
                 f"TrainConfig: select must be 'loss' or 'metric', got {self.select!r}."
@@ -391,7 +403,15 @@ class _SequenceTask:
         self.has_validation = validation is not None
 
     def batch_loss(self, model: SequenceModel, indices: np.ndarray) -> BatchLoss:
-        step = self.technique.run(model, self.data, indices)
+        data, rows = self.data, indices
+        augmentation = self.config.augment
+        if augmentation is not None and not augmentation.is_identity:
+            # the key comes from the generator the loop seeds from (seed, epoch)
+            key = int(torch.randint(0, 2**62, (1,), generator=torch.default_generator))
+            batch = [self.data.sequences[int(i)] for i in indices]
+            data = RaggedDataset(augment(batch, augmentation, key=key, ids=indices))
+            rows = np.arange(len(indices), dtype=np.int64)
+        step = self.technique.run(model, data, rows)
         loss = _loss(model, step.scores, _targets(model, self.y, indices))
         return BatchLoss(loss, step.real_steps, step.computed_steps)
 

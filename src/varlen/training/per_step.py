@@ -483,6 +483,12 @@ def _check_fit(
     xs = _check_x(where, checked, x)
     ys = _check_targets(where, checked, xs, y)
     _check_technique(where, config.technique)
+    if config.augment is not None:
+        raise ValueError(
+            f"{where}: TrainConfig.augment crops and warps whole sequences, which would move "
+            "each step away from its per-step target; got augment="
+            f"{config.augment!r}. Pass augment=None for per-step models."
+        )
     if validation is not None:
         _check_targets(where, checked, _check_x(where, checked, validation[0]), validation[1])
     return checked, xs, ys
