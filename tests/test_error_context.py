@@ -9,6 +9,7 @@ a ``where`` argument again.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,7 +55,7 @@ CONVERTED = [
     SRC / "nn" / "_inputs.py",
     SRC / "nn" / "streaming.py",
     SRC / "nn" / "conv.py",
-    SRC / "training" / "tbptt.py",
+    *sorted((SRC / "training").rglob("*.py")),
 ]
 VALIDATORS = {SRC / "_checks.py", SRC / "nn" / "_checks.py", SRC / "batching" / "_validate.py"}
 NOT_YET = {SRC / "data" / "io" / "store.py"}
@@ -199,3 +200,22 @@ def test_numpy_lengths_still_name_the_sampler():
     """A shared validator called with None inside the context is named by the context."""
     with pytest.raises(TypeError, match=r"^BucketBatchSampler: lengths must"):
         BucketBatchSampler(np.array([1.5, 2.0]), batch_size=1)
+
+
+def test_the_training_engine_names_its_task_once(tmp_path):
+    """Errors from inside the one engine start with the task's public name (fit), once."""
+    from tests.cli._data import sequences
+    from varlen.training import SequenceClassifier, TrainConfig, fit
+
+    x, labels, _ = sequences(12, seed=0)
+    x = x.with_values(x.values.astype(np.float32))
+    y = (labels == "up").astype(np.int64)
+    checkpoint = tmp_path / "checkpoint.pt"
+    checkpoint.write_bytes(b"not a checkpoint")
+    torch.manual_seed(0)
+    model = SequenceClassifier(2, 2, hidden_size=4)
+    config = TrainConfig(epochs=1, batch_size=4)
+    named = re.escape(f"fit: {str(checkpoint)!r} ")
+    with pytest.raises(ValueError, match=f"^{named}") as caught:
+        fit(model, x, y, config=config, checkpoint=checkpoint, resume=True, progress=False)
+    assert "fit: fit:" not in str(caught.value)

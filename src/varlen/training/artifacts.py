@@ -44,6 +44,7 @@ import torch
 
 from varlen import __version__
 from varlen._atomic import write_files
+from varlen._checks import placed
 from varlen._schema import SchemaError, check_fields
 from varlen.data.normalize import Standardizer
 from varlen.training.models import ModelConfig, SequenceModel
@@ -527,7 +528,7 @@ def _read_weights(folder: Path, expected_sha256: str) -> dict[str, torch.Tensor]
     return state
 
 
-def load_tensors(path: Path, data: bytes | None = None, *, where: str) -> Any:
+def load_tensors(path: Path, data: bytes | None = None, *, where: str | None) -> Any:
     """Read a file written by ``torch.save`` with ``weights_only=True``, in one clear error.
 
     A file that is truncated or damaged, or that holds anything but tensors and plain values
@@ -537,7 +538,8 @@ def load_tensors(path: Path, data: bytes | None = None, *, where: str) -> Any:
     Args:
         path: The file (named in the error; read unless ``data`` is given).
         data: The file's bytes, if already read.
-        where: The caller's name, the message's prefix.
+        where: The caller's name, the message's prefix (``None``: named by the enclosing
+            :class:`~varlen._checks.error_context`).
 
     Returns:
         What the file holds.
@@ -553,7 +555,7 @@ def load_tensors(path: Path, data: bytes | None = None, *, where: str) -> Any:
         cause = "holds objects other than tensors and plain values, which varlen never loads"
     except Exception:  # anything else from parsing bytes in memory: the content is damaged
         cause = "is truncated or damaged (not a complete file written by torch.save)"
-    raise ValueError(f"{where}: {os.fspath(path)!r} {cause}; delete it or replace it.")
+    raise placed(where, ValueError(f"{os.fspath(path)!r} {cause}; delete it or replace it."))
 
 
 def _check_state(model: SequenceModel, state: dict[str, torch.Tensor]) -> None:

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from varlen._atomic import atomic_open
+from varlen._checks import placed
 from varlen.training.artifacts import load_tensors
 
 __all__ = ["CHECKPOINT_KEYS", "Checkpoint", "load_checkpoint", "save_checkpoint"]
@@ -93,7 +94,7 @@ def load_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
-    where: str = "fit",
+    where: str | None = "fit",
 ) -> Checkpoint:
     """Load a checkpoint into the model, optimizer and schedule; return the rest.
 
@@ -102,7 +103,8 @@ def load_checkpoint(
         model: The model (its weights are replaced).
         optimizer: The optimizer (its state is replaced).
         scheduler: The schedule (its state is replaced).
-        where: The operation's name, for errors.
+        where: The operation's name, for errors (``None``: named by the enclosing
+            :class:`~varlen._checks.error_context`, as the training loop does).
 
     Returns:
         The :class:`Checkpoint`.
@@ -114,9 +116,12 @@ def load_checkpoint(
     state = load_tensors(path, where=where)
     if not isinstance(state, dict) or set(state) != set(CHECKPOINT_KEYS):
         got = sorted(state) if isinstance(state, dict) else type(state).__name__
-        raise ValueError(
-            f"{where}: checkpoint {os.fspath(path)!r} must hold the keys "
-            f"{list(CHECKPOINT_KEYS)}, got {got}; delete it or rerun without --resume."
+        raise placed(
+            where,
+            ValueError(
+                f"checkpoint {os.fspath(path)!r} must hold the keys "
+                f"{list(CHECKPOINT_KEYS)}, got {got}; delete it or rerun without --resume."
+            ),
         )
     try:
         model.load_state_dict(state["model"])
@@ -133,19 +138,22 @@ def load_checkpoint(
     return Checkpoint(epoch, best_state, history, best_epoch, best_val_loss)
 
 
-def unfit(path: Path, error: BaseException, *, where: str = "fit") -> ValueError:
+def unfit(path: Path, error: BaseException, *, where: str | None = "fit") -> ValueError:
     """The error for a checkpoint that does not fit the run resuming it.
 
     Args:
         path: The checkpoint file.
         error: What failed.
-        where: The operation's name.
+        where: The operation's name (``None``: see :func:`load_checkpoint`).
 
     Returns:
         A one-line ``ValueError`` naming the file.
     """
     message = " ".join(str(error).split())[:200]
-    return ValueError(
-        f"{where}: checkpoint {os.fspath(path)!r} must fit this model and optimizer, got "
-        f"{message}; delete it or rerun without --resume."
+    return placed(
+        where,
+        ValueError(
+            f"checkpoint {os.fspath(path)!r} must fit this model and optimizer, got "
+            f"{message}; delete it or rerun without --resume."
+        ),
     )

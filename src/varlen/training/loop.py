@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from varlen._checks import error_context, unplaced
 from varlen.batching.dataset import RaggedDataset
 from varlen.batching.report import choose_technique  # re-exported: its home is NumPy-only
 from varlen.batching.sampler import BucketBatchSampler
@@ -309,7 +310,6 @@ def _check_finite(
     epoch: int,
     batch: int,
     world: int,
-    where: str = "fit",
 ) -> None:
     """Raise before a step on a NaN or infinite loss ``value``, on every rank at once.
 
@@ -323,11 +323,13 @@ def _check_finite(
         finite = bool(flag.item())
     if not finite:
         ranks = " on some rank" if world > 1 else ""
-        raise FloatingPointError(
-            f"{where}: the training loss must stay finite, got {value}{ranks} at "
-            f"epoch {epoch + 1}, batch {batch + 1}: training diverged. Lower the learning rate "
-            f"(lr={config.lr}), clip gradients (TrainConfig.grad_clip), or check the data for "
-            "extreme values; a checkpoint keeps the last finished epoch."
+        raise unplaced(
+            FloatingPointError(
+                f"the training loss must stay finite, got {value}{ranks} at "
+                f"epoch {epoch + 1}, batch {batch + 1}: training diverged. Lower the learning rate "
+                f"(lr={config.lr}), clip gradients (TrainConfig.grad_clip), or check the data for "
+                "extreme values; a checkpoint keeps the last finished epoch."
+            )
         )
 
 
@@ -498,9 +500,8 @@ def _train_epoch(
         batch = task.batch_loss(model, indices)
         value = float(batch.loss.detach())  # the one host read of the loss per step
         _check_finite(
-            value, config, device=batch.loss.device, epoch=epoch, batch=number, world=world,
-            where=task.name,
-        )  # fmt: skip
+            value, config, device=batch.loss.device, epoch=epoch, batch=number, world=world
+        )
         batch.loss.backward()  # type: ignore[no-untyped-call]
         _average_gradients(model, world)
         if config.grad_clip is not None:
@@ -754,16 +755,16 @@ def _snapshot(model: nn.Module) -> dict[str, Tensor]:
 
 
 def _restore(
-    path: Path, model: SequenceModel, steps: _Optimization, result: FitResult, where: str
+    path: Path, model: SequenceModel, steps: _Optimization, result: FitResult
 ) -> tuple[int, dict[str, Tensor]]:
     """Load a checkpoint into the run; return the next epoch and the best weights so far."""
     saved = load_checkpoint(
-        path, model=model, optimizer=steps.optimizer, scheduler=steps.scheduler, where=where
+        path, model=model, optimizer=steps.optimizer, scheduler=steps.scheduler, where=None
     )
     try:
         history = [EpochStats(**stats) for stats in saved.history]
     except TypeError as error:
-        raise unfit(path, error, where=where) from None
+        raise unfit(path, error, where=None) from None
     result.history, result.best_epoch = history, saved.best_epoch
     result.best_val_loss = saved.best_val_loss
     return saved.epoch + 1, saved.best_state
@@ -860,6 +861,33 @@ def train(
             validation loss.
         ValueError: If ``checkpoint`` is damaged or does not fit the run.
     """
+    with error_context(task.name):  # the task's public name (fit, fit_steps) starts its errors
+        return _train(
+            model,
+            task,
+            config=config,
+            checkpoint=checkpoint,
+            resume=resume,
+            progress=progress,
+            log=log,
+            log_every=log_every,
+            checkpoint_every=checkpoint_every,
+        )
+
+
+def _train(
+    model: SequenceModel,
+    task: TrainTask,
+    *,
+    config: TrainConfig,
+    checkpoint: Path | None,
+    resume: bool,
+    progress: bool,
+    log: Callable[[str], None] | None,
+    log_every: float,
+    checkpoint_every: float,
+) -> FitResult:
+    """:func:`train`'s work (its errors named by :func:`train`)."""
     rank, _ = _rank_and_world()
     progress = progress and rank == 0
     technique = get_technique(config.technique)
@@ -874,7 +902,7 @@ def train(
     best_state = _snapshot(model)
     start = 0
     if resume and checkpoint is not None and checkpoint.exists():
-        start, best_state = _restore(checkpoint, model, steps, result, task.name)
+        start, best_state = _restore(checkpoint, model, steps, result)
     metric = _metric_name(model)
     began = time.perf_counter() - sum(s.seconds for s in result.history)
     logged = saved = -math.inf

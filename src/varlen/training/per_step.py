@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from varlen._checks import check_choice
+from varlen._checks import check_choice, error_context, unplaced
 from varlen.data.ragged import Ragged
 from varlen.nn.losses import masked_cross_entropy, masked_mae, masked_mse
 from varlen.nn.recurrent import Method
@@ -132,81 +132,98 @@ class NextStepForecaster(SequenceModel):
 # ----------------------------------------------------------------------------- checks
 
 
-def _check_model(where: str, model: object) -> SequenceModel:
+def _check_model(model: object) -> SequenceModel:
     if not isinstance(model, SequenceModel):
-        raise TypeError(f"{where}: model must be a SequenceModel, got {type(model).__name__}.")
+        raise unplaced(TypeError(f"model must be a SequenceModel, got {type(model).__name__}."))
     if not model.config.per_step:
-        raise ValueError(
-            f"{where}: model must be a per-step model (ModelConfig.per_step=True), got a "
-            "per-sequence one. Use varlen.training.fit/evaluate/predict for it."
+        raise unplaced(
+            ValueError(
+                "model must be a per-step model (ModelConfig.per_step=True), got a "
+                "per-sequence one. Use varlen.training.fit/evaluate/predict for it."
+            )
         )
     return model
 
 
-def _check_x(where: str, model: SequenceModel, x: object) -> Ragged:
+def _check_x(model: SequenceModel, x: object) -> Ragged:
     if not isinstance(x, Ragged):
-        raise TypeError(f"{where}: x must be a Ragged of (T_i, F) steps, got {type(x).__name__}.")
+        raise unplaced(TypeError(f"x must be a Ragged of (T_i, F) steps, got {type(x).__name__}."))
     if x.trailing_shape != (model.config.input_size,):
-        raise ValueError(
-            f"{where}: x steps must have shape (F,) = ({model.config.input_size},), got "
-            f"{x.trailing_shape}."
+        raise unplaced(
+            ValueError(
+                f"x steps must have shape (F,) = ({model.config.input_size},), got "
+                f"{x.trailing_shape}."
+            )
         )
     return x
 
 
-def _check_targets(where: str, model: SequenceModel, x: Ragged, y: object) -> Ragged:
+def _check_targets(model: SequenceModel, x: Ragged, y: object) -> Ragged:
     """Check per-step targets against the inputs and the task."""
     if not isinstance(y, Ragged):
-        raise TypeError(
-            f"{where}: y must be a Ragged of per-step targets aligned with x, got "
-            f"{type(y).__name__}. Build it with Ragged.from_sequences or x.with_values(...)."
+        raise unplaced(
+            TypeError(
+                "y must be a Ragged of per-step targets aligned with x, got "
+                f"{type(y).__name__}. Build it with Ragged.from_sequences or x.with_values(...)."
+            )
         )
     if len(y) != len(x):
-        raise ValueError(
-            f"{where}: y must have one sequence of targets per sequence of x ({len(x)}), got "
-            f"{len(y)}."
+        raise unplaced(
+            ValueError(
+                f"y must have one sequence of targets per sequence of x ({len(x)}), got {len(y)}."
+            )
         )
     differ = np.flatnonzero(y.lengths != x.lengths)
     if differ.size:
         row = int(differ[0])
-        raise ValueError(
-            f"{where}: y must have one target per step of x, got {int(y.lengths[row])} targets "
-            f"for the {int(x.lengths[row])} steps of sequence {row}."
+        raise unplaced(
+            ValueError(
+                f"y must have one target per step of x, got {int(y.lengths[row])} targets "
+                f"for the {int(x.lengths[row])} steps of sequence {row}."
+            )
         )
     if y.dtype.kind not in "biuf":
-        raise TypeError(f"{where}: y must hold numbers, got dtype {y.dtype}.")
+        raise unplaced(TypeError(f"y must hold numbers, got dtype {y.dtype}."))
     config = model.config
     if config.task == "classification":
-        _check_classes(where, y, config.output_size)
+        _check_classes(y, config.output_size)
     elif y.trailing_shape != (config.output_size,) and (
         y.trailing_shape != () or config.output_size != 1
     ):
-        raise ValueError(
-            f"{where}: y steps must have shape () or (output_size,) = ({config.output_size},), "
-            f"got {y.trailing_shape}."
+        raise unplaced(
+            ValueError(
+                f"y steps must have shape () or (output_size,) = ({config.output_size},), "
+                f"got {y.trailing_shape}."
+            )
         )
     return y
 
 
-def _check_classes(where: str, y: Ragged, C: int) -> None:
+def _check_classes(y: Ragged, C: int) -> None:
     if y.trailing_shape != () or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(
-            f"{where}: y must hold one integer class id per step, got dtype {y.dtype} and step "
-            f"shape {y.trailing_shape}."
+        raise unplaced(
+            ValueError(
+                f"y must hold one integer class id per step, got dtype {y.dtype} and step "
+                f"shape {y.trailing_shape}."
+            )
         )
     bad = np.flatnonzero((y.values < -1) | (y.values >= C))
     if bad.size:
-        raise ValueError(
-            f"{where}: class ids must be in [0, {C}) (or -1: no label), got "
-            f"{int(y.values[bad[0]])} at step {int(bad[0])} of the concatenated targets."
+        raise unplaced(
+            ValueError(
+                f"class ids must be in [0, {C}) (or -1: no label), got "
+                f"{int(y.values[bad[0]])} at step {int(bad[0])} of the concatenated targets."
+            )
         )
 
 
-def _check_technique(where: str, technique: str) -> str:
+def _check_technique(technique: str) -> str:
     if technique not in STEP_TECHNIQUES:
-        raise ValueError(
-            f"{where}: technique must be one of {list(STEP_TECHNIQUES)} for a per-step model, "
-            f"got {technique!r}: the others pool per sequence or are inexact."
+        raise unplaced(
+            ValueError(
+                f"technique must be one of {list(STEP_TECHNIQUES)} for a per-step model, "
+                f"got {technique!r}: the others pool per sequence or are inexact."
+            )
         )
     return technique
 
@@ -318,21 +335,23 @@ def evaluate_steps(
         TypeError: If an argument has the wrong type.
         ValueError: If ``y`` does not align with ``x`` or does not fit the task.
     """
-    where = "evaluate_steps"
-    model = _check_model(where, model)
-    x = _check_x(where, model, x)
-    y = _check_targets(where, model, x, y)
-    check_choice(where, "reduction", reduction, ("step", "sequence"))
-    sums = np.zeros((2, len(x)))  # per sequence: loss sum, metric sum
-    counts = np.zeros(len(x))
-    model.eval()
-    with torch.inference_mode():
-        for indices in _sorted_batches(x.lengths, batch_size):
-            batch = _batch(model, x, y, indices)
-            per_step = _per_step_values(model, model(batch.x, batch.lengths), batch)
-            sums[:, indices] = np.stack([v.sum(dim=1).double().cpu().numpy() for v in per_step[:2]])
-            counts[indices] = per_step[2].sum(dim=1).cpu().numpy()
-    return _reduce_sums(sums, counts, reduction)
+    with error_context("evaluate_steps"):
+        model = _check_model(model)
+        x = _check_x(model, x)
+        y = _check_targets(model, x, y)
+        check_choice(None, "reduction", reduction, ("step", "sequence"))
+        sums = np.zeros((2, len(x)))  # per sequence: loss sum, metric sum
+        counts = np.zeros(len(x))
+        model.eval()
+        with torch.inference_mode():
+            for indices in _sorted_batches(x.lengths, batch_size):
+                batch = _batch(model, x, y, indices)
+                per_step = _per_step_values(model, model(batch.x, batch.lengths), batch)
+                sums[:, indices] = np.stack(
+                    [v.sum(dim=1).double().cpu().numpy() for v in per_step[:2]]
+                )
+                counts[indices] = per_step[2].sum(dim=1).cpu().numpy()
+        return _reduce_sums(sums, counts, reduction)
 
 
 def _per_step_values(
@@ -379,19 +398,19 @@ def predict_step_scores(model: SequenceModel, x: Ragged, *, batch_size: int = 25
         TypeError: If ``model`` or ``x`` has the wrong type.
         ValueError: If ``model`` is not per-step or ``x`` has the wrong number of features.
     """
-    where = "predict_step_scores"
-    model = _check_model(where, model)
-    x = _check_x(where, model, x)
-    out = np.zeros((x.num_steps, model.config.output_size), dtype=np.float32)
-    model.eval()
-    with torch.inference_mode():
-        for indices in _sorted_batches(x.lengths, batch_size):
-            batch = _batch(model, x, None, indices)
-            scores = model(batch.x, batch.lengths).float().cpu().numpy()  # (B, T, C)
-            for row, index in enumerate(indices):
-                start, stop = int(x.offsets[index]), int(x.offsets[index + 1])
-                out[start:stop] = scores[row, : stop - start]
-    return x.with_values(out)
+    with error_context("predict_step_scores"):
+        model = _check_model(model)
+        x = _check_x(model, x)
+        out = np.zeros((x.num_steps, model.config.output_size), dtype=np.float32)
+        model.eval()
+        with torch.inference_mode():
+            for indices in _sorted_batches(x.lengths, batch_size):
+                batch = _batch(model, x, None, indices)
+                scores = model(batch.x, batch.lengths).float().cpu().numpy()  # (B, T, C)
+                for row, index in enumerate(indices):
+                    start, stop = int(x.offsets[index]), int(x.offsets[index + 1])
+                    out[start:stop] = scores[row, : stop - start]
+        return x.with_values(out)
 
 
 def predict_steps(model: SequenceModel, x: Ragged, *, batch_size: int = 256) -> Ragged:
@@ -478,20 +497,22 @@ def step_task(
 def _check_fit(
     model: object, x: object, y: object, config: TrainConfig, validation: Any
 ) -> tuple[SequenceModel, Ragged, Ragged]:
-    where = "fit_steps"
-    checked = _check_model(where, model)
-    xs = _check_x(where, checked, x)
-    ys = _check_targets(where, checked, xs, y)
-    _check_technique(where, config.technique)
-    if config.augment is not None:
-        raise ValueError(
-            f"{where}: TrainConfig.augment crops and warps whole sequences, which would move "
-            "each step away from its per-step target; got augment="
-            f"{config.augment!r}. Pass augment=None for per-step models."
-        )
-    if validation is not None:
-        _check_targets(where, checked, _check_x(where, checked, validation[0]), validation[1])
-    return checked, xs, ys
+    with error_context("fit_steps"):
+        checked = _check_model(model)
+        xs = _check_x(checked, x)
+        ys = _check_targets(checked, xs, y)
+        _check_technique(config.technique)
+        if config.augment is not None:
+            raise unplaced(
+                ValueError(
+                    "TrainConfig.augment crops and warps whole sequences, which would move "
+                    "each step away from its per-step target; got augment="
+                    f"{config.augment!r}. Pass augment=None for per-step models."
+                )
+            )
+        if validation is not None:
+            _check_targets(checked, _check_x(checked, validation[0]), validation[1])
+        return checked, xs, ys
 
 
 def fit_steps(
