@@ -12,15 +12,26 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from types import ModuleType
 from typing import Protocol, cast
 
 from varlen import __version__
 from varlen.cli._common import add_common_options, run_guarded
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "KERNEL_CACHE_CAPACITY", "limit_kernel_cache", "main"]
+
+KERNEL_CACHE_CAPACITY = 64
+"""Kernels oneDNN keeps compiled in a ``varlen`` process (a tuning knob; its default is 1024).
+
+oneDNN caches one compiled kernel per distinct batch shape, about 0.35 MB each for an LSTM:
+scoring a large dataset length-bucketed meets a new ``T`` nearly every batch, so its default
+of 1024 kernels added hundreds of MB to ``varlen predict``/``train`` on large stores
+(issue #22). Training repeats a few shapes, which a small cache still holds; results do not
+depend on it (a kernel is compiled the same way again).
+"""
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": (
@@ -46,6 +57,32 @@ COMMANDS: dict[str, tuple[str, str]] = {
 class _Command(Protocol):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
     def run(self, args: argparse.Namespace) -> int: ...
+
+
+def limit_kernel_cache(
+    environ: MutableMapping[str, str], capacity: int = KERNEL_CACHE_CAPACITY
+) -> None:
+    """Cap oneDNN's kernel cache at ``capacity`` unless the user set it.
+
+    Sets ``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` in ``environ`` when neither it nor the older
+    ``DNNL_PRIMITIVE_CACHE_CAPACITY`` is set. oneDNN reads it when it first builds a kernel,
+    so this runs before any model does; ``DataLoader`` workers inherit it.
+
+    Args:
+        environ: The environment to update (``os.environ`` in :func:`main`).
+        capacity: Kernels kept, ``>= 0``.
+
+    Example:
+        >>> env = {}
+        >>> limit_kernel_cache(env, 8)
+        >>> env
+        {'ONEDNN_PRIMITIVE_CACHE_CAPACITY': '8'}
+    """
+    if capacity < 0:
+        raise ValueError(f"limit_kernel_cache: capacity must be >= 0, got {capacity}.")
+    if "ONEDNN_PRIMITIVE_CACHE_CAPACITY" in environ or "DNNL_PRIMITIVE_CACHE_CAPACITY" in environ:
+        return
+    environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(capacity)
 
 
 def _chosen(argv: Sequence[str]) -> str | None:
@@ -91,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit code: 0 success, 1 failure, 2 bad input.
     """
+    limit_kernel_cache(os.environ)  # before any model runs: memory flat in the data's size
     arguments = list(sys.argv[1:] if argv is None else argv)
     chosen = _chosen(arguments)
     parser, failure = _build_parser(chosen)
