@@ -1,4 +1,4 @@
-"""The CLI caps oneDNN's kernel cache so that its memory does not grow with the data (#22).
+"""`varlen predict` caps oneDNN's kernel cache so that its memory does not grow with the data (#22).
 
 oneDNN keeps one compiled kernel per distinct batch shape (~0.35 MB for an LSTM, 1024 by
 default); length-bucketed batches over a large store meet a new shape nearly every batch.
@@ -36,12 +36,15 @@ def test_refuses_a_negative_capacity() -> None:
         limit_kernel_cache({}, -1)
 
 
-def test_main_sets_it_before_any_command(
+def test_predict_sets_it_before_running_and_train_does_not(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``varlen`` sets the cap first, so every command runs under it."""
-    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
-    monkeypatch.delenv("DNNL_PRIMITIVE_CACHE_CAPACITY", raising=False)
-    assert main(["--version"]) == 0
+    """``varlen predict`` sets the cap first; other commands keep oneDNN's default."""
+    for name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY"):
+        monkeypatch.setenv(name, "0")  # recorded, so the variable is restored after the test
+        monkeypatch.delenv(name)
+    assert main(["train", "--help"]) == 0
+    assert "ONEDNN_PRIMITIVE_CACHE_CAPACITY" not in os.environ
+    assert main(["predict", "--help"]) == 0
     assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(KERNEL_CACHE_CAPACITY)
-    assert "varlen" in capsys.readouterr().out
+    assert "predict" in capsys.readouterr().out
