@@ -49,6 +49,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from varlen._atomic import atomic_open
+from varlen._checks import error_context, unplaced
 from varlen._types import AnyArray, IntArray
 from varlen.data.normalize import Standardizer
 from varlen.data.ragged import Ragged
@@ -77,13 +78,13 @@ _CHUNK_BYTES = 64 << 20
 _RELEASE_EVERY = 256 << 20
 
 
-def _require_pyarrow(where: str) -> Any:
+def _require_pyarrow() -> Any:
     """Import pyarrow once up front, to fail with an install hint when it is missing."""
     try:
         return importlib.import_module("pyarrow")
     except ImportError:
-        raise ImportError(
-            f'{where}: needs pyarrow. Install it with: pip install "varlen[table]".'
+        raise unplaced(
+            ImportError('needs pyarrow. Install it with: pip install "varlen[table]".')
         ) from None
 
 
@@ -140,46 +141,52 @@ def _metadata(
     return json.dumps(record, allow_nan=False, sort_keys=True).encode()
 
 
-def _check_chunk(where: str, index: int, chunk: object, layout: _Layout | None) -> StoreChunk:
+def _check_chunk(index: int, chunk: object, layout: _Layout | None) -> StoreChunk:
     """Return ``chunk`` checked against the first chunk's layout, else raise."""
     if not isinstance(chunk, StoreChunk) or not isinstance(chunk.x, Ragged):
-        raise TypeError(
-            f"{where}: chunks[{index}] must be a StoreChunk(x=Ragged, ids, y), "
-            f"got {type(chunk).__name__}."
+        raise unplaced(
+            TypeError(
+                f"chunks[{index}] must be a StoreChunk(x=Ragged, ids, y), "
+                f"got {type(chunk).__name__}."
+            )
         )
     B = len(chunk.x)
     if chunk.x.values.ndim != 2:
-        raise ValueError(
-            f"{where}: chunks[{index}].x must have values (N, F), got shape "
-            f"{chunk.x.values.shape}. Reshape scalar steps to (N, 1)."
+        raise unplaced(
+            ValueError(
+                f"chunks[{index}].x must have values (N, F), got shape "
+                f"{chunk.x.values.shape}. Reshape scalar steps to (N, 1)."
+            )
         )
     ids = np.asarray(chunk.ids)
     if ids.shape != (B,):
-        raise ValueError(
-            f"{where}: chunks[{index}].ids must have shape (B,) = ({B},), got {ids.shape}."
+        raise unplaced(
+            ValueError(f"chunks[{index}].ids must have shape (B,) = ({B},), got {ids.shape}.")
         )
     y = None if chunk.y is None else np.asarray(chunk.y)
     if y is not None and y.shape != (B,):
-        raise ValueError(
-            f"{where}: chunks[{index}].y must have shape (B,) = ({B},), got {y.shape}."
+        raise unplaced(
+            ValueError(f"chunks[{index}].y must have shape (B,) = ({B},), got {y.shape}.")
         )
     if layout is not None:
         F = len(layout.features)
         if chunk.x.values.shape[1] != F:
-            raise ValueError(
-                f"{where}: chunks[{index}].x must have F = {F} features like chunks[0], "
-                f"got {chunk.x.values.shape[1]}."
+            raise unplaced(
+                ValueError(
+                    f"chunks[{index}].x must have F = {F} features like chunks[0], "
+                    f"got {chunk.x.values.shape[1]}."
+                )
             )
         if (y is None) != (layout.y_type is None):
-            raise ValueError(
-                f"{where}: chunks[{index}].y must be given in every chunk or in none, "
-                f"like chunks[0]."
+            raise unplaced(
+                ValueError(
+                    f"chunks[{index}].y must be given in every chunk or in none, like chunks[0]."
+                )
             )
     return StoreChunk(chunk.x, ids, y)
 
 
 def _layout(
-    where: str,
     first: StoreChunk,
     *,
     features: Sequence[str] | None,
@@ -187,19 +194,19 @@ def _layout(
     standardizer: Standardizer | None,
     columns: Mapping[str, Any],
 ) -> _Layout:
-    pa = _require_pyarrow(where)
+    pa = _require_pyarrow()
     F = first.x.values.shape[1]
     names = tuple(f"f{i}" for i in range(F)) if features is None else tuple(features)
     if len(names) != F or len(set(names)) != F:
-        raise ValueError(f"{where}: features must be F = {F} distinct names, got {list(names)!r}.")
+        raise unplaced(ValueError(f"features must be F = {F} distinct names, got {list(names)!r}."))
     chosen = np.dtype(np.float64 if first.x.dtype.kind != "f" else first.x.dtype)
     if dtype is not None:
         chosen = np.dtype(dtype)
     if chosen.name not in _DTYPES:
-        raise ValueError(f"{where}: dtype must be float32 or float64, got {chosen.name!r}.")
+        raise unplaced(ValueError(f"dtype must be float32 or float64, got {chosen.name!r}."))
     if standardizer is not None and standardizer.num_features != F:
-        raise ValueError(
-            f"{where}: standardizer must have F = {F} features, got {standardizer.num_features}."
+        raise unplaced(
+            ValueError(f"standardizer must have F = {F} features, got {standardizer.num_features}.")
         )
     y_type = None if first.y is None else _arrow_type(pa, first.y)
     return _Layout(
@@ -295,18 +302,18 @@ def write_store(
         >>> open_store(path).x.lengths
         array([3, 1])
     """
-    where = "write_store"
-    pa = _require_pyarrow(where)
-    if chunk_bytes < 1:
-        raise ValueError(f"{where}: chunk_bytes must be >= 1, got {chunk_bytes}.")
-    chunks: Iterable[StoreChunk]
-    if isinstance(data, Ragged):
-        default_ids = np.arange(len(data), dtype=np.int64)
-        chunks = [StoreChunk(data, default_ids if ids is None else np.asarray(ids), y)]
-    else:
-        chunks = data
-    options = {"features": features, "dtype": dtype, "standardizer": standardizer}
-    return _write(pa, Path(path), iter(chunks), dict(columns or {}), options, chunk_bytes)
+    with error_context("write_store"):
+        pa = _require_pyarrow()
+        if chunk_bytes < 1:
+            raise unplaced(ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes}."))
+        chunks: Iterable[StoreChunk]
+        if isinstance(data, Ragged):
+            default_ids = np.arange(len(data), dtype=np.int64)
+            chunks = [StoreChunk(data, default_ids if ids is None else np.asarray(ids), y)]
+        else:
+            chunks = data
+        options = {"features": features, "dtype": dtype, "standardizer": standardizer}
+        return _write(pa, Path(path), iter(chunks), dict(columns or {}), options, chunk_bytes)
 
 
 def _write(
@@ -317,12 +324,11 @@ def _write(
     options: dict[str, Any],
     chunk_bytes: int,
 ) -> StoreSummary:
-    where = "write_store"
     first = next(chunks, None)
     if first is None:
-        raise ValueError(f"{where}: data must hold at least one chunk, got none.")
-    first = _check_chunk(where, 0, first, None)
-    layout = _layout(where, first, columns=columns, **options)
+        raise unplaced(ValueError("data must hold at least one chunk, got none."))
+    first = _check_chunk(0, first, None)
+    layout = _layout(first, columns=columns, **options)
     schema = _schema(pa, layout)
     B = N = batches = 0
     step_bytes = layout.dtype.itemsize * max(len(layout.features), 1)
@@ -331,7 +337,7 @@ def _write(
         parts: list[StoreChunk] = []
         held = 0
         for index, chunk in enumerate(_chained(first, chunks)):
-            checked = first if index == 0 else _check_chunk(where, index, chunk, layout)
+            checked = first if index == 0 else _check_chunk(index, chunk, layout)
             parts.append(checked)
             held += checked.x.num_steps * step_bytes
             B, N = B + len(checked.x), N + checked.x.num_steps
@@ -396,50 +402,54 @@ class _Mapped:
 
 
 def _map_file(path: Path) -> tuple[mmap.mmap, Any]:
-    where = "open_store"
-    pa = _require_pyarrow(where)
+    pa = _require_pyarrow()
     with open(path, "rb") as file:
         size = os.fstat(file.fileno()).st_size
         if size == 0:
-            raise ValueError(
-                f"{where}: {os.fspath(path)!r} must be a varlen store, got an empty file."
+            raise unplaced(
+                ValueError(f"{os.fspath(path)!r} must be a varlen store, got an empty file.")
             )
         mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
     try:
         reader = pa.ipc.open_file(pa.py_buffer(mapped))
     except (pa.ArrowInvalid, pa.ArrowException) as error:
         message = " ".join(str(error).split())[:200]
-        raise ValueError(
-            f"{where}: {os.fspath(path)!r} must be a varlen store (an Arrow IPC file written by "
-            f"varlen convert or write_store), got a file Arrow cannot read: {message}"
+        raise unplaced(
+            ValueError(
+                f"{os.fspath(path)!r} must be a varlen store (an Arrow IPC file written by "
+                f"varlen convert or write_store), got a file Arrow cannot read: {message}"
+            )
         ) from None
     return mapped, reader
 
 
 def _read_metadata(path: Path, schema: Any) -> dict[str, Any]:
-    where = "open_store"
     raw = (schema.metadata or {}).get(_KEY)
     try:
         record = json.loads(raw) if raw is not None else None
     except ValueError:
         record = None
     if not isinstance(record, dict) or record.get("format") != STORE_FORMAT:
-        raise ValueError(
-            f"{where}: {os.fspath(path)!r} must be a varlen store, got an Arrow file without "
-            "varlen's metadata. Write it with varlen convert or write_store."
+        raise unplaced(
+            ValueError(
+                f"{os.fspath(path)!r} must be a varlen store, got an Arrow file without "
+                "varlen's metadata. Write it with varlen convert or write_store."
+            )
         )
     version = record.get("version")
     if not isinstance(version, int) or not 1 <= version <= STORE_VERSION:
-        raise ValueError(
-            f"{where}: {os.fspath(path)!r} has store version {version!r}; this varlen reads "
-            f"versions 1 to {STORE_VERSION}. Upgrade varlen to read it."
+        raise unplaced(
+            ValueError(
+                f"{os.fspath(path)!r} has store version {version!r}; this varlen reads "
+                f"versions 1 to {STORE_VERSION}. Upgrade varlen to read it."
+            )
         )
     return record
 
 
 def _check_schema(path: Path, schema: Any, features: tuple[str, ...]) -> np.dtype[Any]:
     """Return the steps' dtype, checking the ``x`` column's type, else raise."""
-    pa = _require_pyarrow("open_store")
+    pa = _require_pyarrow()
     kind: Any = schema.field("x").type if "x" in schema.names else None
     step: Any = kind.value_type if kind is not None and pa.types.is_large_list(kind) else None
     ok = step is not None and pa.types.is_fixed_size_list(step)
@@ -571,7 +581,8 @@ class StoredRagged:
             TypeError: If ``rows`` is not an integer or bool array.
             IndexError: If a row is out of range.
         """
-        chosen = _check_index("StoredRagged.select", rows, len(self))
+        with error_context("StoredRagged.select"):
+            chosen = _check_index(rows, len(self))
         physical = chosen if self._rows is None else self._rows[chosen]
         return replace(self, _rows=physical)
 
@@ -610,7 +621,8 @@ class StoredRagged:
         if isinstance(index, slice):
             rows = np.arange(*index.indices(B), dtype=np.int64)
         else:
-            rows = _check_index("StoredRagged", index, B)
+            with error_context("StoredRagged"):
+                rows = _check_index(index, B)
         return self._read(rows)
 
     def _read(self, rows: IntArray) -> Ragged:
@@ -663,28 +675,30 @@ def _reopen(
     return x.with_transform(transform)
 
 
-def _check_index(where: str, index: Any, B: int) -> IntArray:
+def _check_index(index: Any, B: int) -> IntArray:
     array = np.asarray(index)
     if array.size == 0 and array.dtype.kind == "f":
         array = array.astype(np.int64)  # [] selects nothing
     if array.dtype == np.bool_:
         if array.shape != (B,):
-            raise IndexError(
-                f"{where}: a bool index must have shape (B,) = ({B},), got {array.shape}."
+            raise unplaced(
+                IndexError(f"a bool index must have shape (B,) = ({B},), got {array.shape}.")
             )
         return np.flatnonzero(array).astype(np.int64)
     if not np.issubdtype(array.dtype, np.integer) or array.ndim != 1:
-        raise TypeError(
-            f"{where}: index must be an int, a slice, or a 1-D integer or bool array, "
-            f"got {index!r}."
+        raise unplaced(
+            TypeError(
+                f"index must be an int, a slice, or a 1-D integer or bool array, got {index!r}."
+            )
         )
     rows = array.astype(np.int64)
     outside = np.flatnonzero((rows < -B) | (rows >= B))
     if outside.size:
         position = int(outside[0])
-        raise IndexError(
-            f"{where}: index[{position}] must be in [-B, B) = [{-B}, {B}), "
-            f"got {int(rows[position])}."
+        raise unplaced(
+            IndexError(
+                f"index[{position}] must be in [-B, B) = [{-B}, {B}), got {int(rows[position])}."
+            )
         )
     return np.where(rows < 0, rows + B, rows)
 
@@ -936,10 +950,11 @@ def open_store(
         raise ValueError(f"open_store: release_every must be >= 1 or None, got {release_every}.")
     if not file.is_file():
         raise FileNotFoundError(f"open_store: store file {os.fspath(path)!r} does not exist.")
-    source = _Mapped(file, release_every)
-    record = _read_metadata(file, source.schema)
-    features = tuple(str(name) for name in record.get("features", ()))
-    dtype = _check_schema(file, source.schema, features)
+    with error_context("open_store"):
+        source = _Mapped(file, release_every)
+        record = _read_metadata(file, source.schema)
+        features = tuple(str(name) for name in record.get("features", ()))
+        dtype = _check_schema(file, source.schema, features)
     chunks = tuple(_chunk_view(batch, len(features), dtype) for batch in source.batches)
     source.positions = [source.locate(chunk.values) for chunk in chunks]
     source.release()  # the offsets are copied; the pages their reading mapped can go
