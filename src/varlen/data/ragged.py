@@ -605,6 +605,28 @@ def _check_rows(index: Any, B: int) -> NDArray[np.int64]:
     array = np.asarray(index)
     if array.size == 0 and array.dtype.kind == "f" and isinstance(index, list):
         array = array.astype(np.int64)  # [] selects nothing
+    return checked_rows(array, index, B)
+
+
+def checked_rows(array: NDArray[Any], index: Any, B: int) -> NDArray[np.int64]:
+    """Return the rows a bool ``(B,)`` mask or a 1-D integer array selects, in ``[0, B)``.
+
+    The row-selection rule of :class:`Ragged` and of a store's rows
+    (:class:`varlen.data.io.store.StoredRagged`); errors are left for the caller's
+    :class:`~varlen._checks.error_context` to name.
+
+    Args:
+        array: ``np.asarray(index)``, after the caller's own conversions.
+        index: The index as received (named in the message).
+        B: The number of rows; negative rows count from the end.
+
+    Returns:
+        int64 row numbers in ``[0, B)``.
+
+    Raises:
+        TypeError: If ``array`` is neither bool nor a 1-D integer array.
+        IndexError: If a bool mask is not ``(B,)`` or a row is outside ``[-B, B)``.
+    """
     if array.dtype == np.bool_:
         if array.shape != (B,):
             raise unplaced(

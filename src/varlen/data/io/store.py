@@ -52,7 +52,7 @@ from varlen._atomic import atomic_open
 from varlen._checks import error_context, unplaced
 from varlen._types import AnyArray, IntArray
 from varlen.data.normalize import Standardizer
-from varlen.data.ragged import Ragged
+from varlen.data.ragged import Ragged, checked_rows
 
 __all__ = [
     "STORE_FORMAT",
@@ -679,28 +679,7 @@ def _check_index(index: Any, B: int) -> IntArray:
     array = np.asarray(index)
     if array.size == 0 and array.dtype.kind == "f":
         array = array.astype(np.int64)  # [] selects nothing
-    if array.dtype == np.bool_:
-        if array.shape != (B,):
-            raise unplaced(
-                IndexError(f"a bool index must have shape (B,) = ({B},), got {array.shape}.")
-            )
-        return np.flatnonzero(array).astype(np.int64)
-    if not np.issubdtype(array.dtype, np.integer) or array.ndim != 1:
-        raise unplaced(
-            TypeError(
-                f"index must be an int, a slice, or a 1-D integer or bool array, got {index!r}."
-            )
-        )
-    rows = array.astype(np.int64)
-    outside = np.flatnonzero((rows < -B) | (rows >= B))
-    if outside.size:
-        position = int(outside[0])
-        raise unplaced(
-            IndexError(
-                f"index[{position}] must be in [-B, B) = [{-B}, {B}), got {int(rows[position])}."
-            )
-        )
-    return np.where(rows < 0, rows + B, rows)
+    return checked_rows(array, index, B)
 
 
 def _run_view(chunks: tuple[Ragged, ...], chunk_rows: IntArray, rows: IntArray) -> Ragged | None:
