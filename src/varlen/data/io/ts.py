@@ -495,26 +495,11 @@ def read_ts(source: Source) -> TSData:
     header, declared, start = _parse_header(lines, name)
     layout = _layout(header, declared)
     cases = _parse_cases(lines, start, name, layout)
-    C = cases.dimensions if cases.dimensions is not None else 0
-    flat = _to_float(cases, name, C, allow_missing=layout.allow_missing)
-    B = len(cases.line_numbers)
-    lengths = np.array(cases.channel_lengths, dtype=np.int64).reshape(B, C)  # (B, C)
-    _check_equal_length(lengths, header, cases, name)
-    values, offsets = _assemble(flat, lengths, np.nan)
-    timestamps = None
-    if layout.timestamps:
-        timestamps, _ = _assemble(np.array(cases.stamps, dtype=np.str_), lengths, "")
-    return TSData(
-        x=Ragged(values, offsets),
-        y=_targets(cases, layout),
-        header=header,
-        class_labels=declared,
-        timestamps=timestamps,
-    )
+    return _chunk(cases, header, name, layout)  # the whole file as one chunk
 
 
 def _chunk(cases: _Cases, header: dict[str, HeaderValue], name: str, layout: _Layout) -> TSData:
-    """Convert the accumulated cases of one chunk, as :func:`read_ts` converts a whole file."""
+    """Convert the accumulated cases of one chunk (:func:`read_ts`: the whole file)."""
     C = cases.dimensions if cases.dimensions is not None else 0
     flat = _to_float(cases, name, C, allow_missing=layout.allow_missing)
     B = len(cases.line_numbers)
