@@ -167,8 +167,7 @@ def breakdown(
     x, lengths = batch
     cell = cell_of(ours)
     D = 2 if ours.bidirectional else 1
-    where = f"varlen.nn.{cell.name}"
-    inputs = recurrent._resolve(where, ours, x, lengths, None, "post", graph=False)
+    inputs = recurrent._resolve(ours, x, lengths, None, "post", graph=False)
     B, T, F = x.shape
     plan = plan_call(
         B=B, T=T, host_lengths=inputs.host_lengths, unmasked=False, method="auto",
@@ -201,8 +200,8 @@ def breakdown(
 
     stages: dict[str, Callable[[], object]] = {
         "validation (lengths, x, state, dtype/device)": lambda: (
-            recurrent._resolve(where, ours, x, lengths, None, "post", graph=capturing_graph()),
-            recurrent._check_state(where, ours, cell, None, x.shape[0], x),
+            recurrent._resolve(ours, x, lengths, None, "post", graph=capturing_graph()),
+            recurrent._check_state(ours, cell, None, x.shape[0], x),
         ),
         "planning": lambda: plan_call(
             B=B,
