@@ -65,12 +65,15 @@ class Cell:
         train: bool,
         num_layers: int = 1,
         dropout: float = 0.0,
+        batch_first: bool = True,
     ) -> tuple[Tensor, State]:
-        """Run fused layers on batch-first ``x (B, T, F)``; return ``(output, final states)``.
+        """Run fused layers on ``x (B, T, F)``; return ``(output, final states)``.
 
         ``state`` holds ``(L * D, B, H_k)`` tensors; ``params`` the parameters per layer and
         direction, flattened (``W_ih`` with its control columns first, where it has them).
         ``num_layers`` and ``dropout`` (between layers, in training) as for torch's module.
+        With ``batch_first`` False, ``x`` is time-major ``(T, B, F)`` and so is the output
+        (the layout the kernel computes in: no transposition on either side).
         """
         return run_kernel(
             self.name,
@@ -82,6 +85,7 @@ class Cell:
             train=train,
             num_layers=num_layers,
             dropout=dropout,
+            batch_first=batch_first,
         )
 
 
@@ -96,11 +100,12 @@ def run_kernel(
     train: bool,
     num_layers: int = 1,
     dropout: float = 0.0,
+    batch_first: bool = BATCH_FIRST,
 ) -> tuple[Tensor, State]:
     """The raw ``torch.lstm`` / ``torch.gru`` call (see :meth:`Cell.kernel`)."""
     # torch.lstm/gru positional tail: has_biases, num_layers, dropout, train, bidirectional,
     # batch_first.
-    tail = (has_biases, num_layers, dropout, train, bidirectional, BATCH_FIRST)
+    tail = (has_biases, num_layers, dropout, train, bidirectional, batch_first)
     if name == "LSTM":
         out, h, c = torch.lstm(x, state, params, *tail)
         return out, (h, c)
@@ -248,12 +253,26 @@ def output_size(module: nn.RNNBase) -> int:
     return num_directions(module) * (module.proj_size or module.hidden_size)
 
 
+def param(module: nn.Module, name: str) -> Tensor:
+    """The parameter ``name`` of ``module``: what ``getattr(module, name)`` returns.
+
+    A registered parameter is read from the module's parameter dict (a dict lookup instead of
+    ``Module.__getattr__``, ~1 us each, 5-6 us a call for an LSTM layer); ``functional_call``
+    swaps tensors in that same dict. Anything else (a parametrization's property, a plain
+    attribute) is read by ``getattr``, as torch's own forward would.
+    """
+    found = module._parameters.get(name)
+    if found is not None:
+        return found
+    value = getattr(module, name)
+    if not isinstance(value, Tensor):
+        raise RuntimeError(f"varlen bug: {name} is not a tensor.")
+    return value
+
+
 def input_weight(module: nn.RNNBase) -> Tensor:
     """``W_ih`` of the first layer (its dtype and device are the module's)."""
-    weight = module.weight_ih_l0
-    if not isinstance(weight, Tensor):
-        raise RuntimeError("varlen bug: weight_ih_l0 is not a tensor.")
-    return weight
+    return param(module, "weight_ih_l0")
 
 
 # Per (L * D, B, sizes, dtype, device): a zero state kept for the kernels to read.
@@ -287,7 +306,7 @@ def module_params(module: nn.RNNBase) -> list[Tensor]:
     Read by name on each call, as torch's own forward checks them, so that a replaced
     parameter (``functional_call``, a parametrization) is the one used.
     """
-    return [getattr(module, name) for names in module._all_weights for name in names]
+    return [param(module, name) for names in module._all_weights for name in names]
 
 
 def layer_params(
@@ -302,7 +321,7 @@ def layer_params(
     """
     D = num_directions(module)
     names = module._all_weights[layer * D + direction]
-    params: list[Tensor] = [getattr(module, name) for name in names]
+    params: list[Tensor] = [param(module, name) for name in names]
     w_ih = params[0]  # (G * H, F_l)
     value = control_saturation(w_ih)
     if _may_reuse(params, reset=reset):
@@ -349,20 +368,24 @@ def _reused_weight(
     version (any in-place change, an optimizer step or ``load_state_dict`` included, bumps
     the version; ``module.to`` gives new storage) and the saturation value is the same.
     """
-    used = params[:1] + (params[2:3] if reset else [])
-    stamp = (*((p.data_ptr(), p._version, p.dtype, p.device) for p in used), value)
+    # W_ih, and with reset the input bias when there is one (the reset column cancels it).
+    used = (params[0], params[2]) if reset and module.bias else (params[0],)
+    # Straight-line (no generator): this runs on every call of a small model in inference.
+    w = used[0]
+    stamp: tuple[Any, ...] = (w.data_ptr(), w._version, w.dtype, w.device, value)
+    if len(used) == 2:
+        b = used[1]
+        stamp += (b.data_ptr(), b._version, b.dtype, b.device)
     entries = _REUSED.get(module)  # get first: setdefault makes a weak reference every call
     if entries is None:
         entries = _REUSED[module] = {}
     key = (layer, direction, reset)
     entry = entries.get(key)
-    if (
-        entry is not None
-        and entry[1] == stamp
-        and all(ref() is p for ref, p in zip(entry[0], used, strict=True))
-    ):
-        weight: Tensor = entry[2]
-        return weight
+    if entry is not None and entry[1] == stamp:
+        refs = entry[0]
+        if refs[0]() is used[0] and (len(used) == 1 or refs[1]() is used[1]):
+            weight: Tensor = entry[2]
+            return weight
     with torch.inference_mode(mode=False), torch.no_grad():  # a plain tensor, no graph
         weight = _augmented_weight(module, cell, params, value, reset=reset)
     entries[key] = (tuple(weakref.ref(p) for p in used), stamp, weight)

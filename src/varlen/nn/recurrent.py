@@ -115,6 +115,7 @@ class _Inputs(NamedTuple):  # a NamedTuple: made on every call, cheaper than a f
     host_lengths: Tensor | None = None  # the lengths if they are on the host (read: no sync)
     graph: bool = False  # a graph is being captured (compile, export): shape-generic ops only
     total: int | None = None  # N, the sum of the lengths, if read on the host as Python ints
+    read: list[int] | None = None  # the lengths as Python ints, if read so (a few rows, eager)
 
 
 def _unpack_input(
@@ -198,18 +199,23 @@ def _resolve(
         graph = capturing_graph()
     host: Tensor | None = None
     total: int | None = None
+    read: list[int] | None = None
     if lengths is not None:
         # Values are checked eagerly only (never while a graph is captured); lengths on the
         # host are checked and planned with no device sync.
         checked, read = read_lengths(None, lengths, B=B, T=T, values=not graph)
         host = checked if checked.is_cpu and not graph else None
-        total = None if read is None or graph else sum(read)
+        if graph:
+            read = None
+        total = None if read is None else sum(read)
         lengths = checked if checked.device == x.device else checked.to(x.device, non_blocking=True)
     if mask is None:
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.int64, device=x.device)
             return _Inputs(x, lengths, padding, padding, None, unmasked=True)
-        return _Inputs(x, lengths, padding, padding, None, host_lengths=host, total=total)
+        return _Inputs(
+            x, lengths, padding, padding, None, host_lengths=host, total=total, read=read
+        )
     mask = check_mask(None, mask, B=B, T=T).to(x.device, non_blocking=True)
     if lengths is not None and not graph:  # reads both on the host: eager only
         expected = _mask(lengths, T, padding)
@@ -314,38 +320,60 @@ def _run_layer(
     *,
     zero_init: bool,
     picks: tuple[Tensor | None, ...] = (),
+    graph: bool = False,
 ) -> tuple[Tensor, State]:
-    """Run one layer on ``x (B, T, F_l + 1)`` whose pads are no-ops; init states ``(D, B, H_k)``.
+    """Run one layer on time-major ``x (T, B, F_l + 1)`` whose pads are no-ops.
 
-    With ``zero_init``, ``picks`` holds per direction the ``(B, 1, 1)`` step at which its final
-    ``h`` is read, or ``None`` where the kernel's own final ``h`` is it (see
-    :func:`_final_picks`). Returns ``out (B, T, D * H_out)`` (NOT zeroed at pads) and final
-    states ``(D, B, H_k)``.
+    ``init`` holds ``(D, B, H_k)`` states. With ``zero_init``, ``picks`` holds per direction
+    the ``(1, B, 1)`` step at which its final ``h`` is read, or ``None`` where the kernel's own
+    final ``h`` is it (see :func:`_final_picks`). Returns time-major ``out (T, B, D * H_out)``
+    (NOT zeroed at pads) and final states ``(D, B, H_k)``. While a graph is captured
+    (``graph``) the kernel is called batch-first and ``out`` is its batch-first output
+    ``(B, T, D * H_out)`` as it is (see :func:`_drive_padded`).
     """
     D = num_directions(module)
     H_out = init[0].shape[2]
     if zero_init:
         # One fused call for both directions: leading pads keep the zero state at zero and
-        # trailing pads carry c, so any layout works.
-        params = [p for d in range(D) for p in layer_params(module, cell, layer, d)]
+        # trailing pads carry c, so any layout works. Time-major in and out: the layout the
+        # kernel computes in, so neither side is transposed.
+        params = layer_params(module, cell, layer, 0)
+        if D == 2:
+            params += layer_params(module, cell, layer, 1)
         out, finals = cell.kernel(
-            x, init, params, has_biases=module.bias, bidirectional=D == 2, train=module.training
+            x.transpose(0, 1) if graph else x,
+            init,
+            params,
+            has_biases=module.bias,
+            bidirectional=D == 2,
+            train=module.training,
+            batch_first=graph,
         )
         if all(pick is None for pick in picks):
             return out, finals
-        B = out.shape[0]
-        if D == 1:  # (B, 1, H_out) -> (1, B, H_out), a view
-            h = out.gather(1, picks[0].expand(B, 1, H_out)).transpose(0, 1)  # type: ignore[union-attr]
-            return out, (h, *finals[1:])
-        hs = [
-            finals[0][d]
-            if pick is None
-            else out[..., d * H_out : (d + 1) * H_out].gather(1, pick.expand(B, 1, H_out))[:, 0]
-            for d, pick in enumerate(picks)
-        ]
-        return out, (torch.stack(hs), *finals[1:])
+        # Gathered along time in the kernel's layout (while a graph is captured, the
+        # exporter keeps the example's T in a gather from a transposed kernel output).
+        time = 1 if graph else 0
+        B = out.shape[1 - time]
+        if D == 1:
+            index = picks[0].expand(1, B, H_out)  # type: ignore[union-attr]
+            h = out.gather(0, index) if not graph else out.gather(1, index.transpose(0, 1))
+            h = h.transpose(0, 1) if graph else h  # (1, B, H_out)
+        else:
+            h = torch.stack(
+                [
+                    finals[0][d]
+                    if pick is None
+                    else out[..., d * H_out : (d + 1) * H_out]
+                    .gather(time, pick.expand(1, B, H_out).transpose(0, time))
+                    .select(time, 0)
+                    for d, pick in enumerate(picks)
+                ]
+            )
+        return out, (h, *finals[1:])
     # A given initial state must meet the real steps first: post layout, and the backward
-    # direction runs forward in time over the sequences reversed in place.
+    # direction runs forward in time over the sequences reversed in place (batch-first here).
+    x = x.transpose(0, 1)
     outs, hs, rests = [], [], []
     for d in range(D):
         x_d = reverse_padded(x, lengths, padding="post") if d == 1 else x
@@ -356,52 +384,58 @@ def _run_layer(
         rests.append(finals[1:])
         outs.append(reverse_padded(out_d, lengths, padding="post") if d == 1 else out_d)
     rest = tuple(torch.cat(parts) for parts in zip(*rests, strict=True))
-    return torch.cat(outs, dim=-1), (torch.stack(hs), *rest)
+    joined = torch.cat(outs, dim=-1)  # (B, T, D * H_out)
+    return (joined if graph else joined.transpose(0, 1)), (torch.stack(hs), *rest)
 
 
 def _pad_steps(lengths: Tensor, T: int, layout: Padding, *, graph: bool = True) -> Tensor:
-    """``(T, B)`` bool, True at padded steps, time-major as the kernel reads its input.
+    """``(T, B, 1)`` bool, True at padded steps, time-major as the kernel reads its input.
 
     Eagerly (``graph`` False) one comparison with a kept step index (see
     :func:`_step_index`); while a graph is captured, from a fresh ``arange`` of ``T``.
     """
     if not graph:
-        return torch.ge(_step_index(T, lengths.device, layout), lengths)
+        return torch.ge(_step_index(T, lengths.device, layout), lengths).unsqueeze(2)
     steps = torch.arange(T, device=lengths.device).unsqueeze(1)  # (T, 1), broadcast to (T, B)
     if layout == "post":
-        return steps >= lengths
-    return steps < torch.rsub(lengths, T)
+        return (steps >= lengths).unsqueeze(2)
+    return (steps < torch.rsub(lengths, T)).unsqueeze(2)
 
 
-# Per (device, layout): a step index longer than any T seen so far, sliced to each call's T.
-_STEPS: dict[tuple[torch.device, Padding], Tensor] = {}
+# Per (T, device, layout): the step index of T steps (at most _MAX_STEP_INDEXES kept).
+_STEPS: dict[tuple[int, torch.device, Padding], Tensor] = {}
+_MAX_STEP_INDEXES = 256
 
 
 def _step_index(T: int, device: torch.device, layout: Padding) -> Tensor:
     """``(T, 1)`` int64 that is ``>= lengths[b]`` exactly at row ``b``'s padded steps.
 
     Post-padding: ``t``; pre-padding: ``T - 1 - t`` (step ``t`` is a pad when
-    ``t < T - lengths[b]``). A constant: made once per device and layout (grown by doubling
-    when a longer ``T`` comes, so it holds at most twice the longest ``T`` seen) and sliced.
+    ``t < T - lengths[b]``). A constant: made once per ``T``, device and layout and kept (a
+    dictionary lookup costs less than slicing a longer index).
     """
-    key = (device, layout)
+    key = (T, device, layout)
     steps = _STEPS.get(key)
-    if steps is None or steps.shape[0] < T:
-        size = max(T, 2 * (0 if steps is None else steps.shape[0]), 64)
+    if steps is None:
+        if len(_STEPS) >= _MAX_STEP_INDEXES:
+            _STEPS.clear()
         with torch.inference_mode(mode=False):  # a normal tensor even under inference_mode
-            made = torch.arange(size, device=device)
+            made = torch.arange(T, device=device)
             steps = _STEPS[key] = (made if layout == "post" else made.flip(0)).unsqueeze(1)
-    return steps[:T] if layout == "post" else steps[steps.shape[0] - T :]
+    return steps
 
 
-def _final_picks(lengths: Tensor, T: int, layout: Padding, D: int) -> tuple[Tensor | None, ...]:
-    """Per direction, the ``(B, 1, 1)`` step holding its final ``h`` (zero initial state).
+def _final_picks(
+    lengths: Tensor, T: int, layout: Padding, D: int, read: list[int] | None = None
+) -> tuple[Tensor | None, ...]:
+    """Per direction, the ``(1, B, 1)`` step holding its final ``h`` (zero initial state).
 
     ``None`` where the kernel's own final ``h`` is already it: a direction that ends on the
     padded side ends on pads, where an LSTM's ``h`` is exactly 0 and a GRU carries ``h``
     (approximately), so it is read at the direction's last real step; a direction that ends on
     the real side ends on it. A length-0 row reads a pad step, where a zero state is still
-    exactly zero: the initial state.
+    exactly zero: the initial state. ``read``: the lengths as Python ints, if read (then the
+    steps are made on the host in one op).
     """
     picks: list[Tensor | None] = []
     for d in range(D):
@@ -409,8 +443,18 @@ def _final_picks(lengths: Tensor, T: int, layout: Padding, D: int) -> tuple[Tens
         if not ends_on_pads:
             picks.append(None)
             continue
-        index = _last_processed(lengths, T, layout, reverse=d == 1)
-        picks.append(index.view(-1, 1, 1))
+        reverse = d == 1
+        if read is not None and lengths.is_cpu:
+            # Only two cases end on pads: post-padding forward (the last real step) and
+            # pre-padding backward (the first real step), as _last_processed gives them.
+            if reverse:
+                steps = [T - n if n else T - 1 for n in read]
+            else:
+                steps = [n - 1 if n else 0 for n in read]
+            index = torch.tensor(steps, dtype=torch.int64)
+        else:
+            index = _last_processed(lengths, T, layout, reverse=reverse)
+        picks.append(index.view(1, -1, 1))
     return tuple(picks)
 
 
@@ -454,7 +498,9 @@ def _select_input(x: Tensor, pads: Tensor) -> Tensor:
         with torch.inference_mode(mode=False):  # a normal tensor even under inference_mode
             row = _PAD_ROWS[key] = torch.zeros(F + 1, dtype=x.dtype, device=x.device)
             row[F] = 1
-    return torch.where(pads, row, nn.functional.pad(x.transpose(0, 1), (0, 1)))
+    # constant_pad_nd is the op nn.functional.pad ends in for a constant pad, without its
+    # Python dispatch (~2 us in a call that costs ~100).
+    return torch.where(pads, row, torch.constant_pad_nd(x.transpose(0, 1), (0, 1)))
 
 
 def _drive_padded(
@@ -463,18 +509,21 @@ def _drive_padded(
     """The padded method: layer by layer on the fused kernel, pads made no-ops.
 
     ``select``: zero the pads by one select (the plan's choice, see :func:`_zero_pads`).
+    Every layer runs time-major ``(T, B, F_l + 1)``, the layout the kernel computes in; the
+    outputs are handed back batch-first (a view).
     """
     x, lengths, layout, graph = inputs.x, inputs.lengths, inputs.layout, inputs.graph
+    read = inputs.read
     if hx is not None and layout == "pre":
         x, layout = repad(x, lengths, padding="pre", to="post"), "post"
         inputs = _Inputs(x, lengths, "post", inputs.padding, inputs.gather)
     B, T, _ = x.shape
     D = num_directions(module)
-    pads = _pad_steps(lengths, T, layout, graph=graph).unsqueeze(2)  # (T, B, 1)
+    pads = _pad_steps(lengths, T, layout, graph=graph)  # (T, B, 1)
     select = select and not graph
     # A zero state is only read (the kernel's final states are new tensors): kept eagerly.
     state = hx if hx is not None else zero_state(module, cell, B, x, kept=not graph)
-    picks = _final_picks(lengths, T, layout, D) if hx is None else ()
+    picks = _final_picks(lengths, T, layout, D, read) if hx is None else ()
     finals: list[State] = []
     # Time-major (T, B, F_l): the kernel reads its input so, and a concatenation along the
     # features of time-major views comes out in that layout (no copy inside torch.lstm).
@@ -486,24 +535,30 @@ def _drive_padded(
     else:
         indicator = pads.to(x.dtype)
         layer_input = _zero_pads(x.transpose(0, 1), pads, indicator, graph=graph)
-    for layer in range(module.num_layers):
+    layers = module.num_layers
+    out_bf = x  # (set by every layer while a graph is captured)
+    for layer in range(layers):
         if layer > 0 and module.training and module.dropout > 0:
             layer_input = nn.functional.dropout(layer_input, module.dropout, training=True)
-        init = (
-            state
-            if module.num_layers == 1
-            else tuple(s[layer * D : (layer + 1) * D] for s in state)
-        )
-        # (B, T, F_l + 1), a view of the time-major input
+        init = state if layers == 1 else tuple(s[layer * D : (layer + 1) * D] for s in state)
         if select and layer == 0:
-            augmented = _select_input(x, pads).transpose(0, 1)
+            augmented = _select_input(x, pads)  # (T, B, F + 1)
         else:
             if indicator is None:
                 indicator = pads.to(x.dtype)
-            augmented = torch.cat([layer_input, indicator], dim=2).transpose(0, 1)
+            augmented = torch.cat([layer_input, indicator], dim=2)  # (T, B, F_l + 1)
         out, final = _run_layer(
-            module, cell, layer, augmented, lengths, layout, init, zero_init=hx is None, picks=picks
-        )  # (B, T, D * H_out); at pads finite, and for an LSTM exactly zero
+            module,
+            cell,
+            layer,
+            augmented,
+            lengths,
+            layout,
+            init,
+            zero_init=hx is None,
+            picks=picks,
+            graph=graph,
+        )  # (T, B, D * H_out) (graph: (B, T, ...)); finite at pads, an LSTM's exactly zero
         finals.append(final)
         if graph:
             # The fake kernel's output has the example's T as a constant (torch decomposes
@@ -511,17 +566,21 @@ def _drive_padded(
             # indicator or the graph's output would carry it on: the ONNX exporter then folds
             # it into a Reshape that takes only that T. Copied into a buffer of x's own
             # (symbolic) T, as the pre-issue-23 code did, the graph stays shape-generic.
-            out = x.new_empty(T, B, out.shape[2]).transpose(0, 1).copy_(out)
-        layer_input = out.transpose(0, 1)
+            # (Copied batch-first, the kernel's layout while a graph is captured; the
+            # batch-first copy is what the graph returns.)
+            out_bf = x.new_empty(T, B, out.shape[2]).transpose(0, 1).copy_(out)
+            out = out_bf.transpose(0, 1)
+        layer_input = out
     merged = (
         finals[0]
         if len(finals) == 1
         else tuple(torch.cat(parts) for parts in zip(*finals, strict=True))
     )
     if not cell.zero_at_pads:  # a GRU carries h through pads: zero its outputs there
-        at_pads = pads.transpose(0, 1)
-        out = torch.where(at_pads, 0.0, out) if select else out.masked_fill(at_pads, 0)
-    return _restore(inputs, out), merged
+        if graph:
+            return _restore(inputs, out_bf.masked_fill(pads.transpose(0, 1), 0)), merged
+        out = torch.where(pads, 0.0, out) if select else out.masked_fill(pads, 0)
+    return _restore(inputs, out_bf if graph else out.transpose(0, 1)), merged
 
 
 def _drive_packed(
@@ -596,7 +655,8 @@ def _plan_and_run(
 ) -> tuple[Tensor, State]:
     """Validate, plan, run."""
     with error_context(cell.public_name):
-        if torch.jit.is_tracing():  # type: ignore[attr-defined, no-untyped-call]
+        graph = capturing_graph()
+        if graph and torch.jit.is_tracing():  # type: ignore[attr-defined, no-untyped-call]
             raise unplaced(
                 RuntimeError(
                     "legacy TorchScript tracing (torch.jit.trace, torch.onnx.export with "
@@ -607,7 +667,6 @@ def _plan_and_run(
                 )
             )
         method = check_choice(None, "method", method, _METHODS)
-        graph = capturing_graph()
         inputs = _resolve(module, x, lengths, mask, padding, graph=graph)
         if graph:
             inputs = inputs._replace(graph=True)
@@ -903,7 +962,7 @@ class LSTM(nn.LSTM):
         out, (h, c) = forward_any(
             self,
             LSTM_CELL,
-            _forward,
+            _plan_and_run,  # forward_any runs it eagerly under torch.compile (see _forward)
             x,
             lengths,
             offsets=offsets,
@@ -1001,7 +1060,7 @@ class GRU(nn.GRU):
         out, (h,) = forward_any(
             self,
             GRU_CELL,
-            _forward,
+            _plan_and_run,  # forward_any runs it eagerly under torch.compile (see _forward)
             x,
             lengths,
             offsets=offsets,
