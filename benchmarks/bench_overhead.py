@@ -175,25 +175,31 @@ def breakdown(
     )  # fmt: skip
 
     def first_input() -> Tensor:  # as recurrent._drive_padded builds it, on the plan's choice
-        pads = recurrent._pad_steps(inputs.lengths, T, "post", graph=False).unsqueeze(2)
+        pads = recurrent._pad_steps(inputs.lengths, T, "post", graph=False)  # (T, B, 1)
         if plan.select:
             return recurrent._select_input(x, pads)
         indicator = pads.to(x.dtype)
         zeroed = recurrent._zero_pads(x.transpose(0, 1), pads, indicator, graph=False)
         return torch.cat([zeroed, indicator], dim=2)
 
-    augmented = first_input().transpose(0, 1)
+    augmented = first_input()  # time-major (T, B, F + 1), as the kernel is called
     params = [p for d in range(D) for p in layer_params(ours, cell, 0, d)]
     init = zero_state(ours, cell, x.shape[0], x, kept=True)
     picks = recurrent._final_picks(inputs.lengths, T, "post", D)
     out, _ = cell.kernel(
-        augmented, init, params, has_biases=ours.bias, bidirectional=D == 2, train=ours.training
+        augmented,
+        init,
+        params,
+        has_biases=ours.bias,
+        bidirectional=D == 2,
+        train=ours.training,
+        batch_first=False,
     )
 
     def gather() -> object:
         H_out = init[0].shape[2]
         return [
-            out[..., d * H_out : (d + 1) * H_out].gather(1, pick.expand(-1, 1, H_out))
+            out[..., d * H_out : (d + 1) * H_out].gather(0, pick.expand(1, -1, H_out))
             for d, pick in enumerate(picks)
             if pick is not None
         ]
@@ -226,7 +232,13 @@ def breakdown(
             gather(),
         ),
         "kernel (torch.lstm / torch.gru)": lambda: cell.kernel(
-            augmented, init, params, has_biases=ours.bias, bidirectional=D == 2, train=True
+            augmented,
+            init,
+            params,
+            has_biases=ours.bias,
+            bidirectional=D == 2,
+            train=True,
+            batch_first=False,
         ),
         "whole varlen call": lambda: ours(x, lengths),
         "whole torch call": lambda: theirs(x),

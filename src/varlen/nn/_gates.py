@@ -16,6 +16,7 @@ raw ``torch.lstm`` / ``torch.gru`` calls; it knows nothing about lengths, masks 
 
 from __future__ import annotations
 
+import functools
 import sys
 import weakref
 from collections.abc import Callable
@@ -49,9 +50,12 @@ class Cell:
     # Whether outputs at pads come out of the kernel exactly zero (LSTM: o = 0 there).
     zero_at_pads: bool
 
-    @property
+    @functools.cached_property
     def public_name(self) -> str:
-        """The layer's public name, first in its error messages (``"varlen.nn.LSTM"``)."""
+        """The layer's public name, first in its error messages (``"varlen.nn.LSTM"``).
+
+        Made once (read on every call of the layer).
+        """
         return f"varlen.nn.{self.name}"
 
     def kernel(

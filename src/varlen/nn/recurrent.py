@@ -115,7 +115,6 @@ class _Inputs(NamedTuple):  # a NamedTuple: made on every call, cheaper than a f
     host_lengths: Tensor | None = None  # the lengths if they are on the host (read: no sync)
     graph: bool = False  # a graph is being captured (compile, export): shape-generic ops only
     total: int | None = None  # N, the sum of the lengths, if read on the host as Python ints
-    read: list[int] | None = None  # the lengths as Python ints, if read so (a few rows, eager)
 
 
 def _unpack_input(
@@ -199,23 +198,18 @@ def _resolve(
         graph = capturing_graph()
     host: Tensor | None = None
     total: int | None = None
-    read: list[int] | None = None
     if lengths is not None:
         # Values are checked eagerly only (never while a graph is captured); lengths on the
         # host are checked and planned with no device sync.
         checked, read = read_lengths(None, lengths, B=B, T=T, values=not graph)
         host = checked if checked.is_cpu and not graph else None
-        if graph:
-            read = None
-        total = None if read is None else sum(read)
+        total = None if read is None or graph else sum(read)
         lengths = checked if checked.device == x.device else checked.to(x.device, non_blocking=True)
     if mask is None:
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.int64, device=x.device)
             return _Inputs(x, lengths, padding, padding, None, unmasked=True)
-        return _Inputs(
-            x, lengths, padding, padding, None, host_lengths=host, total=total, read=read
-        )
+        return _Inputs(x, lengths, padding, padding, None, host_lengths=host, total=total)
     mask = check_mask(None, mask, B=B, T=T).to(x.device, non_blocking=True)
     if lengths is not None and not graph:  # reads both on the host: eager only
         expected = _mask(lengths, T, padding)
@@ -349,7 +343,7 @@ def _run_layer(
             train=module.training,
             batch_first=graph,
         )
-        if all(pick is None for pick in picks):
+        if picks.count(None) == len(picks):  # (no generator: this runs on every call)
             return out, finals
         # Gathered along time in the kernel's layout (while a graph is captured, the
         # exporter keeps the example's T in a gather from a transposed kernel output).
@@ -425,17 +419,14 @@ def _step_index(T: int, device: torch.device, layout: Padding) -> Tensor:
     return steps
 
 
-def _final_picks(
-    lengths: Tensor, T: int, layout: Padding, D: int, read: list[int] | None = None
-) -> tuple[Tensor | None, ...]:
+def _final_picks(lengths: Tensor, T: int, layout: Padding, D: int) -> tuple[Tensor | None, ...]:
     """Per direction, the ``(1, B, 1)`` step holding its final ``h`` (zero initial state).
 
     ``None`` where the kernel's own final ``h`` is already it: a direction that ends on the
     padded side ends on pads, where an LSTM's ``h`` is exactly 0 and a GRU carries ``h``
     (approximately), so it is read at the direction's last real step; a direction that ends on
     the real side ends on it. A length-0 row reads a pad step, where a zero state is still
-    exactly zero: the initial state. ``read``: the lengths as Python ints, if read (then the
-    steps are made on the host in one op).
+    exactly zero: the initial state.
     """
     picks: list[Tensor | None] = []
     for d in range(D):
@@ -443,17 +434,7 @@ def _final_picks(
         if not ends_on_pads:
             picks.append(None)
             continue
-        reverse = d == 1
-        if read is not None and lengths.is_cpu:
-            # Only two cases end on pads: post-padding forward (the last real step) and
-            # pre-padding backward (the first real step), as _last_processed gives them.
-            if reverse:
-                steps = [T - n if n else T - 1 for n in read]
-            else:
-                steps = [n - 1 if n else 0 for n in read]
-            index = torch.tensor(steps, dtype=torch.int64)
-        else:
-            index = _last_processed(lengths, T, layout, reverse=reverse)
+        index = _last_processed(lengths, T, layout, reverse=d == 1)
         picks.append(index.view(1, -1, 1))
     return tuple(picks)
 
@@ -513,7 +494,6 @@ def _drive_padded(
     outputs are handed back batch-first (a view).
     """
     x, lengths, layout, graph = inputs.x, inputs.lengths, inputs.layout, inputs.graph
-    read = inputs.read
     if hx is not None and layout == "pre":
         x, layout = repad(x, lengths, padding="pre", to="post"), "post"
         inputs = _Inputs(x, lengths, "post", inputs.padding, inputs.gather)
@@ -523,7 +503,7 @@ def _drive_padded(
     select = select and not graph
     # A zero state is only read (the kernel's final states are new tensors): kept eagerly.
     state = hx if hx is not None else zero_state(module, cell, B, x, kept=not graph)
-    picks = _final_picks(lengths, T, layout, D, read) if hx is None else ()
+    picks = _final_picks(lengths, T, layout, D) if hx is None else ()
     finals: list[State] = []
     # Time-major (T, B, F_l): the kernel reads its input so, and a concatenation along the
     # features of time-major views comes out in that layout (no copy inside torch.lstm).
