@@ -250,12 +250,20 @@ def _check_state(module: nn.RNNBase, cell: Cell, hx: Any, B: int, x: Tensor) -> 
             raise unplaced(TypeError(f"hx must be a Tensor (L*D, B, H), got {type(hx).__name__}."))
         state: State = (hx,)
     else:
-        if not (isinstance(hx, tuple) and len(hx) == 2 and all(isinstance(t, Tensor) for t in hx)):
+        if not (
+            isinstance(hx, tuple)
+            and len(hx) == 2
+            and isinstance(hx[0], Tensor)
+            and isinstance(hx[1], Tensor)
+        ):
             raise unplaced(
                 TypeError(f"hx must be a tuple (h0, c0) of two tensors, got {type(hx).__name__}.")
             )
-        state = tuple(hx)
+        state = hx
+    dtype, device = x.dtype, x.device
     for name, tensor, shape in zip(("h0", "c0"), state, shapes, strict=False):
+        if tensor.shape == shape and tensor.dtype == dtype and tensor.device == device:
+            continue  # (the common case: one comparison each)
         if tuple(tensor.shape) != shape:
             raise unplaced(
                 ValueError(
