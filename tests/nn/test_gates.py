@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from varlen.nn import GRU, LSTM, recurrent
 from varlen.nn._gates import cell_of
@@ -112,3 +114,69 @@ def test_a_nan_at_a_real_step_stays_in_its_row():
     others = [0, 2, 3]
     assert torch.isfinite(h[0, others]).all()
     assert torch.isfinite(out[others]).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 9), min_size=2, max_size=7).filter(lambda n: min(n) < max(n)),
+    cls=st.sampled_from([LSTM, GRU]),
+    bidirectional=st.booleans(),
+    padding=st.sampled_from(["post", "pre"]),
+    proj=st.booleans(),
+    train=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_fast_call_is_the_general_padded_route_bit_for_bit(
+    lengths, cls, bidirectional, padding, proj, train, seed
+):
+    """The one-layer fast call gives the general route's outputs, states and gradients exactly.
+
+    It only runs fewer Python checks around the same ops; pads hold NaN (they must not leak).
+    """
+    torch.manual_seed(seed)
+    kwargs = {"proj_size": 2} if proj and cls is LSTM else {}
+    module = cls(3, 4, bidirectional=bidirectional, batch_first=True, **kwargs).double()
+    module.train(train)
+    B, T = len(lengths), max(lengths)
+    lengths_t = torch.tensor(lengths)
+    x = torch.randn(B, T, 3, dtype=torch.float64)
+    real = torch.arange(T)[None, :] < lengths_t[:, None]
+    if padding == "pre":
+        real = real.flip(1)
+    x = x.masked_fill(~real[..., None], float("nan")).requires_grad_()
+    cell = cell_of(module)
+    fast = recurrent._fast_call(module, cell, x, lengths_t, padding, None)
+    assert fast is not None  # an uneven batch under 8 rows (never split in groups): it applies
+    general = recurrent._forward(
+        module, cell, x, lengths_t, mask=None, padding=padding, hx=None, method="auto"
+    )
+    for got, want in zip((fast[0], *fast[1]), (general[0], *general[1]), strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=False)
+    weights = torch.randn_like(fast[0].nan_to_num())
+
+    def grads(result: tuple[torch.Tensor, tuple[torch.Tensor, ...]]) -> list[torch.Tensor]:
+        loss = (result[0] * weights).sum() + sum(s.sum() for s in result[1])
+        return list(torch.autograd.grad(loss, [x, *module.parameters()]))
+
+    for got, want in zip(grads(fast), grads(general), strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_fast_call_leaves_other_calls_to_the_general_path():
+    """Masks, states, several layers, many rows, no pads: the general path (None here)."""
+    module = LSTM(3, 4, batch_first=True)
+    x, lengths = torch.randn(4, 5, 3), torch.tensor([5, 2, 0, 4])
+    fast = recurrent._fast_call
+    cell = cell_of(module)
+    assert fast(module, cell, x, lengths, "post", None) is not None
+    assert fast(module, cell, x, lengths.int(), "post", None) is None  # int32 lengths
+    assert fast(module, cell, x, torch.full((4,), 5), "post", None) is None  # no pads: "full"
+    assert fast(module, cell, x, lengths, "post", "packed") is None
+    assert fast(module, cell, x, lengths, "middle", None) is None  # the general path's error
+    assert fast(module, cell, x, torch.tensor([5, 2, 0, 6]), "post", None) is None  # too long
+    assert fast(module, cell, x.double(), lengths, "post", None) is None  # dtype: its error
+    assert fast(LSTM(3, 4, 2, batch_first=True), cell, x, lengths, "post", None) is None
+    big = torch.randn(64, 100, 3)  # over the select limit: the multiply-and-check route
+    assert fast(module, cell, big, torch.randint(0, 100, (64,)), "post", None) is None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert fast(module, cell, x, lengths, "post", None) is None

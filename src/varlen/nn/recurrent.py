@@ -72,10 +72,12 @@ from varlen.nn._gates import (
     module_params,
     num_directions,
     output_size,
+    param,
     zero_state,
 )
 from varlen.nn._inputs import forward_any
 from varlen.nn._plans import (
+    _PADDED_SELECT,
     DEFAULT_TUNING,
     Method,
     Plan,
@@ -766,6 +768,95 @@ def _drive_full(
     )
 
 
+def _fast_call(
+    module: nn.RNNBase, cell: Cell, x: Any, lengths: Any, padding: Any, method: Method | None
+) -> tuple[Tensor, State] | None:
+    """The commonest call, run with the least Python; ``None`` where it does not apply.
+
+    It applies to an eager CPU call of one layer (either direction) with ``x`` a plain
+    ``(B, T, F)`` tensor of the weights' dtype, ``lengths`` an int64 ``(B,)`` CPU tensor, no
+    mask, no initial state and no autocast, whose plan (:func:`plan_call`, the one planner) is
+    the padded route with pads zeroed by one select. It runs exactly what that route runs
+    (:func:`_drive_padded`: the same ops on the same values, so the same results and
+    gradients), with every check of the general path made once in straight-line code: on a
+    small model (8 x 10 x 4 -> 16) the Python around the kernel costs more than the kernel.
+    Anything it does not handle, and every error, goes to the general path.
+    """
+    if (
+        torch.compiler.is_compiling()  # first: dynamo traces nothing else here
+        or x.__class__ is not Tensor
+        or lengths.__class__ is not Tensor
+        or module.num_layers != 1
+        or not module.batch_first
+        or padding not in _SIDES
+        or (method if method is not None else module.method) not in _FAST_METHODS
+        or x.ndim != 3
+        or x.is_nested
+        or not x.is_cpu
+        or lengths.dtype != torch.int64
+        or lengths.ndim != 1
+        or not lengths.is_cpu
+    ):
+        return None
+    weight = param(module, "weight_ih_l0")
+    B, T, F = x.shape
+    if (
+        x.dtype != weight.dtype
+        or module.input_size != F
+        or not weight.is_cpu
+        or lengths.shape[0] != B
+        or torch.is_autocast_enabled("cpu")
+        or capturing_graph()
+    ):
+        return None
+    read = lengths.tolist() if B <= _FEW_LENGTHS else None
+    if not read or min(read) < 0 or max(read) > T:  # (errors: the general path raises them)
+        return None
+    total = sum(read)
+    plan = plan_call(
+        B=B, T=T, host_lengths=lengths, unmasked=False, method="auto", device_type="cpu",
+        graph=False, F=F, total=total,
+    )  # fmt: skip
+    if plan is not _PADDED_SELECT:
+        return None
+    D = 2 if module.bidirectional else 1
+    pads = torch.ge(_step_index(T, x.device, padding), lengths).unsqueeze(2)  # (T, B, 1)
+    augmented = _select_input(x, pads)  # (T, B, F + 1)
+    params = layer_params(module, cell, 0, 0)
+    if D == 2:
+        params += layer_params(module, cell, 0, 1)
+    state = zero_state(module, cell, B, x, kept=True)
+    out, finals = cell.kernel(
+        augmented,
+        state,
+        params,
+        has_biases=module.bias,
+        bidirectional=D == 2,
+        train=module.training,
+        batch_first=False,
+    )  # (T, B, D * H_out)
+    # The one direction that ends on pads reads its final h at its last real step.
+    H_out = state[0].shape[2]
+    d = 0 if padding == "post" else 1
+    if d < D:
+        pick = _last_processed(lengths, T, padding, reverse=d == 1).view(1, B, 1)
+        index = pick.expand(1, B, H_out)
+        if D == 1:
+            finals = (out.gather(0, index), *finals[1:])
+        else:
+            h = out[..., d * H_out : (d + 1) * H_out].gather(0, index)
+            both = (h, finals[0][1:]) if d == 0 else (finals[0][:1], h)
+            finals = (torch.cat(both), *finals[1:])
+    if not cell.zero_at_pads:
+        out = torch.where(pads, 0.0, out)
+    return out.transpose(0, 1), finals
+
+
+_SIDES = ("post", "pre")
+_FAST_METHODS = ("auto", "padded")  # (the padded route on the CPU; others: the general path)
+_FEW_LENGTHS = 256
+
+
 def _check_call(
     module: nn.RNNBase,
     x: Any,
@@ -946,6 +1037,10 @@ class LSTM(nn.LSTM):
         ``hx`` is ``(h0, c0)`` with ``h0 (L * D, B, H_out)`` and ``c0 (L * D, B, H)``; the
         returned state is an :class:`LSTMState` in the same layout.
         """
+        if mask is None and hx is None and offsets is None and input is None:
+            fast = _fast_call(self, LSTM_CELL, x, lengths, padding, method)
+            if fast is not None:
+                return fast[0], LSTMState(*fast[1])
         x = _check_call(self, x, input, lengths, mask=mask, hx=hx, offsets=offsets)
         out, (h, c) = forward_any(
             self,
@@ -1044,6 +1139,10 @@ class GRU(nn.GRU):
 
         ``hx`` is ``h0 (L * D, B, H)``; the returned state has the same layout.
         """
+        if mask is None and hx is None and offsets is None and input is None:
+            fast = _fast_call(self, GRU_CELL, x, lengths, padding, method)
+            if fast is not None:
+                return fast[0], fast[1][0]
         x = _check_call(self, x, input, lengths, mask=mask, hx=hx, offsets=offsets)
         out, (h,) = forward_any(
             self,
