@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -684,7 +683,9 @@ def _step_splits(
             if isinstance(y, StoredRagged)
             else step_targets_column(y)
         )
-        target_normalizer = fit_standardizer(column, rows=train_idx, block_steps=plan_block_steps(1))
+        target_normalizer = fit_standardizer(
+            column, rows=train_idx, block_steps=plan_block_steps(1)
+        )
     encode = StepTargets(classes if task == "classification" else None, target_normalizer)
 
     def split(x: Ragged | StoredRagged, y: Ragged | StoredRagged) -> Split:
@@ -694,9 +695,7 @@ def _step_splits(
 
     return Prepared(
         train=split(take_rows(x, train_idx), take_rows(y, train_idx)),
-        validation=(
-            split(take_rows(x, val_idx), take_rows(y, val_idx)) if len(val_idx) else None
-        ),
+        validation=(split(take_rows(x, val_idx), take_rows(y, val_idx)) if len(val_idx) else None),
         test=None if test is None else split(*test),
         task=task,
         labels=labels,

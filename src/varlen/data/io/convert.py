@@ -71,7 +71,7 @@ class _Error(ValueError):
     """A malformed input, located: ``convert: FILE: row R: message``."""
 
 
-class _VariesWithin(Exception):  # noqa: N818 (a signal, not an error)
+class _VariesWithin(Exception):
     """The target varies within an id: convert again with per-step targets."""
 
 
@@ -333,8 +333,7 @@ class _Grouper:
             if infinite.size:
                 at = int(infinite[0])
                 raise self.fail(
-                    f"target column {name!r} must hold finite numbers, got "
-                    f"{float(target[at])!r}.",
+                    f"target column {name!r} must hold finite numbers, got {float(target[at])!r}.",
                     int(rows.number[at]),
                 )
         if self.step_kind == "i" and kind == "f":

@@ -174,34 +174,39 @@ def _check_chunk(index: int, chunk: object, layout: _Layout | None) -> StoreChun
         raise unplaced(
             ValueError(f"chunks[{index}].ids must have shape (B,) = ({B},), got {ids.shape}.")
         )
-    y = _check_step_targets(index, chunk.x, chunk.y) if isinstance(chunk.y, Ragged) else None
-    if y is None and chunk.y is not None:
+    y: AnyArray | Ragged | None = None
+    if isinstance(chunk.y, Ragged):
+        y = _check_step_targets(index, chunk.x, chunk.y)
+    elif chunk.y is not None:
         y = np.asarray(chunk.y)
         if y.shape != (B,):
             raise unplaced(
                 ValueError(f"chunks[{index}].y must have shape (B,) = ({B},), got {y.shape}.")
             )
     if layout is not None:
-        F = len(layout.features)
-        if chunk.x.values.shape[1] != F:
-            raise unplaced(
-                ValueError(
-                    f"chunks[{index}].x must have F = {F} features like chunks[0], "
-                    f"got {chunk.x.values.shape[1]}."
-                )
-            )
-        if (y is None) != (layout.y_type is None):
-            raise unplaced(
-                ValueError(
-                    f"chunks[{index}].y must be given in every chunk or in none, like chunks[0]."
-                )
-            )
-        if isinstance(y, Ragged) != layout.per_step:
-            kind = "per-step (a Ragged)" if layout.per_step else "per-sequence (B,)"
-            raise unplaced(
-                ValueError(f"chunks[{index}].y must hold {kind} targets like chunks[0].")
-            )
+        _check_like_first(index, chunk.x, y, layout)
     return StoreChunk(chunk.x, ids, y)
+
+
+def _check_like_first(index: int, x: Ragged, y: AnyArray | Ragged | None, layout: _Layout) -> None:
+    """Refuse a chunk whose features or targets differ in kind from the first chunk's."""
+    F = len(layout.features)
+    if x.values.shape[1] != F:
+        raise unplaced(
+            ValueError(
+                f"chunks[{index}].x must have F = {F} features like chunks[0], "
+                f"got {x.values.shape[1]}."
+            )
+        )
+    if (y is None) != (layout.y_type is None):
+        raise unplaced(
+            ValueError(
+                f"chunks[{index}].y must be given in every chunk or in none, like chunks[0]."
+            )
+        )
+    if isinstance(y, Ragged) != layout.per_step:
+        kind = "per-step (a Ragged)" if layout.per_step else "per-sequence (B,)"
+        raise unplaced(ValueError(f"chunks[{index}].y must hold {kind} targets like chunks[0]."))
 
 
 def _check_step_targets(index: int, x: Ragged, y: Ragged) -> Ragged:
