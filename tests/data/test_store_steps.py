@@ -42,7 +42,8 @@ def test_per_step_targets_round_trip_as_views_and_gathers(tmp_path):
     assert (store.version, store.targets, store.y) == (STORE_VERSION, "step", None)
     assert store.version == 2
     targets = store.step_targets
-    assert targets is not None and targets.dtype == np.int64
+    assert targets is not None
+    assert targets.dtype == np.int64
     np.testing.assert_array_equal(targets.lengths, x.lengths)
     assert targets.to_ragged() == y
     run = targets[0:2]  # inside the first record batch
@@ -55,7 +56,7 @@ def test_per_step_targets_round_trip_as_views_and_gathers(tmp_path):
 
 
 def test_pandas_reads_the_per_step_column(tmp_path):
-    """pandas reads y as one list of targets per sequence, beside x's list of steps."""
+    """In pandas the y column is one list of targets per sequence, beside x's steps."""
     x, y = _steps([2, 3])
     write_store(tmp_path / "s.arrow", x, y=y.with_values(y.values.astype(float)))
     frame = pd.read_feather(tmp_path / "s.arrow")
@@ -92,7 +93,8 @@ def test_convert_stores_a_target_varying_within_ids_per_step(tmp_path, suffix):
     frame.to_csv(source, index=False) if suffix == ".csv" else frame.to_parquet(source)
     convert(source, tmp_path / "s.arrow", id="id", order="t", target="speed", block_bytes=64)
     store = open_store(tmp_path / "s.arrow")
-    assert store.targets == "step" and store.step_targets is not None
+    assert store.targets == "step"
+    assert store.step_targets is not None
     expected = [[1.0, np.nan, 3.0], [4.0, 4.0], [6.0]]
     for got, want in zip(store.step_targets.to_ragged().to_sequences(), expected, strict=True):
         np.testing.assert_array_equal(got, want)
