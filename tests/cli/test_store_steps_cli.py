@@ -58,6 +58,7 @@ def convert_store(table, store, target, cwd):
         cwd=cwd,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
+    assert run.stdout.rstrip().endswith("(targets per step: the target varies within ids)")
     return store
 
 

@@ -72,7 +72,10 @@ def test_per_step_targets_are_checked_when_written(tmp_path):
         write_store(tmp_path / "a.arrow", x, y=y[[1, 0]])
     with pytest.raises(ValueError, match=r"must hold one number per step"):
         write_store(tmp_path / "a.arrow", x, y=y.with_values(np.array(list("abcde"))))
-    chunks = [StoreChunk(x[0:1], np.array([0]), y[0:1]), StoreChunk(x[1:2], np.array([1]), [1])]
+    chunks = [
+        StoreChunk(x[0:1], np.array([0]), y[0:1]),
+        StoreChunk(x[1:2], np.array([1]), np.array([1])),
+    ]
     with pytest.raises(ValueError, match=r"chunks\[1\].y must hold per-step"):
         write_store(tmp_path / "a.arrow", chunks)
     assert not (tmp_path / "a.arrow").exists()
@@ -115,6 +118,7 @@ def test_stores_of_version_1_still_open():
     """Stores written by the code before per-step targets (version 1) open as they did."""
     store = open_store(FIXTURES / "labelled.arrow")
     assert (store.version, store.targets, store.step_targets) == (1, "sequence", None)
+    assert store.y is not None
     assert store.y.tolist() == ["up", "down", "up"]
     assert store.ids.tolist() == ["a", "b", "c"]
     assert store.features == ("u", "v")

@@ -40,6 +40,7 @@ def test_fit_steps_from_a_store_equals_fit_steps_from_memory(tmp_path, technique
         model = SequenceLabeller(2, 2, hidden_size=6)
         rows, held = np.arange(24), np.arange(24, 30)
         if isinstance(data, StoredRagged):  # rows of the store, still on disk
+            assert isinstance(targets, StoredRagged)
             train = (data.select(rows), targets.select(rows))
             val = (data.select(held), targets.select(held))
         else:
