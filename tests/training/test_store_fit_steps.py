@@ -12,6 +12,7 @@ from varlen.data.io.store import StoredRagged, fit_standardizer, open_store, wri
 from varlen.training.loop import TrainConfig
 from varlen.training.per_step import (
     SequenceLabeller,
+    Steps,
     evaluate_steps,
     fit_steps,
     predict_step_scores,
@@ -39,6 +40,8 @@ def test_fit_steps_from_a_store_equals_fit_steps_from_memory(tmp_path, technique
         torch.manual_seed(0)
         model = SequenceLabeller(2, 2, hidden_size=6)
         rows, held = np.arange(24), np.arange(24, 30)
+        train: tuple[Steps, Steps]
+        val: tuple[Steps, Steps]
         if isinstance(data, StoredRagged):  # rows of the store, still on disk
             assert isinstance(targets, StoredRagged)
             train = (data.select(rows), targets.select(rows))
