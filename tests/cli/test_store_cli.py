@@ -114,7 +114,7 @@ def test_store_run_killed_then_resumed_equals_uninterrupted(tmp_path, table_and_
 
 
 def test_store_refuses_table_options_and_per_step_tasks(tmp_path, table_and_store):
-    """Table options and --horizon do not apply to a store: one line each, with the reason."""
+    """Table options and --horizon do not apply to this store: one line each, with the reason."""
     _, store = table_and_store
     options = run_cli("train", store, "--out", tmp_path / "m", "--target", "label", cwd=tmp_path)
     assert options.returncode == 2
@@ -122,7 +122,7 @@ def test_store_refuses_table_options_and_per_step_tasks(tmp_path, table_and_stor
     assert options.stderr.count("\n") == 1
     horizon = run_cli("train", store, "--out", tmp_path / "m", "--horizon", "1", cwd=tmp_path)
     assert horizon.returncode == 2
-    assert "a store holds one target per sequence" in horizon.stderr
+    assert "this store holds one target per sequence" in horizon.stderr
 
 
 def peak_rss(*args, cwd):

@@ -112,9 +112,14 @@ BAD_TABLES = {
         "id,t,v\n1,0,1\n1,0,2\n",
         "row 2 (line 3): order column 't' must be unique within each id, got 0 twice for id 1",
     ),
-    "target varies": (
-        "id,t,v,y\n1,0,1,a\n1,1,2,b\n",
-        "row 2 (line 3): target column 'y' must be constant within each id, got 'a' and 'b'",
+    "step target text": (
+        "id,t,v,y\n1,0,1,1\n1,1,2,2\n2,0,1,1\n2,1,2,walk\n",
+        "row 4 (line 5): target column 'y' varies within ids, so its targets are stored per "
+        "step and must be numbers (class ids as integers, NaN for no target), got 'walk'.",
+    ),
+    "step target infinite": (
+        "id,t,v,y\n1,0,1,1.5\n1,1,2,0.5\n2,0,1,inf\n",
+        "row 3 (line 4): target column 'y' must hold finite numbers, got inf.",
     ),
     "id missing": ("id,t,v\n1,0,1\n,1,2\n", "row 2 (line 3): id column 'id' must have no missing"),
 }

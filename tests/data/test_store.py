@@ -89,7 +89,7 @@ def test_store_is_read_by_pandas_as_a_table(tmp_path):
     np.testing.assert_array_equal(np.stack(frame["x"][2]), x[2])
     assert len(frame["x"][1]) == 0
     metadata = json.loads(pa.ipc.open_file(path).schema.metadata[b"varlen"])
-    assert metadata["version"] == STORE_VERSION
+    assert metadata["version"] == 1  # sequence-level stores keep version 1
     assert metadata["features"] == ["u", "v"]
 
 
@@ -104,7 +104,7 @@ def test_store_keeps_features_standardizer_and_columns(tmp_path):
     assert store.columns == {"id": "user"}
     assert store.standardizer is not None
     np.testing.assert_array_equal(store.standardizer.mean, scaler.mean)
-    assert store.version == STORE_VERSION
+    assert store.version == 1  # no per-step targets: version 1
     assert store.y is None
     assert not store.has_targets
 

@@ -513,10 +513,13 @@ class StoredData(NamedTuple):
 
     Attributes:
         x: ``B`` sequences ``(T_i, F)`` served from the store's memory map.
-        y: ``(B,)`` targets as stored, or ``None`` in a store without.
+        y: ``(B,)`` targets as stored, or ``None`` in a store without (or with per-step ones).
         features: The ``F`` feature names.
         ids: ``(B,)`` sequence ids.
         class_labels: Labels declared by the ``.ts`` file it was converted from, else ``()``.
+        step_y: Per-step targets ``(T_i,)`` as stored (int64, or float64 with NaN for none),
+            served from the map like ``x``; ``None`` unless the store holds per-step targets.
+        target: The source's target column, as recorded by ``varlen convert`` (or ``None``).
     """
 
     x: StoredRagged
@@ -524,6 +527,8 @@ class StoredData(NamedTuple):
     features: tuple[str, ...]
     ids: AnyArray
     class_labels: tuple[str, ...]
+    step_y: StoredRagged | None = None
+    target: str | None = None
 
 
 def is_store(path: str | os.PathLike[str]) -> bool:
@@ -595,8 +600,17 @@ def load_store(
             f"DATA must hold at least one sequence, got none in {os.fspath(path)!r}."
         )
     labels = store.columns.get("class_labels") or ()
-    y = store.y if store.has_targets else None
-    return StoredData(store.x, y, store.features, store.ids, tuple(str(label) for label in labels))
+    y = store.y if store.targets == "sequence" else None
+    target = store.columns.get("target")
+    return StoredData(
+        store.x,
+        y,
+        store.features,
+        store.ids,
+        tuple(str(label) for label in labels),
+        store.step_targets,
+        None if target is None else str(target),
+    )
 
 
 def table_options(config: Any) -> dict[str, Any]:

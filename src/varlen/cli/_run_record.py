@@ -214,7 +214,7 @@ def options_from(values: Mapping[str, Any], **changes: Any) -> TrainOptions:
     return TrainOptions(**kwargs)
 
 
-def data_digest(x: Ragged | StoredRagged, y: np.ndarray) -> str:
+def data_digest(x: Ragged | StoredRagged, y: np.ndarray | StoredRagged) -> str:
     """The SHA-256 of the training data: inputs, their offsets and the encoded targets.
 
     A store is hashed in one streaming pass, block by block (bounded memory); the bytes
@@ -222,7 +222,8 @@ def data_digest(x: Ragged | StoredRagged, y: np.ndarray) -> str:
 
     Args:
         x: ``B`` normalized training sequences, values ``(N, F)``, in memory or in a store.
-        y: The encoded targets (per sequence or per step).
+        y: The encoded targets (per sequence, or the values of per-step ones; a store's
+            per-step targets are hashed block by block).
 
     Returns:
         The hex digest.
@@ -237,7 +238,11 @@ def data_digest(x: Ragged | StoredRagged, y: np.ndarray) -> str:
         digest.update(np.ascontiguousarray(x.values).tobytes())
         offsets = x.offsets
     digest.update(np.ascontiguousarray(offsets).tobytes())
-    digest.update(np.ascontiguousarray(y).tobytes())
+    if isinstance(y, StoredRagged):
+        for _, block in y.blocks(block_steps=plan_block_steps(1)):
+            digest.update(np.ascontiguousarray(block.values).tobytes())
+    else:
+        digest.update(np.ascontiguousarray(y).tobytes())
     return digest.hexdigest()
 
 

@@ -155,12 +155,11 @@ def _check_forecastable(steps: StepTable, horizon: int, name: str) -> None:
 
 
 def _refuse_store(data: Path, horizon: int) -> None:
-    """A per-step task from a store is refused: it holds one target per sequence."""
+    """A forecaster from a store of per-sequence targets is refused (per-step ones: earlier)."""
     if horizon and is_store(data):
         raise CommandError(
-            f"--horizon {horizon} forecasts a per-step target, and a store holds one target per "
-            f"sequence (varlen convert keeps per-sequence targets only), got {data.name!r}. "
-            "Train on the CSV/Parquet table itself."
+            f"--horizon {horizon} forecasts a per-step target, and this store holds one target "
+            f"per sequence, got {data.name!r}. Train on the CSV/Parquet table itself."
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Literal, NamedTuple, TypeAlias
 
@@ -18,15 +19,20 @@ import numpy as np
 from varlen._types import AnyArray, IntArray
 from varlen.cli._common import CommandError
 from varlen.data.io.store import StoredRagged
+from varlen.data.normalize import Standardizer
 from varlen.data.ragged import Ragged
 
 __all__ = [
+    "StepTargets",
     "Targets",
     "TaskChoice",
     "encode_targets",
     "infer_task",
+    "label_text",
     "normalize_inputs",
     "normalized",
+    "step_classes",
+    "step_targets_column",
     "take_rows",
 ]
 
@@ -80,8 +86,15 @@ def infer_task(y: AnyArray, requested: TaskChoice) -> Literal["classification", 
     return "regression" if y.dtype.kind == "f" else "classification"
 
 
-def _label_text(value: object) -> str:
-    """A label as text; integral floats lose their ``.0`` (``2.0`` -> ``"2"``)."""
+def label_text(value: object) -> str:
+    """A label as text; integral floats lose their ``.0`` (``2.0`` -> ``"2"``).
+
+    Args:
+        value: A label as read.
+
+    Returns:
+        Its text.
+    """
     if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
     if isinstance(value, np.generic):
@@ -103,7 +116,7 @@ def _class_labels(y: AnyArray, ids: AnyArray, declared: Sequence[str]) -> tuple[
     if declared:
         return tuple(declared)
     distinct = np.unique(y) if y.dtype.kind in "biuf" else np.unique(y.astype(str))
-    return tuple(_label_text(value) for value in distinct.tolist())
+    return tuple(label_text(value) for value in distinct.tolist())
 
 
 def _name(ids: AnyArray, index: int) -> str:
@@ -174,7 +187,7 @@ def _values(y: AnyArray, ids: AnyArray) -> AnyArray:
 
 
 def _class_ids(y: AnyArray, ids: AnyArray, labels: tuple[str, ...]) -> IntArray:
-    text = [_label_text(value) for value in y.tolist()]
+    text = [label_text(value) for value in y.tolist()]
     position = {label: index for index, label in enumerate(labels)}
     unknown = [index for index, label in enumerate(text) if label not in position]
     if unknown:
@@ -199,8 +212,6 @@ def normalize_inputs(x: Ragged, normalizer: object) -> Ragged:
     Raises:
         CommandError: If a value is infinite or does not fit float32 once standardized.
     """
-    from varlen.data.normalize import Standardizer
-
     scaled = (
         x.values if not isinstance(normalizer, Standardizer) else normalizer.transform(x).values
     )
@@ -244,3 +255,72 @@ def take_rows(x: Ragged | StoredRagged, rows: IntArray) -> Ragged | StoredRagged
         ``B'`` sequences of the same kind as ``x``.
     """
     return x.select(rows) if isinstance(x, StoredRagged) else x[rows]
+
+
+@dataclass(frozen=True)
+class StepTargets:
+    """Per-step targets as stored -> as trained on: a transform of a store's ``step_targets``.
+
+    Classification: each value's position among ``classes`` (the sorted distinct values the
+    labels were made of), -1 for a step without a target (NaN). Regression: the values
+    standardized by ``normalizer`` (NaN kept), float32. The same encoding as a table's
+    targets in memory, one batch at a time; it pickles (``DataLoader`` workers).
+
+    Attributes:
+        classes: ``(C,)`` sorted distinct target values (classification), else ``None``.
+        normalizer: The target standardizer (regression), else ``None``.
+    """
+
+    classes: AnyArray | None
+    normalizer: Standardizer | None
+
+    def __call__(self, y: Ragged) -> Ragged:
+        """Encode ``y``, values ``(N,)`` as stored."""
+        values = np.asarray(y.values)
+        if self.classes is not None:
+            missing = np.isnan(values) if values.dtype.kind == "f" else np.zeros(len(values), bool)
+            codes = np.searchsorted(self.classes, values).clip(max=max(len(self.classes) - 1, 0))
+            unknown = ~missing & (self.classes[codes] != values)
+            if unknown.any():
+                raise CommandError(
+                    f"target labels must be among the training labels "
+                    f"{[label_text(c) for c in self.classes.tolist()]}, got "
+                    f"{label_text(values[unknown][0])!r}."
+                )
+            return y.with_values(np.where(missing, -1, codes).astype(np.int64))
+        scaled = values.astype(np.float64)
+        if self.normalizer is not None:
+            column = Ragged(scaled.reshape(-1, 1), np.array([0, len(scaled)], dtype=np.int64))
+            scaled = self.normalizer.transform(column).values[:, 0]
+        return y.with_values(scaled.astype(np.float32))
+
+
+def step_classes(y: StoredRagged, block_steps: int) -> AnyArray:
+    """The sorted distinct values of a store's per-step targets (NaN left out), streaming.
+
+    Args:
+        y: Per-step targets as stored.
+        block_steps: Steps read at a time.
+
+    Returns:
+        ``(C,)`` the distinct values, sorted.
+    """
+    found: AnyArray = np.zeros(0, dtype=y.dtype)
+    for _, block in y.blocks(block_steps=block_steps):
+        values = np.asarray(block.values)
+        if values.dtype.kind == "f":
+            values = values[~np.isnan(values)]
+        found = np.union1d(found, values)
+    return found
+
+
+def step_targets_column(y: Ragged) -> Ragged:
+    """Per-step targets ``(N,)`` as one float64 feature ``(N, 1)`` (to fit a Standardizer).
+
+    Args:
+        y: Per-step targets.
+
+    Returns:
+        The same sequences with values ``(N, 1)`` float64.
+    """
+    return y.with_values(np.asarray(y.values, dtype=np.float64).reshape(-1, 1))

@@ -9,7 +9,10 @@ timed, which training function runs the one loop, and how a split is scored.
 A per-step task (:func:`choose_task` finds it) labels each step (labels), regresses each step
 (floating numbers), or with ``--horizon H`` forecasts the target ``H`` steps ahead with a causal
 model (the target's own past becomes an input feature). A step whose target is missing is
-left out of the loss and the metrics. Loss and metrics count real steps only.
+left out of the loss and the metrics. Loss and metrics count real steps only. Its data is a
+table read into memory, or a store of per-step targets (``varlen convert`` of such a table),
+left on disk: the same splits, standardizers and encoding, computed in streaming passes, and
+the same training function over the store's batches.
 """
 
 from __future__ import annotations
@@ -36,10 +39,14 @@ from varlen.cli._common import (
 )
 from varlen.cli._steps import StepTable, per_step_table, read_step_table
 from varlen.cli._targets import (
+    StepTargets,
     Targets,
     encode_targets,
-    normalize_inputs,
+    infer_task,
+    label_text,
     normalized,
+    step_classes,
+    step_targets_column,
     take_rows,
 )
 from varlen.cli._train_options import TrainOptions
@@ -174,8 +181,8 @@ class Task(Protocol):
         """Score a split as it is predicted."""
         ...
 
-    def targets(self, prepared: Prepared) -> np.ndarray:
-        """The training targets as one array (for the data digest)."""
+    def targets(self, prepared: Prepared) -> np.ndarray | StoredRagged:
+        """The training targets as one array, or a store's per-step ones (for the digest)."""
         ...
 
     def describe(self, options: TrainOptions, prepared: Prepared) -> tuple[str, str, str]:
@@ -456,36 +463,13 @@ class StepTask:
         targets, y = self._encode(steps, options)
         _check_classes(targets, "labelling")
         y_all = steps.x.with_values(y)
-        train_idx, val_idx = split_validation(
-            np.zeros(len(steps.x)), options.val_fraction, seed=options.seed, stratify=False
-        )
-        normalizer = Standardizer.fit(steps.x[train_idx])
-        target_normalizer = None
-        if targets.task == "regression":
-            values = y_all[train_idx].values
-            target_normalizer = Standardizer.fit(_column(values[~np.isnan(values)]))
-
-        def split(x: Ragged, y: Ragged) -> Split:
-            values = y.values
-            if target_normalizer is not None:
-                scaled = target_normalizer.transform(_column(values))
-                values = scaled.values[:, 0].astype(np.float32)
-            return Split(normalize_inputs(x, normalizer), y.with_values(values))
-
         test = None
         if options.test is not None:
             test_steps = self._read_test(options)
             test_y = test_steps.x.with_values(self._encode(test_steps, options, targets.labels)[1])
-            test = split(test_steps.x, test_y)
-        return Prepared(
-            train=split(steps.x[train_idx], y_all[train_idx]),
-            validation=split(steps.x[val_idx], y_all[val_idx]) if len(val_idx) else None,
-            test=test,
-            task=targets.task,
-            labels=targets.labels,
-            features=steps.features,
-            normalizer=normalizer,
-            target_normalizer=target_normalizer,
+            test = (test_steps.x, test_y)
+        return _step_splits(
+            options, steps.x, y_all, test, targets.task, targets.labels, steps.features
         )
 
     def _read_test(self, options: TrainOptions) -> StepTable:
@@ -522,7 +506,7 @@ class StepTask:
         timings = {}
         for name in candidates:
             config = TrainConfig(technique=name, batch_size=options.batch_size, seed=options.seed)
-            task = step_task(_in_memory(prepared.train.x), prepared.train.y, config)
+            task = step_task(prepared.train.x, prepared.train.y, config)
             timings[name] = time_task(model, task, config)
         return timings
 
@@ -541,7 +525,7 @@ class StepTask:
         validation = None if prepared.validation is None else tuple(prepared.validation)
         return fit_steps(
             model,
-            _in_memory(prepared.train.x),
+            prepared.train.x,
             prepared.train.y,
             config=config,
             validation=validation,
@@ -557,15 +541,19 @@ class StepTask:
         self, model: SequenceModel, split: Split, prepared: Prepared, technique: str, batch: int
     ) -> Score:
         """Per-step loss and accuracy, or MAE in the target's units, over labelled steps."""
-        loss, metric = evaluate_steps(model, _in_memory(split.x), split.y)
+        loss, metric = evaluate_steps(model, split.x, split.y)
         if prepared.target_normalizer is not None:
             metric *= float(prepared.target_normalizer.scale[0])
         return Score(loss, metric)
 
-    def targets(self, prepared: Prepared) -> np.ndarray:
-        """The encoded per-step training targets."""
-        y: np.ndarray = prepared.train.y.values
-        return y
+    def targets(self, prepared: Prepared) -> np.ndarray | StoredRagged:
+        """The encoded per-step training targets (a store's: read when hashed)."""
+        y = prepared.train.y
+        return y if isinstance(y, StoredRagged) else np.asarray(y.values)
+
+    def target_name(self, options: TrainOptions) -> str | None:
+        """The target column's name, for the report."""
+        return options.target
 
     def describe(self, options: TrainOptions, prepared: Prepared) -> tuple[str, str, str]:
         """The task line; the per-step classes or values; per-step accuracy or MAE."""
@@ -573,22 +561,148 @@ class StepTask:
         horizon = options.horizon
         if horizon:
             line = (
-                f"task: per-step forecasting: each step forecasts {options.target!r} {horizon} "
+                f"task: per-step forecasting: each step forecasts {self.target_name(options)!r} "
+                f"{horizon} "
                 f"step{'s' if horizon > 1 else ''} ahead (causal; its past is an input)"
             )
         else:
             what = "labelling (one class per step)" if labels else "regression"
-            line = f"task: per-step {what}: target {options.target!r} varies within sequences"
+            target = self.target_name(options)
+            line = f"task: per-step {what}: target {target!r} varies within sequences"
         kind = f"{len(labels)} classes" if labels else "values"
         kind = ("forecast " if horizon else "per-step ") + kind
         return line, kind, "per-step accuracy" if labels else "per-step MAE"
 
 
-def _in_memory(x: Ragged | StoredRagged) -> Ragged:
-    """A per-step split's inputs: always in memory (a store holds per-sequence targets only)."""
-    if not isinstance(x, Ragged):
-        raise RuntimeError("varlen bug: a per-step split must be held in memory")
-    return x
+class StoreStepTask(StepTask):
+    """A target per step, from a store of per-step targets (``varlen convert`` of a table).
+
+    The steps and targets stay on disk: the labels are found, the standardizers fitted and
+    the data hashed in streaming passes, and the one training loop reads each batch of steps
+    and targets from the store. Everything else is :class:`StepTask`'s.
+    """
+
+    def __init__(self, data: StoredData) -> None:
+        self.data = data
+
+    def check(self, options: TrainOptions, given: set[str]) -> None:
+        """As :class:`StepTask`; ``--horizon`` was refused when the task was chosen."""
+        super().check(options, given)
+
+    def _encoding(
+        self, y: StoredRagged, options: TrainOptions, classes: np.ndarray | None = None
+    ) -> tuple[Targets, np.ndarray | None]:
+        """The task, labels and sorted class values of a store's per-step targets."""
+        task = infer_task(np.zeros(0, dtype=y.dtype), options.task)
+        if task == "regression":
+            return Targets("regression", np.zeros(0), None), None
+        block_steps = plan_block_steps(1)
+        found = step_classes(y, block_steps)
+        if classes is None:
+            if not found.size:
+                raise CommandError(
+                    f"target {self.data.target!r} must have a value at some step, got none."
+                )
+            fractional = found[found != np.round(found)]
+            if fractional.size:
+                raise CommandError(
+                    f"target must hold class labels for classification, got the fractional "
+                    f"number {fractional[0].item()!r}. Use --task regression to predict numbers."
+                )
+            classes = found
+        else:
+            unknown = np.setdiff1d(found, classes)
+            if unknown.size:
+                raise CommandError(
+                    f"target labels must be among the training labels "
+                    f"{[label_text(c) for c in classes.tolist()]}, got "
+                    f"{label_text(unknown[0].item())!r} in --test."
+                )
+        labels = tuple(label_text(value) for value in classes.tolist())
+        return Targets("classification", np.zeros(0, dtype=np.int64), labels), classes
+
+    def prepare(self, options: TrainOptions, warn: Callable[[str], None]) -> Prepared:
+        """Encode, split by sequence and standardize as :class:`StepTask`, streaming."""
+        data = self.data
+        if data.step_y is None:
+            raise RuntimeError("varlen bug: a per-step store task without per-step targets")
+        targets, classes = self._encoding(data.step_y, options)
+        _check_classes(targets, "labelling")
+        test = None
+        if options.test is not None:
+            test_data = load_source(options.test, options)
+            if not isinstance(test_data, StoredData) or test_data.step_y is None:
+                raise CommandError(
+                    "--test must be a store of per-step targets like DATA, got "
+                    f"{os.fspath(options.test)!r}."
+                )
+            self._encoding(test_data.step_y, options, classes)
+            test = (test_data.x, test_data.step_y)
+        return _step_splits(
+            options,
+            data.x,
+            data.step_y,
+            test,
+            targets.task,
+            targets.labels,
+            data.features,
+            classes=classes,
+        )
+
+    def target_name(self, options: TrainOptions) -> str | None:
+        """The target column recorded in the store."""
+        return self.data.target
+
+
+def _step_splits(
+    options: TrainOptions,
+    x: Ragged | StoredRagged,
+    y: Ragged | StoredRagged,
+    test: tuple[Ragged | StoredRagged, Ragged | StoredRagged] | None,
+    task: Literal["classification", "regression"],
+    labels: tuple[str, ...] | None,
+    features: tuple[str, ...],
+    *,
+    classes: np.ndarray | None = None,
+) -> Prepared:
+    """Split by sequence and standardize on the training split's real steps only.
+
+    ``y`` is encoded already (in memory: class ids with -1, or values with NaN), or as stored
+    (a store: encoded as read, by :class:`~varlen.cli._targets.StepTargets` with ``classes``).
+    Both standardizers are fitted in streaming passes planned from the lengths alone, so a
+    table and its store give the same statistics, bit for bit.
+    """
+    train_idx, val_idx = split_validation(
+        np.zeros(len(x)), options.val_fraction, seed=options.seed, stratify=False
+    )
+    normalizer = fit_standardizer(x, rows=train_idx, block_steps=plan_block_steps(len(features)))
+    target_normalizer = None
+    if task == "regression":
+        column: Ragged | StoredRagged = (
+            y.with_transform(step_targets_column)
+            if isinstance(y, StoredRagged)
+            else step_targets_column(y)
+        )
+        target_normalizer = fit_standardizer(
+            column, rows=train_idx, block_steps=plan_block_steps(1)
+        )
+    encode = StepTargets(classes if task == "classification" else None, target_normalizer)
+
+    def split(x: Ragged | StoredRagged, y: Ragged | StoredRagged) -> Split:
+        if isinstance(y, StoredRagged):
+            return Split(normalized(x, normalizer), y.with_transform(encode))
+        return Split(normalized(x, normalizer), y if task == "classification" else encode(y))
+
+    return Prepared(
+        train=split(take_rows(x, train_idx), take_rows(y, train_idx)),
+        validation=(split(take_rows(x, val_idx), take_rows(y, val_idx)) if len(val_idx) else None),
+        test=None if test is None else split(*test),
+        task=task,
+        labels=labels,
+        features=features,
+        normalizer=normalizer,
+        target_normalizer=target_normalizer,
+    )
 
 
 def _check(steps: StepTable, path: Path) -> None:
@@ -598,13 +712,24 @@ def _check(steps: StepTable, path: Path) -> None:
 def choose_task(options: TrainOptions) -> Task:
     """The task of a run: per step or per sequence.
 
-    Per step when the table's target varies within a sequence (or ``--horizon`` is given).
+    Per step when the table's target varies within a sequence (or ``--horizon`` is given),
+    or when DATA is a store of per-step targets (``varlen convert`` found the same).
 
     Args:
         options: The options.
 
     Returns:
-        The task (a per-step one holds the table, read once).
+        The task (a per-step one holds the table, read once, or the opened store).
     """
+    if is_store(options.data) and Path(options.data).is_file():
+        data = load_source(options.data, options)
+        if isinstance(data, StoredData) and data.step_y is not None:
+            if options.horizon:
+                raise CommandError(
+                    f"--horizon {options.horizon} forecasts the target from its own past, an "
+                    "input feature, and a store keeps its per-step targets apart from its "
+                    f"features, got {options.data.name!r}. Train on the CSV/Parquet table itself."
+                )
+            return StoreStepTask(data)
     table = per_step_table(options)
     return SequenceTask() if table is None else StepTask(table)

@@ -4,7 +4,8 @@ The store is one Arrow IPC (Feather v2) file, memory-mapped when read (see
 :mod:`varlen.data.io.store`); pandas, polars, pyarrow and DuckDB read it too. Conversion
 holds a few MiB of the source at a time, whatever its size, and writes the store
 atomically: a malformed row is one line naming the file and the row (exit 2), and nothing is
-left at ``--out``. ``--sort`` sorts a table whose rows are not grouped by id with DuckDB,
+left at ``--out``. A target that varies within an id is stored per step (said in the summary
+line). ``--sort`` sorts a table whose rows are not grouped by id with DuckDB,
 out of core (``pip install "varlen[sort]"``).
 """
 
@@ -31,7 +32,7 @@ class ConvertOptions:
         id: Table column naming the sequence of each row.
         order: Table column ordering the steps within a sequence.
         features: Table feature columns; ``None`` means every other column.
-        target: Table column holding the per-sequence target.
+        target: Table column holding the target (per step if it varies within an id).
         dtype: The steps' dtype in the store.
         sort: Sort a table not grouped by id (DuckDB, out of core).
         memory_limit: DuckDB's memory limit when sorting.
@@ -109,9 +110,13 @@ def run(args: argparse.Namespace) -> int:
         )
     except ImportError as error:
         raise CommandError(str(error)) from None
+    from varlen.data.io.store import open_store
+
+    targets = open_store(summary.path).targets  # the metadata: says whether they are per step
+    per_step = " (targets per step: the target varies within ids)" if targets == "step" else ""
     print(
         f"wrote {os.fspath(summary.path)}: {summary.num_sequences} sequences, "
         f"{summary.num_steps} steps, {summary.num_batches} record batches, "
-        f"{summary.nbytes / 2**20:.1f} MiB"
+        f"{summary.nbytes / 2**20:.1f} MiB{per_step}"
     )
     return 0

@@ -36,6 +36,7 @@ from varlen.cli._common import (
     say,
     table_options,
 )
+from varlen.data.io.store import StoredRagged
 
 __all__ = [
     "InspectOptions",
@@ -43,6 +44,7 @@ __all__ = [
     "length_summary",
     "plot_lengths",
     "run",
+    "step_target_summary",
     "store_summary",
     "target_summary",
 ]
@@ -176,6 +178,45 @@ def target_summary(y: np.ndarray | None, *, most: int = 12) -> str:
     return f"targets: {classes}: {listed}"
 
 
+def step_target_summary(y: StoredRagged, *, most: int = 12, block_steps: int = 1 << 20) -> str:
+    """Return one line describing a store's per-step targets, read block by block.
+
+    Floating targets are values (NaN: a step without a target); integers are classes, counted.
+
+    Args:
+        y: Per-step targets ``(T_i,)`` as stored.
+        most: The most classes to list.
+        block_steps: Targets read at a time.
+
+    Returns:
+        ``"targets: per step, C classes: 0 30, 1 12 (N steps)"`` or
+        ``"targets: per step, values min .., mean .., max .. (k of N steps missing)"``.
+    """
+    N = y.num_steps
+    if y.dtype.kind != "f":
+        counts: dict[int, int] = {}
+        for _, block in y.blocks(block_steps=block_steps):
+            labels, found = np.unique(block.values, return_counts=True)
+            for label, n in zip(labels.tolist(), found.tolist(), strict=True):
+                counts[label] = counts.get(label, 0) + n
+        listed = _listed([f"{label} {counts[label]}" for label in sorted(counts)], most)
+        classes = "1 class" if len(counts) == 1 else f"{len(counts)} classes"
+        return f"targets: per step, {classes}: {listed} ({N} steps)"
+    low, high, total, known = np.inf, -np.inf, 0.0, 0
+    for _, block in y.blocks(block_steps=block_steps):
+        values = block.values[~np.isnan(block.values)]
+        if values.size:
+            low, high = min(low, float(values.min())), max(high, float(values.max()))
+            total, known = total + float(values.sum()), known + int(values.size)
+    if known == 0:
+        return f"targets: per step, values, all {N} missing"
+    missing = f", {N - known} of {N} steps missing" if known < N else f", {N} steps"
+    return (
+        f"targets: per step, values min {low:.4g}, mean {total / known:.4g}, "
+        f"max {high:.4g}{missing}"
+    )
+
+
 def _size(nbytes: int) -> str:
     return f"{nbytes / 1e6:.1f} MB" if nbytes >= 100_000 else f"{nbytes / 1e3:.1f} kB"
 
@@ -198,7 +239,11 @@ def store_summary(path: Path) -> list[str]:
         f"{batches} record batch{'' if batches == 1 else 'es'}, steps {x.dtype} "
         f"({_size(x.nbytes)})",
         f"features: {_listed(list(store.features))}",
-        target_summary(store.y),
+        (
+            target_summary(store.y)
+            if store.step_targets is None
+            else step_target_summary(store.step_targets)
+        ),
     ]
     scaler = store.standardizer
     if scaler is None:

@@ -12,7 +12,10 @@ It goes to ``--out`` (``.csv`` or ``.parquet``) or, without it, to stdout as CSV
 targets (labels or values), the accuracy (or MAE) of a per-sequence model is reported on stderr.
 DATA may be a store written by ``varlen convert``: its steps stay on disk and are read, a
 batch at a time, as they are scored (memory holds the batch in use and one row of output per
-sequence).
+sequence). A per-step model predicts a store of steps a block of rows at a time and writes each
+block's rows as they come (memory holds one block), with a ``step`` column (the step's position
+in its sequence: a store keeps the steps' order, not the order column's values); per-step
+targets in the store are scored.
 """
 
 from __future__ import annotations
@@ -44,7 +47,9 @@ from varlen.cli._common import (
 )
 from varlen.cli._run_record import upgrade_options
 from varlen.cli._steps import read_step_table
-from varlen.cli._targets import normalize_inputs, normalized
+from varlen.cli._targets import label_text, normalize_inputs, normalized
+from varlen.cli._train_plan import plan_block_steps
+from varlen.data.io.store import plan_blocks
 from varlen.data.ragged import Ragged
 from varlen.training.artifacts import CONFIG_FILE, LoadedModel, load_model
 from varlen.training.loop import predict_scores
@@ -311,6 +316,13 @@ def run(args: argparse.Namespace) -> int:
     """
     options = build_config(PredictOptions, args, command="predict")
     loaded = load_model(options.model)
+    if loaded.model.config.per_step and is_store(options.data):  # one row per step, streamed
+        rows, score = predict_store_steps(options, loaded)
+        if options.out is not None:
+            say(args, f"wrote {rows} per-step predictions to {os.fspath(options.out)}")
+        if score:
+            say(args, score)
+        return 0
     if loaded.model.config.per_step:  # one row per step
         _table_defaults(options, recorded_options(loaded, options.model))  # the notes
         columns, rows, score = predict_per_step(options, loaded)
@@ -431,6 +443,140 @@ def predict_per_step(
     columns.update(table)
     score = "" if steps.y is None else step_metric_line(loaded, steps.x, steps.y, table)
     return columns, x.num_steps, score
+
+
+class _BlockWriter:
+    """Write a predictions table a block of rows at a time: CSV (stdout or a file) or Parquet.
+
+    The file is written atomically: it appears, whole, when :meth:`close` is called.
+    """
+
+    def __init__(self, out: Path | None) -> None:
+        self.out = out
+        self.parquet: Any = None
+        self.opened: Any = None
+        self.csv: Any = None
+        self.header = True
+        if out is None:
+            self.csv = csv.writer(sys.stdout)
+        elif out.suffix.lower() == ".csv":
+            self.opened = atomic_open(out, "w", newline="")
+            self.csv = csv.writer(self.opened.__enter__())
+        else:
+            self.opened = atomic_open(out, "wb")
+            self.file = self.opened.__enter__()
+
+    def write(self, columns: dict[str, Any]) -> None:
+        """Append the rows of one block."""
+        if self.csv is not None:
+            if self.header:
+                self.csv.writerow(list(columns))
+            self.csv.writerows(
+                zip(*(np.asarray(column).tolist() for column in columns.values()), strict=True)
+            )
+        else:
+            import pandas as pd
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(pd.DataFrame(columns), preserve_index=False)
+            if self.parquet is None:
+                self.parquet = pq.ParquetWriter(self.file, table.schema)
+            self.parquet.write_table(table.cast(self.parquet.schema))
+        self.header = False
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Finish the file (or, after ``error``, leave nothing)."""
+        if self.parquet is not None and error is None:
+            self.parquet.close()
+        if self.opened is not None:
+            kind = None if error is None else type(error)
+            self.opened.__exit__(kind, error, None if error is None else error.__traceback__)
+
+
+class _StepScore:
+    """The per-step score of a store's predictions, summed block by block."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.labels = loaded.labels
+        self.total = 0.0
+        self.count = 0
+
+    def add(self, y: np.ndarray, columns: dict[str, Any]) -> None:
+        """Add one block: ``y (N_b,)`` the targets as stored, ``columns`` its predictions."""
+        values = np.asarray(y)
+        labelled = ~np.isnan(values) if values.dtype.kind == "f" else np.ones(len(values), bool)
+        keys = [key for key in columns if key.startswith("prediction")]
+        predicted = np.asarray(columns[keys[0]], dtype=object)[labelled]
+        values = values[labelled]
+        self.count += len(values)
+        if self.labels is not None:
+            text = np.array([label_text(value) for value in values.tolist()], dtype=object)
+            self.total += float(np.sum(text == predicted))
+        else:
+            self.total += float(np.sum(np.abs(predicted.astype(np.float64) - values)))
+
+    def line(self) -> str:
+        """``per-step accuracy A on N labelled steps`` or ``per-step MAE M on N steps ...``."""
+        mean = self.total / self.count if self.count else float("nan")
+        if self.labels is not None:
+            return f"per-step accuracy {mean:.4f} on {self.count} labelled steps"
+        return f"per-step MAE {mean:.4f} on {self.count} steps with targets"
+
+
+def predict_store_steps(options: PredictOptions, loaded: LoadedModel) -> tuple[int, str]:
+    """Predict every step of a store with a per-step model, a block of rows at a time.
+
+    Each block's predictions are written as soon as they are made: ``id``, ``step`` (the
+    step's position in its sequence), ``prediction`` and, for a classifier, ``prob_<label>``
+    per class. Memory holds one block of steps and its predictions.
+
+    Args:
+        options: The options (DATA is a store; table options are refused).
+        loaded: The loaded per-step model.
+
+    Returns:
+        ``(steps, score)``: the rows written, and the score line when the store holds
+        per-step targets (else ``''``).
+
+    Raises:
+        CommandError: If a table option is given, the features differ from the model's, or the
+            model is a forecaster (it reads its target as an input feature).
+    """
+    data = load_store(options.data, **table_options(options))
+    _check_features(loaded, data)
+    if loaded.model.config.horizon:
+        raise CommandError(
+            "a forecaster (--horizon) reads its target's past as an input feature, and a store "
+            "keeps its per-step targets apart from its features. Predict on the table itself."
+        )
+    x = normalized(data.x, loaded.normalizer)
+    lengths = data.x.lengths
+    ids = np.asarray(data.ids, dtype=object)
+    score = _StepScore(loaded) if data.step_y is not None else None
+    writer = _BlockWriter(options.out)
+    rows = 0
+    try:
+        for start, stop in plan_blocks(lengths, plan_block_steps(len(data.features))):
+            block = x[start:stop]
+            scores = predict_step_scores(loaded.model, block, batch_size=options.batch_size)
+            part = lengths[start:stop]
+            columns: dict[str, Any] = {
+                "id": np.repeat(ids[start:stop], part),
+                "step": np.concatenate([np.arange(T) for T in part.tolist()] or [np.zeros(0)]),
+            }
+            table = predictions_table(loaded, np.zeros(scores.num_steps), scores.values)
+            del table["id"]
+            columns.update(table)
+            writer.write(columns)
+            if score is not None and data.step_y is not None:
+                score.add(data.step_y[start:stop].values, table)
+            rows += scores.num_steps
+    except BaseException as error:
+        writer.close(error)
+        raise
+    writer.close()
+    return rows, "" if score is None else score.line()
 
 
 def step_metric_line(loaded: LoadedModel, x: Ragged, y: np.ndarray, columns: dict[str, Any]) -> str:

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -363,8 +364,9 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
     plan = plan_run(resolved, prepared, task)
     say(args, f"technique: {plan.technique} ({plan.reason})")
     say(args, f"budget: {plan.budget_reason}")
+    targets = task.targets(prepared)  # a store's per-step targets stay on disk (unused here)
     augment, why = plan_augment(
-        task.targets(prepared),
+        targets if isinstance(targets, np.ndarray) else np.zeros(0),
         prepared.train.x.lengths,
         augment=resolved.augment,
         classification=prepared.task == "classification",

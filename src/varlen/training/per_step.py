@@ -11,7 +11,10 @@ input -> varlen LSTM/GRU -> linear head at *every* step, ``(B, T, output_size)``
   refused (its backward direction would read the very values it forecasts).
 
 Targets are a :class:`~varlen.data.ragged.Ragged` aligned with the inputs (same lengths): int
-class ids ``(N,)`` for classification, floats ``(N,)`` or ``(N, K)`` for regression. A step
+class ids ``(N,)`` for classification, floats ``(N,)`` or ``(N, K)`` for regression. Inputs
+and targets may also be a store's (:class:`~varlen.data.io.store.StoredRagged`, ``store.x``
+and ``store.step_targets`` read through their transforms): each batch is then read from the
+file as it is used, so memory holds the batches, not the data. A step
 without a label (class id -1, or a NaN value) enters neither the loss nor the metrics. For a
 forecaster the last ``horizon`` steps of each sequence have no target inside the sequence, so
 they do not enter the loss. Losses and metrics count real steps only
@@ -34,6 +37,7 @@ import torch
 from torch import Tensor
 
 from varlen._checks import check_choice, error_context, unplaced
+from varlen.data.io.store import StoredRagged
 from varlen.data.ragged import Ragged
 from varlen.nn.losses import masked_cross_entropy, masked_mae, masked_mse
 from varlen.nn.recurrent import Method
@@ -56,6 +60,8 @@ STEP_TECHNIQUES = ("bucket", "mask", "pack")
 """The techniques per-step models train with (the exact ones that keep every step's output)."""
 
 StepReduction = Literal["step", "sequence"]
+Steps = Ragged | StoredRagged
+"""Sequences in memory or in a store: what the per-step functions take as ``x`` and ``y``."""
 
 
 class SequenceLabeller(SequenceModel):
@@ -145,9 +151,23 @@ def _check_model(model: object) -> SequenceModel:
     return model
 
 
-def _check_x(model: SequenceModel, x: object) -> Ragged:
+def _check_x(model: SequenceModel, x: object) -> Steps:
+    if isinstance(x, StoredRagged):
+        if x.num_features != model.config.input_size:
+            raise unplaced(
+                ValueError(
+                    f"x steps must have F = {model.config.input_size} features, got a store "
+                    f"with {x.num_features}."
+                )
+            )
+        return x
     if not isinstance(x, Ragged):
-        raise unplaced(TypeError(f"x must be a Ragged of (T_i, F) steps, got {type(x).__name__}."))
+        raise unplaced(
+            TypeError(
+                f"x must be a Ragged (or a store's StoredRagged) of (T_i, F) steps, got "
+                f"{type(x).__name__}."
+            )
+        )
     if x.trailing_shape != (model.config.input_size,):
         raise unplaced(
             ValueError(
@@ -158,9 +178,12 @@ def _check_x(model: SequenceModel, x: object) -> Ragged:
     return x
 
 
-def _check_targets(model: SequenceModel, x: Ragged, y: object) -> Ragged:
-    """Check per-step targets against the inputs and the task."""
-    if not isinstance(y, Ragged):
+def _check_targets(model: SequenceModel, x: Steps, y: object) -> Steps:
+    """Check per-step targets against the inputs and the task.
+
+    A store's targets are checked block by block, as read (one pass over them).
+    """
+    if not isinstance(y, Ragged | StoredRagged):
         raise unplaced(
             TypeError(
                 "y must be a Ragged of per-step targets aligned with x, got "
@@ -182,6 +205,14 @@ def _check_targets(model: SequenceModel, x: Ragged, y: object) -> Ragged:
                 f"for the {int(x.lengths[row])} steps of sequence {row}."
             )
         )
+    if isinstance(y, StoredRagged):
+        for _, block in y.blocks():
+            _check_values(model, block)
+        return y
+    return _check_values(model, y)
+
+
+def _check_values(model: SequenceModel, y: Ragged) -> Ragged:
     if y.dtype.kind not in "biuf":
         raise unplaced(TypeError(f"y must hold numbers, got dtype {y.dtype}."))
     config = model.config
@@ -237,7 +268,7 @@ class _Batch(NamedTuple):
     y: Tensor | None  # (B, T) int64 or (B, T, K) float32
 
 
-def _batch(model: SequenceModel, x: Ragged, y: Ragged | None, indices: np.ndarray) -> _Batch:
+def _batch(model: SequenceModel, x: Steps, y: Steps | None, indices: np.ndarray) -> _Batch:
     device = model.device
     values, lengths = x[indices].to_padded(dtype=np.float32)
     targets = None
@@ -312,8 +343,8 @@ def _sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
 
 def evaluate_steps(
     model: SequenceModel,
-    x: Ragged,
-    y: Ragged,
+    x: Steps,
+    y: Steps,
     *,
     batch_size: int = 256,
     reduction: StepReduction = "step",
@@ -322,8 +353,8 @@ def evaluate_steps(
 
     Args:
         model: A per-step model.
-        x: ``B`` sequences ``(T_i, F)``.
-        y: Per-step targets aligned with ``x`` (see the module).
+        x: ``B`` sequences ``(T_i, F)``, in memory or in a store.
+        y: Per-step targets aligned with ``x`` (see the module), in memory or in a store.
         batch_size: Sequences per batch.
         reduction: ``"step"`` (mean over all real steps) or ``"sequence"`` (mean of each
             sequence's mean, over sequences with a scored step).
@@ -381,16 +412,17 @@ def _reduce_sums(sums: np.ndarray, counts: np.ndarray, reduction: str) -> tuple[
     return float(means[0].mean()), float(means[1].mean())
 
 
-def predict_step_scores(model: SequenceModel, x: Ragged, *, batch_size: int = 256) -> Ragged:
+def predict_step_scores(model: SequenceModel, x: Steps, *, batch_size: int = 256) -> Ragged:
     """Return the model's outputs at every real step, in input order, on the CPU.
 
     Args:
         model: A per-step model.
-        x: ``B`` sequences ``(T_i, F)``.
+        x: ``B`` sequences ``(T_i, F)``, in memory or in a store (the outputs are held in
+            memory: predict a large store a block of rows at a time, ``x.blocks()``).
         batch_size: Sequences per batch (batched by sorted length: little padding).
 
     Returns:
-        A ``Ragged`` with the offsets of ``x`` and float32 values ``(N, output_size)``:
+        A ``Ragged`` with the lengths of ``x`` and float32 values ``(N, output_size)``:
         logits (classification) or values (regression). For a forecaster, step ``t`` holds
         the forecast of step ``t + horizon``.
 
@@ -401,19 +433,22 @@ def predict_step_scores(model: SequenceModel, x: Ragged, *, batch_size: int = 25
     with error_context("predict_step_scores"):
         model = _check_model(model)
         x = _check_x(model, x)
+        lengths = x.lengths
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
         out = np.zeros((x.num_steps, model.config.output_size), dtype=np.float32)
         model.eval()
         with torch.inference_mode():
-            for indices in _sorted_batches(x.lengths, batch_size):
+            for indices in _sorted_batches(lengths, batch_size):
                 batch = _batch(model, x, None, indices)
                 scores = model(batch.x, batch.lengths).float().cpu().numpy()  # (B, T, C)
                 for row, index in enumerate(indices):
-                    start, stop = int(x.offsets[index]), int(x.offsets[index + 1])
+                    start, stop = int(offsets[index]), int(offsets[index + 1])
                     out[start:stop] = scores[row, : stop - start]
-        return x.with_values(out)
+        return Ragged(out, offsets)
 
 
-def predict_steps(model: SequenceModel, x: Ragged, *, batch_size: int = 256) -> Ragged:
+def predict_steps(model: SequenceModel, x: Steps, *, batch_size: int = 256) -> Ragged:
     """Predict a class id (classification) or values (regression) at every real step.
 
     Args:
@@ -441,10 +476,10 @@ class _StepTask:
 
     def __init__(
         self,
-        x: Ragged,
-        y: Ragged,
+        x: Steps,
+        y: Steps,
         config: TrainConfig,
-        validation: tuple[Ragged, Ragged] | None,
+        validation: tuple[Steps, Steps] | None,
         reduction: StepReduction,
     ) -> None:
         self.x, self.y = x, y
@@ -472,18 +507,19 @@ class _StepTask:
 
 
 def step_task(
-    x: Ragged,
-    y: Ragged,
+    x: Steps,
+    y: Steps,
     config: TrainConfig,
     *,
-    validation: tuple[Ragged, Ragged] | None = None,
+    validation: tuple[Steps, Steps] | None = None,
     reduction: StepReduction = "step",
 ) -> TrainTask:
     """The per-step task of the training loop (:func:`varlen.training.loop.train`).
 
     Args:
-        x: ``B`` training sequences ``(T_i, F)``, already checked and normalized.
-        y: Per-step targets aligned with ``x``.
+        x: ``B`` training sequences ``(T_i, F)``, already checked and normalized (in
+            memory or in a store).
+        y: Per-step targets aligned with ``x`` (in memory or in a store).
         config: How to train.
         validation: ``(x_val, y_val)``, or ``None``.
         reduction: ``"step"`` or ``"sequence"`` (see :func:`fit_steps`).
@@ -496,7 +532,7 @@ def step_task(
 
 def _check_fit(
     model: object, x: object, y: object, config: TrainConfig, validation: Any
-) -> tuple[SequenceModel, Ragged, Ragged]:
+) -> tuple[SequenceModel, Steps, Steps]:
     with error_context("fit_steps"):
         checked = _check_model(model)
         xs = _check_x(checked, x)
@@ -517,11 +553,11 @@ def _check_fit(
 
 def fit_steps(
     model: SequenceModel,
-    x: Ragged,
-    y: Ragged,
+    x: Steps,
+    y: Steps,
     *,
     config: TrainConfig,
-    validation: tuple[Ragged, Ragged] | None = None,
+    validation: tuple[Steps, Steps] | None = None,
     checkpoint: Path | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -542,10 +578,11 @@ def fit_steps(
 
     Args:
         model: A per-step model (trained in place).
-        x: ``B`` training sequences ``(T_i, F)``, float and already normalized.
+        x: ``B`` training sequences ``(T_i, F)``, float and already normalized; a ``Ragged``,
+            or a store's ``StoredRagged`` (read a batch at a time, through its transform).
         y: Per-step targets aligned with ``x``: int class ids ``(N,)`` or floats ``(N,)`` /
             ``(N, K)``; a step without a label (class id -1, or NaN) is left out of the loss
-            and the metrics.
+            and the metrics. A ``Ragged``, or a store's ``step_targets``.
         config: How to train; ``technique`` must be ``bucket``, ``mask`` or ``pack``.
         validation: ``(x_val, y_val)`` for early stopping and model selection.
         checkpoint: File written atomically after each epoch (``None``: no checkpoints).

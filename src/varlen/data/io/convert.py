@@ -8,10 +8,16 @@ error (a malformed row, a full disk) nothing is left at the destination.
 - **``.ts``** files are parsed by :func:`~varlen.data.io.ts.iter_ts` (the rules and messages
   of :func:`~varlen.data.io.ts.read_ts`). Ids are the case numbers ``0..B-1``.
 - **Long tables** (CSV, Parquet: one row per step, an id column, an optional order column,
-  feature columns, an optional per-sequence target) must have the rows of each id together
+  feature columns, an optional target) must have the rows of each id together
   (in any order of ids). Within an id, the rows are sorted by the order column if given
   (its values unique within the id), else kept in file order. Sequences keep the file's
   order of ids (unlike :func:`~varlen.data.io.table.read_table`, which sorts them).
+- **The target** is per sequence when it is constant within every id, and per step when it
+  varies within some id: the rule by which ``varlen train TABLE`` trains a per-step model.
+  Per-step targets must be numbers (integer class ids, or floats with NaN for a step without
+  a target); the store holds them beside the steps (see :mod:`varlen.data.io.store`). The
+  kind is not known before the first id whose target varies: the conversion then starts
+  again writing per-step targets (reading the source at most twice).
 - **Tables whose rows are not grouped by id** need an out-of-core sort: ``sort=True`` lets
   DuckDB (an optional extra, ``pip install "varlen[sort]"``) sort the table by id and order,
   spilling to disk beyond its memory limit; sequences then come in id order.
@@ -63,6 +69,10 @@ class _Columns:
 
 class _Error(ValueError):
     """A malformed input, located: ``convert: FILE: row R: message``."""
+
+
+class _VariesWithin(Exception):
+    """The target varies within an id: convert again with per-step targets."""
 
 
 def _fail(path: Path, message: str, row: int | None = None, *, csv_line: bool = False) -> _Error:
@@ -209,8 +219,10 @@ def _increasing(order: AnyArray, group: IntArray) -> bool:
 class _Grouper:
     """Cut a stream of rows into whole sequences; check each as it completes."""
 
-    def __init__(self, path: Path, columns: _Columns, *, csv_line: bool) -> None:
+    def __init__(self, path: Path, columns: _Columns, *, csv_line: bool, per_step: bool) -> None:
         self.path, self.columns, self.csv_line = path, columns, csv_line
+        self.per_step = per_step
+        self.step_kind: str | None = None  # "i" or "f": the per-step targets' kind, fixed first
         self.pending: _Rows | None = None
         self.seen: set[object] = set()
 
@@ -248,9 +260,14 @@ class _Grouper:
             permutation = np.lexsort((rows.order, group))  # only when some id is out of order
             rows = rows.take(permutation)
             self.check_order(rows, group)
-        y = None if rows.target is None else self.targets(rows, starts, lengths)
         offsets = np.append(starts, n).astype(np.int64)
-        return StoreChunk(Ragged.view(rows.values, offsets), ids, y)
+        x = Ragged.view(rows.values, offsets)
+        y: AnyArray | Ragged | None = None
+        if rows.target is not None and self.per_step:
+            y = x.with_values(self.step_targets(rows))
+        elif rows.target is not None:
+            y = self.targets(rows, starts, lengths)
+        return StoreChunk(x, ids, y)
 
     def check_new(self, ids: AnyArray, numbers: IntArray) -> None:
         for key, row in zip(ids.tolist(), numbers.tolist(), strict=True):
@@ -285,14 +302,60 @@ class _Grouper:
         if target.dtype.kind == "f":
             differ &= ~(np.isnan(target) & np.isnan(first))
         if differ.any():
-            at = int(np.flatnonzero(differ)[0])
-            raise self.fail(
-                f"target column {self.columns.target!r} must be constant within each id, got "
-                f"{_plain(first[at])!r} and {_plain(target[at])!r} for id "
-                f"{_plain(rows.ids[at])!r}.",
-                int(rows.number[at]),
-            )
+            raise _VariesWithin
         return np.asarray(target[starts])
+
+    def check_numbers(self, rows: _Rows) -> None:
+        """Refuse per-step targets that are not numbers, naming the first row of text."""
+        target = rows.target
+        if target is None or target.dtype.kind in "iuf":
+            return
+        at = next((i for i, v in enumerate(target.tolist()) if not _is_number(v)), 0)
+        raise self.fail(
+            f"target column {self.columns.target!r} varies within ids, so its targets are "
+            "stored per step and must be numbers (class ids as integers, NaN for no target), "
+            f"got {_plain(target[at])!r}. Encode the labels as integers.",
+            int(rows.number[at]),
+        )
+
+    def step_targets(self, rows: _Rows) -> AnyArray:
+        """``(rows,)`` the per-step targets: int64, or float64 with NaN for none."""
+        target = rows.target
+        if target is None:
+            raise RuntimeError("varlen bug: convert read per-step targets without a column.")
+        name = self.columns.target
+        self.check_numbers(rows)
+        kind = "i" if target.dtype.kind in "iu" else "f"
+        if self.step_kind is None:
+            self.step_kind = kind
+        if kind == "f":
+            infinite = np.flatnonzero(np.isinf(target))
+            if infinite.size:
+                at = int(infinite[0])
+                raise self.fail(
+                    f"target column {name!r} must hold finite numbers, got {float(target[at])!r}.",
+                    int(rows.number[at]),
+                )
+        if self.step_kind == "i" and kind == "f":
+            fractional = np.flatnonzero(np.isnan(target) | (target != np.round(target)))
+            if fractional.size:
+                at = int(fractional[0])
+                raise self.fail(
+                    f"target column {name!r} must hold integers like its first rows (per-step "
+                    f"targets keep the type of the first ones), got {_plain(target[at])!r}. "
+                    "Give it a float type for missing targets (NaN).",
+                    int(rows.number[at]),
+                )
+        dtype = np.int64 if self.step_kind == "i" else np.float64
+        return np.asarray(target, dtype=dtype)
+
+
+def _is_number(value: object) -> bool:
+    try:
+        float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, bool)
 
 
 # ------------------------------------------------------------------------- sources
@@ -430,6 +493,7 @@ def _table_chunks(
     block_bytes: int,
     memory_limit: str,
     dtype: np.dtype[Any],
+    per_step: bool,
 ) -> tuple[_Columns, Iterator[StoreChunk]]:
     is_csv = path.suffix.lower() == ".csv"
     schema = _csv_schema(path, block_bytes) if is_csv else _parquet_schema(path)
@@ -441,7 +505,9 @@ def _table_chunks(
         batches = _csv_batches(path, block_bytes, columns)
     else:
         batches = _parquet_batches(path, block_rows, columns.read)
-    chunks = _group_batches(path, columns, batches, csv_line=is_csv and not sort, dtype=dtype)
+    chunks = _group_batches(
+        path, columns, batches, csv_line=is_csv and not sort, dtype=dtype, per_step=per_step
+    )
     return columns, chunks
 
 
@@ -452,11 +518,14 @@ def _group_batches(
     *,
     csv_line: bool,
     dtype: np.dtype[Any],
+    per_step: bool,
 ) -> Iterator[StoreChunk]:
-    grouper = _Grouper(path, columns, csv_line=csv_line)
+    grouper = _Grouper(path, columns, csv_line=csv_line, per_step=per_step)
     row = 1
     for batch in batches:
         rows = _batch_rows(path, batch, columns, row, csv_line=csv_line, dtype=dtype)
+        if per_step:
+            grouper.check_numbers(rows)  # the whole block: the row of text, not its id's first
         chunk = grouper.feed(rows)
         row += batch.num_rows
         if chunk is not None:
@@ -521,7 +590,8 @@ def convert(
         id: Table column naming the sequence of each row (tables only; required).
         order: Table column ordering the steps within an id (unique within each id).
         features: Table feature columns (numeric); ``None`` means every other column.
-        target: Table column holding a per-sequence target (constant within each id).
+        target: Table column holding the target: per sequence if constant within each id,
+            else per step (numbers; see the module).
         dtype: ``float32`` (default: half the disk of float64) or ``float64`` for the steps.
         sort: Sort a table whose rows are not grouped by id, out of core, with DuckDB
             (needs ``order``, and the ``sort`` extra).
@@ -565,22 +635,28 @@ def convert(
         raise ValueError(
             f"{_WHERE}: a table needs id, the column naming each row's sequence (--id)."
         )
-    columns, table_chunks = _table_chunks(
-        path,
-        id=id,
-        order=order,
-        target=target,
-        features=features,
-        sort=sort,
-        block_bytes=block_bytes,
-        memory_limit=memory_limit,
-        dtype=_store_dtype(dtype),
-    )
-    return write_store(
-        destination,
-        table_chunks,
-        features=columns.features,
-        dtype=dtype,
-        chunk_bytes=chunk_bytes,
-        columns={"source": path.name, "id": id, "order": order, "target": target},
-    )
+    for per_step in (False, True):
+        columns, table_chunks = _table_chunks(
+            path,
+            id=id,
+            order=order,
+            target=target,
+            features=features,
+            sort=sort,
+            block_bytes=block_bytes,
+            memory_limit=memory_limit,
+            dtype=_store_dtype(dtype),
+            per_step=per_step,
+        )
+        try:
+            return write_store(
+                destination,
+                table_chunks,
+                features=columns.features,
+                dtype=dtype,
+                chunk_bytes=chunk_bytes,
+                columns={"source": path.name, "id": id, "order": order, "target": target},
+            )
+        except _VariesWithin:
+            continue  # nothing was left at destination; again, with per-step targets
+    raise RuntimeError("varlen bug: convert found per-step targets varying twice.")

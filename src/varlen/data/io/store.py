@@ -9,12 +9,16 @@ as a table with one row per sequence. Its columns:
   :class:`~varlen.data.ragged.Ragged` as it lies on disk: ``values (N_c, F)`` and
   ``offsets (B_c + 1,)``.
 - ``id``: the id of each sequence (integers or strings).
-- ``y``: its target (numbers or class labels), when the source had one.
+- ``y``: its target (numbers or class labels), when the source had one; or, in a store of
+  *per-step* targets, ``large_list<int64 or double>`` holding one target per step beside the
+  steps (the same offsets as ``x``; NaN: a step without a target).
 
 The schema's metadata (key ``varlen``) holds a JSON object: ``format`` (``"varlen.store"``),
-``version`` (:data:`STORE_VERSION`; later varlens read every earlier version), the feature
-names, the source's column names and, if one was given when writing, a fitted
-:class:`~varlen.data.normalize.Standardizer`'s state.
+``version`` (:data:`STORE_VERSION`; later varlens read every earlier version), ``targets``
+(``"sequence"``, ``"step"`` or ``null``), the feature names, the source's column names and, if
+one was given when writing, a fitted :class:`~varlen.data.normalize.Standardizer`'s state.
+A store with per-step targets is version 2; the others are written as version 1, the format
+they had before per-step targets existed, so every varlen that reads stores reads them.
 
 :func:`open_store` maps the file and reads only its schema, its record batch headers and the
 offsets; steps are read when used. :class:`StoredRagged` serves sequences from the map: a
@@ -69,8 +73,8 @@ __all__ = [
 
 STORE_FORMAT = "varlen.store"
 """The ``format`` value in a store's metadata."""
-STORE_VERSION = 1
-"""The store format version this varlen writes; it reads this one and every earlier one."""
+STORE_VERSION = 2
+"""The newest store format version (2: per-step targets); this varlen reads every version."""
 
 _KEY = b"varlen"
 _DTYPES = ("float32", "float64")
@@ -97,12 +101,14 @@ class StoreChunk(NamedTuple):
     Attributes:
         x: ``B_c`` sequences with values ``(N_c, F)``.
         ids: ``(B_c,)`` their ids (integers or strings).
-        y: ``(B_c,)`` their targets (numbers or strings), or ``None`` in a store without.
+        y: ``(B_c,)`` their targets (numbers or strings); or per-step targets, a ``Ragged``
+            with the lengths of ``x`` and values ``(N_c,)`` (int or float numbers, NaN: no
+            target); or ``None`` in a store without.
     """
 
     x: Ragged
     ids: AnyArray
-    y: AnyArray | None
+    y: AnyArray | Ragged | None
 
 
 @dataclass(frozen=True)
@@ -112,8 +118,9 @@ class _Layout:
     features: tuple[str, ...]
     dtype: np.dtype[Any]
     id_type: Any  # a pyarrow DataType
-    y_type: Any  # a pyarrow DataType or None
+    y_type: Any  # a pyarrow DataType or None (of each step's target when per_step)
     metadata: bytes
+    per_step: bool = False
 
 
 def _arrow_type(pa: Any, array: AnyArray) -> Any:
@@ -129,11 +136,15 @@ def _arrow_type(pa: Any, array: AnyArray) -> Any:
 
 
 def _metadata(
-    features: tuple[str, ...], standardizer: Standardizer | None, columns: Mapping[str, Any]
+    features: tuple[str, ...],
+    standardizer: Standardizer | None,
+    columns: Mapping[str, Any],
+    targets: str | None,
 ) -> bytes:
     record = {
         "format": STORE_FORMAT,
-        "version": STORE_VERSION,
+        "version": STORE_VERSION if targets == "step" else 1,
+        "targets": targets,
         "features": list(features),
         "columns": dict(columns),
         "standardizer": None if standardizer is None else standardizer.state_dict(),
@@ -163,27 +174,62 @@ def _check_chunk(index: int, chunk: object, layout: _Layout | None) -> StoreChun
         raise unplaced(
             ValueError(f"chunks[{index}].ids must have shape (B,) = ({B},), got {ids.shape}.")
         )
-    y = None if chunk.y is None else np.asarray(chunk.y)
-    if y is not None and y.shape != (B,):
-        raise unplaced(
-            ValueError(f"chunks[{index}].y must have shape (B,) = ({B},), got {y.shape}.")
-        )
+    y: AnyArray | Ragged | None = None
+    if isinstance(chunk.y, Ragged):
+        y = _check_step_targets(index, chunk.x, chunk.y)
+    elif chunk.y is not None:
+        y = np.asarray(chunk.y)
+        if y.shape != (B,):
+            raise unplaced(
+                ValueError(f"chunks[{index}].y must have shape (B,) = ({B},), got {y.shape}.")
+            )
     if layout is not None:
-        F = len(layout.features)
-        if chunk.x.values.shape[1] != F:
-            raise unplaced(
-                ValueError(
-                    f"chunks[{index}].x must have F = {F} features like chunks[0], "
-                    f"got {chunk.x.values.shape[1]}."
-                )
-            )
-        if (y is None) != (layout.y_type is None):
-            raise unplaced(
-                ValueError(
-                    f"chunks[{index}].y must be given in every chunk or in none, like chunks[0]."
-                )
-            )
+        _check_like_first(index, chunk.x, y, layout)
     return StoreChunk(chunk.x, ids, y)
+
+
+def _check_like_first(index: int, x: Ragged, y: AnyArray | Ragged | None, layout: _Layout) -> None:
+    """Refuse a chunk whose features or targets differ in kind from the first chunk's."""
+    F = len(layout.features)
+    if x.values.shape[1] != F:
+        raise unplaced(
+            ValueError(
+                f"chunks[{index}].x must have F = {F} features like chunks[0], "
+                f"got {x.values.shape[1]}."
+            )
+        )
+    if (y is None) != (layout.y_type is None):
+        raise unplaced(
+            ValueError(
+                f"chunks[{index}].y must be given in every chunk or in none, like chunks[0]."
+            )
+        )
+    if isinstance(y, Ragged) != layout.per_step:
+        kind = "per-step (a Ragged)" if layout.per_step else "per-sequence (B,)"
+        raise unplaced(ValueError(f"chunks[{index}].y must hold {kind} targets like chunks[0]."))
+
+
+def _check_step_targets(index: int, x: Ragged, y: Ragged) -> Ragged:
+    """Per-step targets: one number per step of ``x``, values ``(N_c,)`` int64 or float64."""
+    differ = np.flatnonzero(y.lengths != x.lengths) if len(y) == len(x) else np.zeros(1)
+    if differ.size:
+        raise unplaced(
+            ValueError(
+                f"chunks[{index}].y must hold one target per step of x (the same lengths), "
+                f"got {len(y)} sequences with lengths {y.lengths[:5].tolist()}... for x's "
+                f"{x.lengths[:5].tolist()}..."
+            )
+        )
+    if y.trailing_shape != () or y.dtype.kind not in "iuf":
+        raise unplaced(
+            ValueError(
+                f"chunks[{index}].y must hold one number per step (values (N,) of ints or "
+                f"floats), got dtype {y.dtype} and step shape {y.trailing_shape}. Encode "
+                "class labels as integers."
+            )
+        )
+    dtype = np.int64 if y.dtype.kind in "iu" else np.float64
+    return y.with_values(np.asarray(y.values, dtype=dtype))
 
 
 def _layout(
@@ -208,13 +254,17 @@ def _layout(
         raise unplaced(
             ValueError(f"standardizer must have F = {F} features, got {standardizer.num_features}.")
         )
-    y_type = None if first.y is None else _arrow_type(pa, first.y)
+    per_step = isinstance(first.y, Ragged)
+    y_values = first.y.values if isinstance(first.y, Ragged) else first.y
+    y_type = None if y_values is None else _arrow_type(pa, np.asarray(y_values))
+    targets = None if first.y is None else "step" if per_step else "sequence"
     return _Layout(
         names,
         chosen,
         _arrow_type(pa, first.ids),
         y_type,
-        _metadata(names, standardizer, columns),
+        _metadata(names, standardizer, columns, targets),
+        per_step,
     )
 
 
@@ -222,7 +272,9 @@ def _schema(pa: Any, layout: _Layout) -> Any:
     F = len(layout.features)
     step = pa.list_(pa.field("feature", pa.from_numpy_dtype(layout.dtype)), F)
     fields = [pa.field("id", layout.id_type), pa.field("x", pa.large_list(step))]
-    if layout.y_type is not None:
+    if layout.y_type is not None and layout.per_step:
+        fields.append(pa.field("y", pa.large_list(pa.field("target", layout.y_type))))
+    elif layout.y_type is not None:
         fields.append(pa.field("y", layout.y_type))
     return pa.schema(fields, metadata={_KEY: layout.metadata})
 
@@ -235,7 +287,12 @@ def _record_batch(pa: Any, schema: Any, parts: list[StoreChunk], layout: _Layout
     sequences = pa.LargeListArray.from_arrays(pa.array(x.offsets), steps)
     ids = np.concatenate([part.ids for part in parts])
     columns = [pa.array(ids, type=layout.id_type), sequences]
-    if layout.y_type is not None:
+    if layout.y_type is not None and layout.per_step:
+        targets = [part.y for part in parts if isinstance(part.y, Ragged)]
+        y_steps = targets[0] if len(targets) == 1 else Ragged.concatenate(targets)
+        y_values = pa.array(np.asarray(y_steps.values), type=layout.y_type)
+        columns.append(pa.LargeListArray.from_arrays(pa.array(y_steps.offsets), y_values))
+    elif layout.y_type is not None:
         y = np.concatenate([np.asarray(part.y) for part in parts])
         columns.append(pa.array(y, type=layout.y_type))
     return pa.RecordBatch.from_arrays(columns, schema=schema)
@@ -379,7 +436,8 @@ class _Mapped:
         self.descriptor = os.open(path, os.O_RDONLY)  # for pread; closed with this object
         weakref.finalize(self, os.close, self.descriptor)
         self.address = np.frombuffer(self.map, dtype=np.uint8).ctypes.data
-        self.positions: list[int] = []  # byte offset of each record batch's steps, or -1
+        # per column (x, and y when per step): byte offset of each record batch's values, or -1
+        self.positions: dict[str, list[int]] = {}
 
     def locate(self, values: AnyArray) -> int:
         """The byte offset in the file of a view of the map, or -1 if it is not one."""
@@ -447,6 +505,29 @@ def _read_metadata(path: Path, schema: Any) -> dict[str, Any]:
     return record
 
 
+def _target_kind(path: Path, schema: Any, record: Mapping[str, Any]) -> str | None:
+    """``"sequence"``, ``"step"`` or ``None``: what the ``y`` column holds (checked)."""
+    pa = _require_pyarrow()
+    has_y = "y" in schema.names
+    kind = record.get("targets", "sequence" if has_y else None)
+    if kind not in ("sequence", "step", None) or (kind is None) == has_y:
+        raise ValueError(
+            f"open_store: {os.fspath(path)!r} must say targets 'sequence', 'step' or null in its "
+            f"metadata, matching its columns, got {kind!r} with columns {schema.names}."
+        )
+    if kind == "step":
+        y_type = schema.field("y").type
+        ok = pa.types.is_large_list(y_type) and (
+            pa.types.is_int64(y_type.value_type) or pa.types.is_float64(y_type.value_type)
+        )
+        if not ok:
+            raise ValueError(
+                f"open_store: {os.fspath(path)!r} must hold per-step targets as "
+                f"large_list<int64 or double>, got {y_type}."
+            )
+    return str(kind) if kind is not None else None
+
+
 def _check_schema(path: Path, schema: Any, features: tuple[str, ...]) -> np.dtype[Any]:
     """Return the steps' dtype, checking the ``x`` column's type, else raise."""
     pa = _require_pyarrow()
@@ -484,6 +565,24 @@ def _chunk_view(batch: Any, F: int, dtype: np.dtype[Any]) -> Ragged:
     return Ragged.view(values, offsets - first)
 
 
+def _targets_view(batch: Any, x: Ragged) -> Ragged:
+    """The per-step ``y`` column of one record batch as a zero-copy ``Ragged`` ``(N_c,)``."""
+    column = batch.column("y")
+    targets = column.values  # one number per step
+    buffers = column.buffers()  # list validity, offsets, value validity, values
+    if buffers[0] is not None or buffers[2] is not None or column.null_count:
+        raise ValueError("open_store: the y column must have no null sequence or target.")
+    B = len(column)
+    offsets = np.frombuffer(buffers[1], dtype=np.int64, count=B + 1, offset=8 * column.offset)
+    first, last = (int(offsets[0]), int(offsets[-1])) if B else (0, 0)
+    if not np.array_equal(offsets - first, x.offsets):
+        raise ValueError("open_store: the y column must have the offsets of the x column.")
+    dtype = np.dtype(np.int64 if targets.type.equals(_require_pyarrow().int64()) else np.float64)
+    flat = np.frombuffer(buffers[3], dtype=dtype)
+    start = targets.offset
+    return Ragged.view(flat[start + first : start + last], offsets - first)
+
+
 @dataclass(frozen=True, eq=False)
 class StoredRagged:
     """``B`` sequences ``(T_i, F)`` served from a store's memory map.
@@ -497,7 +596,8 @@ class StoredRagged:
     copies. Pickling (e.g. to ``spawn`` ``DataLoader`` workers) sends the path, not the
     data: the other process maps the file again.
 
-    Build it with :func:`open_store` (``store.x``), then :meth:`select` rows and
+    Build it with :func:`open_store` (``store.x``, or ``store.step_targets``: per-step
+    targets ``(T_i,)`` served the same way), then :meth:`select` rows and
     :meth:`with_transform` as needed.
     """
 
@@ -508,6 +608,7 @@ class StoredRagged:
     _dtype: np.dtype[Any]
     _rows: IntArray | None = None  # (B',) selected physical rows, or None for all
     transform: Callable[[Ragged], Ragged] | None = None
+    _column: str = "x"  # "x": steps (T_i, F); "y": per-step targets (T_i,)
     _lengths: IntArray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -522,7 +623,8 @@ class StoredRagged:
 
     def __reduce__(self) -> tuple[Any, ...]:
         source = self._source
-        return (_reopen, (source.path, source.release_every, self._rows, self.transform))
+        reopen = (source.path, source.release_every, self._rows, self.transform, self._column)
+        return (_reopen, reopen)
 
     # ------------------------------------------------------------------ properties
 
@@ -630,14 +732,20 @@ class StoredRagged:
         out = _run_view(self._chunks, self._chunk_rows, physical)
         if out is None:
             out = _gather(
-                self._chunks, self._chunk_rows, physical, like=self._empty(), source=self._source
+                self._chunks,
+                self._chunk_rows,
+                physical,
+                like=self._empty(),
+                source=self._source,
+                positions=self._source.positions[self._column],
             )
         else:
             self._source.count(out.nbytes)
         return out if self.transform is None else self.transform(out)
 
     def _empty(self) -> AnyArray:
-        return np.empty((0, self._num_features), dtype=self._dtype)
+        shape = (0,) if self._column == "y" else (0, self._num_features)
+        return np.empty(shape, dtype=self._dtype)
 
     def blocks(self, *, block_steps: int = 1 << 20) -> Iterator[tuple[IntArray, Ragged]]:
         """Yield ``(rows, sequences)`` over every row in order, about ``block_steps`` at a time.
@@ -669,8 +777,12 @@ def _reopen(
     release_every: int | None,
     rows: IntArray | None,
     transform: Callable[[Ragged], Ragged] | None,
+    column: str = "x",
 ) -> StoredRagged:
-    x = open_store(path, release_every=release_every).x
+    store = open_store(path, release_every=release_every)
+    x = store.x if column == "x" else store.step_targets
+    if x is None:
+        raise RuntimeError(f"varlen bug: {os.fspath(path)!r} lost its per-step targets.")
     x = x if rows is None else x.select(rows)
     return x.with_transform(transform)
 
@@ -704,13 +816,15 @@ def _gather(
     *,
     like: AnyArray,
     source: _Mapped,
+    positions: list[int],
 ) -> Ragged:
     """Rows ``rows`` (in range, any order) copied out of the record batches in one pass.
 
-    ``like`` is an empty ``(0, F)`` array of the steps' dtype. Each row is one ``pread``
-    straight into the output where the platform has it, else a ``take`` from the map.
+    ``like`` is an empty ``(0, *F)`` array of the steps' dtype; ``positions`` the byte
+    offset in the file of each record batch's values (-1: not in the map). Each row is one
+    ``pread`` straight into the output where the platform has it, else a ``take`` from the map.
     """
-    F, dtype = like.shape[1], like.dtype
+    trailing, dtype = like.shape[1:], like.dtype
     which = np.searchsorted(chunk_rows, rows, side="right") - 1  # (B',) record batch of each
     local = rows - chunk_rows[which] if rows.size else rows
     starts = np.zeros(rows.shape[0], dtype=np.int64)
@@ -722,10 +836,10 @@ def _gather(
         lengths[pick] = offsets[local[pick] + 1] - offsets[local[pick]]
     out_offsets = np.zeros(rows.shape[0] + 1, dtype=np.int64)
     np.cumsum(lengths, out=out_offsets[1:])
-    values = np.empty((int(out_offsets[-1]), F), dtype=dtype)  # (N', F)
-    positions = np.array(source.positions, dtype=np.int64)[which] if rows.size else starts
-    if hasattr(os, "preadv") and (positions >= 0).all():
-        _pread_rows(source.descriptor, values, positions, starts, lengths, out_offsets)
+    values = np.empty((int(out_offsets[-1]), *trailing), dtype=dtype)  # (N', *F)
+    at = np.array(positions, dtype=np.int64)[which] if rows.size else starts
+    if hasattr(os, "preadv") and (at >= 0).all():
+        _pread_rows(source.descriptor, values, at, starts, lengths, out_offsets)
         return Ragged.view(values, out_offsets)
     step = np.arange(out_offsets[-1], dtype=np.int64) - np.repeat(out_offsets[:-1], lengths)
     owner = np.repeat(np.arange(rows.shape[0]), lengths)  # (N',) output row of each step
@@ -855,6 +969,11 @@ class Store:
         standardizer: The standardizer saved with the data, or ``None``.
         columns: The source's column names (``id``, ``order``, ``target``) as recorded.
         version: The store format version of the file.
+        targets: What its ``y`` column holds: ``"sequence"`` (one target per sequence),
+            ``"step"`` (one per step, :attr:`step_targets`) or ``None`` (no targets).
+        step_targets: The per-step targets, ``B`` sequences ``(T_i,)`` int64 or float64
+            (NaN: no target) served from the map like ``x``; ``None`` unless ``targets`` is
+            ``"step"``.
     """
 
     path: Path
@@ -863,6 +982,8 @@ class Store:
     standardizer: Standardizer | None
     columns: Mapping[str, Any]
     version: int
+    targets: str | None = None
+    step_targets: StoredRagged | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -877,13 +998,16 @@ class Store:
 
     @property
     def y(self) -> AnyArray | None:
-        """``(B,)`` the target of every sequence, or ``None`` (read on each access)."""
-        return self._column("y") if "y" in self.x._source.schema.names else None
+        """``(B,)`` the target of every sequence, or ``None`` (read on each access).
+
+        ``None`` too in a store of per-step targets: they are :attr:`step_targets`.
+        """
+        return self._column("y") if self.targets == "sequence" else None
 
     @property
     def has_targets(self) -> bool:
-        """Whether the store has a target column."""
-        return "y" in self.x._source.schema.names
+        """Whether the store has a target column (per sequence or per step)."""
+        return self.targets is not None
 
     @property
     def num_record_batches(self) -> int:
@@ -934,11 +1058,22 @@ def open_store(
         record = _read_metadata(file, source.schema)
         features = tuple(str(name) for name in record.get("features", ()))
         dtype = _check_schema(file, source.schema, features)
+        targets = _target_kind(file, source.schema, record)
     chunks = tuple(_chunk_view(batch, len(features), dtype) for batch in source.batches)
-    source.positions = [source.locate(chunk.values) for chunk in chunks]
-    source.release()  # the offsets are copied; the pages their reading mapped can go
+    source.positions["x"] = [source.locate(chunk.values) for chunk in chunks]
     chunk_rows = np.zeros(len(chunks) + 1, dtype=np.int64)
     np.cumsum([len(chunk) for chunk in chunks], out=chunk_rows[1:])
+    step_targets = None
+    if targets == "step":
+        with error_context("open_store"):
+            views = tuple(
+                _targets_view(batch, chunk)
+                for batch, chunk in zip(source.batches, chunks, strict=True)
+            )
+        source.positions["y"] = [source.locate(view.values) for view in views]
+        y_dtype = views[0].dtype if views else np.dtype(np.float64)
+        step_targets = StoredRagged(source, views, chunk_rows, 1, y_dtype, _column="y")
+    source.release()  # the offsets are copied; the pages their reading mapped can go
     state = record.get("standardizer")
     return Store(
         path=file,
@@ -947,4 +1082,6 @@ def open_store(
         standardizer=None if state is None else Standardizer.from_state_dict(state),
         columns=dict(record.get("columns") or {}),
         version=int(record["version"]),
+        targets=targets,
+        step_targets=step_targets,
     )
