@@ -314,34 +314,41 @@ def module_params(module: nn.RNNBase) -> list[Tensor]:
 
 
 def layer_params(
-    module: nn.RNNBase, cell: Cell, layer: int, direction: int, *, reset: bool = False
+    module: nn.RNNBase,
+    cell: Cell,
+    layer: int,
+    direction: int,
+    *,
+    reset: bool = False,
+    plain: bool = False,
 ) -> list[Tensor]:
     """Return one layer-direction's parameters with control columns appended to ``W_ih``.
 
     The first column matches the pad indicator; with ``reset``, a second one matches the
     reset indicator of lanes. The result feeds the fused kernel on ``(B, T, F_l + 1 [+ 1])``.
     The columns are built from the module's own weights on each call, so gradients and
-    state dicts are exactly those of the torch module.
+    state dicts are exactly those of the torch module. ``plain``: the caller has checked that
+    no graph is being captured and autocast is off (two checks fewer per call).
     """
-    D = num_directions(module)
+    D = 2 if module.bidirectional else 1
     names = module._all_weights[layer * D + direction]
     params: list[Tensor] = [param(module, name) for name in names]
     w_ih = params[0]  # (G * H, F_l)
-    value = control_saturation(w_ih)
-    if _may_reuse(params, reset=reset):
+    value = saturation(w_ih.dtype) if plain else control_saturation(w_ih)
+    if _may_reuse(params, reset=reset, graph=not plain):
         params[0] = _reused_weight(module, cell, layer, direction, params, value, reset=reset)
         return params
     params[0] = _augmented_weight(module, cell, params, value, reset=reset)
     return params
 
 
-def _may_reuse(params: list[Tensor], *, reset: bool) -> bool:
+def _may_reuse(params: list[Tensor], *, reset: bool, graph: bool = True) -> bool:
     """Whether an augmented ``W_ih`` made earlier may serve: no graph records it.
 
     That is when autograd records nothing (no grad mode, inference mode, or frozen weights)
-    and no graph is being captured.
+    and no graph is being captured (``graph`` False: known not to be).
     """
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():  # type: ignore[attr-defined, no-untyped-call]
+    if graph and (torch.compiler.is_compiling() or torch.jit.is_tracing()):  # type: ignore[attr-defined, no-untyped-call]
         return False
     if not torch.is_grad_enabled():
         return True

@@ -822,9 +822,9 @@ def _fast_call(
     D = 2 if module.bidirectional else 1
     pads = torch.ge(_step_index(T, x.device, padding), lengths).unsqueeze(2)  # (T, B, 1)
     augmented = _select_input(x, pads)  # (T, B, F + 1)
-    params = layer_params(module, cell, 0, 0)
+    params = layer_params(module, cell, 0, 0, plain=True)  # (checked above: plain)
     if D == 2:
-        params += layer_params(module, cell, 0, 1)
+        params += layer_params(module, cell, 0, 1, plain=True)
     state = zero_state(module, cell, B, x, kept=True)
     out, finals = cell.kernel(
         augmented,
