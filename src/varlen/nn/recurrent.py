@@ -773,20 +773,20 @@ def _fast_call(
 ) -> tuple[Tensor, State] | None:
     """The commonest call, run with the least Python; ``None`` where it does not apply.
 
-    It applies to an eager CPU call of one layer (either direction) with ``x`` a plain
-    ``(B, T, F)`` tensor of the weights' dtype, ``lengths`` an int64 ``(B,)`` CPU tensor, no
-    mask, no initial state and no autocast, whose plan (:func:`plan_call`, the one planner) is
-    the padded route with pads zeroed by one select. It runs exactly what that route runs
-    (:func:`_drive_padded`: the same ops on the same values, so the same results and
-    gradients), with every check of the general path made once in straight-line code: on a
-    small model (8 x 10 x 4 -> 16) the Python around the kernel costs more than the kernel.
-    Anything it does not handle, and every error, goes to the general path.
+    It applies to an eager CPU call with ``x`` a plain batch-first ``(B, T, F)`` tensor of
+    the weights' dtype, ``lengths`` an int64 ``(B,)`` CPU tensor (up to 256 rows), no mask, no
+    initial state and no autocast. Every check of the general path is made once, in
+    straight-line code (on a small model, 8 x 10 x 4 -> 16, the Python around the kernel costs
+    more than the kernel), then the one planner (:func:`plan_call`) chooses the route. The
+    padded route of one layer with pads zeroed by one select, the commonest, runs here: the
+    same ops on the same values as :func:`_drive_padded`, so the same results and gradients.
+    Any other route runs in the general path's driver (:func:`_run`). Anything this does not
+    handle, and every error, goes to the general path.
     """
     if (
         torch.compiler.is_compiling()  # first: dynamo traces nothing else here
         or x.__class__ is not Tensor
         or lengths.__class__ is not Tensor
-        or module.num_layers != 1
         or not module.batch_first
         or padding not in _SIDES
         or (method if method is not None else module.method) not in _FAST_METHODS
@@ -817,8 +817,12 @@ def _fast_call(
         B=B, T=T, host_lengths=lengths, unmasked=False, method="auto", device_type="cpu",
         graph=False, F=F, total=total,
     )  # fmt: skip
-    if plan is not _PADDED_SELECT:
-        return None
+    if plan is not _PADDED_SELECT or module.num_layers != 1:
+        # Several layers, no pads, row groups, the multiply route: the general driver, on the
+        # call validated above.
+        inputs = _Inputs(x, lengths, padding, padding, None, host_lengths=lengths, total=total)
+        with error_context(cell.public_name):
+            return _run(module, cell, inputs, None, plan)
     D = 2 if module.bidirectional else 1
     pads = torch.ge(_step_index(T, x.device, padding), lengths).unsqueeze(2)  # (T, B, 1)
     augmented = _select_input(x, pads)  # (T, B, F + 1)
