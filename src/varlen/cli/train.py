@@ -60,6 +60,7 @@ from varlen.cli._train_plan import (
     train_config,
 )
 from varlen.cli._train_tasks import Prepared, Score, Task, choose_task
+from varlen.data.augment import Augmentation
 from varlen.training.artifacts import save_model
 from varlen.training.budget import estimate_step_seconds
 from varlen.training.loop import FitResult
@@ -225,7 +226,7 @@ def _fit(
     prepared: Prepared,
     plan: Plan,
     *,
-    augment: bool,
+    augment: Augmentation | None,
     resume: bool,
     progress: bool,
     log: Callable[[str], None] | None,
@@ -367,6 +368,7 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
         task.targets(prepared),
         prepared.train.x.lengths,
         augment=resolved.augment,
+        shift=resolved.shift,
         classification=prepared.task == "classification",
         kind=task.kind,
     )
