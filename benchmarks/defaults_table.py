@@ -101,8 +101,7 @@ def run_defaults(train: Path, test: Path, out: Path) -> dict[str, str | float]:
     return {
         "accuracy": float(find(r"test: loss [0-9.]+, accuracy ([0-9.]+)")),
         "technique": find(r"technique: (\w[\w-]*)"),
-        "augment": find(r"augment: (on(?:: [a-z]+(?:, [a-z]+)*)?|off)").replace("on: ", "on (")
-        + (")" if "augment: on: " in report else ""),
+        "augment": find(r"augment: (on|off)"),
         "steps": f"{planned:,}",
         "epochs": find(r"epochs: \d+ of (\d+) run"),
         "wall": wall,

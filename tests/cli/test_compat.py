@@ -19,8 +19,6 @@ import pytest
 from varlen.cli import main
 from varlen.cli._common import CommandError
 from varlen.cli._run_record import upgrade_options
-from varlen.cli._train_plan import DURATIONS_KEPT, plan_augment
-from varlen.data.augment import Augmentation
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_dirs_0_1_0"
 
@@ -66,12 +64,11 @@ def test_resume_reads_a_run_written_by_0_1_0(old, capsys):
     assert main(["predict", "seq", "train.csv", "--out", "p.csv"]) == 0
     _same_predictions(old / "p.csv", old / "seq-predictions.csv")
     config = json.loads((old / "seq" / "config.json").read_text())
-    assert config["format"] == "varlen-model/5"  # the one record version, since version 3
+    assert config["format"] == "varlen-model/4"  # the one record version, since version 3
     metadata = config["metadata"]
     assert metadata["options"]["steps"] == 2000  # as recorded then, not the new default (None)
-    keys = ("planner", "pool", "select", "augment", "shift")
-    added = {key: metadata["options"][key] for key in keys}
-    assert added == {"planner": "timed", "pool": 1, "select": "loss", "augment": False, "shift": 0}
+    added = {key: metadata["options"][key] for key in ("planner", "pool", "select", "augment")}
+    assert added == {"planner": "timed", "pool": 1, "select": "loss", "augment": False}
     changed = main(["train", "train.csv", "--out", "seq", "--resume", "--hidden-size", "3"])
     assert changed == 2
     assert "--hidden-size must be 2 as recorded" in capsys.readouterr().err
@@ -147,35 +144,3 @@ def test_a_version_3_record_reads_as_trained_without_augmentation():
     assert upgrade(record, 4)["augment"] is None  # as given: the data's default
     with pytest.raises(CommandError, match=r"'metadata\.options\.augment' must be an option of"):
         upgrade({**record, "augment": True}, 3)
-
-
-def test_a_version_4_record_plans_the_augmentation_it_trained_with():
-    """Version 5 added --shift: a version 4 record reads it as 0, which plans what 4 did.
-
-    Series of one length were not augmented by default then, and cropped and warped when
-    asked; a shift of 0 keeps both (the data's default, on such series, is now a shift).
-    """
-    record = {"data": "t.ts", "steps": None, "augment": None, "select": "metric"}
-    old = upgrade_options(record, version=4, written_by="0.2", per_step=False, source="x")
-    new = upgrade_options(record, version=5, written_by="0.2", per_step=False, source="x")
-    assert old["shift"] == 0.0
-    assert new["shift"] is None  # as given: the data's default
-    y, lengths = np.repeat(np.arange(10), 5), np.full(50, 1460)
-
-    def plan(options, augment):
-        return plan_augment(
-            y,
-            lengths,
-            augment=augment,
-            shift=options["shift"],
-            classification=True,
-            kind="sequence",
-        )[0]
-
-    assert plan(old, None) is None
-    assert plan(old, True) == Augmentation()  # crop, warp, gain, as version 4 did
-    assert plan(new, None) == DURATIONS_KEPT
-    with pytest.raises(CommandError, match=r"'metadata\.options\.shift' must be an option of"):
-        upgrade_options(
-            {**record, "shift": 1.0}, version=4, written_by="0.2", per_step=False, source="x"
-        )

@@ -6,14 +6,7 @@ import numpy as np
 import pytest
 
 from varlen.cli._common import CommandError
-from varlen.cli._train_plan import (
-    DURATIONS_KEPT,
-    choose_auto,
-    conv_pools,
-    estimated_choice,
-    plan_augment,
-)
-from varlen.data.augment import Augmentation
+from varlen.cli._train_plan import choose_auto, conv_pools, estimated_choice, plan_augment
 from varlen.training.budget import estimate_step_seconds
 from varlen.training.models import ModelConfig
 
@@ -103,45 +96,28 @@ def test_pool_without_convolutions_is_refused(pool):
         conv_pools(pool, 0, np.array([100]))
 
 
-CROP_WARP = Augmentation()
-KEEP = DURATIONS_KEPT
-
-
 @pytest.mark.parametrize(
-    ("given", "shift", "per_class", "lengths", "classification", "kind", "chosen", "why"),
+    ("given", "per_class", "lengths", "classification", "kind", "on", "why"),
     [
-        (None, None, 5, (30, 360), True, "sequence", CROP_WARP, "on: crop, warp, gain (5 "),
-        (None, None, 19.5, (30, 40), True, "sequence", CROP_WARP, "on: crop, warp, gain (19.5"),
-        (None, None, 20, (30, 360), True, "sequence", None, "off (20 training series a class"),
-        (None, None, 5, (1460, 1460), True, "sequence", KEEP, "on: shift, gain (5 training"),
-        (None, None, 5, (100, 110), True, "sequence", KEEP, "on: shift, gain"),
-        (None, 0.0, 5, (1460, 1460), True, "sequence", None, "off (lengths about equal, 1460-"),
-        (True, 0.0, 5, (1460, 1460), True, "sequence", CROP_WARP, "on: crop, warp, gain (--a"),
-        (None, 0.25, 5, (1460, 1460), True, "sequence", Augmentation(1, 0, 0.1, 0.25), "on: s"),
-        (None, 0.5, 5, (30, 360), True, "sequence", Augmentation(shift=0.5), "on: crop, warp, s"),
-        (None, None, 5, (30, 360), False, "sequence", None, "off (regression"),
-        (None, None, 5, (1460, 1460), False, "sequence", None, "off (regression"),
-        (False, None, 5, (30, 360), True, "sequence", None, "off (--no-augment)"),
-        (True, None, 100, (9, 9), False, "sequence", KEEP, "on: shift, gain (--augment; lengt"),
-        (True, None, 100, (9, 90), False, "sequence", CROP_WARP, "on: crop, warp, gain (--augm"),
-        (None, None, 5, (30, 360), True, "step", None, "off (per-step targets"),
-        (True, None, 5, (1460, 1460), True, "step", None, "off (per-step targets"),
+        (None, 5, (30, 360), True, "sequence", True, "on (5 training series a class on average"),
+        (None, 19.5, (30, 40), True, "sequence", True, "on (19.5 training series"),
+        (None, 20, (30, 360), True, "sequence", False, "off (20 training series a class on"),
+        (None, 5, (1460, 1460), True, "sequence", False, "off (lengths about equal, 1460-1460"),
+        (None, 5, (100, 110), True, "sequence", False, "off (lengths about equal"),
+        (None, 5, (30, 360), False, "sequence", False, "off (regression"),
+        (False, 5, (30, 360), True, "sequence", False, "off (--no-augment)"),
+        (True, 100, (9, 9), False, "sequence", True, "on (--augment)"),
+        (None, 5, (30, 360), True, "step", False, "off (per-step targets"),
     ],
 )
-def test_plan_augment_from_the_data(
-    given, shift, per_class, lengths, classification, kind, chosen, why
-):
-    """On for classifiers with few series a class; what it does comes from the lengths.
+def test_plan_augment_from_the_data(given, per_class, lengths, classification, kind, on, why):
+    """On for classifiers with few series a class of varying lengths; never per step.
 
-    Lengths that vary: crop, warp, gain; about one length: shift and gain (durations kept),
-    or off by default with ``--shift 0`` (the rule of record version 4). Never per step. The
-    flags decide when given.
+    The flag decides when given.
     """
     y = np.arange(int(per_class * 4)) % 4
     low, high = lengths
     spread = np.linspace(low, high, len(y)).round().astype(np.int64)
-    got, reason = plan_augment(
-        y, spread, augment=given, shift=shift, classification=classification, kind=kind
-    )
-    assert got == chosen
+    got, reason = plan_augment(y, spread, augment=given, classification=classification, kind=kind)
+    assert got is on
     assert reason.startswith(why)

@@ -62,17 +62,14 @@ RUN_FILE = "run.json"
 # RECORD_VERSION is the one version of model directories and run records
 # (:data:`varlen.training.artifacts.RECORD_VERSION`): 1 (varlen 0.1.0, unversioned), 2 (task
 # defaults as ``None``: ``steps``, ``schedule``, ``conv_layers``, ``series_norm``), 3 (the
-# options ``planner``, ``pool``, ``select``), 4 (the option ``augment``), 5 (the option
-# ``shift``; :data:`OPTIONS_ADDED`).
+# options ``planner``, ``pool``, ``select``), 4 (the option ``augment``; :data:`OPTIONS_ADDED`).
 
 OPTIONS_ADDED: dict[int, dict[str, Any]] = {
     3: {"planner": "timed", "pool": 1, "select": "loss"},
     4: {"augment": False},
-    5: {"shift": 0.0},
 }
 """Version -> the options it added, with what every run recorded before it did: the timed
-plan, no pooling, the epoch of lowest validation loss (3); no augmentation (4); no shift, so
-series of about one length were not augmented unless asked, then cropped and warped (5)."""
+plan, no pooling, the epoch of lowest validation loss (3); no augmentation (4)."""
 
 _V1_DEFAULTS: dict[str, Any] = {
     "test": None,

@@ -98,12 +98,7 @@ class TrainOptions:
             (a random crop of at least 80% of it, a time warp of up to 20%, a gain; see
             :class:`~varlen.data.augment.Augmentation`). ``None``: from the data, on for a
             classifier with few training series a class (see
-            :func:`~varlen.cli._train_plan.plan_augment`); never per step. On series of
-            about one length it keeps durations: no crop or warp, a circular shift instead
-            (``shift``).
-        shift: Largest circular shift of an augmented series, as a share of its length, in
-            ``[0, 1]`` (0: none). ``None``: from the data, 1 (any shift) for series of about
-            one length, 0 otherwise (see :func:`~varlen.cli._train_plan.plan_augment`).
+            :func:`~varlen.cli._train_plan.plan_augment`); never per step.
         val_fraction: Share of the training data held out for validation, in ``[0, 1)``.
         patience: Optimizer steps without a better validation epoch (see ``select``) before
             stopping; 0 never stops; ``None``: half the run's steps per sequence, 15 epochs per
@@ -152,7 +147,6 @@ class TrainOptions:
     pool: int | None = None
     series_norm: bool | None = None
     augment: bool | None = None
-    shift: float | None = None
     val_fraction: float = 0.2
     patience: int | None = None
     select: Selection = "metric"
@@ -180,7 +174,6 @@ class TrainOptions:
                 raise ValueError(f"{where}: {name} must be >= {low}, got {value!r}.")
         if not 0 < self.lr < float("inf"):
             raise ValueError(f"{where}: lr must be finite and > 0, got {self.lr!r}.")
-        _check_shift(where, self.shift)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"{where}: dropout must be in [0, 1), got {self.dropout!r}.")
         if self.schedule is not None:
@@ -193,13 +186,6 @@ class TrainOptions:
             value = getattr(self, name)
             if value is not None and not 0 < value < float("inf"):
                 raise ValueError(f"{where}: {name} must be finite and > 0 seconds, got {value!r}.")
-
-
-def _check_shift(where: str, shift: float | None) -> None:
-    if shift is not None and not 0.0 <= shift <= 1.0:
-        raise ValueError(
-            f"{where}: shift must be in [0, 1] (a share of each series' length), got {shift!r}."
-        )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -294,14 +280,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         help="crop, warp and scale each training series anew in every batch, real steps only "
         "(default: on for a classifier with fewer than 20 training series a class; off per "
-        "step); series of about one length are shifted and scaled instead (see --shift)",
-    )
-    _flag(
-        "--shift",
-        type=float,
-        metavar="SHARE",
-        help="largest circular shift of an augmented series, as a share of its length, 0-1 "
-        "(default: from the lengths, 1 when they are about equal, else 0)",
+        "step)",
     )
     _flag("--val-fraction", type=float, help="validation share (default 0.2)")
     _flag(

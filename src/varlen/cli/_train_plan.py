@@ -27,7 +27,6 @@ from varlen.training.techniques import Timing, choose_by_timing
 
 __all__ = [
     "BLOCK_BYTES",
-    "DURATIONS_KEPT",
     "PER_SEQUENCE",
     "PER_STEP",
     "Plan",
@@ -200,108 +199,69 @@ def plan_validation(
     )
 
 
-DURATIONS_KEPT = Augmentation(crop=1.0, warp=0.0, scale=0.1, shift=1.0)
-"""The augmentation of series of about one length: a circular shift and a gain, no crop or
-warp (the ``shift`` is :func:`plan_augment`'s)."""
-
-
 def plan_augment(
     y: np.ndarray,
     lengths: np.ndarray,
     *,
     augment: bool | None,
-    shift: float | None,
     classification: bool,
     kind: TaskKind,
     per_class: int = 20,
     spread: float = 1.25,
-) -> tuple[Augmentation | None, str]:
-    """Whether and how to augment the training sequences (``--augment``, ``--shift``), and why.
+) -> tuple[bool, str]:
+    """Whether to augment the training sequences (``--augment``), and why.
 
     A pure planning function. Few series a class are learned by heart long before a step
-    budget is spent (the training loss reaches ~0 while test accuracy stalls); perturbed
-    copies of the real steps give the model new series of the same class in every batch. A
-    class must not change under them, and the data says what may change. When the training
-    series already differ in length (the 90th percentile at least ``spread`` times the
-    10th), a class spans several durations and windows: a crop, a time warp and a gain
-    (:class:`~varlen.data.augment.Augmentation`'s defaults). When they all have about one
-    length (a fixed window at a fixed rate, e.g. an hour of readings), how long things last
-    may be what tells the classes apart, and a crop or a warp erases it (measured: ACSF1,
-    1,460 steps each, 0.85 without, 0.49 with); where in the window they happen is what
-    varies, so the series is shifted circularly instead (``shift`` 1: any offset) and scaled
-    (:data:`DURATIONS_KEPT`; measured on ACSF1: 0.91). A ``shift`` of 0 on such series keeps
-    the earlier rule (off unless asked; asked: crop, warp and gain). Regression is left
-    alone (a warp changes a frequency, a gain an amplitude). So, left out, augmentation is
-    on for classifiers with fewer than ``per_class`` training series a class on average.
-    Per-step tasks never augment.
+    budget is spent (the training loss reaches ~0 while test accuracy stalls); crops, warps
+    and gains of the real steps give the model new series of the same class in every batch.
+    A class must not change under them. The data says whether durations may vary: when the
+    training series already differ in length (the 90th percentile at least ``spread`` times
+    the 10th), a class spans several durations and windows; when they all have about one
+    length (a fixed window at a fixed rate, e.g. a day of readings), where and how long
+    things happen may be what tells the classes apart, and a warp or a crop would erase it
+    (measured: ACSF1, 1,460 steps each, 0.85 without, 0.49 with). Regression is left alone (a
+    warp changes a frequency, a gain an amplitude). So, left out, augmentation is on for
+    classifiers with fewer than ``per_class`` training series a class on average whose
+    lengths vary; off otherwise. Per-step tasks never augment.
 
     Args:
         y: ``(n,)`` encoded training targets.
         lengths: ``(n,)`` training lengths.
         augment: ``--augment`` as given (``None``: from the data).
-        shift: ``--shift`` as given (``None``: from the data, 1 for lengths about equal,
-            else 0).
         classification: Whether ``y`` holds class ids.
         kind: ``"sequence"`` or ``"step"``.
         per_class: Average training series a class below which augmentation is on.
         spread: Ratio of the 90th to the 10th percentile of the lengths from which they vary.
 
     Returns:
-        ``(augmentation, reason)``; ``None``: no augmentation.
+        ``(on, reason)``.
 
     Example:
         >>> y, lengths = np.repeat(np.arange(10), 5), np.arange(30, 80)
-        >>> plan_augment(y, lengths, augment=None, shift=None, classification=True,
-        ...              kind="sequence")[1]
-        'on: crop, warp, gain (5 training series a class on average, fewer than 20; lengths vary)'
-        >>> plan_augment(y, np.full(50, 100), augment=None, shift=None, classification=True,
-        ...              kind="sequence")[0]
-        Augmentation(crop=1.0, warp=0.0, scale=0.1, shift=1.0)
+        >>> plan_augment(y, lengths, augment=None, classification=True, kind="sequence")
+        (True, 'on (5 training series a class on average, fewer than 20; lengths vary)')
     """
     if kind == "step":
-        return None, "off (per-step targets would move with the steps)"
-    low, high = np.percentile(lengths, [10, 90]) if len(lengths) else (0.0, 0.0)
-    vary = bool(high >= spread * max(low, 1.0))
-    share = shift if shift is not None else (0.0 if vary else DURATIONS_KEPT.shift)
-    keep = not vary and share > 0
-    chosen = dataclasses.replace(DURATIONS_KEPT, shift=share) if keep else Augmentation(shift=share)
-    what = ", ".join(
-        name
-        for name, on in (
-            ("crop", chosen.crop < 1),
-            ("warp", chosen.warp > 0),
-            ("shift", chosen.shift > 0),
-            ("gain", chosen.scale > 0),
-        )
-        if on
-    )
-    lengths_said = (
-        "lengths vary"
-        if vary
-        else f"lengths about equal, {low:.0f}-{high:.0f} steps from the 10th to the 90th "
-        "percentile: durations kept"
-    )
+        return False, "off (per-step targets would move with the steps)"
     if augment is not None:
-        flag = f"--{'' if augment else 'no-'}augment"
-        return (
-            (chosen, f"on: {what} ({flag}; {lengths_said})") if augment else (None, f"off ({flag})")
-        )
+        return augment, f"{'on' if augment else 'off'} (--{'' if augment else 'no-'}augment)"
     if not classification:
-        return None, "off (regression: a warp or a gain may change the target)"
+        return False, "off (regression: a warp or a gain may change the target)"
     classes = len(np.unique(y))
     average = len(y) / max(classes, 1)
     if average >= per_class:
-        return None, (
+        return False, (
             f"off ({average:.3g} training series a class on average, {per_class} or more)"
         )
-    if not vary and not keep:
-        return None, (
+    low, high = np.percentile(lengths, [10, 90]) if len(lengths) else (0.0, 0.0)
+    if high < spread * max(low, 1.0):
+        return False, (
             f"off (lengths about equal, {low:.0f}-{high:.0f} steps from the 10th to the 90th "
-            "percentile, and --shift 0: durations may tell the classes apart)"
+            "percentile: durations may tell the classes apart)"
         )
-    return chosen, (
-        f"on: {what} ({average:.3g} training series a class on average, fewer than "
-        f"{per_class}; {lengths_said})"
+    return True, (
+        f"on ({average:.3g} training series a class on average, fewer than {per_class}; "
+        "lengths vary)"
     )
 
 
@@ -557,7 +517,7 @@ def train_config(
     steps: int,
     defaults: TaskDefaults,
     *,
-    augment: Augmentation | None = None,
+    augment: bool = False,
 ) -> TrainConfig:
     """The loop's :class:`TrainConfig` for resolved options; the same for every task.
 
@@ -566,7 +526,8 @@ def train_config(
         technique: The chosen technique.
         steps: The planned optimizer steps.
         defaults: The task's defaults (warm-up, default patience).
-        augment: The augmentation (:func:`plan_augment`), or ``None``: none.
+        augment: Whether to augment (:func:`plan_augment`): the default
+            :class:`~varlen.data.augment.Augmentation`.
 
     Returns:
         A budget in steps (or epochs), warm-up then the schedule, patience in steps (or the
@@ -598,5 +559,5 @@ def train_config(
         time_limit=options.time_limit,
         seed=options.seed,
         select=options.select,
-        augment=augment,
+        augment=Augmentation() if augment else None,
     )

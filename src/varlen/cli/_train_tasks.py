@@ -412,11 +412,6 @@ class StepTask:
                 "--augment crops and warps whole sequences, which would move each step away "
                 "from its target in a per-step task. Drop --augment."
             )
-        if options.shift:
-            raise CommandError(
-                f"--shift {options.shift:g} shifts augmented sequences, which would move each "
-                "step away from its target in a per-step task (never augmented). Drop --shift."
-            )
         if "conv_channels" in given and not options.conv_layers:
             raise CommandError(
                 f"--conv-channels {options.conv_channels} sets the channels of convolutions a "

@@ -60,7 +60,6 @@ from varlen.cli._train_plan import (
     train_config,
 )
 from varlen.cli._train_tasks import Prepared, Score, Task, choose_task
-from varlen.data.augment import Augmentation
 from varlen.training.artifacts import save_model
 from varlen.training.budget import estimate_step_seconds
 from varlen.training.loop import FitResult
@@ -226,7 +225,7 @@ def _fit(
     prepared: Prepared,
     plan: Plan,
     *,
-    augment: Augmentation | None,
+    augment: bool,
     resume: bool,
     progress: bool,
     log: Callable[[str], None] | None,
@@ -368,7 +367,6 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
         task.targets(prepared),
         prepared.train.x.lengths,
         augment=resolved.augment,
-        shift=resolved.shift,
         classification=prepared.task == "classification",
         kind=task.kind,
     )
