@@ -1,4 +1,4 @@
-"""augment: crops, warps and gains of real steps only, each sequence from its own stream."""
+"""augment: crops, warps, shifts and gains of real steps only, each from its own stream."""
 
 from __future__ import annotations
 
@@ -30,12 +30,13 @@ lengths_strategy = st.lists(
     crop=st.floats(0.05, 1.0),
     warp=st.floats(0.0, 1.5),
     scale=st.floats(0.0, 1.0),
+    shift=st.sampled_from([0.0, 0.3, 1.0]),
     key=st.integers(0, 2**62),
 )
-def test_each_sequence_depends_on_its_steps_key_and_id_only(lengths, crop, warp, scale, key):
+def test_each_sequence_depends_on_its_steps_key_and_id_only(lengths, crop, warp, scale, shift, key):
     """A sequence augmented in a batch equals it augmented alone (no batch-mates, no pads)."""
     x = ragged(lengths)
-    augmentation = Augmentation(crop=crop, warp=warp, scale=scale)
+    augmentation = Augmentation(crop=crop, warp=warp, scale=scale, shift=shift)
     ids = np.arange(10, 10 + len(x))
     out = augment(x, augmentation, key=key, ids=ids)
     assert out.values.dtype == np.float32
@@ -75,6 +76,36 @@ def test_a_crop_alone_is_a_window_of_real_steps(lengths, crop, key):
         assert starts, "the crop is not a window of the sequence"
 
 
+@settings(max_examples=30, deadline=None)
+@given(lengths=lengths_strategy, shift=st.floats(0.0, 1.0), key=st.integers(0, 2**62))
+def test_a_shift_alone_rotates_the_real_steps(lengths, shift, key):
+    """Without crop, warp or gain a sequence is its real steps rotated by < ``shift`` of them."""
+    x = ragged(lengths)
+    out = augment(
+        x, Augmentation(crop=1.0, warp=0.0, scale=0.0, shift=shift), key=key, ids=[7] * len(x)
+    )
+    for i, T in enumerate(lengths):
+        offsets = [k for k in range(max(T, 1)) if np.array_equal(out[i], np.roll(x[i], k, axis=0))]
+        assert offsets, "the shift is not a rotation of the real steps"
+        assert min(offsets) <= max(shift * T, 0)
+
+
+def test_shifts_draw_after_the_other_transforms():
+    """Adding a shift leaves the crop, warp and gain drawn as before shifts existed.
+
+    (Runs recorded before ``shift`` resume with the same augmentation.)
+    """
+    x = ragged([50, 13, 1], features=1)
+    plain = augment(x, Augmentation(), key=11, ids=[0, 1, 2])
+    shifted = augment(x, Augmentation(shift=1.0), key=11, ids=[0, 1, 2])
+    moved = 0
+    for i in range(3):
+        rotations = [np.roll(plain[i], k, axis=0) for k in range(len(plain[i]))]
+        assert any(np.array_equal(shifted[i], r) for r in rotations)
+        moved += not np.array_equal(shifted[i], plain[i])
+    assert moved
+
+
 def test_a_gain_alone_scales_every_value_by_one_factor():
     """Without crop or warp, each sequence is its values times one positive gain."""
     x = ragged([5, 9, 1], features=3)
@@ -103,6 +134,7 @@ def test_identity_and_seeded():
     same = augment(x, Augmentation(crop=1.0, warp=0.0, scale=0.0), key=3, ids=[0, 1, 2])
     np.testing.assert_array_equal(same.values, x.values)
     assert Augmentation(crop=1.0, warp=0.0, scale=0.0).is_identity
+    assert not Augmentation(crop=1.0, warp=0.0, scale=0.0, shift=0.1).is_identity
     a = augment(x, Augmentation(), key=3, ids=[0, 1, 2])
     b = augment(x, Augmentation(), key=3, ids=[0, 1, 2])
     c = augment(x, Augmentation(), key=4, ids=[0, 1, 2])
@@ -117,6 +149,8 @@ def test_identity_and_seeded():
         ({"crop": 1.5}, r"crop must be in \(0, 1\]"),
         ({"warp": -0.1}, "warp must be finite and >= 0"),
         ({"scale": float("inf")}, "scale must be finite and >= 0"),
+        ({"shift": -0.5}, r"shift must be in \[0, 1\]"),
+        ({"shift": 1.5}, r"shift must be in \[0, 1\]"),
     ],
 )
 def test_augmentation_refuses_bad_values(options, match):

@@ -13,7 +13,7 @@ from varlen.training.loop import TrainConfig, fit, sequence_task
 from varlen.training.models import SequenceClassifier
 from varlen.training.per_step import fit_steps
 
-AUGMENT = Augmentation(crop=0.6, warp=0.4, scale=0.3)
+AUGMENT = Augmentation(crop=0.6, warp=0.4, scale=0.3, shift=0.5)
 
 
 def data(n=12, seed=0):

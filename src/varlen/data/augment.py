@@ -2,9 +2,10 @@
 
 Each sequence is transformed on its own, from its ``(T_i, *F)`` real steps and its own random
 stream: a random crop (a window of the real steps), a random time warp (the window resampled
-linearly to a stretched or squeezed length) and a random gain. Pads never enter (there are none
-in a ``Ragged``), so an augmented sequence is the same whatever it is batched or padded with,
-and the model trained on it stays exact: the new lengths travel with the new sequences.
+linearly to a stretched or squeezed length), a random circular shift and a random gain. Pads
+never enter (there are none in a ``Ragged``), so an augmented sequence is the same whatever it
+is batched or padded with, and the model trained on it stays exact: the new lengths travel with
+the new sequences.
 
 NumPy only (the data layer).
 """
@@ -36,21 +37,34 @@ class Augmentation:
             steps, ``log f`` uniform in ``[-log(1 + warp), log(1 + warp)]``. 0: no warping.
         scale: Standard deviation of the log of a gain that multiplies every value of the
             sequence. 0: no scaling.
+        shift: Largest circular shift of the (cropped, warped) steps, as a share of their
+            number ``n``: they are rotated by ``floor(s n)`` steps, ``s`` uniform in
+            ``[0, shift)`` (the last steps come first). 0: no shift; 1: any offset. Durations
+            are kept: suits series recorded over a fixed window whose events may happen
+            anywhere in it.
 
     Example:
         >>> Augmentation(crop=0.9, warp=0.2, scale=0.1).is_identity
+        False
+        >>> Augmentation(crop=1.0, warp=0.0, scale=0.0, shift=0.5).is_identity
         False
     """
 
     crop: float = 0.8
     warp: float = 0.2
     scale: float = 0.1
+    shift: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.crop <= 1.0:
             raise ValueError(
                 f"Augmentation: crop must be in (0, 1] (the share of real steps kept), "
                 f"got {self.crop!r}."
+            )
+        if not 0.0 <= self.shift <= 1.0:
+            raise ValueError(
+                f"Augmentation: shift must be in [0, 1] (the largest circular shift, as a "
+                f"share of the steps; 0: none), got {self.shift!r}."
             )
         for name in ("warp", "scale"):
             value = getattr(self, name)
@@ -62,18 +76,19 @@ class Augmentation:
     @property
     def is_identity(self) -> bool:
         """Whether every sequence is left as it is."""
-        return self.crop == 1.0 and self.warp == 0.0 and self.scale == 0.0
+        return self.crop == 1.0 and self.warp == 0.0 and self.scale == 0.0 and self.shift == 0.0
 
 
 def augment_sequence(
     sequence: NDArray[Any], augmentation: Augmentation, rng: np.random.Generator
 ) -> NDArray[np.float32]:
-    """Crop, warp and scale one sequence's real steps.
+    """Crop, warp, shift and scale one sequence's real steps.
 
     Args:
         sequence: ``(T_i, *F)`` real steps (``T_i`` may be 0: returned unchanged).
         augmentation: How much to perturb.
-        rng: The sequence's own random stream (three draws per sequence, always).
+        rng: The sequence's own random stream (five draws per sequence, always: the first
+            four as before shifts existed, so the other transforms draw what they drew then).
 
     Returns:
         ``(T'_i, *F)`` float32, ``T'_i >= 1`` when ``T_i >= 1``.
@@ -81,6 +96,7 @@ def augment_sequence(
     values = np.asarray(sequence, dtype=np.float32)
     u, v, w = rng.random(3)
     gain = math.exp(augmentation.scale * float(rng.standard_normal()))
+    turn = float(rng.random())
     T = values.shape[0]
     if T == 0:
         return values.copy()
@@ -97,6 +113,9 @@ def augment_sequence(
         frac = (grid - low)[:, None].astype(np.float32)
         flat = flat[low] * (1 - frac) + flat[high] * frac
         window = flat.reshape(length, *values.shape[1:])
+    offset = int(turn * augmentation.shift * window.shape[0])
+    if offset:
+        window = np.roll(window, offset, axis=0)
     return (window * np.float32(gain)).astype(np.float32)
 
 
