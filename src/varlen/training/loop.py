@@ -32,6 +32,7 @@ from varlen.batching.dataset import RaggedDataset
 from varlen.batching.report import choose_technique  # re-exported: its home is NumPy-only
 from varlen.batching.sampler import BucketBatchSampler
 from varlen.data.augment import Augmentation, augment
+from varlen.data.grid import DEFAULT_GRID, LengthGrid
 from varlen.data.io.store import StoredRagged
 from varlen.data.ragged import Ragged
 from varlen.training.checkpoints import Checkpoint, load_checkpoint, save_checkpoint, unfit
@@ -114,9 +115,15 @@ class TrainConfig:
     time_limit: float | None = None
     select: Selection = "loss"
     augment: Augmentation | None = None
+    length_grid: LengthGrid | None = DEFAULT_GRID
 
     def __post_init__(self) -> None:
         get_technique(self.technique)
+        if self.length_grid is not None and not isinstance(self.length_grid, LengthGrid):
+            raise TypeError(
+                "TrainConfig: length_grid must be a varlen.data.grid.LengthGrid or None, got "
+                f"{type(self.length_grid).__name__}."
+            )
         if self.augment is not None and not isinstance(self.augment, Augmentation):
             raise TypeError(
                 "TrainConfig: augment must be a varlen.data.augment.Augmentation or None, got "
@@ -401,6 +408,7 @@ class _SequenceTask:
         self.y = y
         self.config = config
         self.technique = get_technique(config.technique)
+        self.grid = fitted_grid(config.length_grid, self.lengths)
         self.validation = validation
         self.has_validation = validation is not None
 
@@ -413,7 +421,7 @@ class _SequenceTask:
             batch = [self.data.sequences[int(i)] for i in indices]
             data = RaggedDataset(augment(batch, augmentation, key=key, ids=indices))
             rows = np.arange(len(indices), dtype=np.int64)
-        step = self.technique.run(model, data, rows)
+        step = self.technique.run(model, data, rows, grid=self.grid)
         loss = _loss(model, step.scores, _targets(model, self.y, indices))
         return BatchLoss(loss, step.real_steps, step.computed_steps)
 
@@ -421,6 +429,28 @@ class _SequenceTask:
         if self.validation is None:
             raise RuntimeError("varlen bug: validate needs validation data")
         return _validate(model, self.validation, self.config)
+
+
+def fitted_grid(grid: LengthGrid | None, lengths: np.ndarray) -> LengthGrid | None:
+    """Return ``grid`` with its top set to the longest of ``lengths``, unless it has one.
+
+    Args:
+        grid: A grid, or ``None`` (no rounding).
+        lengths: ``(n,)`` the lengths the batches are drawn from.
+
+    Returns:
+        The grid to pad batches to, or ``None``.
+
+    Raises:
+        TypeError: If ``grid`` is not a ``LengthGrid`` or ``None``.
+    """
+    if grid is not None and not isinstance(grid, LengthGrid):
+        raise unplaced(
+            TypeError(f"length_grid must be a varlen.data.grid.LengthGrid or None, got {grid!r}.")
+        )
+    if grid is None or grid.longest is not None:
+        return grid
+    return grid.fitted(lengths)
 
 
 def sequence_task(
@@ -524,6 +554,7 @@ def evaluate(
     *,
     technique: str = "bucket",
     batch_size: int = 256,
+    length_grid: LengthGrid | None = DEFAULT_GRID,
 ) -> tuple[float, float]:
     """Return ``(loss, metric)`` on ``(x, y)``: accuracy for classification, MAE for regression.
 
@@ -533,11 +564,14 @@ def evaluate(
         y: ``(B,)`` class ids or ``(B, K)`` targets.
         technique: How to batch (any exact technique gives the same numbers).
         batch_size: Sequences per batch.
+        length_grid: Pad batches up to this grid's lengths (see :func:`predict_scores`).
 
     Returns:
         The mean loss and the metric.
     """
-    scores = predict_scores(model, x, technique=technique, batch_size=batch_size)
+    scores = predict_scores(
+        model, x, technique=technique, batch_size=batch_size, length_grid=length_grid
+    )
     targets = torch.as_tensor(
         y, dtype=torch.int64 if model.config.task == "classification" else torch.float32
     )
@@ -555,6 +589,7 @@ def predict_scores(
     *,
     technique: str = "bucket",
     batch_size: int = 256,
+    length_grid: LengthGrid | None = DEFAULT_GRID,
 ) -> Tensor:
     """Return ``(B, output_size)`` scores for every sequence, in input order, on the CPU.
 
@@ -564,19 +599,25 @@ def predict_scores(
             batch at a time: only the scores are held for every sequence).
         technique: How to batch; ``bucket`` sorts by length so little is padded.
         batch_size: Sequences per batch.
+        length_grid: Pad each batch's ``T`` up to a length of this grid, fitted to the
+            longest of ``x`` (:class:`~varlen.data.grid.LengthGrid`): the same scores with
+            few distinct batch shapes. ``None``: pad to ``max(T_i)``.
 
     Returns:
         Logits (classification) or values (regression).
     """
     chosen = get_technique(technique)
     data = RaggedDataset(x)
+    with error_context("predict_scores"):
+        grid = fitted_grid(length_grid, x.lengths)
     order = np.argsort(x.lengths, kind="stable") if chosen.bucketed else np.arange(len(x))
     out = torch.zeros(len(x), model.config.output_size)
     model.eval()
     with torch.inference_mode():
         for start in range(0, len(x), batch_size):
             indices = order[start : start + batch_size]
-            out[torch.from_numpy(indices)] = chosen.run(model, data, indices).scores.float().cpu()
+            step = chosen.run(model, data, indices, grid=grid)
+            out[torch.from_numpy(indices)] = step.scores.float().cpu()
     return out
 
 
@@ -605,9 +646,16 @@ def _validate(
     Every exact technique gives the same numbers, so they use ``bucket``; an inexact one must
     see batches (and pads) like those it was trained on.
     """
+    grid = config.length_grid
     if get_technique(config.technique).exact:
-        return evaluate(model, *validation)
-    return evaluate(model, *validation, technique=config.technique, batch_size=config.batch_size)
+        return evaluate(model, *validation, length_grid=grid)
+    return evaluate(
+        model,
+        *validation,
+        technique=config.technique,
+        batch_size=config.batch_size,
+        length_grid=grid,
+    )
 
 
 def _epochs(start: int, total: int, *, progress: bool) -> Any:
