@@ -18,8 +18,11 @@ from varlen.training.loop import (
     TrainConfig,
     _lr_factor,
     choose_technique,
+    epoch_steps,
     evaluate,
     fit,
+    planned_epochs,
+    planned_steps,
     predict,
     predict_scores,
     split_validation,
@@ -435,3 +438,38 @@ def test_train_config_rejects_a_bad_length_grid():
         TypeError, match=r"predict_scores: length_grid must be a varlen\.data\.grid"
     ):
         predict_scores(tiny_classifier(), easy_data(4)[0], length_grid=0.5)  # type: ignore[arg-type]
+
+
+def test_fit_max_steps_stops_inside_an_epoch_and_resumes_exactly(tmp_path):
+    """A step budget that ends mid-epoch trains exactly that many steps, resumed or not."""
+    x, y, _ = easy_data(32)
+    validation = (x[24:], y[24:])
+    config = TrainConfig(epochs=100, batch_size=8, lr=0.02, seed=2, max_steps=5, patience=None)
+    options: dict[str, Any] = {"config": config, "validation": validation, "progress": False}
+    whole = tiny_classifier()
+    expected = fit(whole, x[:24], y[:24], checkpoint=tmp_path / "a.pt", **options)
+    assert expected.planned_epochs == 2  # 3 batches per epoch
+    assert [stats.steps for stats in expected.history] == [3, 2]
+    assert expected.steps == 5
+    assert torch.load(tmp_path / "a.pt", weights_only=True)["epoch"] == 1
+
+    fit(tiny_classifier(), x[:24], y[:24], checkpoint=tmp_path / "b.pt",
+        **{**options, "config": dataclasses.replace(config, epochs=1)})  # fmt: skip
+    resumed = tiny_classifier(seed=9)
+    got = fit(resumed, x[:24], y[:24], checkpoint=tmp_path / "b.pt", resume=True, **options)
+    assert without_times(got) == without_times(expected)
+    for name, tensor in whole.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[name], tensor, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("epochs", "max_steps", "per_epoch", "expected"),
+    [(10, None, 4, [4] * 10), (10, 9, 4, [4, 4, 1]), (2, 9, 4, [4, 4]), (3, 8, 4, [4, 4]),
+     (5, 3, 0, [0, 0, 0])],
+)  # fmt: skip
+def test_epoch_steps_spend_the_budget(epochs, max_steps, per_epoch, expected):
+    """Whole epochs, then what the step budget has left; planned_steps is their sum."""
+    config = TrainConfig(epochs=epochs, max_steps=max_steps)
+    total = planned_epochs(config, per_epoch)
+    assert [epoch_steps(config, per_epoch, epoch) for epoch in range(total)] == expected
+    assert planned_steps(config, per_epoch) == sum(expected)

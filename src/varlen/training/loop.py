@@ -79,8 +79,10 @@ class TrainConfig:
             data, nothing stops early.
         grad_clip: Clip the gradient norm to this (``None``: no clipping).
         seed: Seed of everything random: initial weights, batches, dropout.
-        max_steps: A training budget in optimizer steps: the run has
-            ``min(epochs, ceil(max_steps / batches per epoch))`` epochs (``None``: ``epochs``).
+        max_steps: A training budget in optimizer steps: the run stops after
+            ``min(max_steps, epochs * batches per epoch)`` steps, inside its last epoch if
+            need be (that epoch takes the first batches of its plan, so a resumed run ends
+            where an uninterrupted one does); ``None``: ``epochs`` whole epochs.
         schedule: ``"constant"`` learning rate, or ``"cosine"`` decay to zero over the run's
             optimizer steps.
         warmup_steps: Optimizer steps of linear warm-up from ``lr / warmup_steps`` to ``lr``.
@@ -515,11 +517,12 @@ def _train_epoch(
     *,
     total_epochs: int,
     progress: bool,
+    limit: int,
 ) -> _EpochWork:
-    """Train one epoch; return its losses and work."""
+    """Train the first ``limit`` batches of an epoch; return its losses and work."""
     technique = get_technique(config.technique)
     _seed_dropout(model, config.seed * 100_003 + epoch)
-    batches = _batches(technique, task.lengths, config, epoch, shuffle=True)
+    batches = _batches(technique, task.lengths, config, epoch, shuffle=True)[:limit]
     _, world = _rank_and_world()
     model.train()
     work = _EpochWork()
@@ -734,7 +737,9 @@ def _lr_factor(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
 
 
 def planned_epochs(config: TrainConfig, batches_per_epoch: int) -> int:
-    """The run's epochs: ``epochs``, or fewer to spend about ``max_steps`` optimizer steps.
+    """The run's epochs: ``epochs``, or fewer to spend ``max_steps`` optimizer steps.
+
+    The last one runs only the steps the budget has left (:func:`epoch_steps`).
 
     Args:
         config: How to train.
@@ -746,6 +751,38 @@ def planned_epochs(config: TrainConfig, batches_per_epoch: int) -> int:
     if config.max_steps is None:
         return config.epochs
     return max(1, min(config.epochs, -(-config.max_steps // max(batches_per_epoch, 1))))
+
+
+def planned_steps(config: TrainConfig, batches_per_epoch: int) -> int:
+    """The run's optimizer steps: ``epochs`` epochs' batches, at most ``max_steps``.
+
+    Args:
+        config: How to train.
+        batches_per_epoch: Optimizer steps per epoch.
+
+    Returns:
+        ``min(max_steps, epochs * batches_per_epoch)`` (``max_steps`` ``None``: no bound).
+    """
+    whole = config.epochs * batches_per_epoch
+    return whole if config.max_steps is None else min(config.max_steps, whole)
+
+
+def epoch_steps(config: TrainConfig, batches_per_epoch: int, epoch: int) -> int:
+    """The optimizer steps of epoch ``epoch``: all its batches, or what the budget has left.
+
+    Every epoch before it ran whole, so this is a function of the epoch's number alone (a
+    resumed run stops where an uninterrupted one does).
+
+    Args:
+        config: How to train.
+        batches_per_epoch: Optimizer steps per whole epoch.
+        epoch: The epoch, from 0.
+
+    Returns:
+        ``min(batches_per_epoch, max_steps - epoch * batches_per_epoch)``, at least 0.
+    """
+    left = planned_steps(config, batches_per_epoch) - epoch * batches_per_epoch
+    return max(0, min(batches_per_epoch, left))
 
 
 def _selection_key(
@@ -944,7 +981,9 @@ def _train(
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, total * per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_factor(config, planned_steps(config, per_epoch))
+    )
     steps = _Optimization(optimizer, scheduler)
     result = FitResult(planned_epochs=total)
     best_state = _snapshot(model)
@@ -962,7 +1001,14 @@ def _train(
             break
         epoch_start = time.perf_counter()
         work = _train_epoch(
-            model, task, steps, config, epoch, total_epochs=total, progress=progress
+            model,
+            task,
+            steps,
+            config,
+            epoch,
+            total_epochs=total,
+            progress=progress,
+            limit=epoch_steps(config, per_epoch, epoch),
         )
         val = task.validate(model) if task.has_validation else (None, None)
         stats = work.stats(epoch, val, time.perf_counter() - epoch_start)
