@@ -46,7 +46,7 @@ def test_distinct_batch_lengths_bounded_by_the_grid(step, lengths, batch_size, s
     array = np.array(lengths, dtype=np.int64)
     grid = LengthGrid(step=step).fitted(array)
     allowed = set(grid.lengths().tolist())
-    seen = set()
+    seen: set[int] = set()
     sampler = BucketBatchSampler(array, batch_size, seed=seed)
     for epoch in range(5):
         sampler.set_epoch(epoch)
