@@ -193,7 +193,7 @@ def train_pass(model: Classifier, batches: list[Batch]) -> float:
     for batch in batches:
         optimizer.zero_grad(set_to_none=True)
         assert batch.targets is not None  # noqa: S101  # the dataset has targets
-        nn.functional.cross_entropy(model(batch), batch.targets).backward()
+        nn.functional.cross_entropy(model(batch), batch.targets).backward()  # type: ignore[no-untyped-call]
         optimizer.step()
     elapsed = time.perf_counter() - start
     return sum(int(batch.lengths.sum()) for batch in batches) / elapsed

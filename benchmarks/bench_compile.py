@@ -17,6 +17,7 @@ import argparse
 import copy
 import statistics
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -64,7 +65,10 @@ def main() -> None:
     eager = Model()
     twin = copy.deepcopy(eager)
     compiled = torch.compile(twin, dynamic=True)
-    models = {"eager": (eager, eager), "compiled": (compiled, twin)}
+    models: dict[str, tuple[Callable[[Tensor, Tensor], Tensor], nn.Module]] = {
+        "eager": (eager, eager),
+        "compiled": (compiled, twin),
+    }
     optimizers = {name: torch.optim.Adam(m[1].parameters()) for name, m in models.items()}
     times: dict[str, list[float]] = {name: [] for name in models}
     for round_index in range(args.rounds + 1):  # round 0 warms up (and compiles)
@@ -73,7 +77,7 @@ def main() -> None:
             for x, lengths, y in batches:
                 loss = nn.functional.cross_entropy(run(x, lengths), y)
                 optimizers[name].zero_grad()
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 optimizers[name].step()
             elapsed = time.perf_counter() - start
             if round_index:

@@ -106,7 +106,7 @@ def main() -> None:
                     if mode == "train":
                         loss = nn.functional.cross_entropy(head(step(rnn, x, lengths)), y)
                         optimizer.zero_grad()
-                        loss.backward()
+                        loss.backward()  # type: ignore[no-untyped-call]
                         optimizer.step()
                     else:
                         with torch.inference_mode():

@@ -50,7 +50,9 @@ def _model(module: Any) -> Any:
     )
 
 
-def _random_batches(sequences: list[np.ndarray], y: np.ndarray, rng: np.random.Generator) -> list:
+def _random_batches(
+    sequences: list[np.ndarray], y: np.ndarray, rng: np.random.Generator
+) -> list[Any]:
     order = rng.permutation(len(sequences))
     batches = []
     for start in range(0, len(order), BATCH):
@@ -63,7 +65,7 @@ def _random_batches(sequences: list[np.ndarray], y: np.ndarray, rng: np.random.G
     return batches
 
 
-def _time(model: Any, batches: list, *, train: bool) -> float:
+def _time(model: Any, batches: list[Any], *, train: bool) -> float:
     start = time.perf_counter()
     for x, y in batches:
         if train:

@@ -92,12 +92,12 @@ def scores_lanes(model: Model, group: Group, *, cell_state: bool) -> Tensor:
     out = run_lanes(
         model.rnn, group.values, group.lengths, num_lanes=NUM_LANES, cell_state=cell_state
     )
-    return model.head(out.h[-1])
+    return model.head(out.h[-1])  # type: ignore[no-any-return]
 
 
 def scores_padded(model: Model, group: Group) -> Tensor:
     _, (h, _) = model.rnn(group.padded(), group.lengths)
-    return model.head(h[-1])
+    return model.head(h[-1])  # type: ignore[no-any-return]
 
 
 def scores_one_at_a_time(model: Model, group: Group) -> Tensor:
@@ -117,7 +117,7 @@ def time_round(
     for group in groups:
         if train:
             optimizer.zero_grad(set_to_none=True)
-            nn.functional.cross_entropy(score(model, group), group.targets).backward()
+            nn.functional.cross_entropy(score(model, group), group.targets).backward()  # type: ignore[no-untyped-call]
             optimizer.step()
         else:
             with torch.inference_mode():

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,7 +56,7 @@ def _model(features: int, *, plain: bool) -> SequenceModel:
     return SequenceModel(config)
 
 
-def _bare(model: SequenceModel, batches: list, y: np.ndarray) -> float:
+def _bare(model: SequenceModel, batches: list[Any], y: np.ndarray) -> float:
     """Real steps/s of forward + loss + backward + Adam on pre-collated batches."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
     real, busy = 0, 0.0

@@ -92,7 +92,10 @@ def build_work(
 class Model(nn.Module):
     """A recurrent layer and a linear head on the last layer's final hidden state."""
 
-    def __init__(self, rnn: nn.Module) -> None:
+    rnn: nn.RNNBase
+    head: nn.Linear
+
+    def __init__(self, rnn: nn.RNNBase) -> None:
         super().__init__()
         self.rnn = rnn
         self.head = nn.Linear(HIDDEN, CLASSES)
@@ -105,12 +108,12 @@ def _final_h(state: Tensor | tuple[Tensor, ...]) -> Tensor:
 
 def step_torch_padded(model: Model, work: Work) -> Tensor:
     _, state = model.rnn(work.x)
-    return model.head(_final_h(state))
+    return model.head(_final_h(state))  # type: ignore[no-any-return]
 
 
 def step_varlen(model: Model, work: Work) -> Tensor:
     _, state = model.rnn(work.x, work.lengths)
-    return model.head(_final_h(state))
+    return model.head(_final_h(state))  # type: ignore[no-any-return]
 
 
 NO_GROUPS = Tuning(min_saving=1.0)  # a split would have to save every cell: never taken
@@ -126,10 +129,10 @@ def step_varlen_whole_batch(model: Model, work: Work) -> Tensor:
         mask=None,
         padding="post",
         hx=None,
-        method=model.rnn.method,
+        method=model.rnn.method,  # type: ignore[arg-type]  # a varlen layer's
         tuning=NO_GROUPS,
     )
-    return model.head(_final_h(state))
+    return model.head(_final_h(state))  # type: ignore[no-any-return]
 
 
 def step_torch_packed(model: Model, work: Work) -> Tensor:
@@ -138,7 +141,7 @@ def step_torch_packed(model: Model, work: Work) -> Tensor:
     )
     out, state = model.rnn(packed)
     nn.utils.rnn.pad_packed_sequence(out, batch_first=True)  # users unpack; count its cost
-    return model.head(_final_h(state))
+    return model.head(_final_h(state))  # type: ignore[no-any-return]
 
 
 def step_one_at_a_time(model: Model, work: Work) -> Tensor:
@@ -161,7 +164,7 @@ STEPS: dict[str, Callable[[Model, Work], Tensor]] = {
 def make_model(kind: str, path: str) -> Model:
     torch.manual_seed(0)
     if path.startswith("varlen"):
-        rnn: nn.Module = (LSTM if kind == "LSTM" else GRU)(INPUT, HIDDEN, method="padded")
+        rnn: nn.RNNBase = (LSTM if kind == "LSTM" else GRU)(INPUT, HIDDEN, method="padded")
     else:
         rnn = (nn.LSTM if kind == "LSTM" else nn.GRU)(INPUT, HIDDEN, batch_first=True)
     return Model(rnn)
@@ -178,7 +181,7 @@ def time_round(
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
             loss = nn.functional.cross_entropy(step(model, work), work.y)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
         else:
             with torch.inference_mode():

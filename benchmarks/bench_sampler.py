@@ -24,6 +24,7 @@ Run: ``python benchmarks/bench_sampler.py [--quick] [--rounds R]``.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import statistics
@@ -64,6 +65,11 @@ def timed(fn: Callable[[], T]) -> tuple[float, T]:
     return time.perf_counter() - start, result
 
 
+def _first(sampler: BucketBatchSampler) -> list[int]:
+    """The first batch of a pass over ``sampler``."""
+    return next(iter(sampler))
+
+
 def main() -> None:
     """Measure and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -85,7 +91,7 @@ def main() -> None:
             lengths, max_tokens=BUDGET, seed=SEED, num_replicas=RANKS, rank=0
         )
         sampler.set_epoch(r)
-        seconds, count = timed(lambda s=sampler: len(s))
+        seconds, count = timed(functools.partial(len, sampler))
         plan_times.append(seconds)
         counts.append(count)
         traced = BucketBatchSampler(
@@ -141,7 +147,7 @@ def main() -> None:
     for r in range(rounds):
         two = BucketBatchSampler(pairs, max_tokens=BUDGETS, seed=SEED, num_replicas=RANKS, rank=0)
         two.set_epoch(r)
-        two_times.append(timed(lambda s=two: len(s))[0])
+        two_times.append(timed(functools.partial(len, two))[0])
     two = BucketBatchSampler(pairs, max_tokens=BUDGETS, seed=SEED, num_replicas=RANKS, rank=0)
     two_batches = list(two)
     over = sum(
@@ -168,15 +174,15 @@ def main() -> None:
         resumed = BucketBatchSampler(
             lengths, max_tokens=BUDGET, seed=SEED, num_replicas=RANKS, rank=0
         )
-        loads.append(timed(lambda r=resumed, s=state: r.load_state_dict(s))[0])
-        seconds, first = timed(lambda r=resumed: next(iter(r)))
+        loads.append(timed(functools.partial(resumed.load_state_dict, state))[0])
+        seconds, first = timed(functools.partial(_first, resumed))
         firsts.append(seconds)
         if first != mine[stop]:
             raise RuntimeError("the resumed run must continue the uninterrupted one")
         other = BucketBatchSampler(
             lengths, max_tokens=BUDGET, seed=SEED, num_replicas=RANKS, rank=0
         )
-        fresh.append(timed(lambda o=other: next(iter(o)))[0])
+        fresh.append(timed(functools.partial(_first, other))[0])
     print(f"| state_dict size (JSON) | {len(json.dumps(state))} bytes: {state} |")
     print(f"| load_state_dict | {statistics.median(loads) * 1e6:.0f} us |")
     print(

@@ -44,8 +44,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from varlen.data.io.store import StoreChunk
 
 F = 8
 BATCH = 64
@@ -56,7 +60,7 @@ sys.path.insert(0, os.fspath(_BENCH_DIR))
 from _setting import sample_lengths  # noqa: E402  # the shared length distribution
 
 
-def _sequence_chunks(size_mb: float, seed: int) -> Iterator[object]:
+def _sequence_chunks(size_mb: float, seed: int) -> Iterator[StoreChunk]:
     """Store chunks of random sequences until ``size_mb`` MB of float32 steps."""
     from varlen.data.io.store import StoreChunk
     from varlen.data.ragged import Ragged
@@ -100,13 +104,15 @@ def make_tables(
     parquet = csv = None
     try:
         for chunk in _sequence_chunks(size_mb, seed=1):
-            x = chunk.x  # type: ignore[attr-defined]
+            x, labels = chunk.x, chunk.y
+            if not isinstance(labels, np.ndarray):  # one label per sequence here
+                raise TypeError("expected sequence labels")
             lengths = x.lengths
             columns = [
-                np.repeat(chunk.ids, lengths),  # type: ignore[attr-defined]
+                np.repeat(chunk.ids, lengths),
                 np.arange(x.num_steps) - np.repeat(x.offsets[:-1], lengths),
                 *[x.values[:, j] for j in range(F)],
-                np.repeat(np.array(["down", "up"])[chunk.y], lengths),  # type: ignore[attr-defined]
+                np.repeat(np.array(["down", "up"])[labels], lengths),
             ]
             table = pa.table(dict(zip(names, columns, strict=True)))
             if "parquet" in paths:
@@ -159,6 +165,7 @@ def worker_train(store_path: str, steps: int) -> None:
     torch.set_num_threads(1)
     store = open_store(store_path)
     y = store.y
+    assert y is not None  # noqa: S101  # the benchmark's stores have labels
     sampler = BucketBatchSampler(store.x.lengths, BATCH, seed=0)
     loader = torch.utils.data.DataLoader(
         RaggedDataset(store.x, y), batch_sampler=sampler, collate_fn=Collate(dtype=torch.float32)
@@ -244,6 +251,7 @@ def speed_tables(path: Path, steps: int, rounds: int) -> None:
     torch.set_num_threads(1)
     store = open_store(path)
     y = store.y
+    assert y is not None  # noqa: S101  # the benchmark's stores have labels
     in_memory = store.x.to_ragged()
     sources = {"memory": in_memory, "store": store.x}
     speeds: dict[str, list[float]] = {name: [] for name in sources}
@@ -274,7 +282,8 @@ def speed_tables(path: Path, steps: int, rounds: int) -> None:
         start = time.perf_counter()
         optimizer.zero_grad()
         scores = model(batch.x, batch.lengths)
-        torch.nn.functional.cross_entropy(scores, batch.targets).backward()
+        assert batch.targets is not None  # noqa: S101  # the dataset has targets
+        torch.nn.functional.cross_entropy(scores, batch.targets).backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         times["model"].append(time.perf_counter() - start)
     print(f"\n4. Time per batch of {BATCH} (median over {len(batches)} batches)")

@@ -32,12 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from varlen import read_ts
+from varlen.data.ragged import Ragged
 
 REAL = ("JapaneseVowels", "SpokenDigitsMFCC", "ShoulderExerciseWatch", "ACSF1")
 SYNTHETIC = ("SynthGestures", "SynthAppliance")
 
 
-def _znorm_resampled(x, length: int) -> np.ndarray:
+def _znorm_resampled(x: Ragged, length: int) -> np.ndarray:
     """``(B, length * C)``: each series z-normalized per channel, resampled, flattened."""
     rows = []
     for i in range(len(x)):

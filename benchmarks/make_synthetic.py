@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,12 +55,13 @@ def _gesture(template: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     idle = int(rng.integers(0, length // 5 + 1))
     values = np.concatenate([np.zeros(idle), values])[:length] if rng.random() < 0.5 else values
     gain, offset = np.exp(rng.normal(0, 0.5)), rng.normal(0, 1.0)
-    return gain * values + offset + rng.normal(0, 0.15, length)
+    series: np.ndarray = gain * values + offset + rng.normal(0, 0.15, length)
+    return series
 
 
 def gestures(
     rng: np.random.Generator, *, train_per_class: int = 5, test_per_class: int = 30
-) -> tuple:
+) -> tuple[Any, ...]:
     """Series and labels of the gesture-like set (train, test)."""
     grid = np.linspace(0, 1, 200)
     templates = []
@@ -90,10 +92,11 @@ def _appliance(harmonics: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     )
     onset = np.minimum(1.0, (t + 1) / rng.uniform(5, 200))  # switch-on transient
     gain = np.exp(rng.normal(0, 0.7))
-    return gain * onset * wave + rng.normal(0, 0.1 * gain, length)
+    series: np.ndarray = gain * onset * wave + rng.normal(0, 0.1 * gain, length)
+    return series
 
 
-def appliance(rng: np.random.Generator) -> tuple:
+def appliance(rng: np.random.Generator) -> tuple[Any, ...]:
     """Series and labels of the appliance-like set (train, test)."""
     classes = []
     for _ in range(11):

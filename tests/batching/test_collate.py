@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from tests.reference.batching import collate_reference
 from varlen._types import SIDES
 from varlen.batching import Batch, BucketBatchSampler, Collate, RaggedDataset, RaggedItems
+from varlen.data.grid import LengthGrid
 from varlen.data.ragged import Ragged
 
 
@@ -389,3 +390,23 @@ def test_ragged_dataset_items_and_lengths():
     assert dataset.lengths.tolist() == [3, 0, 1]
     assert len(dataset) == 3
     assert RaggedDataset(ragged)[1][2] is None
+
+
+@pytest.mark.parametrize("padding", ["post", "pre"])
+@pytest.mark.parametrize("threshold", [0, 10**9])  # rows from views, or gathered first
+def test_collate_pads_up_to_a_length_grid(padding, threshold):
+    """T is max(T_i) rounded up to the grid; real steps, lengths and mask are unchanged."""
+    x = Ragged.from_sequences([np.arange(n * 2.0).reshape(n, 2) for n in (10, 3, 0, 5)])
+    items = RaggedDataset(x).__getitems__([0, 1, 2, 3])
+    grid = LengthGrid(step=1 / 4)
+    plain = Collate(padding=padding, view_min_elements=threshold)(items)
+    rounded = Collate(padding=padding, grid=grid, view_min_elements=threshold)(items)
+    assert plain.x.shape[1] == 10
+    assert rounded.x.shape[1] == grid.round_up(10) == 12
+    assert torch.equal(rounded.x[rounded.mask], plain.x[plain.mask])
+    assert torch.equal(rounded.lengths, plain.lengths)
+    assert not rounded.x[~rounded.mask].any()
+    capped = Collate(grid=grid.fitted(x.lengths))(items)
+    assert capped.x.shape[1] == 10  # the data's longest is the grid's top
+    with pytest.raises(TypeError, match=r"Collate: grid must be a varlen\.data\.grid\.LengthGrid"):
+        Collate(grid=0.25)  # type: ignore[arg-type]

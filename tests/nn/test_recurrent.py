@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from tests.reference.recurrent import run_sequence
+from varlen.data.grid import LengthGrid
 from varlen.data.ragged import Ragged
 from varlen.nn import GRU, LSTM
 from varlen.nn import recurrent as recurrent_module
@@ -558,3 +559,24 @@ def test_a_huge_uint64_length_is_reported_as_itself():
     """The torch check names the length the caller passed, not its int64 wrap-around."""
     with pytest.raises(ValueError, match=r"lengths\[0\] == 18446744073709551615"):
         LSTM(1, 2)(torch.zeros(1, 3, 1), np.array([2**64 - 1], dtype=np.uint64))
+
+
+@pytest.mark.parametrize("padding", ["post", "pre"])
+def test_groups_run_to_lengths_on_their_grid_and_match_the_oracle(padding):
+    """Groups run to grid lengths (at most T): few kernel shapes; outputs, states, grads exact."""
+    lengths = (3, 5, 6, 7, 9, 11, 13, 17, 19, 23, 26, 29, 31, 33, 37, 50)
+    grid = LengthGrid(step=1)  # 0, 1, 2, 4, 8, 16, 32, 64: coarse, to show the rounding
+    tuning = Tuning(min_rows=4, min_group_rows=4, call_cost=1, min_saving=0.05, group_grid=grid)
+    plan = plan_call(
+        B=16, T=50, host_lengths=torch.tensor(lengths), unmasked=False, method="padded",
+        device_type="cpu", graph=False, tuning=tuning,
+    )  # fmt: skip
+    assert plan.route == "groups"
+    assert plan.grid == grid
+    ran = [min(grid.round_up(max(lengths[i] for i in rows.tolist())), 50) for rows in plan.groups]
+    assert set(ran) <= {*grid.lengths(50).tolist(), 50}
+    case = Case(
+        "LSTM", lengths, 50, padding, True, 2, False, True, "padded", holes=False,
+        pad_value=float("nan"), seed=7,
+    )  # fmt: skip
+    _compare(case, torch.float64, atol=1e-10, tuning=tuning)

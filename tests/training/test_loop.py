@@ -12,13 +12,17 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.cli._data import sequences
+from varlen.data.grid import LengthGrid
 from varlen.data.ragged import Ragged
 from varlen.training.loop import (
     TrainConfig,
     _lr_factor,
     choose_technique,
+    epoch_steps,
     evaluate,
     fit,
+    planned_epochs,
+    planned_steps,
     predict,
     predict_scores,
     split_validation,
@@ -377,3 +381,95 @@ def test_accuracy_axis_starts_below_the_lowest_accuracy():
     assert accuracy_floor([0.04, 0.9]) == 0.0
     assert accuracy_floor([float("nan")]) == 0.0
     assert accuracy_floor([1.0]) == pytest.approx(0.95)
+
+
+GRIDS = st.sampled_from([LengthGrid(step=1 / 4), LengthGrid(step=1), LengthGrid(step=1 / 2)])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 30), min_size=1, max_size=12),
+    technique=st.sampled_from(EXACT),
+    grid=GRIDS,
+    pooling=st.sampled_from(["last", "mean", "max"]),
+)
+@example(lengths=[0, 1, 30, 1, 1], technique="mask", grid=LengthGrid(step=1), pooling="last")
+def test_predict_scores_on_a_length_grid_equal_each_sequence_alone(
+    lengths, technique, grid, pooling
+):
+    """Batches padded up to a grid length score each sequence as alone, and as unrounded."""
+    rng = np.random.default_rng(len(lengths))
+    x = Ragged.from_sequences([rng.normal(size=(n, 2)).astype(np.float32) for n in lengths])
+    model = tiny_classifier(pooling=pooling, bidirectional=True)
+    alone = predict_scores(model, x, technique="one-at-a-time")
+    rounded = predict_scores(model, x, technique=technique, batch_size=4, length_grid=grid)
+    plain = predict_scores(model, x, technique=technique, batch_size=4, length_grid=None)
+    torch.testing.assert_close(rounded, alone, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(rounded, plain, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("technique", ["bucket", "mask"])
+def test_fit_on_a_length_grid_gives_the_same_losses_and_weights(technique):
+    """Training on batches padded up to a coarse grid = training on unrounded batches."""
+    x, y, _ = easy_data(40, seed=4)
+    results, models = [], []
+    for grid in (None, LengthGrid(step=1)):
+        config = TrainConfig(technique=technique, epochs=2, batch_size=6, lr=0.02, length_grid=grid)
+        models.append(tiny_classifier(pooling="mean"))
+        results.append(
+            fit(models[-1], x[:32], y[:32], config=config, validation=(x[32:], y[32:]),
+                progress=False)
+        )  # fmt: skip
+    plain, rounded = results
+    for a, b in zip(plain.history, rounded.history, strict=True):
+        assert b.train_loss == pytest.approx(a.train_loss, rel=1e-5)
+        assert b.val_loss == pytest.approx(a.val_loss, rel=1e-5)
+        assert b.real_steps == a.real_steps
+        assert b.padding_efficiency < a.padding_efficiency  # step 1 doubles some batches
+    for name, tensor in models[0].state_dict().items():
+        torch.testing.assert_close(models[1].state_dict()[name], tensor, atol=1e-5, rtol=1e-5)
+
+
+def test_train_config_rejects_a_bad_length_grid():
+    """length_grid is a LengthGrid or None."""
+    with pytest.raises(TypeError, match=r"TrainConfig: length_grid must be a varlen\.data\.grid"):
+        TrainConfig(length_grid=1 / 16)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError, match=r"predict_scores: length_grid must be a varlen\.data\.grid"
+    ):
+        predict_scores(tiny_classifier(), easy_data(4)[0], length_grid=0.5)  # type: ignore[arg-type]
+
+
+def test_fit_max_steps_stops_inside_an_epoch_and_resumes_exactly(tmp_path):
+    """A step budget that ends mid-epoch trains exactly that many steps, resumed or not."""
+    x, y, _ = easy_data(32)
+    validation = (x[24:], y[24:])
+    config = TrainConfig(epochs=100, batch_size=8, lr=0.02, seed=2, max_steps=5, patience=None)
+    options: dict[str, Any] = {"config": config, "validation": validation, "progress": False}
+    whole = tiny_classifier()
+    expected = fit(whole, x[:24], y[:24], checkpoint=tmp_path / "a.pt", **options)
+    assert expected.planned_epochs == 2  # 3 batches per epoch
+    assert [stats.steps for stats in expected.history] == [3, 2]
+    assert expected.steps == 5
+    assert torch.load(tmp_path / "a.pt", weights_only=True)["epoch"] == 1
+
+    fit(tiny_classifier(), x[:24], y[:24], checkpoint=tmp_path / "b.pt",
+        **{**options, "config": dataclasses.replace(config, epochs=1)})  # fmt: skip
+    resumed = tiny_classifier(seed=9)
+    got = fit(resumed, x[:24], y[:24], checkpoint=tmp_path / "b.pt", resume=True, **options)
+    assert without_times(got) == without_times(expected)
+    for name, tensor in whole.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[name], tensor, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("epochs", "max_steps", "per_epoch", "expected"),
+    [(10, None, 4, [4] * 10), (10, 9, 4, [4, 4, 1]), (2, 9, 4, [4, 4]), (3, 8, 4, [4, 4]),
+     (5, 3, 0, [0, 0, 0])],
+)  # fmt: skip
+def test_epoch_steps_spend_the_budget(epochs, max_steps, per_epoch, expected):
+    """Whole epochs, then what the step budget has left; planned_steps is their sum."""
+    config = TrainConfig(epochs=epochs, max_steps=max_steps)
+    total = planned_epochs(config, per_epoch)
+    assert [epoch_steps(config, per_epoch, epoch) for epoch in range(total)] == expected
+    assert planned_steps(config, per_epoch) == sum(expected)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from varlen.data.grid import LengthGrid
 from varlen.data.ragged import Ragged
 from varlen.training import (
     ModelConfig,
@@ -396,3 +397,25 @@ def test_unlabelled_steps_are_left_out(task):
         progress=False,
     )  # fmt: skip
     assert math.isfinite(result.history[-1].train_loss)
+
+
+def test_per_step_on_a_length_grid_gives_the_same_results():
+    """Per-step batches padded up to a coarse grid: same scores, losses and trained weights."""
+    x, y = xor_task(30, 7)
+    models, results = [], []
+    for grid in (None, LengthGrid(step=1)):
+        torch.manual_seed(0)
+        models.append(SequenceLabeller(2, 2, hidden_size=5))
+        config = TrainConfig(epochs=2, batch_size=7, seed=1, length_grid=grid)
+        results.append(fit_steps(models[-1], x, y, config=config, progress=False))
+        scores = predict_step_scores(models[-1], x, batch_size=7, length_grid=grid)
+        np.testing.assert_allclose(
+            scores.values, predict_step_scores(models[-1], x, length_grid=None).values, atol=1e-5
+        )
+        loss = evaluate_steps(models[-1], x, y, length_grid=grid)
+        assert loss == pytest.approx(evaluate_steps(models[-1], x, y, length_grid=None), rel=1e-5)
+    for a, b in zip(results[0].history, results[1].history, strict=True):
+        assert b.train_loss == pytest.approx(a.train_loss, rel=1e-5)
+        assert b.padding_efficiency < a.padding_efficiency
+    for name, tensor in models[0].state_dict().items():
+        torch.testing.assert_close(models[1].state_dict()[name], tensor, atol=1e-5, rtol=1e-5)

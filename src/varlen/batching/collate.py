@@ -14,6 +14,7 @@ from varlen._types import Padding
 from varlen.batching._validate import check_int
 from varlen.batching.batch import Batch
 from varlen.batching.dataset import Item, RaggedItems
+from varlen.data.grid import LengthGrid
 from varlen.data.masks import lengths_to_mask
 from varlen.data.padding import pad
 from varlen.data.ragged import Ragged
@@ -71,8 +72,10 @@ def _check_item(index: int, item: object) -> tuple[int, NDArray[Any], Any]:
 class Collate:
     """Collate ``(index, sequence, target)`` items into a padded :class:`Batch`.
 
-    The time length is ``T = max(T_i)``, rounded up to a multiple of
-    ``pad_to_multiple_of`` if given; every row is padded with ``value`` on the
+    The time length is ``T = max(T_i)``, rounded up to a length of ``grid`` if given
+    (:meth:`LengthGrid.round_up <varlen.data.grid.LengthGrid.round_up>`: few distinct batch
+    shapes, hence few compiled kernels, for a few percent more padded steps), then to a
+    multiple of ``pad_to_multiple_of`` if given; every row is padded with ``value`` on the
     ``padding`` side by the data layer's vectorized padding (no loop over steps). Items
     fetched by :meth:`RaggedDataset.__getitems__ <varlen.batching.RaggedDataset.__getitems__>`
     are padded straight from the dataset's flat storage with no per-item work (long rows
@@ -87,6 +90,7 @@ class Collate:
         value: Value written at padded steps; must fit the output dtype.
         pad_to_multiple_of: Round ``T`` up to a multiple of this (``>= 1``), e.g. for
             kernels that like aligned lengths; ``None`` keeps ``max(T_i)``.
+        grid: Pad ``T`` up to a length of this grid (``None``: no rounding).
         dtype: torch dtype of ``x``; ``None`` keeps the sequences' dtype (NumPy float64
             stays float64: pass ``torch.float32`` for the usual layers).
         view_min_elements: Tuning only (the batch is the same either way): mean scalars per
@@ -95,7 +99,8 @@ class Collate:
 
     Raises:
         ValueError: If ``padding`` is not ``"pre"``/``"post"`` or ``pad_to_multiple_of < 1``.
-        TypeError: If ``value`` is not a number or ``dtype`` not a ``torch.dtype``.
+        TypeError: If ``value`` is not a number, ``dtype`` not a ``torch.dtype`` or ``grid``
+            not a ``LengthGrid``.
 
     Example:
         >>> collate = Collate(padding="pre", value=-1.0, pad_to_multiple_of=4)
@@ -113,6 +118,7 @@ class Collate:
         pad_to_multiple_of: int | None = None,
         dtype: torch.dtype | None = None,
         view_min_elements: int = VIEW_MIN_ELEMENTS,
+        grid: LengthGrid | None = None,
     ) -> None:
         where = "Collate"
         self.padding = check_side(where, "padding", padding)
@@ -127,12 +133,18 @@ class Collate:
         if dtype is not None and not isinstance(dtype, torch.dtype):
             raise TypeError(f"{where}: dtype must be a torch.dtype or None, got {dtype!r}.")
         self.dtype = dtype
+        if grid is not None and not isinstance(grid, LengthGrid):
+            raise TypeError(
+                f"{where}: grid must be a varlen.data.grid.LengthGrid or None, got {grid!r}."
+            )
+        self.grid = grid
         self.view_min_elements = check_int(where, "view_min_elements", view_min_elements, minimum=0)
 
     def __repr__(self) -> str:
         return (
             f"Collate(padding={self.padding!r}, value={self.value!r}, "
-            f"pad_to_multiple_of={self.pad_to_multiple_of!r}, dtype={self.dtype!r})"
+            f"pad_to_multiple_of={self.pad_to_multiple_of!r}, dtype={self.dtype!r}, "
+            f"grid={self.grid!r})"
         )
 
     def __call__(self, items: Sequence[Item]) -> Batch:
@@ -168,8 +180,10 @@ class Collate:
         return requested
 
     def _time_length(self, lengths: NDArray[np.int64]) -> int:
-        """Return ``T``: the longest length, rounded up to ``pad_to_multiple_of``."""
+        """Return ``T``: the longest length, rounded up to the grid, then to the multiple."""
         T = int(lengths.max(initial=0))
+        if self.grid is not None:
+            T = self.grid.round_up(T)
         multiple = self.pad_to_multiple_of
         return T if multiple is None else -(-T // multiple) * multiple
 

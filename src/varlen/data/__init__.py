@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from varlen.data.augment import Augmentation, augment
 from varlen.data.features import AlignedFeatures, FeatureSchema, align_features, concat_presence
+from varlen.data.grid import LengthGrid
 from varlen.data.io import (
     TableData,
     TSData,
@@ -32,6 +33,7 @@ __all__ = [
     "Augmentation",
     "FeatureSchema",
     "LanePlan",
+    "LengthGrid",
     "MeanStd",
     "Ragged",
     "Standardizer",

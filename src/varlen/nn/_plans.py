@@ -17,6 +17,8 @@ from typing import Literal, TypeAlias
 import torch
 from torch import Tensor
 
+from varlen.data.grid import DEFAULT_GRID, LengthGrid
+
 Method: TypeAlias = Literal["auto", "padded", "packed"]
 Route: TypeAlias = Literal["empty", "full", "padded", "groups", "packed"]
 
@@ -40,6 +42,10 @@ class Tuning:
             ``(T, B, 1)`` pad mask costs ~4x a multiplication at ``64 x 100 x 32`` on the
             CPU (150 us against 40), and as much at ``32 x 29 x 12`` (12 us). Both give the
             same values and gradients.
+        group_grid: Each group of rows runs to its longest length rounded up to this grid
+            (at most the batch's ``T``): the CPU backend compiles and keeps one kernel per
+            call shape, so group lengths on a grid keep them few, for less than ``step``
+            more cells per group. ``None``: each group runs to its own longest length.
     """
 
     call_cost: int = 128
@@ -48,6 +54,7 @@ class Tuning:
     group_counts: tuple[int, ...] = (2, 4, 8, 16)
     min_group_rows: int = 4
     select_limit: int = 16384
+    group_grid: LengthGrid | None = DEFAULT_GRID
 
 
 DEFAULT_TUNING = Tuning()
@@ -65,11 +72,14 @@ class Plan:
         groups: For ``"groups"``, the row indices of each group (host int64 tensors).
         select: For ``"padded"`` and ``"groups"``, zero the pads by one select rather than
             a multiplication and a finiteness check (see :attr:`Tuning.select_limit`).
+        grid: For ``"groups"``, the grid each group's length is rounded up to
+            (:attr:`Tuning.group_grid`).
     """
 
     route: Route
     groups: tuple[Tensor, ...] = ()
     select: bool = False
+    grid: LengthGrid | None = None
 
 
 def capturing_graph() -> bool:
@@ -117,11 +127,11 @@ def row_groups(
 
     The rows sorted by length are cut into ``tuning.group_counts`` groups of equal count (at
     least ``tuning.min_group_rows`` rows each); each group then runs to its own longest
-    length. The split with the fewest cells (rows times steps, plus ``tuning.call_cost`` per
-    call) is taken if it saves at least ``tuning.min_saving`` of the batch's ``B * T`` cells.
-    Rows are independent, so results do not change (within float rounding); only the work on
-    pads does. Only for a batch with a real step (else every group would be empty, cut off
-    from the graph).
+    length, rounded up to ``tuning.group_grid`` (at most ``T``). The split with the fewest
+    cells (rows times steps, plus ``tuning.call_cost`` per call) is taken if it saves at
+    least ``tuning.min_saving`` of the batch's ``B * T`` cells. Rows are independent, so
+    results do not change (within float rounding); only the work on pads does. Only for a
+    batch with a real step (else every group would be empty, cut off from the graph).
 
     Args:
         host_lengths: ``(B,)`` int64 lengths on the host.
@@ -141,6 +151,9 @@ def row_groups(
         return None
     ordered, order = torch.sort(host_lengths, stable=True)
     lengths = ordered.tolist()  # the costs below are a few Python ints per split
+    grid = tuning.group_grid
+    if grid is not None:  # the lengths the groups would run to
+        lengths = [min(grid.round_up(length), T) for length in lengths]
     best_cost, best = budget, None
     for G in tuning.group_counts:
         if tuning.min_group_rows * G > B:
@@ -204,7 +217,7 @@ def plan_call(
     if N == B * T:  # no pads
         return _FULL
     groups = row_groups(host_lengths, T, tuning, total=N) if device_type == "cpu" else None
-    return padded if groups is None else Plan("groups", groups, select)
+    return padded if groups is None else Plan("groups", groups, select, tuning.group_grid)
 
 
 _FULL, _PADDED, _PADDED_SELECT = Plan("full"), Plan("padded"), Plan("padded", select=True)

@@ -57,6 +57,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from varlen._checks import check_choice, check_side, error_context, unplaced
 from varlen._types import Padding
+from varlen.data.grid import LengthGrid
 from varlen.data.ragged import Ragged
 from varlen.nn._checks import check_agreement, check_mask, read_lengths
 from varlen.nn._gates import (
@@ -699,7 +700,9 @@ def _run(
     if plan.route == "packed":
         return _drive_packed(module, cell, inputs, state)
     if plan.route == "groups":
-        return _drive_groups(module, cell, inputs, state, plan.groups, select=plan.select)
+        return _drive_groups(
+            module, cell, inputs, state, plan.groups, select=plan.select, grid=plan.grid
+        )
     return _drive_padded(module, cell, inputs, state, select=plan.select)
 
 
@@ -711,11 +714,13 @@ def _drive_groups(
     groups: tuple[Tensor, ...],
     *,
     select: bool = False,
+    grid: LengthGrid | None = None,
 ) -> tuple[Tensor, State]:
     """Run each group of rows to its own longest length, then put the rows back in order.
 
-    Each group takes the padded method (or torch's own forward when it has no pads); its
-    outputs are padded back to ``T`` with zeros, on the side of the layout.
+    The length is rounded up to ``grid`` (at most ``T``: few distinct kernel shapes). Each
+    group takes the padded method (or torch's own forward when it has no pads); its outputs
+    are padded back to ``T`` with zeros, on the side of the layout.
     """
     x, lengths, layout = inputs.x, inputs.lengths, inputs.layout
     T = x.shape[1]
@@ -723,6 +728,7 @@ def _drive_groups(
     for rows in groups:
         rows_lengths = lengths[rows]  # on the host: groups are planned on the CPU only
         T_g = int(rows_lengths.max())
+        T_g = T_g if grid is None else min(grid.round_up(T_g), T)
         steps = slice(0, T_g) if layout == "post" else slice(T - T_g, T)
         group = _Inputs(x[rows, steps], rows_lengths, layout, layout, None)
         group_hx = None if hx is None else tuple(s[:, rows] for s in hx)

@@ -32,6 +32,7 @@ from varlen.batching.dataset import RaggedDataset
 from varlen.batching.report import choose_technique  # re-exported: its home is NumPy-only
 from varlen.batching.sampler import BucketBatchSampler
 from varlen.data.augment import Augmentation, augment
+from varlen.data.grid import DEFAULT_GRID, LengthGrid
 from varlen.data.io.store import StoredRagged
 from varlen.data.ragged import Ragged
 from varlen.training.checkpoints import Checkpoint, load_checkpoint, save_checkpoint, unfit
@@ -78,8 +79,10 @@ class TrainConfig:
             data, nothing stops early.
         grad_clip: Clip the gradient norm to this (``None``: no clipping).
         seed: Seed of everything random: initial weights, batches, dropout.
-        max_steps: A training budget in optimizer steps: the run has
-            ``min(epochs, ceil(max_steps / batches per epoch))`` epochs (``None``: ``epochs``).
+        max_steps: A training budget in optimizer steps: the run stops after
+            ``min(max_steps, epochs * batches per epoch)`` steps, inside its last epoch if
+            need be (that epoch takes the first batches of its plan, so a resumed run ends
+            where an uninterrupted one does); ``None``: ``epochs`` whole epochs.
         schedule: ``"constant"`` learning rate, or ``"cosine"`` decay to zero over the run's
             optimizer steps.
         warmup_steps: Optimizer steps of linear warm-up from ``lr / warmup_steps`` to ``lr``.
@@ -114,9 +117,15 @@ class TrainConfig:
     time_limit: float | None = None
     select: Selection = "loss"
     augment: Augmentation | None = None
+    length_grid: LengthGrid | None = DEFAULT_GRID
 
     def __post_init__(self) -> None:
         get_technique(self.technique)
+        if self.length_grid is not None and not isinstance(self.length_grid, LengthGrid):
+            raise TypeError(
+                "TrainConfig: length_grid must be a varlen.data.grid.LengthGrid or None, got "
+                f"{type(self.length_grid).__name__}."
+            )
         if self.augment is not None and not isinstance(self.augment, Augmentation):
             raise TypeError(
                 "TrainConfig: augment must be a varlen.data.augment.Augmentation or None, got "
@@ -401,6 +410,7 @@ class _SequenceTask:
         self.y = y
         self.config = config
         self.technique = get_technique(config.technique)
+        self.grid = fitted_grid(config.length_grid, self.lengths)
         self.validation = validation
         self.has_validation = validation is not None
 
@@ -413,7 +423,7 @@ class _SequenceTask:
             batch = [self.data.sequences[int(i)] for i in indices]
             data = RaggedDataset(augment(batch, augmentation, key=key, ids=indices))
             rows = np.arange(len(indices), dtype=np.int64)
-        step = self.technique.run(model, data, rows)
+        step = self.technique.run(model, data, rows, grid=self.grid)
         loss = _loss(model, step.scores, _targets(model, self.y, indices))
         return BatchLoss(loss, step.real_steps, step.computed_steps)
 
@@ -421,6 +431,28 @@ class _SequenceTask:
         if self.validation is None:
             raise RuntimeError("varlen bug: validate needs validation data")
         return _validate(model, self.validation, self.config)
+
+
+def fitted_grid(grid: LengthGrid | None, lengths: np.ndarray) -> LengthGrid | None:
+    """Return ``grid`` with its top set to the longest of ``lengths``, unless it has one.
+
+    Args:
+        grid: A grid, or ``None`` (no rounding).
+        lengths: ``(n,)`` the lengths the batches are drawn from.
+
+    Returns:
+        The grid to pad batches to, or ``None``.
+
+    Raises:
+        TypeError: If ``grid`` is not a ``LengthGrid`` or ``None``.
+    """
+    if grid is not None and not isinstance(grid, LengthGrid):
+        raise unplaced(
+            TypeError(f"length_grid must be a varlen.data.grid.LengthGrid or None, got {grid!r}.")
+        )
+    if grid is None or grid.longest is not None:
+        return grid
+    return grid.fitted(lengths)
 
 
 def sequence_task(
@@ -485,11 +517,12 @@ def _train_epoch(
     *,
     total_epochs: int,
     progress: bool,
+    limit: int,
 ) -> _EpochWork:
-    """Train one epoch; return its losses and work."""
+    """Train the first ``limit`` batches of an epoch; return its losses and work."""
     technique = get_technique(config.technique)
     _seed_dropout(model, config.seed * 100_003 + epoch)
-    batches = _batches(technique, task.lengths, config, epoch, shuffle=True)
+    batches = _batches(technique, task.lengths, config, epoch, shuffle=True)[:limit]
     _, world = _rank_and_world()
     model.train()
     work = _EpochWork()
@@ -524,6 +557,7 @@ def evaluate(
     *,
     technique: str = "bucket",
     batch_size: int = 256,
+    length_grid: LengthGrid | None = DEFAULT_GRID,
 ) -> tuple[float, float]:
     """Return ``(loss, metric)`` on ``(x, y)``: accuracy for classification, MAE for regression.
 
@@ -533,11 +567,14 @@ def evaluate(
         y: ``(B,)`` class ids or ``(B, K)`` targets.
         technique: How to batch (any exact technique gives the same numbers).
         batch_size: Sequences per batch.
+        length_grid: Pad batches up to this grid's lengths (see :func:`predict_scores`).
 
     Returns:
         The mean loss and the metric.
     """
-    scores = predict_scores(model, x, technique=technique, batch_size=batch_size)
+    scores = predict_scores(
+        model, x, technique=technique, batch_size=batch_size, length_grid=length_grid
+    )
     targets = torch.as_tensor(
         y, dtype=torch.int64 if model.config.task == "classification" else torch.float32
     )
@@ -555,6 +592,7 @@ def predict_scores(
     *,
     technique: str = "bucket",
     batch_size: int = 256,
+    length_grid: LengthGrid | None = DEFAULT_GRID,
 ) -> Tensor:
     """Return ``(B, output_size)`` scores for every sequence, in input order, on the CPU.
 
@@ -564,19 +602,25 @@ def predict_scores(
             batch at a time: only the scores are held for every sequence).
         technique: How to batch; ``bucket`` sorts by length so little is padded.
         batch_size: Sequences per batch.
+        length_grid: Pad each batch's ``T`` up to a length of this grid, fitted to the
+            longest of ``x`` (:class:`~varlen.data.grid.LengthGrid`): the same scores with
+            few distinct batch shapes. ``None``: pad to ``max(T_i)``.
 
     Returns:
         Logits (classification) or values (regression).
     """
     chosen = get_technique(technique)
     data = RaggedDataset(x)
+    with error_context("predict_scores"):
+        grid = fitted_grid(length_grid, x.lengths)
     order = np.argsort(x.lengths, kind="stable") if chosen.bucketed else np.arange(len(x))
     out = torch.zeros(len(x), model.config.output_size)
     model.eval()
     with torch.inference_mode():
         for start in range(0, len(x), batch_size):
             indices = order[start : start + batch_size]
-            out[torch.from_numpy(indices)] = chosen.run(model, data, indices).scores.float().cpu()
+            step = chosen.run(model, data, indices, grid=grid)
+            out[torch.from_numpy(indices)] = step.scores.float().cpu()
     return out
 
 
@@ -605,9 +649,16 @@ def _validate(
     Every exact technique gives the same numbers, so they use ``bucket``; an inexact one must
     see batches (and pads) like those it was trained on.
     """
+    grid = config.length_grid
     if get_technique(config.technique).exact:
-        return evaluate(model, *validation)
-    return evaluate(model, *validation, technique=config.technique, batch_size=config.batch_size)
+        return evaluate(model, *validation, length_grid=grid)
+    return evaluate(
+        model,
+        *validation,
+        technique=config.technique,
+        batch_size=config.batch_size,
+        length_grid=grid,
+    )
 
 
 def _epochs(start: int, total: int, *, progress: bool) -> Any:
@@ -686,7 +737,9 @@ def _lr_factor(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
 
 
 def planned_epochs(config: TrainConfig, batches_per_epoch: int) -> int:
-    """The run's epochs: ``epochs``, or fewer to spend about ``max_steps`` optimizer steps.
+    """The run's epochs: ``epochs``, or fewer to spend ``max_steps`` optimizer steps.
+
+    The last one runs only the steps the budget has left (:func:`epoch_steps`).
 
     Args:
         config: How to train.
@@ -698,6 +751,38 @@ def planned_epochs(config: TrainConfig, batches_per_epoch: int) -> int:
     if config.max_steps is None:
         return config.epochs
     return max(1, min(config.epochs, -(-config.max_steps // max(batches_per_epoch, 1))))
+
+
+def planned_steps(config: TrainConfig, batches_per_epoch: int) -> int:
+    """The run's optimizer steps: ``epochs`` epochs' batches, at most ``max_steps``.
+
+    Args:
+        config: How to train.
+        batches_per_epoch: Optimizer steps per epoch.
+
+    Returns:
+        ``min(max_steps, epochs * batches_per_epoch)`` (``max_steps`` ``None``: no bound).
+    """
+    whole = config.epochs * batches_per_epoch
+    return whole if config.max_steps is None else min(config.max_steps, whole)
+
+
+def epoch_steps(config: TrainConfig, batches_per_epoch: int, epoch: int) -> int:
+    """The optimizer steps of epoch ``epoch``: all its batches, or what the budget has left.
+
+    Every epoch before it ran whole, so this is a function of the epoch's number alone (a
+    resumed run stops where an uninterrupted one does).
+
+    Args:
+        config: How to train.
+        batches_per_epoch: Optimizer steps per whole epoch.
+        epoch: The epoch, from 0.
+
+    Returns:
+        ``min(batches_per_epoch, max_steps - epoch * batches_per_epoch)``, at least 0.
+    """
+    left = planned_steps(config, batches_per_epoch) - epoch * batches_per_epoch
+    return max(0, min(batches_per_epoch, left))
 
 
 def _selection_key(
@@ -896,7 +981,9 @@ def _train(
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, total * per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_factor(config, planned_steps(config, per_epoch))
+    )
     steps = _Optimization(optimizer, scheduler)
     result = FitResult(planned_epochs=total)
     best_state = _snapshot(model)
@@ -914,7 +1001,14 @@ def _train(
             break
         epoch_start = time.perf_counter()
         work = _train_epoch(
-            model, task, steps, config, epoch, total_epochs=total, progress=progress
+            model,
+            task,
+            steps,
+            config,
+            epoch,
+            total_epochs=total,
+            progress=progress,
+            limit=epoch_steps(config, per_epoch, epoch),
         )
         val = task.validate(model) if task.has_validation else (None, None)
         stats = work.stats(epoch, val, time.perf_counter() - epoch_start)

@@ -407,6 +407,8 @@ class SequenceModel(nn.Module):
         if self.config.pooling == "mean":
             total = out.sum(dim=1)  # pads are exactly zero
             return total / lengths.clamp(min=1)[:, None].to(out.dtype)
+        if T == 0:  # every sequence empty (a batch of length-0 ones): amax has nothing to reduce
+            return out.new_zeros(B, out.shape[2])
         lowest = torch.finfo(out.dtype).min
         peak = torch.where(real, out, torch.full((), lowest, dtype=out.dtype, device=out.device))
         return torch.where((lengths > 0)[:, None], peak.amax(dim=1), torch.zeros_like(peak[:, 0]))

@@ -37,11 +37,19 @@ import torch
 from torch import Tensor
 
 from varlen._checks import check_choice, error_context, unplaced
+from varlen.data.grid import DEFAULT_GRID, LengthGrid
 from varlen.data.io.store import StoredRagged
 from varlen.data.ragged import Ragged
 from varlen.nn.losses import masked_cross_entropy, masked_mae, masked_mse
 from varlen.nn.recurrent import Method
-from varlen.training.loop import BatchLoss, FitResult, TrainConfig, TrainTask, train
+from varlen.training.loop import (
+    BatchLoss,
+    FitResult,
+    TrainConfig,
+    TrainTask,
+    fitted_grid,
+    train,
+)
 from varlen.training.models import ModelConfig, SequenceModel
 
 __all__ = [
@@ -268,13 +276,23 @@ class _Batch(NamedTuple):
     y: Tensor | None  # (B, T) int64 or (B, T, K) float32
 
 
-def _batch(model: SequenceModel, x: Steps, y: Steps | None, indices: np.ndarray) -> _Batch:
+def _batch(
+    model: SequenceModel,
+    x: Steps,
+    y: Steps | None,
+    indices: np.ndarray,
+    grid: LengthGrid | None = None,
+) -> _Batch:
+    """The padded batch of ``indices``, ``T`` rounded up to ``grid`` (exact pads: same losses)."""
     device = model.device
-    values, lengths = x[indices].to_padded(dtype=np.float32)
+    T = int(x.lengths[indices].max(initial=0))
+    T = T if grid is None else grid.round_up(T)
+    values, lengths = x[indices].to_padded(maxlen=T, dtype=np.float32)
     targets = None
     if y is not None:
         classification = model.config.task == "classification"
-        padded, _ = y[indices].to_padded(dtype=np.int64 if classification else np.float32)
+        kind = np.int64 if classification else np.float32
+        padded, _ = y[indices].to_padded(maxlen=T, dtype=kind)
         targets = torch.from_numpy(padded).to(device)
         if not classification:
             targets = targets.reshape(*targets.shape[:2], model.config.output_size)
@@ -348,6 +366,7 @@ def evaluate_steps(
     *,
     batch_size: int = 256,
     reduction: StepReduction = "step",
+    length_grid: LengthGrid | None = DEFAULT_GRID,
 ) -> tuple[float, float]:
     """Return ``(loss, metric)`` over the real steps: accuracy (classification) or MAE.
 
@@ -358,6 +377,9 @@ def evaluate_steps(
         batch_size: Sequences per batch.
         reduction: ``"step"`` (mean over all real steps) or ``"sequence"`` (mean of each
             sequence's mean, over sequences with a scored step).
+        length_grid: Pad each batch's ``T`` up to a length of this grid, fitted to the
+            longest of ``x`` (:class:`~varlen.data.grid.LengthGrid`): the same results with
+            few distinct batch shapes. ``None``: pad to ``max(T_i)``.
 
     Returns:
         The mean loss (cross-entropy or MSE) and the metric, both NaN without any scored step.
@@ -371,12 +393,13 @@ def evaluate_steps(
         x = _check_x(model, x)
         y = _check_targets(model, x, y)
         check_choice(None, "reduction", reduction, ("step", "sequence"))
+        grid = fitted_grid(length_grid, x.lengths)
         sums = np.zeros((2, len(x)))  # per sequence: loss sum, metric sum
         counts = np.zeros(len(x))
         model.eval()
         with torch.inference_mode():
             for indices in _sorted_batches(x.lengths, batch_size):
-                batch = _batch(model, x, y, indices)
+                batch = _batch(model, x, y, indices, grid)
                 per_step = _per_step_values(model, model(batch.x, batch.lengths), batch)
                 sums[:, indices] = np.stack(
                     [v.sum(dim=1).double().cpu().numpy() for v in per_step[:2]]
@@ -412,7 +435,13 @@ def _reduce_sums(sums: np.ndarray, counts: np.ndarray, reduction: str) -> tuple[
     return float(means[0].mean()), float(means[1].mean())
 
 
-def predict_step_scores(model: SequenceModel, x: Steps, *, batch_size: int = 256) -> Ragged:
+def predict_step_scores(
+    model: SequenceModel,
+    x: Steps,
+    *,
+    batch_size: int = 256,
+    length_grid: LengthGrid | None = DEFAULT_GRID,
+) -> Ragged:
     """Return the model's outputs at every real step, in input order, on the CPU.
 
     Args:
@@ -420,6 +449,9 @@ def predict_step_scores(model: SequenceModel, x: Steps, *, batch_size: int = 256
         x: ``B`` sequences ``(T_i, F)``, in memory or in a store (the outputs are held in
             memory: predict a large store a block of rows at a time, ``x.blocks()``).
         batch_size: Sequences per batch (batched by sorted length: little padding).
+        length_grid: Pad each batch's ``T`` up to a length of this grid, fitted to the
+            longest of ``x`` (:class:`~varlen.data.grid.LengthGrid`): the same results with
+            few distinct batch shapes. ``None``: pad to ``max(T_i)``.
 
     Returns:
         A ``Ragged`` with the lengths of ``x`` and float32 values ``(N, output_size)``:
@@ -437,10 +469,11 @@ def predict_step_scores(model: SequenceModel, x: Steps, *, batch_size: int = 256
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         out = np.zeros((x.num_steps, model.config.output_size), dtype=np.float32)
+        grid = fitted_grid(length_grid, x.lengths)
         model.eval()
         with torch.inference_mode():
             for indices in _sorted_batches(lengths, batch_size):
-                batch = _batch(model, x, None, indices)
+                batch = _batch(model, x, None, indices, grid)
                 scores = model(batch.x, batch.lengths).float().cpu().numpy()  # (B, T, C)
                 for row, index in enumerate(indices):
                     start, stop = int(offsets[index]), int(offsets[index + 1])
@@ -485,25 +518,25 @@ class _StepTask:
         self.x, self.y = x, y
         self.lengths = x.lengths
         self.technique = config.technique
+        self.grid = fitted_grid(config.length_grid, x.lengths)
+        self.length_grid = config.length_grid
         self.validation = validation
         self.has_validation = validation is not None
         self.reduction = reduction
 
     def batch_loss(self, model: SequenceModel, indices: np.ndarray) -> BatchLoss:
-        batch = _batch(model, self.x, self.y, indices)
+        batch = _batch(model, self.x, self.y, indices, self.grid)
         loss = _loss(model, _scores(model, batch, self.technique), batch, self.reduction)
         real = int(self.x.lengths[indices].sum())
-        computed = (
-            real
-            if self.technique == "pack"
-            else len(indices) * int(self.x.lengths[indices].max(initial=0))
-        )
+        computed = real if self.technique == "pack" else batch.x.shape[0] * batch.x.shape[1]
         return BatchLoss(loss, real, computed)
 
     def validate(self, model: SequenceModel) -> tuple[float, float]:
         if self.validation is None:
             raise RuntimeError("varlen bug: validate needs validation data")
-        return evaluate_steps(model, *self.validation, reduction=self.reduction)
+        return evaluate_steps(
+            model, *self.validation, reduction=self.reduction, length_grid=self.length_grid
+        )
 
 
 def step_task(

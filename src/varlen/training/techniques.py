@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ from varlen._types import Padding
 from varlen.batching.collate import Collate
 from varlen.batching.dataset import RaggedDataset
 from varlen.batching.sampler import BucketBatchSampler
+from varlen.data.grid import LengthGrid
 from varlen.data.ragged import Ragged
 from varlen.nn.lanes import run_lanes
 from varlen.nn.recurrent import Method
@@ -55,6 +57,25 @@ class Step:
     computed_steps: int
 
 
+class Run(Protocol):
+    """A technique's batch step: ``(model, data, indices, *, grid) -> Step``.
+
+    ``grid`` pads each batch's ``T`` up to a length of a
+    :class:`~varlen.data.grid.LengthGrid` (``None``: to ``max(T_i)``); exact techniques give
+    the same results either way, with fewer distinct batch shapes.
+    """
+
+    def __call__(
+        self,
+        model: SequenceModel,
+        data: RaggedDataset,
+        indices: np.ndarray,
+        /,
+        *,
+        grid: LengthGrid | None = None,
+    ) -> Step: ...
+
+
 @dataclass(frozen=True)
 class Technique:
     """A way to batch sequences and run the model on them.
@@ -64,14 +85,14 @@ class Technique:
         description: One line for tables and ``--help``.
         bucketed: Whether batches group similar lengths.
         exact: Whether each sequence's result equals it run alone.
-        run: ``(model, data, indices) -> Step``.
+        run: ``(model, data, indices, *, grid=None) -> Step`` (see :class:`Run`).
     """
 
     name: str
     description: str
     bucketed: bool
     exact: bool
-    run: Callable[[SequenceModel, RaggedDataset, np.ndarray], Step]
+    run: Run
 
 
 def _padded(
@@ -82,8 +103,10 @@ def _padded(
     padding: Padding,
     mask: bool,
     method: Method | None = None,
+    grid: LengthGrid | None = None,
 ) -> Step:
-    batch = Collate(padding=padding, dtype=torch.float32)(data.__getitems__(list(indices)))
+    collate = Collate(padding=padding, dtype=torch.float32, grid=grid)
+    batch = collate(data.__getitems__(list(indices)))
     x = batch.x.to(model.device)
     lengths = batch.lengths.to(x.device) if mask else None
     scores = model.head(model.features(x, lengths, padding=padding, method=method))
@@ -91,12 +114,26 @@ def _padded(
     return Step(scores, int(batch.lengths.sum()), B * T)
 
 
-def _packed(model: SequenceModel, data: RaggedDataset, indices: np.ndarray) -> Step:
-    step = _padded(model, data, indices, padding="post", mask=True, method="packed")
+def _packed(
+    model: SequenceModel,
+    data: RaggedDataset,
+    indices: np.ndarray,
+    /,
+    *,
+    grid: LengthGrid | None = None,
+) -> Step:
+    step = _padded(model, data, indices, padding="post", mask=True, method="packed", grid=grid)
     return Step(step.scores, step.real_steps, step.real_steps)  # no compute on pads
 
 
-def _lanes(model: SequenceModel, data: RaggedDataset, indices: np.ndarray) -> Step:
+def _lanes(
+    model: SequenceModel,
+    data: RaggedDataset,
+    indices: np.ndarray,
+    /,
+    *,
+    grid: LengthGrid | None = None,
+) -> Step:
     subset: Ragged = data.sequences[indices]
     device = model.device
     values = torch.tensor(subset.values, dtype=torch.float32, device=device)
@@ -104,7 +141,8 @@ def _lanes(model: SequenceModel, data: RaggedDataset, indices: np.ndarray) -> St
     conv = None
     if model.front is not None or model.config.series_norm:
         # per-sequence views and the front-end run on the padded batch, then back to rows
-        batch = Collate(padding="post", dtype=torch.float32)(data.__getitems__(list(indices)))
+        collate = Collate(padding="post", dtype=torch.float32, grid=grid)
+        batch = collate(data.__getitems__(list(indices)))
         padded_lengths = batch.lengths.to(device)
         inputs = model.inputs(batch.x.to(device), padded_lengths)
         if model.front is not None:
@@ -134,7 +172,14 @@ def _lanes(model: SequenceModel, data: RaggedDataset, indices: np.ndarray) -> St
     return Step(model.head(pooled), int(subset.lengths.sum()), computed)
 
 
-def _one_at_a_time(model: SequenceModel, data: RaggedDataset, indices: np.ndarray) -> Step:
+def _one_at_a_time(
+    model: SequenceModel,
+    data: RaggedDataset,
+    indices: np.ndarray,
+    /,
+    *,
+    grid: LengthGrid | None = None,  # no padding to round
+) -> Step:
     device = model.device
     scores = []
     for index in indices:
@@ -152,28 +197,36 @@ TECHNIQUES: dict[str, Technique] = {
             "pre-padding, no mask (pads run through the state)",
             bucketed=False,
             exact=False,
-            run=lambda m, d, i: _padded(m, d, i, padding="pre", mask=False),
+            run=lambda m, d, i, /, *, grid=None: _padded(
+                m, d, i, padding="pre", mask=False, grid=grid
+            ),
         ),
         Technique(
             "pad-post",
             "post-padding, no mask (final state taken after the pads)",
             bucketed=False,
             exact=False,
-            run=lambda m, d, i: _padded(m, d, i, padding="post", mask=False),
+            run=lambda m, d, i, /, *, grid=None: _padded(
+                m, d, i, padding="post", mask=False, grid=grid
+            ),
         ),
         Technique(
             "mask",
             "padding + masking (varlen exact, fused kernel)",
             bucketed=False,
             exact=True,
-            run=lambda m, d, i: _padded(m, d, i, padding="post", mask=True),
+            run=lambda m, d, i, /, *, grid=None: _padded(
+                m, d, i, padding="post", mask=True, grid=grid
+            ),
         ),
         Technique(
             "bucket",
             "masking + length bucketing (varlen exact, fused kernel)",
             bucketed=True,
             exact=True,
-            run=lambda m, d, i: _padded(m, d, i, padding="post", mask=True),
+            run=lambda m, d, i, /, *, grid=None: _padded(
+                m, d, i, padding="post", mask=True, grid=grid
+            ),
         ),
         Technique("pack", "packing + length bucketing", bucketed=True, exact=True, run=_packed),
         Technique(
