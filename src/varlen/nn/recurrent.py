@@ -775,7 +775,14 @@ def _drive_full(
 
 
 def _fast_call(
-    module: nn.RNNBase, cell: Cell, x: Any, lengths: Any, padding: Any, method: Method | None
+    module: nn.RNNBase,
+    cell: Cell,
+    x: Any,
+    lengths: Any,
+    padding: Any,
+    method: Method | None,
+    *,
+    batch_first: bool = False,
 ) -> tuple[Tensor, State] | None:
     """The commonest call, run with the least Python; ``None`` where it does not apply.
 
@@ -787,13 +794,14 @@ def _fast_call(
     padded route of one layer with pads zeroed by one select, the commonest, runs here: the
     same ops on the same values as :func:`_drive_padded`, so the same results and gradients.
     Any other route runs in the general path's driver (:func:`_run`). Anything this does not
-    handle, and every error, goes to the general path.
+    handle, and every error, goes to the general path. ``batch_first``: ``x`` is batch-first
+    whatever the module's layout (:func:`forward_any` hands it so, see :func:`_core`).
     """
     if (
         torch.compiler.is_compiling()  # first: dynamo traces nothing else here
         or x.__class__ is not Tensor
         or lengths.__class__ is not Tensor
-        or not module.batch_first
+        or not (batch_first or module.batch_first)
         or padding not in _SIDES
         or (method if method is not None else module.method) not in _FAST_METHODS
         or x.ndim != 3
@@ -860,6 +868,29 @@ def _fast_call(
     if not cell.zero_at_pads:
         out = torch.where(pads, 0.0, out)
     return out.transpose(0, 1), finals
+
+
+def _core(
+    module: nn.RNNBase,
+    cell: Cell,
+    x: Any,
+    lengths: Any,
+    *,
+    mask: Any,
+    padding: Any,
+    hx: Any,
+    method: Method,
+) -> tuple[Tensor, State]:
+    """The core :func:`forward_any` runs on a batch-first padded batch.
+
+    The fast call where it applies (ragged inputs and ``batch_first=False`` modules reach it
+    here, as a padded batch with int64 lengths), else the general path.
+    """
+    if mask is None and hx is None:
+        fast = _fast_call(module, cell, x, lengths, padding, method, batch_first=True)
+        if fast is not None:
+            return fast
+    return _plan_and_run(module, cell, x, lengths, mask=mask, padding=padding, hx=hx, method=method)
 
 
 _SIDES = ("post", "pre")
@@ -1055,7 +1086,7 @@ class LSTM(nn.LSTM):
         out, (h, c) = forward_any(
             self,
             LSTM_CELL,
-            _plan_and_run,  # forward_any runs it eagerly under torch.compile (see _forward)
+            _core,  # forward_any runs it eagerly under torch.compile (see _forward)
             x,
             lengths,
             offsets=offsets,
@@ -1157,7 +1188,7 @@ class GRU(nn.GRU):
         out, (h,) = forward_any(
             self,
             GRU_CELL,
-            _plan_and_run,  # forward_any runs it eagerly under torch.compile (see _forward)
+            _core,  # forward_any runs it eagerly under torch.compile (see _forward)
             x,
             lengths,
             offsets=offsets,
