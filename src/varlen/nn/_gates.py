@@ -69,7 +69,7 @@ class Cell:
         train: bool,
         num_layers: int = 1,
         dropout: float = 0.0,
-        batch_first: bool = True,
+        batch_first: bool = BATCH_FIRST,
     ) -> tuple[Tensor, State]:
         """Run fused layers on ``x (B, T, F)``; return ``(output, final states)``.
 
