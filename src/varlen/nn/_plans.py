@@ -72,14 +72,14 @@ class Plan:
         groups: For ``"groups"``, the row indices of each group (host int64 tensors).
         select: For ``"padded"`` and ``"groups"``, zero the pads by one select rather than
             a multiplication and a finiteness check (see :attr:`Tuning.select_limit`).
-        grid: For ``"groups"``, the grid each group's length is rounded up to
-            (:attr:`Tuning.group_grid`).
+        group_steps: For ``"groups"``, the steps each group runs to: its longest length,
+            rounded up to :attr:`Tuning.group_grid` (at most ``T``).
     """
 
     route: Route
     groups: tuple[Tensor, ...] = ()
     select: bool = False
-    grid: LengthGrid | None = None
+    group_steps: tuple[int, ...] = ()
 
 
 def capturing_graph() -> bool:
@@ -122,7 +122,7 @@ def has_no_pads(host_lengths: Tensor | None, T: int) -> bool:
 
 def row_groups(
     host_lengths: Tensor, T: int, tuning: Tuning = DEFAULT_TUNING, *, total: int | None = None
-) -> tuple[Tensor, ...] | None:
+) -> tuple[tuple[Tensor, ...], tuple[int, ...]] | None:
     """Split a batch of uneven lengths into groups of similar length, or ``None`` to keep it.
 
     The rows sorted by length are cut into ``tuning.group_counts`` groups of equal count (at
@@ -140,7 +140,7 @@ def row_groups(
         total: ``N``, the sum of ``host_lengths``, if the caller has it.
 
     Returns:
-        The row indices of each group, or ``None``.
+        The row indices of each group and the steps each group runs to, or ``None``.
     """
     B = host_lengths.shape[0]
     N = int(host_lengths.sum()) if total is None else total
@@ -166,7 +166,8 @@ def row_groups(
             best_cost, best = cost, bounds
     if best is None:
         return None
-    return tuple(order[a:b] for a, b in itertools.pairwise(best))
+    pairs = list(itertools.pairwise(best))
+    return tuple(order[a:b] for a, b in pairs), tuple(lengths[b - 1] for _, b in pairs)
 
 
 def plan_call(
@@ -216,8 +217,8 @@ def plan_call(
     N = int(host_lengths.sum()) if total is None else total
     if N == B * T:  # no pads
         return _FULL
-    groups = row_groups(host_lengths, T, tuning, total=N) if device_type == "cpu" else None
-    return padded if groups is None else Plan("groups", groups, select, tuning.group_grid)
+    split = row_groups(host_lengths, T, tuning, total=N) if device_type == "cpu" else None
+    return padded if split is None else Plan("groups", split[0], select, split[1])
 
 
 _FULL, _PADDED, _PADDED_SELECT = Plan("full"), Plan("padded"), Plan("padded", select=True)

@@ -57,7 +57,6 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from varlen._checks import check_choice, check_side, error_context, unplaced
 from varlen._types import Padding
-from varlen.data.grid import LengthGrid
 from varlen.data.ragged import Ragged
 from varlen.nn._checks import check_agreement, check_mask, read_lengths
 from varlen.nn._gates import (
@@ -703,7 +702,7 @@ def _run(
         return _drive_packed(module, cell, inputs, state)
     if plan.route == "groups":
         return _drive_groups(
-            module, cell, inputs, state, plan.groups, select=plan.select, grid=plan.grid
+            module, cell, inputs, state, plan.groups, plan.group_steps, select=plan.select
         )
     return _drive_padded(module, cell, inputs, state, select=plan.select)
 
@@ -714,23 +713,22 @@ def _drive_groups(
     inputs: _Inputs,
     hx: State | None,
     groups: tuple[Tensor, ...],
+    group_steps: tuple[int, ...],
     *,
     select: bool = False,
-    grid: LengthGrid | None = None,
 ) -> tuple[Tensor, State]:
-    """Run each group of rows to its own longest length, then put the rows back in order.
+    """Run each group of rows to its planned steps, then put the rows back in order.
 
-    The length is rounded up to ``grid`` (at most ``T``: few distinct kernel shapes). Each
-    group takes the padded method (or torch's own forward when it has no pads); its outputs
-    are padded back to ``T`` with zeros, on the side of the layout.
+    ``group_steps``: per group, its longest length rounded up to the plan's grid (at most
+    ``T``: few distinct kernel shapes; see :func:`varlen.nn._plans.row_groups`). Each group
+    takes the padded method (or torch's own forward when it has no pads); its outputs are
+    padded back to ``T`` with zeros, on the side of the layout.
     """
     x, lengths, layout = inputs.x, inputs.lengths, inputs.layout
     T = x.shape[1]
     outs, finals = [], []
-    for rows in groups:
+    for rows, T_g in zip(groups, group_steps, strict=True):
         rows_lengths = lengths[rows]  # on the host: groups are planned on the CPU only
-        T_g = int(rows_lengths.max())
-        T_g = T_g if grid is None else min(grid.round_up(T_g), T)
         steps = slice(0, T_g) if layout == "post" else slice(T - T_g, T)
         group = _Inputs(x[rows, steps], rows_lengths, layout, layout, None)
         group_hx = None if hx is None else tuple(s[:, rows] for s in hx)
