@@ -116,30 +116,39 @@ def test_a_nan_at_a_real_step_stays_in_its_row():
     assert torch.isfinite(out[others]).all()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     lengths=st.lists(st.integers(0, 9), min_size=1, max_size=20).filter(any),
-    layers=st.sampled_from([1, 2]),
+    layers=st.sampled_from([1, 2, 3]),
     cls=st.sampled_from([LSTM, GRU]),
     bidirectional=st.booleans(),
     padding=st.sampled_from(["post", "pre"]),
     proj=st.booleans(),
     train=st.booleans(),
+    dropout=st.sampled_from([0.0, 0.5]),
+    given_state=st.booleans(),
+    full=st.booleans(),
     seed=st.integers(0, 2**16),
 )
 def test_fast_call_is_the_general_path_bit_for_bit(
-    lengths, layers, cls, bidirectional, padding, proj, train, seed
+    lengths, layers, cls, bidirectional, padding, proj, train, dropout, given_state, full, seed
 ):
     """The fast call gives the general path's outputs, states and gradients exactly.
 
     It only runs fewer Python checks around the same ops, on every route the planner takes
-    (one layer inline; several layers, no pads, row groups of 8+ rows through the general
-    driver); pads hold NaN (they must not leak).
+    (the padded route inline, layer by layer, dropout between layers included; no pads,
+    with or without an initial state; row groups of 8+ rows and a given state with pads
+    through the general driver); pads hold NaN (they must not leak).
     """
     torch.manual_seed(seed)
     kwargs = {"proj_size": 2} if proj and cls is LSTM else {}
-    module = cls(3, 4, layers, bidirectional=bidirectional, batch_first=True, **kwargs).double()
+    dropout = dropout if layers > 1 else 0.0  # (torch warns of dropout with one layer)
+    module = cls(
+        3, 4, layers, bidirectional=bidirectional, batch_first=True, dropout=dropout, **kwargs
+    ).double()
     module.train(train)
+    if full:
+        lengths = [max(lengths)] * len(lengths)
     B, T = len(lengths), max(lengths)
     lengths_t = torch.tensor(lengths)
     x = torch.randn(B, T, 3, dtype=torch.float64)
@@ -147,21 +156,36 @@ def test_fast_call_is_the_general_path_bit_for_bit(
     if padding == "pre":
         real = real.flip(1)
     x = x.masked_fill(~real[..., None], float("nan")).requires_grad_()
+    hx = None
+    if given_state:
+        D = 2 if bidirectional else 1
+        h0 = torch.randn(layers * D, B, 2 if kwargs else 4, dtype=torch.float64)
+        states = [h0, torch.randn(layers * D, B, 4, dtype=torch.float64)]
+        hx = tuple(s.requires_grad_() for s in states) if cls is LSTM else h0.requires_grad_()
     cell = cell_of(module)
-    fast = recurrent._fast_call(module, cell, x, lengths_t, padding, None)
-    assert fast is not None  # a CPU batch with int64 lengths, no mask or state: it applies
+    torch.manual_seed(seed + 1)  # the same dropout masks on both paths
+    fast = recurrent._fast_call(module, cell, x, lengths_t, padding, None, hx=hx)
+    assert fast is not None  # a CPU batch with int64 lengths, no mask: it applies
+    torch.manual_seed(seed + 1)
     general = recurrent._forward(
-        module, cell, x, lengths_t, mask=None, padding=padding, hx=None, method="auto"
+        module, cell, x, lengths_t, mask=None, padding=padding, hx=hx, method="auto"
     )
     for got, want in zip((fast[0], *fast[1]), (general[0], *general[1]), strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=False)
     weights = torch.randn_like(fast[0].nan_to_num())
+    leaves = [x, *module.parameters()]
+    if hx is not None:
+        leaves += list(hx) if isinstance(hx, tuple) else [hx]
 
     def grads(result: tuple[torch.Tensor, tuple[torch.Tensor, ...]]) -> list[torch.Tensor]:
         loss = (result[0] * weights).sum() + sum(s.sum() for s in result[1])
-        return list(torch.autograd.grad(loss, [x, *module.parameters()]))
+        return list(torch.autograd.grad(loss, leaves, allow_unused=True))
 
     for got, want in zip(grads(fast), grads(general), strict=True):
+        if got is None or want is None:
+            assert got is None
+            assert want is None
+            continue
         torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
@@ -181,3 +205,10 @@ def test_fast_call_leaves_other_calls_to_the_general_path():
     assert fast(module, cell, torch.randn(257, 5, 3), many, "post", None) is None
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert fast(module, cell, x, lengths, "post", None) is None
+    # A state of the wrong shape, kind or dtype: the general path says what is wrong.
+    h, c = torch.zeros(1, 4, 4), torch.zeros(1, 4, 4)
+    assert fast(module, cell, x, lengths, "post", None, hx=(h, c)) is not None
+    assert fast(module, cell, x, lengths, "post", None, hx=(h[:, :3], c[:, :3])) is None
+    assert fast(module, cell, x, lengths, "post", None, hx=h) is None  # a GRU's state
+    assert fast(module, cell, x, lengths, "post", None, hx=(h, c.double())) is None
+    assert fast(module, cell, x, lengths, "post", None, hx=[h, c]) is None  # not a tuple

@@ -77,6 +77,7 @@ from varlen.nn._gates import (
 )
 from varlen.nn._inputs import forward_any
 from varlen.nn._plans import (
+    _FULL,
     _PADDED_SELECT,
     DEFAULT_TUNING,
     Method,
@@ -282,14 +283,20 @@ def _check_state(module: nn.RNNBase, cell: Cell, hx: Any, B: int, x: Tensor) -> 
     return state
 
 
-def _last_processed(lengths: Tensor, T: int, layout: Padding, *, reverse: bool) -> Tensor:
-    """Index of the last real step a direction processes: (B,) int64, clamped for length 0."""
+def _last_processed(
+    lengths: Tensor, T: int, layout: Padding, *, reverse: bool, empty_rows: bool = True
+) -> Tensor:
+    """Index of the last real step a direction processes: (B,) int64, clamped for length 0.
+
+    ``empty_rows=False``: the caller knows every length is at least 1, so no index is out of
+    range and the clamp is skipped (one op fewer).
+    """
     # Method forms: a Python operator on a tensor costs more dispatch.
     if reverse:  # the backward direction ends on the first real step
         index = torch.rsub(lengths, T) if layout == "pre" else torch.zeros_like(lengths)
     else:
         index = torch.full_like(lengths, T - 1) if layout == "pre" else lengths.sub(1)
-    return index.clamp(0, max(T - 1, 0))
+    return index.clamp(0, max(T - 1, 0)) if empty_rows else index
 
 
 def _final_h(out: Tensor, lengths: Tensor, layout: Padding, h0: Tensor, *, reverse: bool) -> Tensor:
@@ -787,25 +794,29 @@ def _fast_call(
     padding: Any,
     method: Method | None,
     *,
+    hx: Any = None,
     batch_first: bool = False,
 ) -> tuple[Tensor, State] | None:
-    """The commonest call, run with the least Python; ``None`` where it does not apply.
+    """The commonest calls, run with the least Python; ``None`` where they do not apply.
 
     It applies to an eager CPU call with ``x`` a plain batch-first ``(B, T, F)`` tensor of
-    the weights' dtype, ``lengths`` an int64 ``(B,)`` CPU tensor (up to 256 rows), no mask, no
-    initial state and no autocast. Every check of the general path is made once, in
-    straight-line code (on a small model, 8 x 10 x 4 -> 16, the Python around the kernel costs
-    more than the kernel), then the one planner (:func:`plan_call`) chooses the route. The
-    padded route of one layer with pads zeroed by one select, the commonest, runs here: the
-    same ops on the same values as :func:`_drive_padded`, so the same results and gradients.
-    Any other route runs in the general path's driver (:func:`_run`). Anything this does not
-    handle, and every error, goes to the general path. ``batch_first``: ``x`` is batch-first
-    whatever the module's layout (:func:`forward_any` hands it so, see :func:`_core`).
+    the weights' dtype, ``lengths`` an int64 ``(B,)`` CPU tensor (up to 256 rows), no mask and
+    no autocast, with or without an initial state ``hx`` of the module's sizes. Every check of
+    the general path is made once, in straight-line code (on a small model, 8 x 10 x 4 -> 16,
+    the Python around the kernel costs more than the kernel), then the one planner
+    (:func:`plan_call`) chooses the route. A batch without pads goes to the fused kernel over
+    all layers (:func:`_drive_full`, the route of streaming and generation steps, which carry
+    a state); the padded route with pads zeroed by one select and a zero initial state, the
+    commonest, runs here, layer by layer: the same ops on the same values as
+    :func:`_drive_padded`, so the same results and gradients. Any other route runs in the
+    general path's driver (:func:`_run`). Anything this does not handle, and every error, goes
+    to the general path. ``batch_first``: ``x`` is batch-first whatever the module's layout
+    (:func:`forward_any` hands it so, see :func:`_core`).
 
-    The one-layer route is written out here rather than calling :func:`_run_layer` and
+    The padded route is written out here rather than calling :func:`_run_layer` and
     :func:`_final_picks`: measured side by side (``bench_overhead.py``, 8 x 10 x 4 -> 16
-    inference), going through them gave 0.56-0.57 of torch's call against 0.77-0.81 inline,
-    and at 32 x 29 x 12 -> 64 0.81-0.84 against 0.88-0.90. The bit-for-bit test against the
+    inference), going through them gave 0.65-0.69 of torch's call against 0.72 inline, and
+    at 32 x 29 x 12 -> 64 0.85-0.88 against 0.88-0.92. The bit-for-bit test against the
     general path (``tests/nn/test_gates.py``) keeps the two in step.
     """
     if (
@@ -834,6 +845,11 @@ def _fast_call(
         or capturing_graph()
     ):
         return None
+    state: State | None = None
+    if hx is not None:
+        state = _fast_state(module, cell, hx, B, x.dtype)
+        if state is None:  # (errors: the general path raises them)
+            return None
     read = lengths.tolist() if B <= _FEW_LENGTHS else None
     if not read or min(read) < 0 or max(read) > T:  # (errors: the general path raises them)
         return None
@@ -842,43 +858,122 @@ def _fast_call(
         B=B, T=T, host_lengths=lengths, unmasked=False, method="auto", device_type="cpu",
         graph=False, F=F, total=total,
     )  # fmt: skip
-    if plan is not _PADDED_SELECT or module.num_layers != 1:
-        # Several layers, no pads, row groups, the multiply route: the general driver, on the
-        # call validated above.
+    if plan is _FULL:
+        return _drive_full(module, cell, x, state, graph=False)
+    if plan is not _PADDED_SELECT or state is not None:
+        # Row groups, the multiply route, a given state with pads: the general driver, on
+        # the call validated above.
         inputs = _Inputs(x, lengths, padding, padding, None, host_lengths=lengths, total=total)
         with error_context(cell.public_name):
-            return _run(module, cell, inputs, None, plan)
+            return _run(module, cell, inputs, state, plan)
+    return _fast_padded(module, cell, x, lengths, padding, empty_rows=min(read) == 0)
+
+
+def _fast_padded(
+    module: nn.RNNBase,
+    cell: Cell,
+    x: Tensor,
+    lengths: Tensor,
+    padding: Padding,
+    *,
+    empty_rows: bool,
+) -> tuple[Tensor, State]:
+    """The fast call's padded route: a zero initial state, pads zeroed by one select.
+
+    Layer by layer, the ops of :func:`_drive_padded` and :func:`_run_layer` on the same values
+    (see :func:`_fast_call`): ``x (B, T, F)`` becomes the time-major ``(T, B, F + 1)`` first
+    input, each later layer reads the previous output ``(T, B, D * H_out)`` (after dropout in
+    training) with the indicator column, and the direction that ends on pads reads its final
+    ``h`` at its last real step. ``empty_rows``: whether some length is 0.
+    """
+    B, T, _ = x.shape
     D = 2 if module.bidirectional else 1
+    L = module.num_layers
     pads = torch.ge(_step_index(T, x.device, padding), lengths).unsqueeze(2)  # (T, B, 1)
     augmented = _select_input(x, pads)  # (T, B, F + 1)
-    params = layer_params(module, cell, 0, 0, plain=True)  # (checked above: plain)
-    if D == 2:
-        params += layer_params(module, cell, 0, 1, plain=True)
-    state = zero_state(module, cell, B, x, kept=True)
-    out, finals = cell.kernel(
-        augmented,
-        state,
-        params,
-        has_biases=module.bias,
-        bidirectional=D == 2,
-        train=module.training,
-        batch_first=False,
-    )  # (T, B, D * H_out)
+    zero = zero_state(module, cell, B, x, kept=True)  # (L * D, B, H_k)
+    H_out = zero[0].shape[2]
     # The one direction that ends on pads reads its final h at its last real step.
-    H_out = state[0].shape[2]
     d = 0 if padding == "post" else 1
+    index = None
     if d < D:
-        pick = _last_processed(lengths, T, padding, reverse=d == 1).view(1, B, 1)
-        index = pick.expand(1, B, H_out)
-        if D == 1:
-            finals = (out.gather(0, index), *finals[1:])
-        else:
-            h = out[..., d * H_out : (d + 1) * H_out].gather(0, index)
-            both = (h, finals[0][1:]) if d == 0 else (finals[0][:1], h)
-            finals = (torch.cat(both), *finals[1:])
+        index = _last_processed(lengths, T, padding, reverse=d == 1, empty_rows=empty_rows)
+        index = index.view(1, B, 1)
+        index = index.expand(1, B, H_out)
+    dropout = module.dropout if module.training else 0.0
+    indicator: Tensor | None = None
+    layer_finals: list[State] = []
+    out = augmented  # (each layer's output, read by the next)
+    for layer in range(L):
+        if layer:
+            if indicator is None:
+                indicator = pads.to(x.dtype)
+            layer_input = nn.functional.dropout(out, dropout, training=True) if dropout else out
+            augmented = torch.cat([layer_input, indicator], dim=2)  # (T, B, D * H_out + 1)
+        params = layer_params(module, cell, layer, 0, plain=True)  # (checked above: plain)
+        if D == 2:
+            params += layer_params(module, cell, layer, 1, plain=True)
+        init = zero if L == 1 else tuple(s[layer * D : (layer + 1) * D] for s in zero)
+        out, finals = cell.kernel(
+            augmented,
+            init,
+            params,
+            has_biases=module.bias,
+            bidirectional=D == 2,
+            train=module.training,
+            batch_first=False,
+        )  # (T, B, D * H_out)
+        if index is not None:
+            if D == 1:
+                finals = (out.gather(0, index), *finals[1:])
+            else:
+                h = out[..., d * H_out : (d + 1) * H_out].gather(0, index)
+                both = (h, finals[0][1:]) if d == 0 else (finals[0][:1], h)
+                finals = (torch.cat(both), *finals[1:])
+        layer_finals.append(finals)
+    merged = (
+        layer_finals[0]
+        if L == 1
+        else tuple(torch.cat(parts) for parts in zip(*layer_finals, strict=True))
+    )
     if not cell.zero_at_pads:
         out = torch.where(pads, 0.0, out)
-    return out.transpose(0, 1), finals
+    return out.transpose(0, 1), merged
+
+
+def _fast_state(
+    module: nn.RNNBase, cell: Cell, hx: Any, B: int, dtype: torch.dtype
+) -> State | None:
+    """``hx`` as the state a fast call runs from; ``None`` unless it is exactly right.
+
+    The checks of :func:`_check_state` in straight-line code: an LSTM's ``(h0, c0)`` tuple or
+    a GRU's ``h0``, plain CPU tensors of ``dtype`` shaped ``(L * D, B, H_out)`` (``c0``:
+    ``(L * D, B, H)``). Anything else is left to the general path, which says what is wrong.
+    """
+    LD = module.num_layers * (2 if module.bidirectional else 1)
+    H = module.hidden_size
+    if cell.num_states == 1:
+        if hx.__class__ is not Tensor or hx.shape != (LD, B, H):
+            return None
+        state: State = (hx,)
+    else:
+        if not isinstance(hx, tuple) or len(hx) != 2:
+            return None
+        h, c = hx
+        if (
+            h.__class__ is not Tensor
+            or c.__class__ is not Tensor
+            or h.shape != (LD, B, module.proj_size or H)
+            or c.shape != (LD, B, H)
+            or c.dtype != dtype
+            or not c.is_cpu
+        ):
+            return None
+        state = (h, c)
+    first = state[0]
+    if first.dtype != dtype or not first.is_cpu:
+        return None
+    return state
 
 
 def _core(
@@ -899,8 +994,8 @@ def _core(
     call was already offered to the fast call by ``forward`` (which skips this dispatch when
     it applies), so one it declined is declined again here, by the same early checks.
     """
-    if mask is None and hx is None:
-        fast = _fast_call(module, cell, x, lengths, padding, method, batch_first=True)
+    if mask is None:
+        fast = _fast_call(module, cell, x, lengths, padding, method, hx=hx, batch_first=True)
         if fast is not None:
             return fast
     return _plan_and_run(module, cell, x, lengths, mask=mask, padding=padding, hx=hx, method=method)
@@ -1091,8 +1186,8 @@ class LSTM(nn.LSTM):
         ``hx`` is ``(h0, c0)`` with ``h0 (L * D, B, H_out)`` and ``c0 (L * D, B, H)``; the
         returned state is an :class:`LSTMState` in the same layout.
         """
-        if mask is None and hx is None and offsets is None and input is None:
-            fast = _fast_call(self, LSTM_CELL, x, lengths, padding, method)
+        if mask is None and offsets is None and input is None:
+            fast = _fast_call(self, LSTM_CELL, x, lengths, padding, method, hx=hx)
             if fast is not None:
                 return fast[0], LSTMState(*fast[1])
         x = _check_call(self, x, input, lengths, mask=mask, hx=hx, offsets=offsets)
@@ -1193,8 +1288,8 @@ class GRU(nn.GRU):
 
         ``hx`` is ``h0 (L * D, B, H)``; the returned state has the same layout.
         """
-        if mask is None and hx is None and offsets is None and input is None:
-            fast = _fast_call(self, GRU_CELL, x, lengths, padding, method)
+        if mask is None and offsets is None and input is None:
+            fast = _fast_call(self, GRU_CELL, x, lengths, padding, method, hx=hx)
             if fast is not None:
                 return fast[0], fast[1][0]
         x = _check_call(self, x, input, lengths, mask=mask, hx=hx, offsets=offsets)
