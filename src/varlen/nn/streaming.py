@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from varlen._checks import error_context, unplaced
 from varlen._types import Padding
 from varlen.data._flat import pad_flat
+from varlen.nn._gates import input_weight
 from varlen.nn._plans import capturing_graph
 from varlen.nn.recurrent import GRU, LSTM, LSTMState
 
@@ -306,6 +307,19 @@ class StreamState:
         return cls(h, c)
 
     @classmethod
+    def _of_module(cls, hx: LSTMState | Tensor) -> StreamState:
+        """:meth:`from_hx` for a state the wrapped module just returned, without the checks.
+
+        A module's final state is valid by construction (run once per streamed step: the
+        checks cost a tenth of a small layer's step).
+        """
+        state = object.__new__(cls)
+        h, c = (hx, None) if isinstance(hx, Tensor) else hx
+        object.__setattr__(state, "h", h)
+        object.__setattr__(state, "c", c)
+        return state
+
+    @classmethod
     def concatenate(cls, states: Sequence[StreamState]) -> StreamState:
         """Join the streams of several states, in order.
 
@@ -407,10 +421,8 @@ def _check_module(module: Any, *, streaming: bool) -> LSTM | GRU:
 
 
 def _weight(module: nn.RNNBase) -> Tensor:
-    weight = module.weight_ih_l0
-    if not isinstance(weight, Tensor):
-        raise RuntimeError("varlen bug: weight_ih_l0 is not a tensor.")
-    return weight
+    """``W_ih`` of the first layer (its dtype and device are the module's)."""
+    return input_weight(module)  # (a dict lookup, not Module.__getattr__: read every step)
 
 
 # Per (B, T, device): lengths (B,) all T, for chunks given without lengths (a constant).
@@ -516,6 +528,8 @@ class StreamingRNN(nn.Module):
                 or has another dtype or device than the weights.
             ValueError: If its layers, sizes or number of streams differ.
         """
+        if isinstance(state, StreamState) and self._fits(state, batch_size):
+            return  # the common case, in a few comparisons, outside the error context
         with error_context(where):
             if not isinstance(state, StreamState):
                 raise unplaced(
@@ -524,8 +538,6 @@ class StreamingRNN(nn.Module):
                         "Wrap a (h, c) tuple with StreamState.from_hx."
                     )
                 )
-            if self._fits(state, batch_size):  # the common case, in a few comparisons
-                return
             if (state.c is not None) != self.is_lstm:
                 got = "a GRU state (c is None)" if state.c is None else "an LSTM state (with c)"
                 want = "an LSTM state (h, c)" if self.is_lstm else "a GRU state (c is None)"
@@ -621,7 +633,7 @@ class StreamingRNN(nn.Module):
         if lengths is None:  # every step real; stated, so no layout question arises
             lengths = _full_lengths(B, chunk.shape[1], chunk.device)
         out, final = self.module(chunk, lengths, padding=padding, hx=state.to_hx())
-        return out, StreamState.from_hx(final)
+        return out, StreamState._of_module(final)
 
 
 _Chunks = Mapping[Any, Any] | Iterable[tuple[Any, Any]]  # ids: any hashable
