@@ -128,11 +128,13 @@ def test_a_nan_at_a_real_step_stays_in_its_row():
     dropout=st.sampled_from([0.0, 0.5]),
     given_state=st.booleans(),
     full=st.booleans(),
+    as_mask=st.booleans(),
     seed=st.integers(0, 2**16),
 )
 def test_fast_call_is_the_general_path_bit_for_bit(
-    lengths, layers, cls, bidirectional, padding, proj, train, dropout, given_state, full, seed
-):
+    lengths, layers, cls, bidirectional, padding, proj, train, dropout, given_state, full,
+    as_mask, seed,
+):  # fmt: skip
     """The fast call gives the general path's outputs, states and gradients exactly.
 
     It only runs fewer Python checks around the same ops, on every route the planner takes
@@ -163,12 +165,14 @@ def test_fast_call_is_the_general_path_bit_for_bit(
         states = [h0, torch.randn(layers * D, B, 4, dtype=torch.float64)]
         hx = tuple(s.requires_grad_() for s in states) if cls is LSTM else h0.requires_grad_()
     cell = cell_of(module)
+    # The lengths, or the mask of the same steps (real steps contiguous on the padding side).
+    given, mask = (None, real) if as_mask else (lengths_t, None)
     torch.manual_seed(seed + 1)  # the same dropout masks on both paths
-    fast = recurrent._fast_call(module, cell, x, lengths_t, padding, None, hx=hx)
-    assert fast is not None  # a CPU batch with int64 lengths, no mask: it applies
+    fast = recurrent._fast_call(module, cell, x, given, padding, None, hx=hx, mask=mask)
+    assert fast is not None  # a CPU batch with int64 lengths or a contiguous mask: it applies
     torch.manual_seed(seed + 1)
     general = recurrent._forward(
-        module, cell, x, lengths_t, mask=None, padding=padding, hx=hx, method="auto"
+        module, cell, x, given, mask=mask, padding=padding, hx=hx, method="auto"
     )
     for got, want in zip((fast[0], *fast[1]), (general[0], *general[1]), strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=False)
@@ -187,6 +191,38 @@ def test_fast_call_is_the_general_path_bit_for_bit(
             assert want is None
             continue
         torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_a_mask_padded_on_the_other_side_runs_on_its_own_side(cls, bidirectional):
+    """A pre-padded mask with ``padding="post"`` (the default) runs as pre-padded.
+
+    Keras's ``pad_sequences`` pads before by default. The fast call gives the results of the
+    general path (which gathers the real steps to the front) and of each sequence alone.
+    """
+    torch.manual_seed(0)
+    module = cls(3, 4, 2, bidirectional=bidirectional, batch_first=True).double()
+    lengths = torch.tensor([5, 2, 0, 4, 1])
+    x = torch.randn(5, 5, 3, dtype=torch.float64)
+    mask = (torch.arange(5)[None, :] < lengths[:, None]).flip(1)  # real steps last
+    x = x.masked_fill(~mask[..., None], float("nan"))
+    cell = cell_of(module)
+    fast = recurrent._fast_call(module, cell, x, None, "post", None, mask=mask)
+    assert fast is not None
+    general = recurrent._forward(
+        module, cell, x, None, mask=mask, padding="post", hx=None, method="auto"
+    )
+    for got, want in zip((fast[0], *fast[1]), (general[0], *general[1]), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    for b, n in enumerate(lengths.tolist()):  # each sequence alone
+        alone, final = module(x[b : b + 1, 5 - n :], torch.tensor([n]))
+        torch.testing.assert_close(fast[0][b, 5 - n :], alone[0], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(
+            fast[0][b, : 5 - n], torch.zeros(5 - n, fast[0].shape[2]).double()
+        )
+        h = final[0] if cls is LSTM else final
+        torch.testing.assert_close(fast[1][0][:, b], h[:, 0], rtol=1e-12, atol=1e-12)
 
 
 def test_fast_call_leaves_other_calls_to_the_general_path():
@@ -212,3 +248,11 @@ def test_fast_call_leaves_other_calls_to_the_general_path():
     assert fast(module, cell, x, lengths, "post", None, hx=h) is None  # a GRU's state
     assert fast(module, cell, x, lengths, "post", None, hx=(h, c.double())) is None
     assert fast(module, cell, x, lengths, "post", None, hx=[h, c]) is None  # not a tuple
+    # A mask with a hole, with lengths too, or not bool: the general path.
+    mask = torch.arange(5)[None, :] < lengths[:, None]
+    assert fast(module, cell, x, None, "post", None, mask=mask) is not None
+    holes = mask.clone()
+    holes[0, 2] = False
+    assert fast(module, cell, x, None, "post", None, mask=holes) is None
+    assert fast(module, cell, x, lengths, "post", None, mask=mask) is None
+    assert fast(module, cell, x, None, "post", None, mask=mask.long()) is None

@@ -795,13 +795,16 @@ def _fast_call(
     method: Method | None,
     *,
     hx: Any = None,
+    mask: Any = None,
     batch_first: bool = False,
 ) -> tuple[Tensor, State] | None:
     """The commonest calls, run with the least Python; ``None`` where they do not apply.
 
     It applies to an eager CPU call with ``x`` a plain batch-first ``(B, T, F)`` tensor of
-    the weights' dtype, ``lengths`` an int64 ``(B,)`` CPU tensor (up to 256 rows), no mask and
-    no autocast, with or without an initial state ``hx`` of the module's sizes. Every check of
+    the weights' dtype, ``lengths`` an int64 ``(B,)`` CPU tensor (up to 256 rows) or instead
+    a bool ``(B, T)`` CPU ``mask`` whose real steps are contiguous on either side (Keras's
+    masks; see :func:`_mask_lengths`), no autocast, with or without an initial state ``hx``
+    of the module's sizes. Every check of
     the general path is made once, in straight-line code (on a small model, 8 x 10 x 4 -> 16,
     the Python around the kernel costs more than the kernel), then the one planner
     (:func:`plan_call`) chooses the route. A batch without pads goes to the fused kernel over
@@ -819,6 +822,11 @@ def _fast_call(
     at 32 x 29 x 12 -> 64 0.85-0.88 against 0.88-0.92. The bit-for-bit test against the
     general path (``tests/nn/test_gates.py``) keeps the two in step.
     """
+    if mask is not None:
+        found = _mask_lengths(x, lengths, mask, padding)
+        if found is None:
+            return None
+        lengths, padding = found
     if (
         torch.compiler.is_compiling()  # first: dynamo traces nothing else here
         or x.__class__ is not Tensor
@@ -941,6 +949,39 @@ def _fast_padded(
     return out.transpose(0, 1), merged
 
 
+def _mask_lengths(x: Any, lengths: Any, mask: Any, padding: Any) -> tuple[Tensor, Padding] | None:
+    """The lengths and side of a mask whose real steps are contiguous; ``None`` otherwise.
+
+    For the fast call: a bool ``(B, T)`` CPU ``mask`` given without ``lengths``, real steps
+    first (``"post"``) or last (``"pre"``) in every row, the side ``padding`` names tried
+    first. A mask with holes, or anything else, is left to the general path (which gathers
+    the real steps of any mask). The result is the call the mask describes, so the outputs
+    are those of the other routes within float rounding (bit for bit where ``padding``
+    names the mask's side). 4 ops: the counts, one comparison per side tried, no host read
+    beyond :func:`torch.equal`'s answer.
+    """
+    if (
+        lengths is not None
+        or mask.__class__ is not Tensor
+        or x.__class__ is not Tensor
+        or mask.dtype != torch.bool
+        or mask.ndim != 2
+        or x.ndim != 3
+        or mask.shape[0] != x.shape[0]
+        or mask.shape[1] != x.shape[1]
+        or not mask.is_cpu
+        or padding not in _SIDES
+    ):
+        return None
+    T = x.shape[1]
+    counts = mask.sum(dim=1, dtype=torch.int64)
+    column = counts.view(-1, 1)  # (B, 1) against a (1, T) step index
+    for side in (padding, "pre" if padding == "post" else "post"):
+        if torch.equal(torch.lt(_step_index(T, mask.device, side).view(1, T), column), mask):
+            return counts, side
+    return None
+
+
 def _fast_state(
     module: nn.RNNBase, cell: Cell, hx: Any, B: int, dtype: torch.dtype
 ) -> State | None:
@@ -994,10 +1035,9 @@ def _core(
     call was already offered to the fast call by ``forward`` (which skips this dispatch when
     it applies), so one it declined is declined again here, by the same early checks.
     """
-    if mask is None:
-        fast = _fast_call(module, cell, x, lengths, padding, method, hx=hx, batch_first=True)
-        if fast is not None:
-            return fast
+    fast = _fast_call(module, cell, x, lengths, padding, method, hx=hx, mask=mask, batch_first=True)
+    if fast is not None:
+        return fast
     return _plan_and_run(module, cell, x, lengths, mask=mask, padding=padding, hx=hx, method=method)
 
 
@@ -1186,8 +1226,8 @@ class LSTM(nn.LSTM):
         ``hx`` is ``(h0, c0)`` with ``h0 (L * D, B, H_out)`` and ``c0 (L * D, B, H)``; the
         returned state is an :class:`LSTMState` in the same layout.
         """
-        if mask is None and offsets is None and input is None:
-            fast = _fast_call(self, LSTM_CELL, x, lengths, padding, method, hx=hx)
+        if offsets is None and input is None:
+            fast = _fast_call(self, LSTM_CELL, x, lengths, padding, method, hx=hx, mask=mask)
             if fast is not None:
                 return fast[0], LSTMState(*fast[1])
         x = _check_call(self, x, input, lengths, mask=mask, hx=hx, offsets=offsets)
@@ -1288,8 +1328,8 @@ class GRU(nn.GRU):
 
         ``hx`` is ``h0 (L * D, B, H)``; the returned state has the same layout.
         """
-        if mask is None and offsets is None and input is None:
-            fast = _fast_call(self, GRU_CELL, x, lengths, padding, method, hx=hx)
+        if offsets is None and input is None:
+            fast = _fast_call(self, GRU_CELL, x, lengths, padding, method, hx=hx, mask=mask)
             if fast is not None:
                 return fast[0], fast[1][0]
         x = _check_call(self, x, input, lengths, mask=mask, hx=hx, offsets=offsets)
