@@ -15,16 +15,24 @@ timed on its own on the same batch (validation, planning, control columns/augmen
 pad mask and augmented input, the kernel, the final-state gather), and what is left: the
 Python glue between them. ``autograd nodes``: nodes in the backward graph of each call.
 
-Then the other entry points: ``StreamingRNN`` called once per time step (steps/s, against a
-bare ``torch.nn.LSTM`` step loop carrying ``(h, c)``), and ragged inputs (values + offsets,
-nested jagged) against varlen on the padded batch. Run:
+Then stacked layers (2 layers, uni and bidirectional, at 32 x 29 x 12 -> 64: torch runs them
+in one fused call, varlen layer by layer), and the other entry points: ``StreamingRNN``
+called once per time step (steps/s, against a bare ``torch.nn.LSTM`` step loop carrying
+``(h, c)``); other forms of the same batch against varlen on the padded batch with lengths
+(a bool mask padded after, one padded before, values + offsets, nested jagged); and the Keras
+layer on Keras's torch backend (in a subprocess: Keras picks its backend once per process)
+with a mask, against ``varlen.nn.LSTM`` with that mask, torch's padded call and
+``keras.layers.LSTM``. Run:
 ``python benchmarks/bench_overhead.py [--quick] [--rounds N]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +51,7 @@ SHAPES = (  # B, T, F, H, bidirectional
     (8, 10, 4, 16, False),
 )
 NO_PADS = (32, 29, 12, 64, False)  # a bucketed batch of equal lengths: the no-pad route
+STACKED = ((32, 29, 12, 64, False), (32, 29, 12, 64, True))  # run with 2 layers
 BATCHES, SEED = 16, 0
 
 
@@ -123,14 +132,15 @@ def compare(
     *,
     parts: bool,
     full: bool = False,
+    layers: int = 1,
 ) -> None:
     """Print one shape's ratios (both modes) and its breakdown (``full``: no pads at all)."""
     B, T, F, H, bidirectional = shape
     rng = torch.Generator().manual_seed(SEED)
     torch.manual_seed(SEED)
-    ours: nn.RNNBase = (LSTM if cell == "LSTM" else GRU)(F, H, bidirectional=bidirectional)
+    ours: nn.RNNBase = (LSTM if cell == "LSTM" else GRU)(F, H, layers, bidirectional=bidirectional)
     theirs = (nn.LSTM if cell == "LSTM" else nn.GRU)(
-        F, H, batch_first=True, bidirectional=bidirectional
+        F, H, layers, batch_first=True, bidirectional=bidirectional
     )
     theirs.load_state_dict(ours.state_dict())
     work = batches(B, T, F, rng, full=full)
@@ -159,7 +169,8 @@ def compare(
         "train varlen": train(exact=True),
     }
     result = timed(calls, rounds, reps)
-    name = f"{B}, {T}, {F}, {H}, {'bi' if bidirectional else 'uni'}{', no pads' if full else ''}"
+    name = f"{B}, {T}, {F}, {H}, {'bi' if bidirectional else 'uni'}"
+    name += f"{', no pads' if full else ''}{f', {layers} layers' if layers > 1 else ''}"
     for mode, label in (("infer", "inference"), ("train", "forward + backward")):
         (t_cpu, t_wall), (v_cpu, v_wall) = result[f"{mode} torch"], result[f"{mode} varlen"]
         print(
@@ -305,8 +316,13 @@ def ragged(rounds: int, reps: int) -> None:
     values = torch.cat(sequences)
     offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
     nested = torch.nested.nested_tensor(sequences, layout=torch.jagged)
+    mask = torch.arange(T)[None, :] < lengths[:, None]  # (B, T), real steps first
+    x_pre = torch.stack([torch.roll(row, T - int(n), 0) for row, n in zip(x, lengths, strict=True)])
+    mask_pre = mask.flip(1)  # real steps last, as Keras's pad_sequences pads by default
     calls = {
         "padded + lengths": lambda: lstm(x, lengths),
+        "padded + mask": lambda: lstm(x, mask=mask),
+        "padded before + mask (padding='post' left as is)": lambda: lstm(x_pre, mask=mask_pre),
         "values + offsets": lambda: lstm(values, offsets=offsets),
         "nested jagged": lambda: lstm(nested),
     }
@@ -327,6 +343,51 @@ def ragged(rounds: int, reps: int) -> None:
             )
 
 
+def keras_layers(rounds: int, reps: int) -> None:
+    """``varlen.keras.LSTM`` on Keras's torch backend, in a subprocess (see the module doc)."""
+    env = {**os.environ, "KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, __file__, "--keras-child", "--rounds", str(rounds)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode:
+        print(f"| (Keras rows not measured: {done.stderr.strip().splitlines()[-1:]}) | | | |")
+        return
+    print(done.stdout, end="")
+    del reps  # (the child picks its repetitions per row)
+
+
+def _keras_child(rounds: int) -> None:
+    """The Keras rows (this process has ``KERAS_BACKEND=torch``)."""
+    try:
+        import keras  # (optional: the "keras" extra)
+        from varlen.keras import LSTM as KerasLSTM
+    except ImportError:
+        print("| (Keras rows not measured: keras is not installed) | | | |")
+        return
+    B, T, F, H = 32, 29, 12, 64
+    rng = torch.Generator().manual_seed(SEED)
+    torch.manual_seed(SEED)
+    x, lengths = batches(B, T, F, rng)[0]
+    mask = torch.arange(T)[None, :] < lengths[:, None]
+    ours = KerasLSTM(H)
+    theirs = keras.layers.LSTM(H)
+    for layer in (ours, theirs):
+        layer.build((B, T, F))
+    theirs.set_weights(ours.get_weights())
+    core = LSTM(F, H)
+    bare = nn.LSTM(F, H, batch_first=True)
+    calls: dict[str, Callable[[], object]] = {
+        "torch.nn.LSTM, padded (wrong)": lambda: bare(x),
+        "varlen.nn.LSTM, mask": lambda: core(x, mask=mask),
+        "varlen.keras.LSTM, mask": lambda: ours(x, mask=mask),
+        "keras.layers.LSTM, mask": lambda: theirs(x, mask=mask),
+    }
+    with torch.no_grad():
+        result = timed(calls, max(rounds // 3, 2), 2)
+    base = result["torch.nn.LSTM, padded (wrong)"][0]
+    for name, (cpu, _) in result.items():
+        print(f"| {B}, {T}, {F}, {H} | {name} | {cpu * 1e3:.3f} ms | {base / cpu:.3f} |")
+
+
 def main() -> None:
     """Measure and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -334,10 +395,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--cell", choices=("LSTM", "GRU"), default="LSTM")
     parser.add_argument("--no-breakdown", action="store_true", help="only the ratios")
+    parser.add_argument("--keras-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(1)
     rounds = args.rounds or (2 if args.quick else 15)
     reps = 5 if args.quick else 20
+    if args.keras_child:
+        _keras_child(rounds)
+        return
     print(f"torch {torch.__version__}, 1 thread, {rounds} rounds, medians of thread CPU time")
     print(
         "| B, T, F, H | cell | mode | torch padded (wrong) | varlen (exact) | wrong / varlen "
@@ -354,12 +419,17 @@ def main() -> None:
             parts=not args.no_breakdown,
         )
     compare(NO_PADS, rounds, reps, args.cell, parts=False, full=True)
+    for shape in STACKED:
+        compare(shape, rounds, max(reps // 4, 1), args.cell, parts=False, layers=2)
     print("\n| entry point | torch step loop | varlen | varlen / torch |")
     print("|---|---|---|---|")
     streaming(rounds, reps)
     print("\n| B, T, F, H | mode | input | ms | padded / this |")
     print("|---|---|---|---|---|")
     ragged(rounds, reps)
+    print("\n| B, T, F, H | Keras torch backend, inference | ms | torch padded / this |")
+    print("|---|---|---|---|")
+    keras_layers(rounds, reps)
 
 
 if __name__ == "__main__":
