@@ -822,26 +822,21 @@ def _fast_call(
     at 32 x 29 x 12 -> 64 0.85-0.88 against 0.88-0.92. The bit-for-bit test against the
     general path (``tests/nn/test_gates.py``) keeps the two in step.
     """
-    if mask is not None:
-        found = _mask_lengths(x, lengths, mask, padding)
-        if found is None:
-            return None
-        lengths, padding = found
     if (
         torch.compiler.is_compiling()  # first: dynamo traces nothing else here
         or x.__class__ is not Tensor
-        or lengths.__class__ is not Tensor
         or not (batch_first or module.batch_first)
         or padding not in _SIDES
         or (method if method is not None else module.method) not in _FAST_METHODS
         or x.ndim != 3
         or x.is_nested
         or not x.is_cpu
-        or lengths.dtype != torch.int64
-        or lengths.ndim != 1
-        or not lengths.is_cpu
     ):
         return None
+    found = _fast_lengths(x, lengths, mask, padding)
+    if found is None:
+        return None
+    lengths, padding = found
     weight = param(module, "weight_ih_l0")
     B, T, F = x.shape
     if (
@@ -949,10 +944,36 @@ def _fast_padded(
     return out.transpose(0, 1), merged
 
 
-def _mask_lengths(x: Any, lengths: Any, mask: Any, padding: Any) -> tuple[Tensor, Padding] | None:
+def _fast_lengths(
+    x: Tensor, lengths: Any, mask: Any, padding: Padding
+) -> tuple[Tensor, Padding] | None:
+    """The fast call's int64 CPU ``lengths (B,)`` and side, from ``lengths`` or ``mask``.
+
+    ``None`` where neither gives them in the form the fast call takes (see
+    :func:`_mask_lengths`); the general path then checks and converts what was given.
+    """
+    if mask is not None:
+        found = _mask_lengths(x, lengths, mask, padding)
+        if found is None:
+            return None
+        lengths, padding = found
+    if (
+        lengths.__class__ is not Tensor
+        or lengths.dtype != torch.int64
+        or lengths.ndim != 1
+        or not lengths.is_cpu
+    ):
+        return None
+    return lengths, padding
+
+
+def _mask_lengths(
+    x: Tensor, lengths: Any, mask: Any, padding: Padding
+) -> tuple[Tensor, Padding] | None:
     """The lengths and side of a mask whose real steps are contiguous; ``None`` otherwise.
 
-    For the fast call: a bool ``(B, T)`` CPU ``mask`` given without ``lengths``, real steps
+    For the fast call (which has checked ``x (B, T, F)`` and ``padding``): a bool ``(B, T)``
+    CPU ``mask`` given without ``lengths``, real steps
     first (``"post"``) or last (``"pre"``) in every row, the side ``padding`` names tried
     first. A mask with holes, or anything else, is left to the general path (which gathers
     the real steps of any mask). The result is the call the mask describes, so the outputs
@@ -963,14 +984,11 @@ def _mask_lengths(x: Any, lengths: Any, mask: Any, padding: Any) -> tuple[Tensor
     if (
         lengths is not None
         or mask.__class__ is not Tensor
-        or x.__class__ is not Tensor
         or mask.dtype != torch.bool
         or mask.ndim != 2
-        or x.ndim != 3
         or mask.shape[0] != x.shape[0]
         or mask.shape[1] != x.shape[1]
         or not mask.is_cpu
-        or padding not in _SIDES
     ):
         return None
     T = x.shape[1]
