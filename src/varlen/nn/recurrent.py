@@ -84,6 +84,7 @@ from varlen.nn._plans import (
     Plan,
     Tuning,
     capturing_graph,
+    gru_tuning,
     has_no_pads,
     plan_call,
 )
@@ -629,7 +630,7 @@ def _forward(
     padding: Any,
     hx: Any,
     method: Method,
-    tuning: Tuning = DEFAULT_TUNING,
+    tuning: Tuning | None = None,
 ) -> tuple[Tensor, State]:
     """The whole forward of :class:`LSTM` and :class:`GRU`: validate, plan, run.
 
@@ -655,9 +656,9 @@ def _plan_and_run(
     padding: Any,
     hx: Any,
     method: Method,
-    tuning: Tuning = DEFAULT_TUNING,
+    tuning: Tuning | None = None,
 ) -> tuple[Tensor, State]:
-    """Validate, plan, run."""
+    """Validate, plan, run (``tuning``: the module's own, :func:`cell_tuning`, if ``None``)."""
     with error_context(cell.public_name):
         graph = capturing_graph()
         if graph and torch.jit.is_tracing():  # type: ignore[attr-defined, no-untyped-call]
@@ -684,11 +685,22 @@ def _plan_and_run(
         method=method,
         device_type=inputs.x.device.type,
         graph=graph,
-        tuning=tuning,
+        tuning=cell_tuning(module, cell) if tuning is None else tuning,
         F=inputs.x.shape[2],
         total=inputs.total,
     )
     return _run(module, cell, inputs, state, plan)
+
+
+def cell_tuning(module: nn.RNNBase, cell: Cell) -> Tuning:
+    """The planner's constants for ``module``: a step-by-step GRU also pays per step run.
+
+    See :func:`~varlen.nn._plans.gru_tuning` (with autograd recording); the fused LSTM kernel
+    takes :data:`~varlen.nn._plans.DEFAULT_TUNING`.
+    """
+    if cell is GRU_CELL:
+        return gru_tuning(module.hidden_size, module.input_size, training=torch.is_grad_enabled())
+    return DEFAULT_TUNING
 
 
 def _run(
@@ -859,7 +871,7 @@ def _fast_call(
     total = sum(read)
     plan = plan_call(
         B=B, T=T, host_lengths=lengths, unmasked=False, method="auto", device_type="cpu",
-        graph=False, F=F, total=total,
+        graph=False, tuning=cell_tuning(module, cell), F=F, total=total,
     )  # fmt: skip
     if plan is _FULL:
         return _drive_full(module, cell, x, state, graph=False)
