@@ -22,8 +22,9 @@ called once per time step (steps/s, against a bare ``torch.nn.LSTM`` step loop c
 (a bool mask padded after, one padded before, values + offsets, nested jagged); and the Keras
 layer on Keras's torch backend (in a subprocess: Keras picks its backend once per process)
 with a mask, against ``varlen.nn.LSTM`` with that mask, torch's padded call and
-``keras.layers.LSTM``. Run:
-``python benchmarks/bench_overhead.py [--quick] [--rounds N]``.
+``keras.layers.LSTM``. With ``--cell GRU``, also GRU training planned with the fused
+kernel's constants against the GRU's own (row groups multiply a step-by-step kernel's
+steps). Run: ``python benchmarks/bench_overhead.py [--quick] [--rounds N] [--cell GRU]``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from torch import Tensor, nn
 
 from varlen.nn import GRU, LSTM, StreamingRNN, recurrent
 from varlen.nn._gates import cell_of, layer_params, zero_state
-from varlen.nn._plans import capturing_graph, plan_call
+from varlen.nn._plans import Tuning, capturing_graph, plan_call
 
 SHAPES = (  # B, T, F, H, bidirectional
     (64, 100, 32, 128, False),
@@ -343,6 +344,50 @@ def ragged(rounds: int, reps: int) -> None:
             )
 
 
+GRU_GROUP_SHAPES = ((128, 300, 8, 64), (64, 100, 32, 128), (32, 29, 12, 64), (256, 100, 32, 128))
+
+
+def gru_groups(rounds: int) -> None:
+    """GRU training: the planner's GRU constants against the fused kernel's (``Tuning()``).
+
+    torch's CPU GRU runs step by step, so row groups multiply the steps; ``gru_tuning``
+    counts that (see ``varlen.nn._plans.GRU_STEP_WORK``). Same batches, same module.
+    """
+    for B, T, F, H in GRU_GROUP_SHAPES:
+        _gru_groups_row(B, T, F, H, rounds)
+
+
+def _gru_groups_row(B: int, T: int, F: int, H: int, rounds: int) -> None:
+    rng = torch.Generator().manual_seed(SEED)
+    torch.manual_seed(SEED)
+    ours = GRU(F, H)
+    theirs = nn.GRU(F, H, batch_first=True)
+    theirs.load_state_dict(ours.state_dict())
+    nxt = cycling(batches(B, T, F, rng)[:4])
+    cell = cell_of(ours)
+
+    def run(tuning: Tuning | None, *, exact: bool = True) -> Callable[[], object]:
+        def call() -> object:
+            x, lengths = nxt()
+            if not exact:
+                return loss(theirs(x)).backward()  # type: ignore[no-untyped-call]
+            result = recurrent._forward(
+                ours, cell, x, lengths, mask=None, padding="post", hx=None,
+                method="auto", tuning=tuning,
+            )  # fmt: skip
+            return loss(result).backward()  # type: ignore[no-untyped-call]
+
+        return call
+
+    calls = {"torch": run(None, exact=False), "fused": run(Tuning()), "gru": run(None)}
+    result = timed(calls, max(rounds // 2, 3), 1 if B * T * H > 500_000 else 3)
+    t, fused, gru = (result[name][0] for name in calls)
+    print(
+        f"| {B}, {T}, {F}, {H} | {t * 1e3:.1f} ms | {fused * 1e3:.1f} ms ({t / fused:.2f}) "
+        f"| {gru * 1e3:.1f} ms ({t / gru:.2f}) |"
+    )
+
+
 def keras_layers(rounds: int, reps: int) -> None:
     """``varlen.keras.LSTM`` on Keras's torch backend, in a subprocess (see the module doc)."""
     env = {**os.environ, "KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -427,6 +472,13 @@ def main() -> None:
     print("\n| B, T, F, H | mode | input | ms | padded / this |")
     print("|---|---|---|---|---|")
     ragged(rounds, reps)
+    if args.cell == "GRU":
+        print(
+            "\n| B, T, F, H (GRU, forward + backward) | torch padded | varlen, fused-kernel "
+            "plan (torch / this) | varlen, GRU plan (torch / this) |"
+        )
+        print("|---|---|---|---|")
+        gru_groups(rounds)
     print("\n| B, T, F, H | Keras torch backend, inference | ms | torch padded / this |")
     print("|---|---|---|---|")
     keras_layers(rounds, reps)
