@@ -42,6 +42,32 @@ def _gru_order(w: Tensor, H: int) -> Tensor:
     return torch.cat([w[..., H : 2 * H], w[..., :H], w[..., 2 * H :]], dim=-1)
 
 
+def cell_weights(cell: Any, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor | None]:
+    """A Keras cell's ``kernel``, ``recurrent_kernel`` and ``bias`` as tensors of ``dtype``.
+
+    What ``ops.cast(ops.convert_to_tensor(variable), dtype)`` gives on the torch backend (the
+    variable's value, autocast applied, cast only if its dtype differs), without Keras's op
+    dispatch. The values are the variables' own parameters, so gradients reach them.
+    """
+
+    def value(variable: Any) -> Tensor:
+        tensor: Tensor = variable.value
+        return tensor if tensor.dtype == dtype else tensor.to(dtype)
+
+    bias = None if cell.bias is None else value(cell.bias)
+    return value(cell.kernel), value(cell.recurrent_kernel), bias
+
+
+def bool_mask(mask: Any) -> Tensor:
+    """``mask`` as a bool tensor.
+
+    Keras hands the torch backend tensors; anything else is converted by ``torch.as_tensor``.
+    """
+    if isinstance(mask, Tensor):
+        return mask if mask.dtype == torch.bool else mask.to(torch.bool)
+    return torch.as_tensor(mask).to(torch.bool)
+
+
 def torch_params(
     name: CellName, kernel: Tensor, recurrent_kernel: Tensor, bias: Tensor | None
 ) -> dict[str, Tensor]:
