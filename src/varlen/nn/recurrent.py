@@ -843,6 +843,7 @@ def _fast_call(
         or x.ndim != 3
         or x.is_nested
         or not x.is_cpu
+        or capturing_graph()  # (before any op on the mask: nothing is recorded)
     ):
         return None
     found = _fast_lengths(x, lengths, mask, padding)
@@ -857,7 +858,6 @@ def _fast_call(
         or not weight.is_cpu
         or lengths.shape[0] != B
         or torch.is_autocast_enabled("cpu")
-        or capturing_graph()
     ):
         return None
     state: State | None = None
