@@ -312,7 +312,7 @@ def test_default_plan_is_made_from_the_data(data_dir, tmp_path, capsys):
 
 
 def test_readout_is_chosen_from_the_lengths(tmp_path, capsys):
-    """Left out, --pooling is max over long series (recorded as the data's default, None).
+    """Left out, --pooling is max over long windows of one length (recorded as None).
 
     The reason is printed; ``--pooling`` given decides; short series keep the mean (the other
     tests' data).
@@ -325,7 +325,7 @@ def test_readout_is_chosen_from_the_lengths(tmp_path, capsys):
     argv = ["train", str(tmp_path / "long.ts"), *tiny, "--conv-layers", "1", "--val-fraction", "0"]
     assert main([*argv, "--out", str(tmp_path / "m")]) == 0
     err = capsys.readouterr().err
-    assert "readout: max over real steps (long series: median length 200 steps, over 128)" in err
+    assert "readout: max over real steps (long windows of about one length, 200-200" in err
     loaded = load_model(tmp_path / "m")
     assert loaded.model.config.pooling == "max"
     assert loaded.metadata["options"]["pooling"] is None

@@ -132,15 +132,11 @@ def test_plan_augment_from_the_data(given, per_class, lengths, classification, k
 @pytest.mark.parametrize(
     ("given", "lengths", "kind", "pooling", "why"),
     [
-        (
-            None,
-            [1460] * 4,
-            "sequence",
-            "max",
-            "max over real steps (long series: median length 1460",
-        ),
-        (None, [100, 129, 129, 2000], "sequence", "max", "max over real steps (long series"),
-        (None, [7, 128, 128, 5000], "sequence", "mean", "mean over real steps (median length 128"),
+        (None, [1460] * 4, "sequence", "max", "max over real steps (long windows of about one"),
+        (None, [1000] * 9 + [1240], "sequence", "max", "max over real steps (long windows"),
+        (None, [1000] * 8 + [1250] * 2, "sequence", "mean", "mean over real steps (lengths vary"),
+        (None, [34, 207, 207, 360], "sequence", "mean", "mean over real steps (lengths vary"),
+        (None, [128] * 4, "sequence", "mean", "mean over real steps (median length 128 steps"),
         (None, [], "sequence", "mean", "mean over real steps (median length 0"),
         ("mean", [1460] * 4, "sequence", "mean", "mean over real steps (--pooling)"),
         ("last", [10], "sequence", "last", "last over real steps (--pooling)"),
@@ -148,9 +144,10 @@ def test_plan_augment_from_the_data(given, per_class, lengths, classification, k
     ],
 )
 def test_plan_pooling_from_the_lengths(given, lengths, kind, pooling, why):
-    """Max over the real steps of long series (median over 128 steps), mean of short ones.
+    """Max over the real steps of long windows of one length, mean of other series.
 
-    The flag decides when given; a per-step model has no readout (mean, as recorded before).
+    Long: a median over 128 steps; one length: the 90th percentile under 1.25x the 10th. The
+    flag decides when given; a per-step model has no readout (mean, as recorded before).
     """
     got, reason = plan_pooling(np.array(lengths, dtype=np.int64), pooling=given, kind=kind)
     assert got == pooling
