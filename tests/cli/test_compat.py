@@ -19,6 +19,7 @@ import pytest
 from varlen.cli import main
 from varlen.cli._common import CommandError
 from varlen.cli._run_record import upgrade_options
+from varlen.cli._train_plan import plan_pooling
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_dirs_0_1_0"
 
@@ -64,11 +65,12 @@ def test_resume_reads_a_run_written_by_0_1_0(old, capsys):
     assert main(["predict", "seq", "train.csv", "--out", "p.csv"]) == 0
     _same_predictions(old / "p.csv", old / "seq-predictions.csv")
     config = json.loads((old / "seq" / "config.json").read_text())
-    assert config["format"] == "varlen-model/4"  # the one record version, since version 3
+    assert config["format"] == "varlen-model/5"  # the one record version, since version 3
     metadata = config["metadata"]
     assert metadata["options"]["steps"] == 2000  # as recorded then, not the new default (None)
     added = {key: metadata["options"][key] for key in ("planner", "pool", "select", "augment")}
     assert added == {"planner": "timed", "pool": 1, "select": "loss", "augment": False}
+    assert metadata["options"]["pooling"] == "mean"  # its readout, not the data's default (None)
     changed = main(["train", "train.csv", "--out", "seq", "--resume", "--hidden-size", "3"])
     assert changed == 2
     assert "--hidden-size must be 2 as recorded" in capsys.readouterr().err
@@ -144,3 +146,25 @@ def test_a_version_3_record_reads_as_trained_without_augmentation():
     assert upgrade(record, 4)["augment"] is None  # as given: the data's default
     with pytest.raises(CommandError, match=r"'metadata\.options\.augment' must be an option of"):
         upgrade({**record, "augment": True}, 3)
+
+
+def test_a_version_4_record_keeps_the_readout_it_trained_with():
+    """Version 5 left --pooling to the data (``None``); before it, the default was the mean.
+
+    A version 4 record holds the pooling it used (read as recorded); one that lacks it
+    trained with the mean, which it reads, where a version 5 record reads the data's default.
+    """
+    record = {"data": "t.ts", "steps": None, "augment": None, "select": "metric"}
+
+    def upgrade(record, version):
+        return upgrade_options(
+            record, version=version, written_by="0.2", per_step=False, source="x"
+        )
+
+    assert upgrade(record, 4)["pooling"] == "mean"
+    assert upgrade({**record, "pooling": "max"}, 4)["pooling"] == "max"
+    new = upgrade(record, 5)["pooling"]
+    assert new is None  # as given: the data's default
+    long = np.full(10, 1460)
+    assert plan_pooling(long, pooling=upgrade(record, 4)["pooling"], kind="sequence")[0] == "mean"
+    assert plan_pooling(long, pooling=new, kind="sequence")[0] == "max"

@@ -10,6 +10,8 @@ import pytest
 
 from tests.cli.conftest import TINY
 from varlen.cli import main
+from varlen.data.io.ts import write_ts
+from varlen.data.ragged import Ragged
 from varlen.training.artifacts import load_model
 
 TABLE = ("--id", "sid", "--order", "step", "--features", "f0,f1")
@@ -307,6 +309,28 @@ def test_default_plan_is_made_from_the_data(data_dir, tmp_path, capsys):
     assert loaded.metadata["options"]["select"] == "loss"
     assert loaded.metadata["options"]["augment"] is True
     assert loaded.metadata["options"]["planner"] == "cost"
+
+
+def test_readout_is_chosen_from_the_lengths(tmp_path, capsys):
+    """Left out, --pooling is max over long windows of one length (recorded as None).
+
+    The reason is printed; ``--pooling`` given decides; short series keep the mean (the other
+    tests' data).
+    """
+    rng = np.random.default_rng(0)
+    lengths = np.full(12, 200)
+    x = Ragged(rng.normal(size=(int(lengths.sum()), 1)), np.arange(13) * 200)
+    write_ts(tmp_path / "long.ts", x, np.where(np.arange(12) % 2 == 0, "a", "b"))
+    tiny = [option for option in TINY if option != "--quiet"]  # the plan's lines on stderr
+    argv = ["train", str(tmp_path / "long.ts"), *tiny, "--conv-layers", "1", "--val-fraction", "0"]
+    assert main([*argv, "--out", str(tmp_path / "m")]) == 0
+    err = capsys.readouterr().err
+    assert "readout: max over real steps (long windows of about one length, 200-200" in err
+    loaded = load_model(tmp_path / "m")
+    assert loaded.model.config.pooling == "max"
+    assert loaded.metadata["options"]["pooling"] is None
+    assert main([*argv, "--out", str(tmp_path / "g"), "--pooling", "mean"]) == 0
+    assert load_model(tmp_path / "g").model.config.pooling == "mean"
 
 
 def test_pool_without_convolutions_is_refused(data_dir, tmp_path, capsys):

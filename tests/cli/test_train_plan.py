@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from varlen.cli._common import CommandError
-from varlen.cli._train_plan import choose_auto, conv_pools, estimated_choice, plan_augment
+from varlen.cli._train_plan import (
+    choose_auto,
+    conv_pools,
+    estimated_choice,
+    plan_augment,
+    plan_pooling,
+)
 from varlen.training.budget import estimate_step_seconds
 from varlen.training.models import ModelConfig
 
@@ -120,4 +126,29 @@ def test_plan_augment_from_the_data(given, per_class, lengths, classification, k
     spread = np.linspace(low, high, len(y)).round().astype(np.int64)
     got, reason = plan_augment(y, spread, augment=given, classification=classification, kind=kind)
     assert got is on
+    assert reason.startswith(why)
+
+
+@pytest.mark.parametrize(
+    ("given", "lengths", "kind", "pooling", "why"),
+    [
+        (None, [1460] * 4, "sequence", "max", "max over real steps (long windows of about one"),
+        (None, [1000] * 9 + [1240], "sequence", "max", "max over real steps (long windows"),
+        (None, [1000] * 8 + [1250] * 2, "sequence", "mean", "mean over real steps (lengths vary"),
+        (None, [34, 207, 207, 360], "sequence", "mean", "mean over real steps (lengths vary"),
+        (None, [128] * 4, "sequence", "mean", "mean over real steps (median length 128 steps"),
+        (None, [], "sequence", "mean", "mean over real steps (median length 0"),
+        ("mean", [1460] * 4, "sequence", "mean", "mean over real steps (--pooling)"),
+        ("last", [10], "sequence", "last", "last over real steps (--pooling)"),
+        (None, [1460] * 4, "step", "mean", "none (an output at every step)"),
+    ],
+)
+def test_plan_pooling_from_the_lengths(given, lengths, kind, pooling, why):
+    """Max over the real steps of long windows of one length, mean of other series.
+
+    Long: a median over 128 steps; one length: the 90th percentile under 1.25x the 10th. The
+    flag decides when given; a per-step model has no readout (mean, as recorded before).
+    """
+    got, reason = plan_pooling(np.array(lengths, dtype=np.int64), pooling=given, kind=kind)
+    assert got == pooling
     assert reason.startswith(why)

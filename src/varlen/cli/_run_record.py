@@ -8,8 +8,9 @@ the one record version of varlen's files (:data:`varlen.training.artifacts.RECOR
 ``run.json`` as ``record_version``, the model directory in its ``format`` (read back as
 :attr:`~varlen.training.artifacts.LoadedModel.record_version`). A record written by an earlier
 version is read by :func:`upgrade_options`: an option it lacks takes the value it had in the
-version that wrote it (:data:`OPTIONS_ADDED`; so a model directory saved before an option
-existed keeps predicting and resuming as it did), and a version or an option this varlen does
+version that wrote it (:data:`OPTIONS_ADDED`, and :data:`DEFAULTS_CHANGED` for an option
+whose default changed since; so a model directory saved before an option existed keeps
+predicting and resuming as it did), and a version or an option this varlen does
 not know is refused with one line naming the varlen version that wrote it. Records without
 ``record_version`` are version 1 (varlen 0.1.0).
 
@@ -45,6 +46,7 @@ from varlen.training.artifacts import RECORD_VERSION
 
 __all__ = [
     "CHECKPOINT_FILE",
+    "DEFAULTS_CHANGED",
     "RECORD_VERSION",
     "RUN_FILE",
     "RunRecord",
@@ -62,7 +64,9 @@ RUN_FILE = "run.json"
 # RECORD_VERSION is the one version of model directories and run records
 # (:data:`varlen.training.artifacts.RECORD_VERSION`): 1 (varlen 0.1.0, unversioned), 2 (task
 # defaults as ``None``: ``steps``, ``schedule``, ``conv_layers``, ``series_norm``), 3 (the
-# options ``planner``, ``pool``, ``select``), 4 (the option ``augment``; :data:`OPTIONS_ADDED`).
+# options ``planner``, ``pool``, ``select``), 4 (the option ``augment``; :data:`OPTIONS_ADDED`),
+# 5 (``pooling`` may be ``None``: from the data; every earlier record holds the pooling it
+# trained with, so it reads as it did).
 
 OPTIONS_ADDED: dict[int, dict[str, Any]] = {
     3: {"planner": "timed", "pool": 1, "select": "loss"},
@@ -70,6 +74,10 @@ OPTIONS_ADDED: dict[int, dict[str, Any]] = {
 }
 """Version -> the options it added, with what every run recorded before it did: the timed
 plan, no pooling, the epoch of lowest validation loss (3); no augmentation (4)."""
+
+DEFAULTS_CHANGED: dict[int, dict[str, Any]] = {5: {"pooling": "mean"}}
+"""Version -> the options whose default it changed, with the default before it: what a record
+of an earlier version that lacks the option trained with (the mean readout before 5)."""
 
 _V1_DEFAULTS: dict[str, Any] = {
     "test": None,
@@ -171,7 +179,10 @@ def upgrade_options(
             f"{source}: the options must be an object, got {type(record).__name__}. The file "
             "is damaged or was edited; train the model again."
         )
-    known = _V1_DEFAULTS if version == 1 else _defaults()
+    known = dict(_V1_DEFAULTS if version == 1 else _defaults())
+    for changed_in in sorted(DEFAULTS_CHANGED, reverse=True):  # the earliest change wins
+        if changed_in > version:
+            known.update(DEFAULTS_CHANGED[changed_in])
     later = {k: v for n, added in OPTIONS_ADDED.items() if n > version for k, v in added.items()}
     known = {key: value for key, value in known.items() if key not in later}
     unknown = sorted(set(record) - set(known) - {"data"})

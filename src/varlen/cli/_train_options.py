@@ -51,8 +51,8 @@ class TrainOptions:
     The defaults are meant to learn on data never seen before, short multichannel series and
     long single-channel ones alike: a budget in optimizer steps (not epochs, so 40 series get
     as many updates as 4,000), linear warm-up then cosine decay of the learning rate, an
-    LSTM-FCN style model (masked convolutions in front of a bidirectional LSTM, mean pooling
-    over real steps) and early stopping counted in steps.
+    LSTM-FCN style model (masked convolutions in front of a bidirectional LSTM, mean or max
+    pooling over real steps) and early stopping counted in steps.
 
     Args:
         data: The training file.
@@ -82,7 +82,9 @@ class TrainOptions:
         num_layers: ``L``.
         bidirectional: ``D = 2`` (``None``: on for per-sequence models, off for per-step ones).
         cell: ``"lstm"`` or ``"gru"``.
-        pooling: ``"last"``, ``"mean"`` or ``"max"`` (per-sequence models only).
+        pooling: ``"last"``, ``"mean"`` or ``"max"`` over the real steps (per-sequence models
+            only; ``None``: from the data, the max for long series, the mean for short ones,
+            see :func:`~varlen.cli._train_plan.plan_pooling`).
         dropout: Dropout between layers and before the head.
         conv_layers: Masked convolutions in front of the recurrent layer (0: none); kernel
             sizes 7, 5, 3, 3, ... (``None``: 3 per sequence, 0 per step; a forecaster takes
@@ -140,7 +142,7 @@ class TrainOptions:
     num_layers: int = 1
     bidirectional: bool | None = None
     cell: Cell = "lstm"
-    pooling: Pooling = "mean"
+    pooling: Pooling | None = None
     dropout: float = 0.1
     conv_layers: int | None = None
     conv_channels: int = 64
@@ -251,7 +253,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _flag(
         "--pooling",
         choices=("last", "mean", "max"),
-        help="over real steps (default mean; per-sequence models only)",
+        help="readout over real steps (default: from the lengths, max for series over 128 "
+        "steps at the median, mean for shorter ones; per-sequence models only)",
     )
     _flag("--dropout", type=float, help=f"dropout (default {d['dropout'].default})")
     _flag(

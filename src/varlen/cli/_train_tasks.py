@@ -221,6 +221,8 @@ def _model_config(
     options: TrainOptions, prepared: Prepared, *, per_step: bool, horizon: int = 0
 ) -> ModelConfig:
     layers = options.conv_layers or 0
+    if options.pooling is None:
+        raise ValueError("varlen bug: _model_config needs the planned pooling (plan_pooling)")
     return ModelConfig(
         input_size=len(prepared.features),
         output_size=len(prepared.labels) if prepared.labels is not None else 1,

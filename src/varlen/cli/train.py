@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -57,6 +58,7 @@ from varlen.cli._train_plan import (
     choose_auto,
     plan_augment,
     plan_budget,
+    plan_pooling,
     resolve,
     train_config,
 )
@@ -361,6 +363,10 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
     line, _, _ = task.describe(resolved, prepared)
     if line:
         say(args, line)
+    pooling, readout = plan_pooling(
+        prepared.train.x.lengths, pooling=resolved.pooling, kind=task.kind
+    )
+    resolved = dataclasses.replace(resolved, pooling=pooling)
     plan = plan_run(resolved, prepared, task)
     say(args, f"technique: {plan.technique} ({plan.reason})")
     say(args, f"budget: {plan.budget_reason}")
@@ -373,6 +379,7 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
         kind=task.kind,
     )
     say(args, f"augment: {why}")
+    say(args, f"readout: {readout}")
     digest = data_digest(prepared.train.x, task.targets(prepared))
     record = fingerprint(
         options, features=prepared.features, technique=plan.technique, digest=digest

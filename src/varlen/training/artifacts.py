@@ -66,7 +66,7 @@ __all__ = [
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
-RECORD_VERSION = 4
+RECORD_VERSION = 5
 """The one version of everything varlen writes about a model: ``config.json`` (its
 ``format``) and the run record of ``varlen train`` (``run.json``, the options kept in the
 metadata). Each version reads every earlier one:
@@ -77,6 +77,9 @@ metadata). Each version reads every earlier one:
 3. ``ModelConfig.conv_pools`` (exact max pooling in the front-end); the options ``planner``,
    ``pool``, ``select``. ``format`` ``"varlen-model/3"``; from now on the format is the version.
 4. The option ``augment`` (training-time augmentation of real steps); the model is unchanged.
+5. The option ``pooling`` left to the data (``None``: max over the real steps of long
+   series, mean otherwise); records before it hold the pooling they used; the model is
+   unchanged.
 
 What a version added is read from an earlier record as the value every run had then (an
 exact reading, not a default): :data:`MODEL_KEYS_ADDED` here, the options in
