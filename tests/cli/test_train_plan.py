@@ -152,3 +152,12 @@ def test_plan_pooling_from_the_lengths(given, lengths, kind, pooling, why):
     got, reason = plan_pooling(np.array(lengths, dtype=np.int64), pooling=given, kind=kind)
     assert got == pooling
     assert reason.startswith(why)
+
+
+def test_a_regressor_keeps_the_mean_readout():
+    """The max readout was measured on classifiers; a regressor of long windows keeps the mean."""
+    lengths = np.full(4, 1460, dtype=np.int64)
+    got, reason = plan_pooling(lengths, pooling=None, kind="sequence", classification=False)
+    assert got == "mean"
+    assert "regressor" in reason
+    assert plan_pooling(lengths, pooling="max", kind="sequence", classification=False)[0] == "max"

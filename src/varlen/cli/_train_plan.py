@@ -272,6 +272,7 @@ def plan_pooling(
     *,
     pooling: Pooling | None,
     kind: TaskKind,
+    classification: bool = True,
     long_steps: int = 128,
     spread: float = 1.25,
 ) -> tuple[Pooling, str]:
@@ -295,6 +296,8 @@ def plan_pooling(
         lengths: ``(n,)`` training lengths.
         pooling: ``--pooling`` as given (``None``: from the data).
         kind: ``"sequence"`` or ``"step"``.
+        classification: Whether the model classifies (a regressor keeps the mean: the max
+            was measured on classifiers only).
         long_steps: Median length above which the series are long.
         spread: Ratio of the 90th to the 10th percentile of the lengths from which they vary.
 
@@ -313,6 +316,8 @@ def plan_pooling(
         return "mean", "none (an output at every step)"
     if pooling is not None:
         return pooling, f"{pooling} over real steps (--pooling)"
+    if not classification:  # a regressor's target may be a total or a level, not a peak
+        return "mean", "mean over real steps (a regressor; the max readout is for classifiers)"
     median = float(np.median(lengths)) if len(lengths) else 0.0
     if median <= long_steps:
         return "mean", (

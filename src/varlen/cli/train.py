@@ -364,7 +364,10 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
     if line:
         say(args, line)
     pooling, readout = plan_pooling(
-        prepared.train.x.lengths, pooling=resolved.pooling, kind=task.kind
+        prepared.train.x.lengths,
+        pooling=resolved.pooling,
+        kind=task.kind,
+        classification=prepared.task == "classification",
     )
     resolved = dataclasses.replace(resolved, pooling=pooling)
     plan = plan_run(resolved, prepared, task)
