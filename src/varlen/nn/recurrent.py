@@ -224,8 +224,7 @@ def _resolve(
         # gathers the real steps of any mask (contiguous or not) to the front.
         x, lengths, positions = _compress(x, mask)
         return _Inputs(x, lengths, "post", padding, positions)
-    contiguous = _mask(counts, T, padding) == mask
-    if bool(contiguous.all()):
+    if _contiguous_side(mask, counts, (padding,)) is not None:
         return _Inputs(x, counts, padding, padding, None, host_lengths=counts)
     x, lengths, positions = _compress(x, mask)
     return _Inputs(x, lengths, "post", padding, positions, host_lengths=counts)
@@ -865,8 +864,9 @@ def _fast_call(
         state = _fast_state(module, cell, hx, B, x.dtype)
         if state is None:  # (errors: the general path raises them)
             return None
-    read = lengths.tolist() if B <= _FEW_LENGTHS else None
-    if not read or min(read) < 0 or max(read) > T:  # (errors: the general path raises them)
+    read: list[int] = lengths.tolist() if B <= _FEW_LENGTHS else []
+    shortest = min(read) if read else -1  # (none read: declined below)
+    if shortest < 0 or max(read) > T:  # (errors: the general path raises them)
         return None
     total = sum(read)
     plan = plan_call(
@@ -881,7 +881,7 @@ def _fast_call(
         inputs = _Inputs(x, lengths, padding, padding, None, host_lengths=lengths, total=total)
         with error_context(cell.public_name):
             return _run(module, cell, inputs, state, plan)
-    return _fast_padded(module, cell, x, lengths, padding, empty_rows=min(read) == 0)
+    return _fast_padded(module, cell, x, lengths, padding, empty_rows=shortest == 0)
 
 
 def _fast_padded(
@@ -1003,12 +1003,23 @@ def _mask_lengths(
         or not mask.is_cpu
     ):
         return None
-    T = x.shape[1]
     counts = mask.sum(dim=1, dtype=torch.int64)
+    side = _contiguous_side(mask, counts, (padding, "pre" if padding == "post" else "post"))
+    return None if side is None else (counts, side)
+
+
+def _contiguous_side(mask: Tensor, counts: Tensor, sides: tuple[Padding, ...]) -> Padding | None:
+    """The first of ``sides`` on which ``mask (B, T)``'s real steps are contiguous, or ``None``.
+
+    ``counts (B,)`` are the mask's real steps per row. Eagerly, one comparison per side
+    tried: the mask ``counts`` describes on that side, built from the kept step index, and
+    :func:`torch.equal` against ``mask``.
+    """
+    T = mask.shape[1]
     column = counts.view(-1, 1)  # (B, 1) against a (1, T) step index
-    for side in (padding, "pre" if padding == "post" else "post"):
+    for side in sides:
         if torch.equal(torch.lt(_step_index(T, mask.device, side).view(1, T), column), mask):
-            return counts, side
+            return side
     return None
 
 
