@@ -22,9 +22,12 @@ called once per time step (steps/s, against a bare ``torch.nn.LSTM`` step loop c
 (a bool mask padded after, one padded before, values + offsets, nested jagged); and the Keras
 layer on Keras's torch backend (in a subprocess: Keras picks its backend once per process)
 with a mask, against ``varlen.nn.LSTM`` with that mask, torch's padded call and
-``keras.layers.LSTM``. With ``--cell GRU``, also GRU training planned with the fused
-kernel's constants against the GRU's own (row groups multiply a step-by-step kernel's
-steps). Run: ``python benchmarks/bench_overhead.py [--quick] [--rounds N] [--cell GRU]``.
+``keras.layers.LSTM``. Then LSTM row groups on wider and longer batches: the planner's
+size-scaled constants (``lstm_tuning``) against ``Tuning()``, its previous constants,
+inference and training (skipped with ``--quick``). With ``--cell GRU``, also GRU training
+planned with the fused kernel's constants against the GRU's own (row groups multiply a
+step-by-step kernel's steps).
+Run: ``python benchmarks/bench_overhead.py [--quick] [--rounds N] [--cell GRU]``.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from torch import Tensor, nn
 
 from varlen.nn import GRU, LSTM, StreamingRNN, recurrent
 from varlen.nn._gates import cell_of, layer_params, zero_state
-from varlen.nn._plans import Tuning, capturing_graph, plan_call
+from varlen.nn._plans import Tuning, capturing_graph, plan_call, row_groups
 
 SHAPES = (  # B, T, F, H, bidirectional
     (64, 100, 32, 128, False),
@@ -388,6 +391,69 @@ def _gru_groups_row(B: int, T: int, F: int, H: int, rounds: int) -> None:
     )
 
 
+LSTM_GROUP_SHAPES = (  # B, T, F, H
+    (16, 300, 4, 32),
+    (128, 50, 4, 16),
+    (64, 200, 8, 32),
+    (64, 400, 4, 16),
+    (32, 200, 12, 64),
+    (128, 100, 12, 64),
+    (64, 100, 32, 128),
+    (32, 100, 64, 256),
+)
+
+
+def lstm_groups(rounds: int) -> None:
+    """LSTM row groups: the planner's size-scaled constants against ``Tuning()`` (before).
+
+    ``lstm_tuning`` counts a group's and a step's fixed costs in the layer's own cells (a
+    narrow layer's cells are cheap) and, in training, the values a call keeps for its
+    backward (see ``varlen.nn._plans``). 8 batches a round, lengths uniform in [1, T].
+    """
+    for B, T, F, H in LSTM_GROUP_SHAPES:
+        for training in (False, True):
+            _lstm_groups_row(B, T, F, H, rounds, training=training)
+
+
+def _lstm_groups_row(B: int, T: int, F: int, H: int, rounds: int, *, training: bool) -> None:
+    rng = torch.Generator().manual_seed(SEED)
+    torch.manual_seed(SEED)
+    ours = LSTM(F, H)
+    theirs = nn.LSTM(F, H, batch_first=True)
+    theirs.load_state_dict(ours.state_dict())
+    work = batches(B, T, F, rng)[:8]
+    cell = cell_of(ours)
+
+    def run(tuning: Tuning | None, *, exact: bool = True) -> Callable[[], object]:
+        def call() -> None:
+            with torch.set_grad_enabled(training):
+                for x, lengths in work:
+                    if exact:
+                        result = recurrent._forward(
+                            ours, cell, x, lengths, mask=None, padding="post", hx=None,
+                            method="auto", tuning=tuning,
+                        )  # fmt: skip
+                    else:
+                        result = theirs(x)
+                    if training:
+                        loss(result).backward()  # type: ignore[no-untyped-call]
+
+        return call
+
+    with torch.set_grad_enabled(training):
+        own = recurrent.cell_tuning(ours, cell)
+    splits = [row_groups(lengths, T, tuning) for tuning in (Tuning(), own) for _, lengths in work]
+    counts = ["1" if split is None else str(len(split[0])) for split in splits]
+    calls = {"torch": run(None, exact=False), "before": run(Tuning()), "now": run(None)}
+    result = timed(calls, max(rounds // 3, 3), 1)
+    t, before, now = (result[name][0] / len(work) for name in calls)
+    print(
+        f"| {B}, {T}, {F}, {H} | {'forward + backward' if training else 'inference'} "
+        f"| {t * 1e3:.2f} ms | {''.join(counts[:8])}: {before * 1e3:.2f} ms ({t / before:.2f}) "
+        f"| {''.join(counts[8:])}: {now * 1e3:.2f} ms ({t / now:.2f}) | {before / now:.2f} |"
+    )
+
+
 def keras_layers(rounds: int, reps: int) -> None:
     """``varlen.keras.LSTM`` on Keras's torch backend, in a subprocess (see the module doc)."""
     env = {**os.environ, "KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -472,6 +538,13 @@ def main() -> None:
     print("\n| B, T, F, H | mode | input | ms | padded / this |")
     print("|---|---|---|---|---|")
     ragged(rounds, reps)
+    if args.cell == "LSTM" and not args.quick:
+        print(
+            "\n| B, T, F, H (LSTM) | mode | torch padded | groups per batch: varlen before "
+            "(torch / this) | groups per batch: varlen now (torch / this) | now vs before |"
+        )
+        print("|---|---|---|---|---|---|")
+        lstm_groups(rounds)
     if args.cell == "GRU":
         print(
             "\n| B, T, F, H (GRU, forward + backward) | torch padded | varlen, fused-kernel "

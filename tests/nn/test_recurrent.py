@@ -18,7 +18,18 @@ from varlen.data.ragged import Ragged
 from varlen.nn import GRU, LSTM
 from varlen.nn import recurrent as recurrent_module
 from varlen.nn._gates import cell_of
-from varlen.nn._plans import Plan, Tuning, gru_tuning, plan_call, row_groups
+from varlen.nn._plans import (
+    DEFAULT_TUNING,
+    LSTM_CALL_WORK,
+    LSTM_SPILL_FLOATS,
+    LSTM_STEP_WORK,
+    Plan,
+    Tuning,
+    gru_tuning,
+    lstm_tuning,
+    plan_call,
+    row_groups,
+)
 from varlen.nn.functional import lengths_to_mask
 
 F_IN, H = 3, 4
@@ -323,7 +334,55 @@ def test_a_step_by_step_kernel_pays_for_the_steps_each_group_runs():
         assert recurrent_module.cell_tuning(gru, cell_of(gru)).step_cost == 0
     assert recurrent_module.cell_tuning(gru, cell_of(gru)).step_cost == 12
     lstm = LSTM(8, 64)
-    assert recurrent_module.cell_tuning(lstm, cell_of(lstm)).step_cost == 0
+    assert recurrent_module.cell_tuning(lstm, cell_of(lstm)) == lstm_tuning(64, 8, training=True)
+
+
+def test_the_lstm_tuning_counts_fixed_costs_in_the_layers_own_cells():
+    """A group's and a step's fixed costs weigh more against a narrow layer's cheap cells.
+
+    Pure planning: the narrow layer declines a split that the wide one takes; only training
+    counts the values kept for the backward pass; stacked training keeps the default.
+    """
+    narrow, wide = lstm_tuning(16, 4, training=False), lstm_tuning(256, 64, training=False)
+    assert narrow.call_cost > wide.call_cost
+    assert narrow.step_cost > wide.step_cost
+    assert narrow.call_cost == round(LSTM_CALL_WORK[0] / (16 * 20))
+    assert narrow.step_cost == round(LSTM_STEP_WORK / (16 * 20))
+    assert narrow.spill_floats == 0
+    lengths = torch.arange(1, 51, 50 / 128).long()[:128]  # 128 rows, uniform in [1, 50]
+    assert row_groups(lengths, 50, narrow) is None
+    assert row_groups(lengths, 50, wide) is not None
+    trained = lstm_tuning(64, 12, training=True)
+    assert (trained.cell_floats, trained.spill_floats) == (4 * 64, LSTM_SPILL_FLOATS)
+    assert trained.call_cost == round(LSTM_CALL_WORK[1] / (64 * 76))
+    assert lstm_tuning(64, 12, training=True, stacks=2) is DEFAULT_TUNING
+    bidirectional = LSTM(12, 64, bidirectional=True)
+    with torch.no_grad():
+        expected = lstm_tuning(64, 12, training=False, stacks=2)
+        assert recurrent_module.cell_tuning(bidirectional, cell_of(bidirectional)) == expected
+    assert expected.call_cost == round(LSTM_CALL_WORK[0] / (2 * 64 * 76))
+
+
+def test_a_training_call_past_its_spill_size_splits_even_without_pads_to_skip():
+    """Cells of a call keeping too many values for the backward cost more: split them.
+
+    128 rows of 100 steps, one row short by a step (a batch with nearly nothing to skip):
+    with the kept values counted (4 x 64 per cell: 3.3 M past 2 M) the split into groups
+    of at most 2 M is cheaper; without, or under the limit, the batch stays whole.
+    """
+    lengths = torch.full((128,), 100)
+    lengths[0] = 99
+    plain = Tuning(call_cost=100, group_grid=None)
+    assert row_groups(lengths, 100, plain) is None
+    spilling = replace(plain, cell_floats=256, spill_floats=2_000_000, spill_cost=1.5)
+    split = row_groups(lengths, 100, spilling)
+    assert split is not None
+    groups, steps = split
+    assert all(len(rows) * s * 256 <= 2_000_000 for rows, s in zip(groups, steps, strict=True))
+    assert sorted(torch.cat(groups).tolist()) == list(range(128))
+    assert spilling.run_cost(64, 100) == 6400
+    assert spilling.run_cost(128, 100) == 1.5 * 12800
+    assert row_groups(lengths, 100, replace(spilling, spill_floats=4_000_000)) is None
 
 
 @pytest.mark.parametrize(

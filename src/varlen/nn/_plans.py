@@ -9,6 +9,7 @@ plan is always the general one, so that no example batch's values shape the grap
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import sys
@@ -47,10 +48,17 @@ class Tuning:
             (at most the batch's ``T``): the CPU backend compiles and keeps one kernel per
             call shape, so group lengths on a grid keep them few, for less than ``step``
             more cells per group. ``None``: each group runs to its own longest length.
-        step_cost: What each step of a call costs on top of its cells, in cells: 0 for a
-            kernel that runs the whole sequence in one fused call (the CPU LSTM); for one that
-            runs step by step, a row group also pays this per step it runs (torch's CPU GRU in
-            training, see :func:`gru_tuning`).
+        step_cost: What each step of a call costs on top of its cells, in cells: a fused
+            kernel's fixed cost per step (small next to the cells of a wide layer, several
+            rows' worth for a narrow one, see :func:`lstm_tuning`); for a kernel that runs
+            step by step, a row group pays it per step it runs (torch's CPU GRU in training,
+            see :func:`gru_tuning`).
+        cell_floats: Values a training call keeps per cell for its backward pass (the
+            gates: ``G * H`` per layer and direction); 0: not counted.
+        spill_floats: A call keeping more values than this (``rows * steps *
+            cell_floats``) no longer works in cache: each of its cells costs ``spill_cost``
+            cells. 0: never.
+        spill_cost: See ``spill_floats``.
     """
 
     call_cost: int = 128
@@ -61,6 +69,16 @@ class Tuning:
     select_limit: int = 16384
     group_grid: LengthGrid | None = DEFAULT_GRID
     step_cost: int = 0
+    cell_floats: int = 0
+    spill_floats: int = 0
+    spill_cost: float = 1.0
+
+    def run_cost(self, rows: int, steps: int) -> float:
+        """One call's cost in cells, without ``call_cost``: its cells and its steps' cost."""
+        cells = rows * steps
+        if self.spill_floats and cells * self.cell_floats > self.spill_floats:
+            return cells * self.spill_cost + steps * self.step_cost
+        return cells + steps * self.step_cost
 
 
 DEFAULT_TUNING = Tuning()
@@ -78,9 +96,69 @@ cells amortize a step's fixed cost). Inference pays little per step (no autograd
 """
 
 
+LSTM_CALL_WORK = (1_500_000, 1_000_000)
+"""A row group's fixed cost (inference, training) in units of one row-step's work ``H * (F + H)``.
+
+A group call costs ~150 us (inference) and ~400 us (training, forward and backward) of its own
+(selecting its rows, the kernel call, placing its outputs; 1 thread), against a row-step of
+the fused CPU LSTM that costs ~1e-4 us (inference) and ~4e-4 us (training) per unit of work.
+Checked on 11 shapes (4 -> 16 to 64 -> 256, 16-256 rows, 50-400 steps), see
+:func:`lstm_tuning`.
+"""
+
+LSTM_STEP_WORK = 12_000
+"""The fused CPU LSTM's fixed cost per step, in units of one row-step's work ``H * (F + H)``.
+
+Fitted on the kernel's time per step against rows (4-128 rows, T = 50, 1 thread): ~1.5 us
+(inference) to ~4-6 us (training) a step whatever the rows, 15-25 rows' worth at 4 -> 16,
+about 2 at 12 -> 64 and 1 at 32 -> 128: a narrow layer's small groups mostly pay steps.
+"""
+
+LSTM_SPILL_FLOATS = 2_000_000
+"""The gate values a CPU LSTM training call keeps (rows x steps x ``4 * H``) above which it
+slows down: 128 x 100 x 12 -> 64 (3.3 M values, 13 MB) trained in two groups of 64 full-length
+rows 1.4x faster than as one batch, with no pads to save; 1.6 M values showed no such loss.
+Per-machine (cache sizes); measured on this project's 2-core CI machine (32 MB L3)."""
+
+
 @functools.cache
 def _with_step_cost(step_cost: int) -> Tuning:
     return Tuning(step_cost=step_cost)
+
+
+@functools.cache
+def lstm_tuning(hidden_size: int, input_size: int, *, training: bool, stacks: int = 1) -> Tuning:
+    """The planner's constants for the fused CPU LSTM, scaled to the layer's size.
+
+    A pure planning function. A cell's cost grows with its work ``W = H * (F + H)`` while a
+    group's and a step's fixed costs do not, so both are counted in this layer's cells:
+    ``call_cost = LSTM_CALL_WORK / (W * stacks)`` and ``step_cost = LSTM_STEP_WORK / W``
+    (``stacks``: layers times directions, each doing a cell's work and paying a step's cost;
+    see :data:`LSTM_CALL_WORK`, :data:`LSTM_STEP_WORK`). In training a call also keeps
+    ``4 * H`` gate values per cell, and past :data:`LSTM_SPILL_FLOATS` of them its cells
+    cost 1.5x. With :data:`DEFAULT_TUNING` for every size, narrow layers were split into
+    groups that cost more than they saved (1 thread, lengths uniform in [1, T]: 128 x 50 x 4
+    -> 16 1.7x slower in inference, 1.4x in training; 64 x 200 x 8 -> 32 1.4-1.5x slower in
+    inference) while 32 x 100 x 64 -> 256, never split, trained 1.5x faster in 8 groups.
+
+    Stacked layers or both directions in training keep :data:`DEFAULT_TUNING`: measured
+    against it, this model lost there as often as it won (bidirectional 16 x 300 x 4 -> 32
+    and 128 x 100 x 12 -> 64 trained 12-13% slower, bidirectional 64 x 100 x 32 -> 128 and
+    two layers of 16 x 300 x 4 -> 32 13-32% faster).
+    """
+    if training and stacks > 1:
+        return DEFAULT_TUNING
+    work = max(hidden_size * (input_size + hidden_size), 1)
+    call = LSTM_CALL_WORK[1 if training else 0]
+    # A group's fixed cost is paid once per call, a cell's work once per layer and direction.
+    tuning = Tuning(
+        call_cost=max(1, round(call / (work * stacks))), step_cost=round(LSTM_STEP_WORK / work)
+    )
+    if not training:
+        return tuning
+    return dataclasses.replace(
+        tuning, cell_floats=4 * hidden_size, spill_floats=LSTM_SPILL_FLOATS, spill_cost=1.5
+    )
 
 
 def gru_tuning(hidden_size: int, input_size: int, *, training: bool) -> Tuning:
@@ -163,9 +241,10 @@ def row_groups(
     The rows sorted by length are cut into ``tuning.group_counts`` groups of equal count (at
     least ``tuning.min_group_rows`` rows each); each group then runs to its own longest
     length, rounded up to ``tuning.group_grid`` (at most ``T``). The split with the fewest
-    cells (rows times steps, plus ``tuning.call_cost`` per call and ``tuning.step_cost`` per
-    step each call runs) is taken if it saves at least ``tuning.min_saving`` of what the whole
-    batch costs (``B * T`` cells, plus ``step_cost`` per step). Rows are independent, so
+    cells (each call's :meth:`Tuning.run_cost`: rows times steps, times ``spill_cost`` past
+    ``spill_floats``, plus ``step_cost`` per step it runs; plus ``tuning.call_cost`` per
+    call) is taken if it saves at least ``tuning.min_saving`` of what the whole batch costs
+    (``run_cost(B, T)``). Rows are independent, so
     results do not change (within float rounding); only the work on pads does. Only for a
     batch with a real step (else every group would be empty, cut off from the graph).
 
@@ -180,7 +259,7 @@ def row_groups(
     """
     B = host_lengths.shape[0]
     N = int(host_lengths.sum()) if total is None else total
-    budget = (1 - tuning.min_saving) * (B + tuning.step_cost) * T
+    budget = (1 - tuning.min_saving) * tuning.run_cost(B, T)
     # Any split costs at least the real steps and two calls: skip the sort when that is over.
     lowest = N + tuning.call_cost * tuning.group_counts[0] if tuning.group_counts else budget
     if N == 0 or tuning.min_rows > B or budget <= lowest:
@@ -197,7 +276,7 @@ def row_groups(
         bounds = [B * g // G for g in range(G + 1)]
         # Each group of rows bounds[g]:bounds[g + 1] runs its longest (last) length's steps.
         cost = G * tuning.call_cost + sum(
-            (b - a + tuning.step_cost) * lengths[b - 1] for a, b in itertools.pairwise(bounds)
+            tuning.run_cost(b - a, lengths[b - 1]) for a, b in itertools.pairwise(bounds)
         )
         if cost < best_cost:
             best_cost, best = cost, bounds

@@ -79,13 +79,13 @@ from varlen.nn._inputs import forward_any
 from varlen.nn._plans import (
     _FULL,
     _PADDED_SELECT,
-    DEFAULT_TUNING,
     Method,
     Plan,
     Tuning,
     capturing_graph,
     gru_tuning,
     has_no_pads,
+    lstm_tuning,
     plan_call,
 )
 from varlen.nn.functional import _mask, repad, reverse_padded
@@ -692,14 +692,17 @@ def _plan_and_run(
 
 
 def cell_tuning(module: nn.RNNBase, cell: Cell) -> Tuning:
-    """The planner's constants for ``module``: a step-by-step GRU also pays per step run.
+    """The planner's constants for ``module``, with or without autograd recording.
 
-    See :func:`~varlen.nn._plans.gru_tuning` (with autograd recording); the fused LSTM kernel
-    takes :data:`~varlen.nn._plans.DEFAULT_TUNING`.
+    A step-by-step GRU pays per step run (:func:`~varlen.nn._plans.gru_tuning`); the fused
+    LSTM kernel's costs are scaled to the layer's size
+    (:func:`~varlen.nn._plans.lstm_tuning`).
     """
+    training = torch.is_grad_enabled()
     if cell is GRU_CELL:
-        return gru_tuning(module.hidden_size, module.input_size, training=torch.is_grad_enabled())
-    return DEFAULT_TUNING
+        return gru_tuning(module.hidden_size, module.input_size, training=training)
+    stacks = module.num_layers * (2 if module.bidirectional else 1)
+    return lstm_tuning(module.hidden_size, module.input_size, training=training, stacks=stacks)
 
 
 def _run(
