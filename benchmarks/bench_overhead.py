@@ -22,11 +22,11 @@ called once per time step (steps/s, against a bare ``torch.nn.LSTM`` step loop c
 (a bool mask padded after, one padded before, values + offsets, nested jagged); and the Keras
 layer on Keras's torch backend (in a subprocess: Keras picks its backend once per process)
 with a mask, against ``varlen.nn.LSTM`` with that mask, torch's padded call and
-``keras.layers.LSTM``. Then LSTM row groups on wider and longer batches: the planner's
-size-scaled constants (``lstm_tuning``) against ``Tuning()``, its previous constants,
-inference and training (skipped with ``--quick``). With ``--cell GRU``, also GRU training
-planned with the fused kernel's constants against the GRU's own (row groups multiply a
-step-by-step kernel's steps).
+``keras.layers.LSTM``. Then row groups on wider and longer batches (skipped with
+``--quick``): the planner's constants for the cell (``lstm_tuning``: scaled to the layer's
+size; ``gru_tuning``: a cost per step, since torch's CPU GRU runs step by step and row
+groups multiply its steps) against ``Tuning()``, the fused kernel's previous constants,
+inference and training.
 Run: ``python benchmarks/bench_overhead.py [--quick] [--rounds N] [--cell GRU]``.
 """
 
@@ -347,79 +347,40 @@ def ragged(rounds: int, reps: int) -> None:
             )
 
 
-GRU_GROUP_SHAPES = ((128, 300, 8, 64), (64, 100, 32, 128), (32, 29, 12, 64), (256, 100, 32, 128))
-
-
-def gru_groups(rounds: int) -> None:
-    """GRU training: the planner's GRU constants against the fused kernel's (``Tuning()``).
-
-    torch's CPU GRU runs step by step, so row groups multiply the steps; ``gru_tuning``
-    counts that (see ``varlen.nn._plans.GRU_STEP_WORK``). Same batches, same module.
-    """
-    for B, T, F, H in GRU_GROUP_SHAPES:
-        _gru_groups_row(B, T, F, H, rounds)
-
-
-def _gru_groups_row(B: int, T: int, F: int, H: int, rounds: int) -> None:
-    rng = torch.Generator().manual_seed(SEED)
-    torch.manual_seed(SEED)
-    ours = GRU(F, H)
-    theirs = nn.GRU(F, H, batch_first=True)
-    theirs.load_state_dict(ours.state_dict())
-    nxt = cycling(batches(B, T, F, rng)[:4])
-    cell = cell_of(ours)
-
-    def run(tuning: Tuning | None, *, exact: bool = True) -> Callable[[], object]:
-        def call() -> object:
-            x, lengths = nxt()
-            if not exact:
-                return loss(theirs(x)).backward()  # type: ignore[no-untyped-call]
-            result = recurrent._forward(
-                ours, cell, x, lengths, mask=None, padding="post", hx=None,
-                method="auto", tuning=tuning,
-            )  # fmt: skip
-            return loss(result).backward()  # type: ignore[no-untyped-call]
-
-        return call
-
-    calls = {"torch": run(None, exact=False), "fused": run(Tuning()), "gru": run(None)}
-    result = timed(calls, max(rounds // 2, 3), 1 if B * T * H > 500_000 else 3)
-    t, fused, gru = (result[name][0] for name in calls)
-    print(
-        f"| {B}, {T}, {F}, {H} | {t * 1e3:.1f} ms | {fused * 1e3:.1f} ms ({t / fused:.2f}) "
-        f"| {gru * 1e3:.1f} ms ({t / gru:.2f}) |"
-    )
-
-
-LSTM_GROUP_SHAPES = (  # B, T, F, H
+GROUP_SHAPES = (  # B, T, F, H
     (16, 300, 4, 32),
     (128, 50, 4, 16),
     (64, 200, 8, 32),
     (64, 400, 4, 16),
     (32, 200, 12, 64),
     (128, 100, 12, 64),
+    (128, 300, 8, 64),
     (64, 100, 32, 128),
     (32, 100, 64, 256),
 )
 
 
-def lstm_groups(rounds: int) -> None:
-    """LSTM row groups: the planner's size-scaled constants against ``Tuning()`` (before).
+def group_plans(cell_name: str, rounds: int) -> None:
+    """Row groups: the planner's constants for the cell against ``Tuning()`` (before).
 
     ``lstm_tuning`` counts a group's and a step's fixed costs in the layer's own cells (a
     narrow layer's cells are cheap) and, in training, the values a call keeps for its
-    backward (see ``varlen.nn._plans``). 8 batches a round, lengths uniform in [1, T].
+    backward; ``gru_tuning`` counts the fixed cost of each step torch's step-by-step CPU GRU
+    runs (see ``varlen.nn._plans``). 8 batches a round, lengths uniform in [1, T].
     """
-    for B, T, F, H in LSTM_GROUP_SHAPES:
+    for B, T, F, H in GROUP_SHAPES:
         for training in (False, True):
-            _lstm_groups_row(B, T, F, H, rounds, training=training)
+            _group_plans_row(cell_name, (B, T, F, H), rounds, training=training)
 
 
-def _lstm_groups_row(B: int, T: int, F: int, H: int, rounds: int, *, training: bool) -> None:
+def _group_plans_row(
+    cell_name: str, shape: tuple[int, int, int, int], rounds: int, *, training: bool
+) -> None:
+    B, T, F, H = shape
     rng = torch.Generator().manual_seed(SEED)
     torch.manual_seed(SEED)
-    ours = LSTM(F, H)
-    theirs = nn.LSTM(F, H, batch_first=True)
+    ours: nn.RNNBase = (LSTM if cell_name == "LSTM" else GRU)(F, H)
+    theirs = (nn.LSTM if cell_name == "LSTM" else nn.GRU)(F, H, batch_first=True)
     theirs.load_state_dict(ours.state_dict())
     work = batches(B, T, F, rng)[:8]
     cell = cell_of(ours)
@@ -538,20 +499,14 @@ def main() -> None:
     print("\n| B, T, F, H | mode | input | ms | padded / this |")
     print("|---|---|---|---|---|")
     ragged(rounds, reps)
-    if args.cell == "LSTM" and not args.quick:
+    if not args.quick:
         print(
-            "\n| B, T, F, H (LSTM) | mode | torch padded | groups per batch: varlen before "
-            "(torch / this) | groups per batch: varlen now (torch / this) | now vs before |"
+            f"\n| B, T, F, H ({args.cell}) | mode | torch padded | groups per batch: varlen "
+            "before (torch / this) | groups per batch: varlen now (torch / this) "
+            "| now vs before |"
         )
         print("|---|---|---|---|---|---|")
-        lstm_groups(rounds)
-    if args.cell == "GRU":
-        print(
-            "\n| B, T, F, H (GRU, forward + backward) | torch padded | varlen, fused-kernel "
-            "plan (torch / this) | varlen, GRU plan (torch / this) |"
-        )
-        print("|---|---|---|---|")
-        gru_groups(rounds)
+        group_plans(args.cell, rounds)
     print("\n| B, T, F, H | Keras torch backend, inference | ms | torch padded / this |")
     print("|---|---|---|---|")
     keras_layers(rounds, reps)

@@ -84,15 +84,16 @@ class Tuning:
 DEFAULT_TUNING = Tuning()
 
 GRU_STEP_WORK = 55_000
-"""A GRU training step's fixed cost in units of one row-step's work ``H * (F + H)``.
+"""A GRU step's fixed cost in units of one row-step's work ``H * (F + H)``.
 
-torch has no fused CPU kernel for the GRU: it runs step by step, each step a few ops and as
-many autograd nodes, so splitting a batch into row groups multiplies the steps run. Fitted
-(1 thread, lengths uniform in [1, T]): 128 x 300 x 8 -> 64 trained 2.4x faster as one batch
-than in the 8 groups a fused kernel would take (step cost ~12 cells there), while
+torch has no fused CPU kernel for the GRU: it runs step by step, each step a few ops (and as
+many autograd nodes in training), so splitting a batch into row groups multiplies the steps
+run. Fitted (1 thread, lengths uniform in [1, T]): 128 x 300 x 8 -> 64 trained 2.4x faster as
+one batch than in the 8 groups a fused kernel would take (step cost ~12 cells there), while
 256 x 100 x 32 -> 128 still trains faster in groups (step cost under 4 cells there: larger
-cells amortize a step's fixed cost). Inference pays little per step (no autograd) and keeps
-:data:`DEFAULT_TUNING`.
+cells amortize a step's fixed cost). Inference pays about as much a step (~14 us at 8 -> 32:
+16 x 300 x 4 -> 32 and 64 x 200 x 8 -> 32 ran 1.6x and 2.2x slower in the fused kernel's
+groups than as one batch).
 """
 
 
@@ -161,14 +162,12 @@ def lstm_tuning(hidden_size: int, input_size: int, *, training: bool, stacks: in
     )
 
 
-def gru_tuning(hidden_size: int, input_size: int, *, training: bool) -> Tuning:
-    """The planner's constants for a GRU layer: with autograd, each step run costs extra.
+def gru_tuning(hidden_size: int, input_size: int) -> Tuning:
+    """The planner's constants for a GRU layer: each step run costs extra.
 
-    A pure planning function: ``step_cost = GRU_STEP_WORK / (H * (F + H))`` cells in training
-    (see :data:`GRU_STEP_WORK`), :data:`DEFAULT_TUNING` otherwise.
+    A pure planning function: ``step_cost = GRU_STEP_WORK / (H * (F + H))`` cells, with or
+    without autograd (see :data:`GRU_STEP_WORK`).
     """
-    if not training:
-        return DEFAULT_TUNING
     work = hidden_size * (input_size + hidden_size)
     return _with_step_cost(max(1, round(GRU_STEP_WORK / max(work, 1))))
 

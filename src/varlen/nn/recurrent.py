@@ -698,10 +698,10 @@ def cell_tuning(module: nn.RNNBase, cell: Cell) -> Tuning:
     LSTM kernel's costs are scaled to the layer's size
     (:func:`~varlen.nn._plans.lstm_tuning`).
     """
-    training = torch.is_grad_enabled()
     if cell is GRU_CELL:
-        return gru_tuning(module.hidden_size, module.input_size, training=training)
+        return gru_tuning(module.hidden_size, module.input_size)
     stacks = module.num_layers * (2 if module.bidirectional else 1)
+    training = torch.is_grad_enabled()
     return lstm_tuning(module.hidden_size, module.input_size, training=training, stacks=stacks)
 
 
