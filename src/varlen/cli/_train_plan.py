@@ -292,11 +292,10 @@ def plan_levels(
     what 1-NN with z-normalized distance compares) for a one-channel classifier whose
     training series would be augmented by :func:`plan_augment`'s rule: fewer than
     ``per_class`` a class on average, lengths that vary (series cut around an event, from
-    disparate sources). They are kept otherwise: with
-    several channels their levels relative to each other (the axis gravity falls on) may tell
-    the classes apart, and standardizing each channel alone would lose that; a regressor's
-    target may be a level; without ``series_norm`` there is no standardized view; a per-step
-    model keeps them.
+    disparate sources). They are kept otherwise: with several channels their levels
+    relative to each other (the axis gravity falls on) may tell the classes apart, and
+    standardizing each channel alone would lose that; a regressor's target may be a level;
+    without ``series_norm`` there is no standardized view; a per-step model keeps them.
 
     Args:
         y: ``(n,)`` encoded training targets.
