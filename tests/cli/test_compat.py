@@ -19,7 +19,7 @@ import pytest
 from varlen.cli import main
 from varlen.cli._common import CommandError
 from varlen.cli._run_record import upgrade_options
-from varlen.cli._train_plan import plan_pooling
+from varlen.cli._train_plan import plan_levels, plan_pooling
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "model_dirs_0_1_0"
 
@@ -65,12 +65,14 @@ def test_resume_reads_a_run_written_by_0_1_0(old, capsys):
     assert main(["predict", "seq", "train.csv", "--out", "p.csv"]) == 0
     _same_predictions(old / "p.csv", old / "seq-predictions.csv")
     config = json.loads((old / "seq" / "config.json").read_text())
-    assert config["format"] == "varlen-model/5"  # the one record version, since version 3
+    assert config["format"] == "varlen-model/6"  # the one record version, since version 3
     metadata = config["metadata"]
     assert metadata["options"]["steps"] == 2000  # as recorded then, not the new default (None)
     added = {key: metadata["options"][key] for key in ("planner", "pool", "select", "augment")}
     assert added == {"planner": "timed", "pool": 1, "select": "loss", "augment": False}
     assert metadata["options"]["pooling"] == "mean"  # its readout, not the data's default (None)
+    assert metadata["options"]["levels"] is True  # it read them: not the data's default (None)
+    assert config["model"]["levels"] is True
     changed = main(["train", "train.csv", "--out", "seq", "--resume", "--hidden-size", "3"])
     assert changed == 2
     assert "--hidden-size must be 2 as recorded" in capsys.readouterr().err
@@ -168,3 +170,30 @@ def test_a_version_4_record_keeps_the_readout_it_trained_with():
     long = np.full(10, 1460)
     assert plan_pooling(long, pooling=upgrade(record, 4)["pooling"], kind="sequence")[0] == "mean"
     assert plan_pooling(long, pooling=new, kind="sequence")[0] == "max"
+
+
+def test_a_version_5_record_reads_the_levels_it_trained_with():
+    """Version 6 added --levels (and ModelConfig.levels): every earlier run read them.
+
+    A version 5 record reads ``levels`` True (what its run did); a version 6 record that
+    lacks it reads the data's default (``None``); a version 5 record naming it is refused.
+    """
+    record = {"data": "t.ts", "steps": None, "augment": None, "pooling": None}
+
+    def upgrade(record, version):
+        return upgrade_options(
+            record, version=version, written_by="0.2", per_step=False, source="x"
+        )
+
+    few, lengths = np.repeat(np.arange(10), 5), np.linspace(34, 360, 50)
+
+    def plan(levels):
+        return plan_levels(few, lengths, levels=levels, num_features=1, series_norm=True,
+                           classification=True, kind="sequence")[0]  # fmt: skip
+
+    assert upgrade(record, 5)["levels"] is True
+    assert plan(upgrade(record, 5)["levels"]) is True
+    assert upgrade(record, 6)["levels"] is None
+    assert plan(upgrade(record, 6)["levels"]) is False
+    with pytest.raises(CommandError, match=r"'metadata\.options\.levels' must be an option of"):
+        upgrade({**record, "levels": False}, 5)

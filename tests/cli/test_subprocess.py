@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from tests.cli._data import run_cli, sequences
 from varlen.data.io.ts import write_ts
+from varlen.data.ragged import Ragged
 
 
 def test_train_then_predict_as_a_user(data_dir, tmp_path):
@@ -87,3 +89,31 @@ def test_debug_flag_shows_the_traceback(tmp_path):
     assert result.returncode == 1
     assert "Traceback" in result.stderr
     assert "FileNotFoundError: DATA file 'nowhere.ts' does not exist." in result.stderr
+
+
+def test_train_one_channel_few_series_reads_them_standardized_as_a_user(tmp_path):
+    """One channel, 6 series a class of 10-87 steps: the plan says the levels are dropped.
+
+    The saved model predicts a file whose series are shifted and rescaled as it predicts the
+    file itself (the same classes and, up to the standardization's eps, probabilities).
+    """
+    rng = np.random.default_rng(2)
+    lengths = np.arange(12) * 7 + 10
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    x = Ragged(rng.normal(size=(int(offsets[-1]), 1)), offsets)
+    labels = np.where(np.arange(12) % 2 == 0, "a", "b")
+    write_ts(tmp_path / "few.ts", x, labels)
+    moved = np.concatenate([x[i] * (1.0 + i) - 2.0 * i for i in range(12)])
+    write_ts(tmp_path / "moved.ts", Ragged(moved, offsets), labels)
+    train = run_cli(
+        "train", "few.ts", "--out", "m", "--epochs", "3", "--hidden-size", "8",
+        "--conv-channels", "8", "--batch-size", "4", cwd=tmp_path,
+    )  # fmt: skip
+    assert train.returncode == 0, train.stderr
+    assert "levels: dropped: each series standardized only (one channel" in train.stderr
+    for name in ("few", "moved"):
+        predict = run_cli("predict", "m", f"{name}.ts", "--out", f"{name}.csv", cwd=tmp_path)
+        assert predict.returncode == 0, predict.stderr
+    few, shifted = pd.read_csv(tmp_path / "few.csv"), pd.read_csv(tmp_path / "moved.csv")
+    assert list(few["prediction"]) == list(shifted["prediction"])
+    np.testing.assert_allclose(few["prob_a"], shifted["prob_a"], atol=1e-3)

@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 from tests.cli.conftest import TINY
 from varlen.cli import main
@@ -331,6 +332,41 @@ def test_readout_is_chosen_from_the_lengths(tmp_path, capsys):
     assert loaded.metadata["options"]["pooling"] is None
     assert main([*argv, "--out", str(tmp_path / "g"), "--pooling", "mean"]) == 0
     assert load_model(tmp_path / "g").model.config.pooling == "mean"
+
+
+def test_levels_are_chosen_from_the_data(tmp_path, capsys):
+    """Left out, --levels is off for one channel of few series a class whose lengths vary.
+
+    The model then reads each series standardized only (recorded: the model's levels False,
+    the option None) and scores a series as it scores it shifted and rescaled; the reason is
+    printed; ``--levels`` given decides; several channels keep them.
+    """
+    rng = np.random.default_rng(1)
+    lengths = np.arange(12) * 7 + 10  # 10-87 steps
+    x = Ragged(rng.normal(size=(int(lengths.sum()), 1)), np.concatenate([[0], np.cumsum(lengths)]))
+    labels = np.where(np.arange(12) % 2 == 0, "a", "b")
+    write_ts(tmp_path / "few.ts", x, labels)
+    tiny = [option for option in TINY if option != "--quiet"]  # the plan's lines on stderr
+    argv = ["train", str(tmp_path / "few.ts"), *tiny, "--val-fraction", "0"]
+    assert main([*argv, "--out", str(tmp_path / "m")]) == 0
+    err = capsys.readouterr().err
+    assert "levels: dropped: each series standardized only (one channel, 6 training series" in err
+    loaded = load_model(tmp_path / "m")
+    assert loaded.model.config.levels is False
+    assert loaded.metadata["options"]["levels"] is None
+    one = torch.tensor(x[0], dtype=torch.float32)[None]
+    with torch.no_grad():
+        scores = loaded.model(one), loaded.model(4.0 * one + 3.0)
+    torch.testing.assert_close(scores[0], scores[1], rtol=1e-4, atol=1e-4)
+    assert main([*argv, "--out", str(tmp_path / "k"), "--levels"]) == 0
+    assert "levels: kept (--levels)" in capsys.readouterr().err
+    assert load_model(tmp_path / "k").model.config.levels is True
+    two = Ragged(np.repeat(x.values, 2, axis=1), x.offsets)
+    write_ts(tmp_path / "two.ts", two, labels)
+    argv[1] = str(tmp_path / "two.ts")
+    assert main([*argv, "--out", str(tmp_path / "t")]) == 0
+    assert "levels: kept (2 channels" in capsys.readouterr().err
+    assert load_model(tmp_path / "t").model.config.levels is True
 
 
 def test_pool_without_convolutions_is_refused(data_dir, tmp_path, capsys):

@@ -11,6 +11,7 @@ from varlen.cli._train_plan import (
     conv_pools,
     estimated_choice,
     plan_augment,
+    plan_levels,
     plan_pooling,
 )
 from varlen.training.budget import estimate_step_seconds
@@ -161,3 +162,43 @@ def test_a_regressor_keeps_the_mean_readout():
     assert got == "mean"
     assert "regressor" in reason
     assert plan_pooling(lengths, pooling="max", kind="sequence", classification=False)[0] == "max"
+
+
+FEW = np.repeat(np.arange(10), 5)  # 10 classes of 5 series, as the gesture-like set
+VARY = np.linspace(34, 360, 50).astype(np.int64)
+
+
+@pytest.mark.parametrize(
+    ("y", "lengths", "options", "levels", "why"),
+    [
+        (FEW, VARY, {}, False, "dropped: each series standardized only (one channel, 5 training"),
+        (FEW, VARY, {"num_features": 6}, True, "kept (6 channels"),
+        (np.repeat(np.arange(10), 20), np.linspace(34, 360, 200), {}, True,
+         "kept (not few series a class of varying lengths; augment: off (20 training series"),
+        (FEW, np.full(50, 1460), {}, True,
+         "kept (not few series a class of varying lengths; augment: off (lengths about equal"),
+        (FEW, VARY, {"classification": False}, True, "kept (a regressor's target may be a level)"),
+        (FEW, VARY, {"series_norm": False}, True, "kept (no standardized view"),
+        (FEW, VARY, {"kind": "step"}, True, "kept (per-step)"),
+        (FEW, VARY, {"levels": True}, True, "kept (--levels)"),
+        (FEW, np.full(50, 1460), {"levels": False}, False, "dropped (--no-levels)"),
+    ],
+)  # fmt: skip
+def test_plan_levels_drops_them_for_one_channel_of_few_series(y, lengths, options, levels, why):
+    """One channel, few series a class of varying lengths (plan_augment's rule): no levels.
+
+    Several channels, many series, one length, a regressor, no standardized view or a
+    per-step model keep them; the flag decides when given.
+    """
+    kwargs = {"levels": None, "num_features": 1, "series_norm": True, "classification": True,
+              "kind": "sequence", **options}  # fmt: skip
+    got, reason = plan_levels(y, np.asarray(lengths), **kwargs)
+    assert got is levels
+    assert reason.startswith(why), reason
+
+
+def test_no_levels_without_the_standardized_view_is_refused():
+    """--no-levels reads the standardized view alone: with --no-series-norm, one clear error."""
+    with pytest.raises(CommandError, match=r"--no-levels .* got --no-series-norm .* Add --series"):
+        plan_levels(FEW, VARY, levels=False, num_features=1, series_norm=False,
+                    classification=True, kind="sequence")  # fmt: skip

@@ -263,6 +263,58 @@ def test_pooled_conv_model_matches_each_sequence_alone(padding: str) -> None:
         torch.testing.assert_close(scores[i], model(s[None])[0])
 
 
+@given(
+    lengths=st.lists(st.integers(1, 12), min_size=1, max_size=4),
+    padding=st.sampled_from(["pre", "post"]),
+    value=st.sampled_from([0.0, -9.0, 1e6]),
+    extra=st.integers(0, 3),
+    bidirectional=st.booleans(),
+)
+def test_model_without_levels_matches_each_sequence_alone(
+    lengths: list[int], padding: str, value: float, extra: int, bidirectional: bool
+) -> None:
+    """levels=False: each row scores as its sequence alone, and as it rescaled and shifted.
+
+    The model reads each series standardized only (F inputs, not 2 F), so a sequence's gain
+    and offset do not reach it (up to the standardization's eps).
+    """
+    torch.manual_seed(11)
+    config = ModelConfig(
+        1,
+        3,
+        conv_channels=(6, 6),
+        conv_kernels=(5, 3),
+        conv_pools=(2, 1),
+        pooling="mean",
+        bidirectional=bidirectional,
+        series_norm=True,
+        levels=False,
+    )
+    assert config.input_width == 1
+    model = SequenceModel(config).double().eval()
+    assert model.front is not None
+    assert sum(p.numel() for p in model.front.convs[0].parameters()) == 6 * 5 * 1 + 6
+    seqs = [torch.randn(n, 1, dtype=torch.float64) for n in lengths]
+    x = _pad(seqs, max(lengths) + extra, padding=padding, value=value)
+    with torch.no_grad():
+        scores = model(x, torch.tensor(lengths), padding=padding)
+        for i, s in enumerate(seqs):
+            alone = model(s[None])[0]
+            torch.testing.assert_close(scores[i], alone)
+            if len(s) > 1 and float(s.std()) > 0.1:  # the eps is small beside its variance
+                moved = model((3.0 * s - 5.0)[None])[0]
+                torch.testing.assert_close(moved, alone, rtol=1e-4, atol=1e-4)
+
+
+def test_levels_without_the_standardized_view_are_refused() -> None:
+    """levels=False reads series_norm's view alone: without series_norm it is an error."""
+    with pytest.raises(ValueError, match=r"levels=False .* needs series_norm=True"):
+        ModelConfig(1, 2, levels=False)
+    assert ModelConfig(2, 2, series_norm=True).input_width == 4  # the levels and the view
+    assert ModelConfig(2, 2, series_norm=True, levels=False).input_width == 2
+    assert ModelConfig(2, 2).input_width == 2
+
+
 def test_pooling_arguments_are_refused() -> None:
     """Bad factors and pools that do not fit the convolutions raise, naming the argument."""
     with pytest.raises(ValueError, match="factor must be an int >= 1"):

@@ -95,7 +95,7 @@ def test_saved_files_are_json_and_plain_tensors(tmp_path):
     config = json.loads(
         (tmp_path / CONFIG_FILE).read_text(), parse_constant=lambda name: pytest.fail(name)
     )
-    assert config["format"] == "varlen-model/5"
+    assert config["format"] == "varlen-model/6"
     assert config["model"]["cell"] == "gru"
     assert config["metadata"] == {"x": None}
     state = torch.load(tmp_path / WEIGHTS_FILE, weights_only=True)
@@ -187,7 +187,7 @@ def edit_config(folder, change):
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        (lambda c: c.update(format="other/2"), r"must have format 'varlen-model/5', got 'other/2'"),
+        (lambda c: c.update(format="other/2"), r"must have format 'varlen-model/6', got 'other/2'"),
         (lambda c: c.pop("labels"), r"key 'labels' must be .*, got no such key"),
         (lambda c: c["model"].update(hidden_size=6), r"tensor 'rnn.weight_ih_l0' must be"),
         (lambda c: c["model"].update(colour=1), r"key 'model.colour' must be absent"),
@@ -390,10 +390,24 @@ def test_a_format_1_directory_still_loads_without_pooling(tmp_path):
     assert load_model(tmp_path).record_version == 1
 
 
+def test_a_format_5_directory_reads_the_levels(tmp_path):
+    """A model saved as varlen-model/5 (no levels key: every model read them) loads with them."""
+    save_classifier(tmp_path)
+
+    def as_format_5(config):
+        config["format"] = "varlen-model/5"
+        config["model"].pop("levels")
+
+    edit_config(tmp_path, as_format_5)
+    loaded = load_model(tmp_path)
+    assert loaded.model.config.levels is True
+    assert loaded.record_version == 5
+
+
 def test_one_record_version_for_every_format(tmp_path):
     """Version 2 wrote format 1 with metadata.record_version 2; a later version is refused."""
     save_classifier(tmp_path)
-    assert load_model(tmp_path).record_version == RECORD_VERSION == 5
+    assert load_model(tmp_path).record_version == RECORD_VERSION == 6
 
     def as_version_2(config):
         config["format"] = "varlen-model/1"
@@ -402,6 +416,6 @@ def test_one_record_version_for_every_format(tmp_path):
 
     edit_config(tmp_path, as_version_2)
     assert load_model(tmp_path).record_version == 2
-    edit_config(tmp_path, lambda c: c.update(format="varlen-model/6"))
-    with pytest.raises(ValueError, match="record version 6, which this varlen"):
+    edit_config(tmp_path, lambda c: c.update(format="varlen-model/7"))
+    with pytest.raises(ValueError, match="record version 7, which this varlen"):
         load_model(tmp_path)

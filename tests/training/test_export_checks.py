@@ -84,3 +84,26 @@ def test_large_outputs_are_checked_relative_to_their_scale(tmp_path):
     assert 1e-5 < report.max_error <= 0.0625  # the old atol-only check refused this graph
     with pytest.raises(ValueError, match="rtol must be a finite number >= 0"):
         export_onnx(LargeTargets(), tmp_path / "x.onnx", input_size=3, rtol=-1.0)
+
+
+def test_a_model_without_levels_exports_and_stays_blind_to_gain_and_offset(tmp_path):
+    """levels=False (the standardized view alone) exports, checked against each row alone.
+
+    In onnxruntime a sequence scores as it scores shifted and rescaled, as in eager mode.
+    """
+    torch.manual_seed(3)
+    config = ModelConfig(
+        1, 3, conv_channels=(4,), conv_kernels=(3,), pooling="mean", bidirectional=True,
+        series_norm=True, levels=False,
+    )  # fmt: skip
+    model = SequenceModel(config).eval()
+    report = export_onnx(model, tmp_path / "z.onnx", input_size=1, check_lengths=CHECK)
+    session = onnxruntime.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    x, lengths = torch.randn(2, 6, 1), np.array([6, 4])
+    moved = torch.cat([2.5 * x[:1] - 4.0, 0.5 * x[1:] + 7.0])
+    moved[1, 4:] = 0.0  # pads
+    (got,) = session.run(None, {"x": x.numpy(), "lengths": lengths})
+    (got_moved,) = session.run(None, {"x": moved.numpy(), "lengths": lengths})
+    np.testing.assert_allclose(got_moved, got, atol=1e-3)
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model(x, torch.from_numpy(lengths)).numpy(), atol=1e-5)

@@ -66,14 +66,16 @@ RUN_FILE = "run.json"
 # defaults as ``None``: ``steps``, ``schedule``, ``conv_layers``, ``series_norm``), 3 (the
 # options ``planner``, ``pool``, ``select``), 4 (the option ``augment``; :data:`OPTIONS_ADDED`),
 # 5 (``pooling`` may be ``None``: from the data; every earlier record holds the pooling it
-# trained with, so it reads as it did).
+# trained with, so it reads as it did), 6 (the option ``levels``: every earlier run read them).
 
 OPTIONS_ADDED: dict[int, dict[str, Any]] = {
     3: {"planner": "timed", "pool": 1, "select": "loss"},
     4: {"augment": False},
+    6: {"levels": True},
 }
 """Version -> the options it added, with what every run recorded before it did: the timed
-plan, no pooling, the epoch of lowest validation loss (3); no augmentation (4)."""
+plan, no pooling, the epoch of lowest validation loss (3); no augmentation (4); the levels
+read beside the standardized view (6)."""
 
 DEFAULTS_CHANGED: dict[int, dict[str, Any]] = {5: {"pooling": "mean"}}
 """Version -> the options whose default it changed, with the default before it: what a record

@@ -96,6 +96,10 @@ class TrainOptions:
         series_norm: Also feed each series standardized by its own mean and std (series
             from disparate sources differ in gain and offset; ``None``: on per sequence, off
             per step).
+        levels: With ``series_norm``, also feed each series' values themselves (their offset
+            and gain); ``False``: only their per-series standardized view. ``None``: from the
+            data, off for one channel of few series a class whose lengths vary (see
+            :func:`~varlen.cli._train_plan.plan_levels`), on otherwise.
         augment: Perturb each training sequence anew in every batch, on its real steps only
             (a random crop of at least 80% of it, a time warp of up to 20%, a gain; see
             :class:`~varlen.data.augment.Augmentation`). ``None``: from the data, on for a
@@ -148,6 +152,7 @@ class TrainOptions:
     conv_channels: int = 64
     pool: int | None = None
     series_norm: bool | None = None
+    levels: bool | None = None
     augment: bool | None = None
     val_fraction: float = 0.2
     patience: int | None = None
@@ -277,6 +282,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         help="also feed each series standardized by its own mean and std (default on; off "
         "per step)",
+    )
+    _flag(
+        "--levels",
+        action=argparse.BooleanOptionalAction,
+        help="with --series-norm, also feed each series' values, not only their standardized "
+        "view (default: off for one channel with fewer than 20 training series a class whose "
+        "lengths vary; on otherwise)",
     )
     _flag(
         "--augment",

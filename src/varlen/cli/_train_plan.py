@@ -40,6 +40,7 @@ __all__ = [
     "plan_augment",
     "plan_block_steps",
     "plan_budget",
+    "plan_levels",
     "plan_pooling",
     "plan_steps",
     "plan_validation",
@@ -264,6 +265,93 @@ def plan_augment(
     return True, (
         f"on ({average:.3g} training series a class on average, fewer than {per_class}; "
         "lengths vary)"
+    )
+
+
+def plan_levels(
+    y: np.ndarray,
+    lengths: np.ndarray,
+    *,
+    levels: bool | None,
+    num_features: int,
+    series_norm: bool,
+    classification: bool,
+    kind: TaskKind,
+    per_class: int = 20,
+    spread: float = 1.25,
+) -> tuple[bool, str]:
+    """Whether the model reads each series' values beside their standardized view (``--levels``).
+
+    A pure planning function. A series' level, its offset and gain, tells where it was
+    recorded (the sensor, its placement, the person) as much as what it records. With many
+    series a class a model learns which levels go with a class; with few it can tell the
+    training series apart by their levels alone, which says nothing of new ones (measured:
+    the gesture-like set, 5 series a class, one channel: 0.767 / 0.677 / 0.767 on seeds 0 /
+    1 / 2 with the levels, 0.840 / 0.857 / 0.877 without; its 1-NN 0.770). So, left out, the
+    levels are dropped (the model reads each series standardized by its own mean and std,
+    what 1-NN with z-normalized distance compares) for a one-channel classifier whose
+    training series would be augmented by :func:`plan_augment`'s rule: fewer than
+    ``per_class`` a class on average, lengths that vary (series cut around an event, from
+    disparate sources). They are kept otherwise: with several channels their levels
+    relative to each other (the axis gravity falls on) may tell the classes apart, and
+    standardizing each channel alone would lose that; a regressor's target may be a level;
+    without ``series_norm`` there is no standardized view; a per-step model keeps them.
+
+    Args:
+        y: ``(n,)`` encoded training targets.
+        lengths: ``(n,)`` training lengths.
+        levels: ``--levels`` as given (``None``: from the data).
+        num_features: ``F``, channels per step.
+        series_norm: Whether the model reads each series standardized (``--series-norm``).
+        classification: Whether ``y`` holds class ids.
+        kind: ``"sequence"`` or ``"step"``.
+        per_class: As in :func:`plan_augment`.
+        spread: As in :func:`plan_augment`.
+
+    Returns:
+        ``(levels, reason)``.
+
+    Raises:
+        CommandError: If ``--no-levels`` is given without the standardized view.
+
+    Example:
+        >>> y, lengths = np.repeat(np.arange(10), 5), np.arange(30, 80)
+        >>> plan_levels(y, lengths, levels=None, num_features=1, series_norm=True,
+        ...             classification=True, kind="sequence")[0]
+        False
+    """
+    if levels is False and not series_norm:
+        raise CommandError(
+            "--no-levels feeds each series standardized only, which needs the standardized "
+            "view: got --no-series-norm (the default per step). Add --series-norm, or drop "
+            "--no-levels."
+        )
+    if levels is not None:
+        return levels, f"{'kept' if levels else 'dropped'} (--{'' if levels else 'no-'}levels)"
+    if kind == "step":
+        return True, "kept (per-step)"
+    if not series_norm:
+        return True, "kept (no standardized view: --no-series-norm)"
+    if not classification:
+        return True, "kept (a regressor's target may be a level)"
+    if num_features != 1:
+        return True, (
+            f"kept ({num_features} channels: their levels relative to each other may tell the "
+            "classes apart)"
+        )
+    few, why = plan_augment(
+        y,
+        lengths,
+        augment=None,
+        classification=classification,
+        kind=kind,
+        per_class=per_class,
+        spread=spread,
+    )
+    if not few:
+        return True, f"kept (not few series a class of varying lengths; augment: {why})"
+    return False, (
+        f"dropped: each series standardized only (one channel, {why.removeprefix('on (')}"
     )
 
 

@@ -223,6 +223,8 @@ def _model_config(
     layers = options.conv_layers or 0
     if options.pooling is None:
         raise ValueError("varlen bug: _model_config needs the planned pooling (plan_pooling)")
+    if options.levels is None:
+        raise ValueError("varlen bug: _model_config needs the planned levels (plan_levels)")
     return ModelConfig(
         input_size=len(prepared.features),
         output_size=len(prepared.labels) if prepared.labels is not None else 1,
@@ -237,6 +239,7 @@ def _model_config(
         conv_kernels=conv_kernels(layers),
         conv_pools=() if per_step else conv_pools(options.pool, layers, prepared.train.x.lengths),
         series_norm=bool(options.series_norm),
+        levels=options.levels,
         per_step=per_step,
         horizon=horizon,
     )

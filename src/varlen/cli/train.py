@@ -58,6 +58,7 @@ from varlen.cli._train_plan import (
     choose_auto,
     plan_augment,
     plan_budget,
+    plan_levels,
     plan_pooling,
     resolve,
     train_config,
@@ -369,13 +370,23 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
         kind=task.kind,
         classification=prepared.task == "classification",
     )
-    resolved = dataclasses.replace(resolved, pooling=pooling)
+    targets = task.targets(prepared)  # a store's per-step targets stay on disk (unused here)
+    encoded = targets if isinstance(targets, np.ndarray) else np.zeros(0)
+    levels, kept = plan_levels(
+        encoded,
+        prepared.train.x.lengths,
+        levels=resolved.levels,
+        num_features=len(prepared.features),
+        series_norm=bool(resolved.series_norm),
+        classification=prepared.task == "classification",
+        kind=task.kind,
+    )
+    resolved = dataclasses.replace(resolved, pooling=pooling, levels=levels)
     plan = plan_run(resolved, prepared, task)
     say(args, f"technique: {plan.technique} ({plan.reason})")
     say(args, f"budget: {plan.budget_reason}")
-    targets = task.targets(prepared)  # a store's per-step targets stay on disk (unused here)
     augment, why = plan_augment(
-        targets if isinstance(targets, np.ndarray) else np.zeros(0),
+        encoded,
         prepared.train.x.lengths,
         augment=resolved.augment,
         classification=prepared.task == "classification",
@@ -383,6 +394,7 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
     )
     say(args, f"augment: {why}")
     say(args, f"readout: {readout}")
+    say(args, f"levels: {kept}")
     digest = data_digest(prepared.train.x, task.targets(prepared))
     record = fingerprint(
         options, features=prepared.features, technique=plan.technique, digest=digest

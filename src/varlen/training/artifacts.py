@@ -66,7 +66,7 @@ __all__ = [
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
-RECORD_VERSION = 5
+RECORD_VERSION = 6
 """The one version of everything varlen writes about a model: ``config.json`` (its
 ``format``) and the run record of ``varlen train`` (``run.json``, the options kept in the
 metadata). Each version reads every earlier one:
@@ -80,6 +80,8 @@ metadata). Each version reads every earlier one:
 5. The option ``pooling`` left to the data (``None``: max over the real steps of long
    series, mean otherwise); records before it hold the pooling they used; the model is
    unchanged.
+6. ``ModelConfig.levels`` (``False``: the model reads each series standardized only) and the
+   option ``levels`` left to the data; every model before it read the levels too (``True``).
 
 What a version added is read from an earlier record as the value every run had then (an
 exact reading, not a default): :data:`MODEL_KEYS_ADDED` here, the options in
@@ -92,7 +94,7 @@ FORMAT = f"varlen-model/{RECORD_VERSION}"
 _FORMAT_1 = "varlen-model/1"
 _READABLE = frozenset(range(1, RECORD_VERSION + 1))
 
-MODEL_KEYS_ADDED: dict[int, dict[str, Any]] = {3: {"conv_pools": []}}
+MODEL_KEYS_ADDED: dict[int, dict[str, Any]] = {3: {"conv_pools": []}, 6: {"levels": True}}
 """Version -> the model keys it added, with the one value every earlier model had (before
 version 3 the front-end did not pool)."""
 

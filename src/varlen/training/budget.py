@@ -122,7 +122,7 @@ class CostModel(NamedTuple):
 
 def _forward_macs_per_step(config: ModelConfig) -> tuple[float, float]:
     """Forward multiply-adds per input step of one sequence: front-end and recurrent layer."""
-    features = config.input_size * (2 if config.series_norm else 1)
+    features = config.input_width
     sizes = [features, *config.conv_channels]
     pools = config.conv_pools or (1,) * len(config.conv_channels)
     front, stride = 0.0, 1

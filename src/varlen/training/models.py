@@ -68,6 +68,9 @@ class ModelConfig:
         series_norm: Append each feature standardized by its own sequence's mean and std
             (:func:`varlen.nn.series_standardize`), so ``F`` inputs become ``2 F``: series
             from disparate sources differ in gain and offset.
+        levels: With ``series_norm``, feed the values themselves too (their level: offset and
+            gain); ``False`` feeds only their per-sequence standardized view, so ``F`` inputs
+            stay ``F`` and nothing the model sees depends on a sequence's offset or gain.
         per_step: One output per step ``(B, T, output_size)`` instead of per sequence
             (``pooling`` is then unused); see :mod:`varlen.training.per_step`.
         horizon: Per-step models only: the step ``t`` output predicts the target of step
@@ -89,6 +92,7 @@ class ModelConfig:
     conv_kernels: tuple[int, ...] = ()
     conv_pools: tuple[int, ...] = ()
     series_norm: bool = False
+    levels: bool = True
     per_step: bool = False
     horizon: int = 0
 
@@ -118,7 +122,18 @@ class ModelConfig:
                 raise ValueError(f"{where}: {name} must be an int >= 1, got {value!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"{where}: dropout must be in [0, 1), got {self.dropout!r}.")
+        if not self.levels and not self.series_norm:
+            raise ValueError(
+                f"{where}: levels=False feeds only the per-sequence standardized view, which "
+                "needs series_norm=True, got series_norm=False. Set series_norm=True, or "
+                "levels=True."
+            )
         self._check_per_step()
+
+    @property
+    def input_width(self) -> int:
+        """Features the first layer reads: ``2 F`` (levels and standardized view), else ``F``."""
+        return self.input_size * (2 if self.series_norm and self.levels else 1)
 
     def _check_pools(self) -> None:
         where = "ModelConfig"
@@ -214,7 +229,7 @@ class SequenceModel(nn.Module):
         self.config = config
         rnn_class = LSTM if config.cell == "lstm" else GRU
         self.front: ConvFrontEnd | None = None
-        rnn_input = config.input_size * (2 if config.series_norm else 1)
+        rnn_input = config.input_width
         if config.conv_channels:
             self.front = ConvFrontEnd(
                 rnn_input,
@@ -347,13 +362,17 @@ class SequenceModel(nn.Module):
             padding: Side of the padding.
 
         Returns:
-            ``(B, T, 2 F)`` with ``series_norm``, else ``x``.
+            ``(B, T, 2 F)`` with ``series_norm``, ``(B, T, F)`` standardized without
+            ``levels``, else ``x``.
         """
         if not self.config.series_norm:
             return x
         if lengths is not None:
             lengths = lengths.to(x.device)
-        return torch.cat([x, series_standardize(x, lengths, padding=padding)], dim=2)
+        standardized = series_standardize(x, lengths, padding=padding)
+        if not self.config.levels:
+            return standardized
+        return torch.cat([x, standardized], dim=2)
 
     def combine(self, pooled: Tensor, conv: Tensor, lengths: Tensor | None) -> Tensor:
         """Append the convolutions' mean over real steps to the pooled recurrent output.
