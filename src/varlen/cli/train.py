@@ -370,7 +370,7 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
         kind=task.kind,
         classification=prepared.task == "classification",
     )
-    targets = task.targets(prepared)  # a store's per-step targets stay on disk (unused here)
+    targets = task.targets(prepared)  # a store's per-step targets stay on disk (hashed only)
     encoded = targets if isinstance(targets, np.ndarray) else np.zeros(0)
     levels, kept = plan_levels(
         encoded,
@@ -395,7 +395,7 @@ def _train(options: TrainOptions, args: argparse.Namespace) -> int:
     say(args, f"augment: {why}")
     say(args, f"readout: {readout}")
     say(args, f"levels: {kept}")
-    digest = data_digest(prepared.train.x, task.targets(prepared))
+    digest = data_digest(prepared.train.x, targets)
     record = fingerprint(
         options, features=prepared.features, technique=plan.technique, digest=digest
     )

@@ -51,8 +51,8 @@ class Tuning:
         step_cost: What each step of a call costs on top of its cells, in cells: a fused
             kernel's fixed cost per step (small next to the cells of a wide layer, several
             rows' worth for a narrow one, see :func:`lstm_tuning`); for a kernel that runs
-            step by step, a row group pays it per step it runs (torch's CPU GRU in training,
-            see :func:`gru_tuning`).
+            step by step, a row group pays it per step it runs (torch's CPU GRU, with or
+            without autograd, see :func:`gru_tuning`).
         cell_floats: Values a training call keeps per cell for its backward pass (the
             gates: ``G * H`` per layer and direction); 0: not counted.
         spill_floats: A call keeping more values than this (``rows * steps *
