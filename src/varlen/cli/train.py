@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import datetime
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -106,11 +107,14 @@ def run(args: argparse.Namespace) -> int:
     torch.set_flush_denormal(options.flush_denormal)
     try:
         with _own(options.out):
-            joined = _init_distributed()
+            finish = _init_distributed()
             try:
-                return _train(options, args)
+                code = _train(options, args)
+                if finish is not None:  # no rank tears down before rank 0's files are written
+                    dist.barrier(group=finish)
+                return code
             finally:
-                if joined:
+                if finish is not None:
                     dist.destroy_process_group()
     finally:
         torch.set_num_threads(threads)  # as they were, for callers of main() in-process
@@ -135,14 +139,28 @@ def _rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
-def _init_distributed() -> bool:
-    """Join the process group ``torchrun`` describes (``WORLD_SIZE > 1``); return if joined."""
+# How long the other ranks wait at the end for rank 0 to score and save (see _init_distributed).
+FINISH_TIMEOUT = datetime.timedelta(days=1)
+
+
+def _init_distributed() -> dist.ProcessGroup | None:
+    """Join the process group ``torchrun`` describes (``WORLD_SIZE > 1``).
+
+    Returns the group every rank waits in once its run is over (``None`` when not joined):
+    the other ranks used to tear their process group down and exit while rank 0 was still
+    scoring and writing the model, and a fault in that teardown (torch's gloo aborted a rank
+    with ``terminate called without an active exception`` in 1 CI run of many) made the
+    launcher stop rank 0 mid-write. The wait has a group of its own, on gloo, with a timeout
+    of ``FINISH_TIMEOUT``: rank 0's scoring of a large test set may outlast the default
+    group's 30 minutes, which stay the limit for a rank that hangs during training.
+    """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
-        return False
+        return None
     if dist.is_initialized():
-        return False
+        return None
     dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return True
+    finish: dist.ProcessGroup = dist.new_group(backend="gloo", timeout=FINISH_TIMEOUT)
+    return finish
 
 
 def _recorded_plan(options: TrainOptions) -> Plan | None:
