@@ -153,3 +153,31 @@ def test_python_m_varlen_cli_runs_main(tmp_path):
     )
     assert result.returncode == 2
     assert "varlen inspect: error: the following arguments are required: DATA" in result.stderr
+
+
+@pytest.mark.parametrize("left", [False, True])
+def test_entry_exits_with_mains_code_and_keeps_its_output(left):
+    """`entry()` exits with main's code; after a torchrun process group it skips the teardown.
+
+    Piped stdout is block-buffered: the version line only arrives if `entry` flushes it before
+    `os._exit`. An `atexit` hook shows whether the interpreter's teardown ran.
+    """
+    code = (
+        "import atexit, sys\n"
+        "from varlen.cli import _common, entry\n"
+        "atexit.register(lambda: print('teardown ran', file=sys.stderr))\n"
+        f"if {left}:\n"
+        "    _common.note_process_group_left()\n"
+        "sys.argv = ['varlen', sys.argv[1]]\n"
+        "entry()\n"
+    )
+    for argument, expected in (("--version", 0), ("trian", 2)):
+        result = subprocess.run(
+            [sys.executable, "-c", code, argument], capture_output=True, text=True, env=cli_env()
+        )
+        assert result.returncode == expected, result.stderr
+        assert ("teardown ran" in result.stderr) is not left
+        if expected == 0:
+            assert varlen.__version__ in result.stdout
+        else:
+            assert "invalid choice: 'trian'" in result.stderr

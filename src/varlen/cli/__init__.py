@@ -16,12 +16,12 @@ import os
 import sys
 from collections.abc import MutableMapping, Sequence
 from types import ModuleType
-from typing import Protocol, cast
+from typing import NoReturn, Protocol, cast
 
 from varlen import __version__
-from varlen.cli._common import add_common_options, run_guarded
+from varlen.cli._common import add_common_options, process_group_left, run_guarded
 
-__all__ = ["COMMANDS", "KERNEL_CACHE_CAPACITY", "limit_kernel_cache", "main"]
+__all__ = ["COMMANDS", "KERNEL_CACHE_CAPACITY", "entry", "limit_kernel_cache", "main"]
 
 KERNEL_CACHE_CAPACITY = 8
 """Kernels oneDNN keeps compiled in a ``varlen predict`` process (a tuning knob; default 1024).
@@ -126,6 +126,23 @@ def _build_parser(chosen: str | None) -> tuple[argparse.ArgumentParser, ImportEr
             except ImportError as error:  # a missing optional dependency: this command only
                 failure = error
     return parser, failure
+
+
+def entry() -> NoReturn:
+    """The ``varlen`` program: :func:`main` on ``sys.argv``, then exit with its code.
+
+    The console script, ``python -m varlen.cli`` and ``torchrun -m varlen.cli`` run this. A
+    process that joined a ``torchrun`` process group (``varlen train`` under ``torchrun``)
+    leaves once its output is flushed, without the interpreter's teardown, where torch's
+    gloo threads can abort it after every file was written (see
+    :func:`~varlen.cli._common.note_process_group_left`). Embedders call :func:`main`.
+    """
+    code = main()
+    if process_group_left():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from varlen.cli import main
+from varlen.cli import entry
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

@@ -129,6 +129,26 @@ def run_guarded(command: str, run: Callable[[argparse.Namespace], int], args: An
         return _run_guarded(command, run, args, debug=debug)
 
 
+# Set by a command whose process joined (and left) a ``torchrun`` process group.
+_PROCESS_GROUP_LEFT: list[bool] = []
+
+
+def note_process_group_left() -> None:
+    """Record that this process joined a ``torchrun`` process group and has left it.
+
+    :func:`varlen.cli.entry` then ends the process without the interpreter's teardown: with
+    torch 2.13, gloo's threads abort a process in that teardown now and then ("terminate
+    called without an active exception", SIGABRT), after ``destroy_process_group`` too, and
+    the launcher then reports a run whose files were all written as failed.
+    """
+    _PROCESS_GROUP_LEFT.append(True)
+
+
+def process_group_left() -> bool:
+    """Whether a command of this process joined and left a ``torchrun`` process group."""
+    return bool(_PROCESS_GROUP_LEFT)
+
+
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """Inside the block, ``SIGTERM`` raises :class:`Terminated` (a ``KeyboardInterrupt``).

@@ -42,7 +42,14 @@ import torch.distributed as dist
 
 from varlen._atomic import remove_stale_temporaries
 from varlen._lock import FolderBusyError, folder_lock
-from varlen.cli._common import CommandError, build_config, count, progress_enabled, say
+from varlen.cli._common import (
+    CommandError,
+    build_config,
+    count,
+    note_process_group_left,
+    progress_enabled,
+    say,
+)
 from varlen.cli._run_record import (
     CHECKPOINT_FILE,
     check_resume,
@@ -116,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 if finish is not None:
                     dist.destroy_process_group()
+                    note_process_group_left()  # (the process then ends without teardown)
     finally:
         torch.set_num_threads(threads)  # as they were, for callers of main() in-process
         torch.set_flush_denormal(False)
