@@ -18,7 +18,8 @@ Python glue between them. ``autograd nodes``: nodes in the backward graph of eac
 Then stacked layers (2 layers, uni and bidirectional, at 32 x 29 x 12 -> 64: torch runs them
 in one fused call, varlen layer by layer), and the other entry points: ``StreamingRNN``
 called once per time step (steps/s, against a bare ``torch.nn.LSTM`` step loop carrying
-``(h, c)``); other forms of the same batch against varlen on the padded batch with lengths
+``(h, c)``) and ``LSTM(x)`` called torch's way, without lengths or mask (calls/s, against
+``torch.nn.LSTM(x)``); other forms of the same batch against varlen on the padded batch with lengths
 (a bool mask padded after, one padded before, values + offsets, nested jagged); and the Keras
 layer on Keras's torch backend (in a subprocess: Keras picks its backend once per process)
 with a mask, against ``varlen.nn.LSTM`` with that mask, torch's padded call and
@@ -309,6 +310,35 @@ def streaming(rounds: int, reps: int) -> None:
         )
 
 
+def torch_form(rounds: int, reps: int) -> None:
+    """``LSTM(x)`` with no lengths and no mask (every step real) against ``torch.nn.LSTM(x)``."""
+    for B, T, F, H in ((8, 10, 4, 16), (32, 29, 12, 64)):
+        torch.manual_seed(SEED)
+        ours = LSTM(F, H, batch_first=True)
+        theirs = nn.LSTM(F, H, batch_first=True)
+        theirs.load_state_dict(ours.state_dict())
+        xs = [batch[0] for batch in batches(B, T, F, torch.Generator().manual_seed(SEED))]
+        nxt = cycling([(x, x) for x in xs])
+
+        def call_of(
+            module: nn.Module, nxt: Callable[[], tuple[Tensor, Tensor]] = nxt
+        ) -> Callable[[], tuple[Tensor, Any]]:
+            return lambda: module(nxt()[0])
+
+        calls = {"torch": call_of(theirs), "varlen": call_of(ours)}
+        for mode in ("inference", "forward + backward"):
+            if mode == "inference":
+                with torch.no_grad():
+                    result = timed(dict(calls), rounds, reps)
+            else:
+                result = timed({name: _backward(c) for name, c in calls.items()}, rounds, reps)
+            t_rate, v_rate = 1 / result["torch"][0], 1 / result["varlen"][0]
+            print(
+                f"| LSTM(x), no lengths (torch's call), {B} x {T} x {F} -> {H}, {mode} | "
+                f"{t_rate:,.0f} calls/s | {v_rate:,.0f} calls/s | {v_rate / t_rate:.2f} |"
+            )
+
+
 def ragged(rounds: int, reps: int) -> None:
     """Values + offsets and nested jagged inputs against varlen on the padded batch."""
     B, T, F, H = 32, 29, 12, 64
@@ -493,9 +523,10 @@ def main() -> None:
     compare(NO_PADS, rounds, reps, args.cell, parts=False, full=True)
     for shape in STACKED:
         compare(shape, rounds, max(reps // 4, 1), args.cell, parts=False, layers=2)
-    print("\n| entry point | torch step loop | varlen | varlen / torch |")
+    print("\n| entry point | torch (step loop, or its call) | varlen | varlen / torch |")
     print("|---|---|---|---|")
     streaming(rounds, reps)
+    torch_form(rounds, reps)
     print("\n| B, T, F, H | mode | input | ms | padded / this |")
     print("|---|---|---|---|---|")
     ragged(rounds, reps)

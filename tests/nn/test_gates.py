@@ -6,6 +6,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from varlen.nn import GRU, LSTM, recurrent
 from varlen.nn._gates import cell_of
@@ -128,19 +129,20 @@ def test_a_nan_at_a_real_step_stays_in_its_row():
     dropout=st.sampled_from([0.0, 0.5]),
     given_state=st.booleans(),
     full=st.booleans(),
-    as_mask=st.booleans(),
+    given_as=st.sampled_from(["lengths", "mask", "neither"]),
     seed=st.integers(0, 2**16),
 )
 def test_fast_call_is_the_general_path_bit_for_bit(
     lengths, layers, cls, bidirectional, padding, proj, train, dropout, given_state, full,
-    as_mask, seed,
+    given_as, seed,
 ):  # fmt: skip
     """The fast call gives the general path's outputs, states and gradients exactly.
 
     It only runs fewer Python checks around the same ops, on every route the planner takes
     (the padded route inline, layer by layer, dropout between layers included; no pads,
     with or without an initial state; row groups of 8+ rows and a given state with pads
-    through the general driver); pads hold NaN (they must not leak).
+    through the general driver); pads hold NaN (they must not leak). ``neither``: no lengths
+    and no mask, torch's call (every step real).
     """
     torch.manual_seed(seed)
     kwargs = {"proj_size": 2} if proj and cls is LSTM else {}
@@ -149,7 +151,7 @@ def test_fast_call_is_the_general_path_bit_for_bit(
         3, 4, layers, bidirectional=bidirectional, batch_first=True, dropout=dropout, **kwargs
     ).double()
     module.train(train)
-    if full:
+    if full or given_as == "neither":
         lengths = [max(lengths)] * len(lengths)
     B, T = len(lengths), max(lengths)
     lengths_t = torch.tensor(lengths)
@@ -166,7 +168,9 @@ def test_fast_call_is_the_general_path_bit_for_bit(
         hx = tuple(s.requires_grad_() for s in states) if cls is LSTM else h0.requires_grad_()
     cell = cell_of(module)
     # The lengths, or the mask of the same steps (real steps contiguous on the padding side).
-    given, mask = (None, real) if as_mask else (lengths_t, None)
+    given, mask = {"lengths": (lengths_t, None), "mask": (None, real), "neither": (None, None)}[
+        given_as
+    ]
     torch.manual_seed(seed + 1)  # the same dropout masks on both paths
     fast = recurrent._fast_call(module, cell, x, given, padding, None, hx=hx, mask=mask)
     assert fast is not None  # a CPU batch with int64 lengths or a contiguous mask: it applies
@@ -256,3 +260,14 @@ def test_fast_call_leaves_other_calls_to_the_general_path():
     assert fast(module, cell, x, None, "post", None, mask=holes) is None
     assert fast(module, cell, x, lengths, "post", None, mask=mask) is None
     assert fast(module, cell, x, None, "post", None, mask=mask.long()) is None
+    # No lengths and no mask: every step real, torch's call (torch.nn.LSTM's results).
+    reference = nn.LSTM(3, 4, batch_first=True)
+    reference.load_state_dict(module.state_dict())
+    got, want = fast(module, cell, x, None, "post", None), reference(x)
+    assert got is not None
+    torch.testing.assert_close(got[0], want[0], rtol=0, atol=0)
+    torch.testing.assert_close(got[1], want[1], rtol=0, atol=0)
+    assert fast(module, cell, x[:0], None, "post", None) is None  # empty: the general path
+    unstated = LSTM(3, 4)  # batch_first not given: ambiguous torch-style, its error
+    assert fast(unstated, cell, x, None, "post", None) is None
+    assert fast(unstated, cell, x, None, "post", None, batch_first=True) is not None
