@@ -323,3 +323,36 @@ def test_fast_call_without_autograd_is_the_general_path_bit_for_bit(
     assert fast is not None
     for got, want in zip((fast[0], *fast[1]), (general[0], *general[1]), strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=False)
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_torch_func_grad_matches_autograd(cls):
+    """``torch.func.grad`` over the input or the weights: the gradients of ``backward``.
+
+    The transforms wrap tensors without storage, which the compiled kernels cannot read: the
+    fast call then takes the torch ops (it crashed there once).
+    """
+    torch.manual_seed(0)
+    module = cls(3, 4, batch_first=True)
+    x, lengths = torch.randn(3, 5, 3), torch.tensor([5, 2, 0])
+
+    def loss_of_x(x: torch.Tensor) -> torch.Tensor:
+        out, state = module(x, lengths)
+        h = state[0] if isinstance(state, tuple) else state
+        total: torch.Tensor = out.sum() + h.sum()
+        return total
+
+    params = dict(module.named_parameters())
+
+    def loss_of_params(p: dict[str, torch.Tensor]) -> torch.Tensor:
+        out, state = torch.func.functional_call(module, p, (x, lengths))
+        h = state[0] if isinstance(state, tuple) else state
+        total: torch.Tensor = out.sum() + h.sum()
+        return total
+
+    leaf = x.clone().requires_grad_()
+    loss_of_x(leaf).backward()
+    torch.testing.assert_close(torch.func.grad(loss_of_x)(x), leaf.grad)
+    by_func = torch.func.grad(loss_of_params)(params)
+    for name, p in module.named_parameters():
+        torch.testing.assert_close(by_func[name], p.grad)

@@ -1003,10 +1003,25 @@ def _first_input(
     ):
         B, T, F = x.shape
         first = torch.empty(T, B, F + 1, dtype=x.dtype)
-        native.time_major_steps(x.numpy(), lengths.numpy(), first.numpy(), padding == "pre")
-        return first, None
+        arrays = _arrays(x, lengths, first)
+        if arrays is not None:
+            native.time_major_steps(*arrays, padding == "pre")
+            return first, None
     pads = torch.ge(_step_index(x.shape[1], x.device, padding), lengths).unsqueeze(2)
     return _select_input(x, pads), pads
+
+
+def _arrays(a: Tensor, b: Tensor, c: Tensor) -> tuple[Any, Any, Any] | None:
+    """NumPy views of three CPU tensors for the compiled kernels, or ``None``.
+
+    ``None`` where one of them has no memory NumPy can see: the tensors ``torch.func``
+    transforms wrap (``torch.func.grad`` over a model) have no storage; the torch ops then
+    run, as they do for any input the kernels do not take.
+    """
+    try:
+        return a.numpy(), b.numpy(), c.numpy()
+    except RuntimeError:
+        return None
 
 
 def _pick_final(
@@ -1026,8 +1041,10 @@ def _pick_final(
     T, B, W = out.shape
     if index is None and not out.requires_grad and out.is_contiguous() and lengths.is_contiguous():
         h = torch.empty(1, B, H_out, dtype=out.dtype)
-        native.last_steps(out.numpy(), lengths.numpy(), padding == "pre", d * H_out, h[0].numpy())
-        return h
+        arrays = _arrays(out, lengths, h[0])
+        if arrays is not None:
+            native.last_steps(arrays[0], arrays[1], padding == "pre", d * H_out, arrays[2])
+            return h
     if index is None:
         index = _last_processed(lengths, T, padding, reverse=d == 1).view(1, B, 1)
         index = index.expand(1, B, H_out)
