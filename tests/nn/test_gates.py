@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from varlen.data._steps import STEPS
 from varlen.nn import GRU, LSTM, recurrent
 from varlen.nn._gates import cell_of
 from varlen.nn._plans import Tuning
@@ -130,11 +131,13 @@ def test_a_nan_at_a_real_step_stays_in_its_row():
     given_state=st.booleans(),
     full=st.booleans(),
     given_as=st.sampled_from(["lengths", "mask", "neither"]),
+    compiled=st.booleans(),
+    grad=st.booleans(),
     seed=st.integers(0, 2**16),
 )
 def test_fast_call_is_the_general_path_bit_for_bit(
     lengths, layers, cls, bidirectional, padding, proj, train, dropout, given_state, full,
-    given_as, seed,
+    given_as, compiled, grad, seed,
 ):  # fmt: skip
     """The fast call gives the general path's outputs, states and gradients exactly.
 
@@ -142,7 +145,9 @@ def test_fast_call_is_the_general_path_bit_for_bit(
     (the padded route inline, layer by layer, dropout between layers included; no pads,
     with or without an initial state; row groups of 8+ rows and a given state with pads
     through the general driver); pads hold NaN (they must not leak). ``neither``: no lengths
-    and no mask, torch's call (every step real).
+    and no mask, torch's call (every step real). ``compiled``: with the compiled step kernels
+    (``varlen.data._steps.STEPS``, where built) or torch ops only; ``grad``: ``x`` needs a
+    gradient (the kernels leave such an ``x`` to the torch ops).
     """
     torch.manual_seed(seed)
     kwargs = {"proj_size": 2} if proj and cls is LSTM else {}
@@ -159,7 +164,7 @@ def test_fast_call_is_the_general_path_bit_for_bit(
     real = torch.arange(T)[None, :] < lengths_t[:, None]
     if padding == "pre":
         real = real.flip(1)
-    x = x.masked_fill(~real[..., None], float("nan")).requires_grad_()
+    x = x.masked_fill(~real[..., None], float("nan")).requires_grad_(grad)
     hx = None
     if given_state:
         D = 2 if bidirectional else 1
@@ -172,7 +177,10 @@ def test_fast_call_is_the_general_path_bit_for_bit(
         given_as
     ]
     torch.manual_seed(seed + 1)  # the same dropout masks on both paths
-    fast = recurrent._fast_call(module, cell, x, given, padding, None, hx=hx, mask=mask)
+    native = STEPS if compiled else None
+    fast = recurrent._fast_call(
+        module, cell, x, given, padding, None, hx=hx, mask=mask, native=native
+    )
     assert fast is not None  # a CPU batch with int64 lengths or a contiguous mask: it applies
     torch.manual_seed(seed + 1)
     general = recurrent._forward(
@@ -181,7 +189,7 @@ def test_fast_call_is_the_general_path_bit_for_bit(
     for got, want in zip((fast[0], *fast[1]), (general[0], *general[1]), strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=False)
     weights = torch.randn_like(fast[0].nan_to_num())
-    leaves = [x, *module.parameters()]
+    leaves = [x, *module.parameters()] if grad else list(module.parameters())
     if hx is not None:
         leaves += list(hx) if isinstance(hx, tuple) else [hx]
 
@@ -271,3 +279,80 @@ def test_fast_call_leaves_other_calls_to_the_general_path():
     unstated = LSTM(3, 4)  # batch_first not given: ambiguous torch-style, its error
     assert fast(unstated, cell, x, None, "post", None) is None
     assert fast(unstated, cell, x, None, "post", None, batch_first=True) is not None
+
+
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported:UserWarning")
+@settings(max_examples=60, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 9), min_size=1, max_size=12).filter(any),
+    layers=st.sampled_from([1, 2]),
+    cls=st.sampled_from([LSTM, GRU]),
+    bidirectional=st.booleans(),
+    padding=st.sampled_from(["post", "pre"]),
+    proj=st.booleans(),
+    compiled=st.booleans(),
+    mode=st.sampled_from([torch.no_grad, torch.inference_mode]),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    seed=st.integers(0, 2**16),
+)
+def test_fast_call_without_autograd_is_the_general_path_bit_for_bit(
+    lengths, layers, cls, bidirectional, padding, proj, compiled, mode, dtype, seed
+):
+    """Without autograd the compiled kernels also copy the final h: still bit for bit.
+
+    Pads hold NaN and inf; float32 and float64; the kernels or torch ops only.
+    """
+    torch.manual_seed(seed)
+    kwargs = {"proj_size": 2} if proj and cls is LSTM else {}
+    module = cls(3, 4, layers, bidirectional=bidirectional, batch_first=True, **kwargs).to(dtype)
+    B, T = len(lengths), max(lengths)
+    lengths_t = torch.tensor(lengths)
+    real = torch.arange(T)[None, :] < lengths_t[:, None]
+    if padding == "pre":
+        real = real.flip(1)
+    x = torch.randn(B, T, 3, dtype=dtype).masked_fill(~real[..., None], float("nan"))
+    x[:, 0] = torch.where(real[:, 0, None], x[:, 0], float("inf"))
+    cell = cell_of(module)
+    with mode():
+        fast = recurrent._fast_call(
+            module, cell, x, lengths_t, padding, None, native=STEPS if compiled else None
+        )
+        general = recurrent._forward(
+            module, cell, x, lengths_t, mask=None, padding=padding, hx=None, method="auto"
+        )
+    assert fast is not None
+    for got, want in zip((fast[0], *fast[1]), (general[0], *general[1]), strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=False)
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_torch_func_grad_matches_autograd(cls):
+    """``torch.func.grad`` over the input or the weights: the gradients of ``backward``.
+
+    The transforms wrap tensors without storage, which the compiled kernels cannot read: the
+    fast call then takes the torch ops (it crashed there once).
+    """
+    torch.manual_seed(0)
+    module = cls(3, 4, batch_first=True)
+    x, lengths = torch.randn(3, 5, 3), torch.tensor([5, 2, 0])
+
+    def loss_of_x(x: torch.Tensor) -> torch.Tensor:
+        out, state = module(x, lengths)
+        h = state[0] if isinstance(state, tuple) else state
+        total: torch.Tensor = out.sum() + h.sum()
+        return total
+
+    params = dict(module.named_parameters())
+
+    def loss_of_params(p: dict[str, torch.Tensor]) -> torch.Tensor:
+        out, state = torch.func.functional_call(module, p, (x, lengths))
+        h = state[0] if isinstance(state, tuple) else state
+        total: torch.Tensor = out.sum() + h.sum()
+        return total
+
+    leaf = x.clone().requires_grad_()
+    loss_of_x(leaf).backward()
+    torch.testing.assert_close(torch.func.grad(loss_of_x)(x), leaf.grad)
+    by_func = torch.func.grad(loss_of_params)(params)
+    for name, p in module.named_parameters():
+        torch.testing.assert_close(by_func[name], p.grad)

@@ -525,16 +525,172 @@ static PyObject *pad_snapshot(PyObject *seqs, Py_ssize_t maxlen, PyArrayObject *
     return (PyObject *)out;
 }
 
+/* ------------------------------------------------- time-major steps of a recurrent layer */
+
+/* The float arrays the two step kernels below read and write: C-contiguous float32 or
+ * float64 of `ndim` dimensions and the dtype of `like` (if given). 1 if so, else 0 with a
+ * TypeError set. */
+static int float_array(PyObject *obj, int ndim, PyArrayObject *like, const char *name)
+{
+    if (!PyArray_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a NumPy array", name);
+        return 0;
+    }
+    PyArrayObject *a = (PyArrayObject *)obj;
+    int type = PyArray_TYPE(a);
+    if (PyArray_NDIM(a) != ndim || !PyArray_IS_C_CONTIGUOUS(a) ||
+        (type != NPY_FLOAT && type != NPY_DOUBLE) ||
+        (like != NULL && type != PyArray_TYPE(like))) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s must be a C-contiguous float32 or float64 array of %d dimensions "
+                     "(of the input's dtype)",
+                     name, ndim);
+        return 0;
+    }
+    return 1;
+}
+
+/* `lengths`: a C-contiguous int64 array (B,) with every value in [0, T]. 1 if so, else 0
+ * with an error set. The values are checked because they index memory below. */
+static int lengths_array(PyObject *obj, npy_intp B, npy_intp T)
+{
+    if (!PyArray_Check(obj) || PyArray_TYPE((PyArrayObject *)obj) != NPY_INT64 ||
+        PyArray_NDIM((PyArrayObject *)obj) != 1 ||
+        !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)obj) ||
+        PyArray_DIM((PyArrayObject *)obj, 0) != B) {
+        PyErr_SetString(PyExc_TypeError, "lengths must be a C-contiguous int64 array (B,)");
+        return 0;
+    }
+    const npy_int64 *n = (const npy_int64 *)PyArray_DATA((PyArrayObject *)obj);
+    for (npy_intp b = 0; b < B; b++) {
+        if (n[b] < 0 || n[b] > T) {
+            PyErr_SetString(PyExc_ValueError, "lengths must lie in [0, T]");
+            return 0;
+        }
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(time_major_steps_doc,
+             "time_major_steps(x, lengths, out, pre, /)\n--\n\n"
+             "Write a recurrent layer's first input: out (T, B, F + 1) from x (B, T, F).\n\n"
+             "A real step of row b is (x[b, t], 0); a padded step is (0, ..., 0, 1), whatever\n"
+             "x holds there (NaN, inf). Real steps are the first lengths[b] of the row, or the\n"
+             "last ones with pre true. x and out: C-contiguous, one float dtype; lengths: int64\n"
+             "(B,) in [0, T]. Exact: values are copied, never computed.");
+
+static PyObject *time_major_steps(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "time_major_steps(x, lengths, out, pre) takes 4 arguments");
+        return NULL;
+    }
+    if (!float_array(args[0], 3, NULL, "x") ||
+        !float_array(args[2], 3, (PyArrayObject *)args[0], "out")) {
+        return NULL;
+    }
+    PyArrayObject *x = (PyArrayObject *)args[0], *out = (PyArrayObject *)args[2];
+    npy_intp B = PyArray_DIM(x, 0), T = PyArray_DIM(x, 1), F = PyArray_DIM(x, 2);
+    if (PyArray_DIM(out, 0) != T || PyArray_DIM(out, 1) != B || PyArray_DIM(out, 2) != F + 1 ||
+        !PyArray_ISWRITEABLE(out)) {
+        PyErr_SetString(PyExc_ValueError, "out must be a writeable (T, B, F + 1) array");
+        return NULL;
+    }
+    int pre = PyObject_IsTrue(args[3]);
+    if (pre < 0 || !lengths_array(args[1], B, T)) {
+        return NULL;
+    }
+    const npy_int64 *n = (const npy_int64 *)PyArray_DATA((PyArrayObject *)args[1]);
+    const char *src = PyArray_BYTES(x);
+    char *dst = PyArray_BYTES(out);
+    int dbl = PyArray_TYPE(x) == NPY_DOUBLE;
+    npy_intp item = dbl ? (npy_intp)sizeof(double) : (npy_intp)sizeof(float);
+    npy_intp step = F * item; /* bytes of one step of x */
+    for (npy_intp t = 0; t < T; t++) {
+        for (npy_intp b = 0; b < B; b++, dst += step + item) {
+            int real = pre ? t >= T - n[b] : t < n[b];
+            if (real) {
+                memcpy(dst, src + (b * T + t) * step, (size_t)step);
+            } else {
+                memset(dst, 0, (size_t)step);
+            }
+            if (dbl) {
+                *(double *)(dst + step) = real ? 0.0 : 1.0;
+            } else {
+                *(float *)(dst + step) = real ? 0.0f : 1.0f;
+            }
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(last_steps_doc,
+             "last_steps(out, lengths, pre, column, dest, /)\n--\n\n"
+             "Copy each row's final output: dest[b] = out[t_b, b, column:column + H].\n\n"
+             "t_b is the last step of the direction that ends on the pads: lengths[b] - 1 (pads\n"
+             "after), or T - lengths[b] with pre true (the backward direction of pads before),\n"
+             "clamped to [0, T - 1] (a length-0 row reads a padded step). out (T, B, W) and\n"
+             "dest (B, H): C-contiguous, one float dtype; lengths: int64 (B,) in [0, T].");
+
+static PyObject *last_steps(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "last_steps(out, lengths, pre, column, dest) takes 5 arguments");
+        return NULL;
+    }
+    if (!float_array(args[0], 3, NULL, "out") ||
+        !float_array(args[4], 2, (PyArrayObject *)args[0], "dest")) {
+        return NULL;
+    }
+    PyArrayObject *out = (PyArrayObject *)args[0], *dest = (PyArrayObject *)args[4];
+    npy_intp T = PyArray_DIM(out, 0), B = PyArray_DIM(out, 1), W = PyArray_DIM(out, 2);
+    npy_intp H = PyArray_DIM(dest, 1);
+    Py_ssize_t column = PyLong_AsSsize_t(args[3]);
+    if (column == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    int pre = PyObject_IsTrue(args[2]);
+    if (pre < 0) {
+        return NULL;
+    }
+    if (T < 1 || PyArray_DIM(dest, 0) != B || column < 0 || column + H > W ||
+        !PyArray_ISWRITEABLE(dest)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "last_steps: out (T >= 1, B, W), dest (B, H) writeable, column + H <= W");
+        return NULL;
+    }
+    if (!lengths_array(args[1], B, T)) {
+        return NULL;
+    }
+    const npy_int64 *n = (const npy_int64 *)PyArray_DATA((PyArrayObject *)args[1]);
+    npy_intp item = PyArray_ITEMSIZE(out);
+    const char *src = PyArray_BYTES(out);
+    char *dst = PyArray_BYTES(dest);
+    for (npy_intp b = 0; b < B; b++) {
+        npy_intp t = pre ? T - n[b] : n[b] - 1;
+        t = t < 0 ? 0 : (t > T - 1 ? T - 1 : t);
+        memcpy(dst + b * H * item, src + ((t * B + b) * W + column) * item, (size_t)(H * item));
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"pad_sequences", (PyCFunction)(void (*)(void))pad_sequences, METH_FASTCALL,
      pad_sequences_doc},
+    {"time_major_steps", (PyCFunction)(void (*)(void))time_major_steps, METH_FASTCALL,
+     time_major_steps_doc},
+    {"last_steps", (PyCFunction)(void (*)(void))last_steps, METH_FASTCALL, last_steps_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "varlen.data._native",
-    .m_doc = "Compiled padding kernel of varlen.data (optional: padding.py works without it).",
+    .m_doc = "Compiled kernels of varlen.data: padding, and the time-major steps of a "
+              "recurrent layer (optional: the Python paths work without them).",
     .m_size = 0,
     .m_methods = methods,
 };

@@ -57,6 +57,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from varlen._checks import check_choice, check_side, error_context, unplaced
 from varlen._types import Padding
+from varlen.data._steps import STEPS
 from varlen.data.ragged import Ragged
 from varlen.nn._checks import check_agreement, check_mask, read_lengths
 from varlen.nn._gates import (
@@ -811,6 +812,7 @@ def _fast_call(
     hx: Any = None,
     mask: Any = None,
     batch_first: bool = False,
+    native: Any = STEPS,
 ) -> tuple[Tensor, State] | None:
     """The commonest calls, run with the least Python; ``None`` where they do not apply.
 
@@ -829,7 +831,8 @@ def _fast_call(
     :func:`_drive_padded`, so the same results and gradients. Any other route runs in the
     general path's driver (:func:`_run`). Anything this does not handle, and every error, goes
     to the general path. ``batch_first``: ``x`` is batch-first whatever the module's layout
-    (:func:`forward_any` hands it so, see :func:`_core`).
+    (:func:`forward_any` hands it so, see :func:`_core`). ``native``: the compiled step kernels
+    the padded route may use (see :func:`_fast_padded`); ``None``: torch ops only.
 
     The padded route is written out here rather than calling :func:`_run_layer` and
     :func:`_final_picks`: measured side by side (``bench_overhead.py``, 8 x 10 x 4 -> 16
@@ -886,7 +889,7 @@ def _fast_call(
         inputs = _Inputs(x, lengths, padding, padding, None, host_lengths=lengths, total=total)
         with error_context(cell.public_name):
             return _run(module, cell, inputs, state, plan)
-    return _fast_padded(module, cell, x, lengths, padding, empty_rows=shortest == 0)
+    return _fast_padded(module, cell, x, lengths, padding, empty_rows=shortest == 0, native=native)
 
 
 def _fast_unpadded(
@@ -914,6 +917,7 @@ def _fast_padded(
     padding: Padding,
     *,
     empty_rows: bool,
+    native: Any = STEPS,
 ) -> tuple[Tensor, State]:
     """The fast call's padded route: a zero initial state, pads zeroed by one select.
 
@@ -921,31 +925,32 @@ def _fast_padded(
     (see :func:`_fast_call`): ``x (B, T, F)`` becomes the time-major ``(T, B, F + 1)`` first
     input, each later layer reads the previous output ``(T, B, D * H_out)`` (after dropout in
     training) with the indicator column, and the direction that ends on pads reads its final
-    ``h`` at its last real step. ``empty_rows``: whether some length is 0.
+    ``h`` at its last real step. ``empty_rows``: whether some length is 0. ``native``: the
+    compiled step kernels (:data:`varlen.data._steps.STEPS`), which write the first input and,
+    without autograd, copy the final ``h`` in one pass each (the same values); ``None``:
+    torch ops only.
     """
-    B, T, _ = x.shape
+    B, T, F = x.shape
     D = 2 if module.bidirectional else 1
     L = module.num_layers
-    pads = torch.ge(_step_index(T, x.device, padding), lengths).unsqueeze(2)  # (T, B, 1)
-    augmented = _select_input(x, pads)  # (T, B, F + 1)
+    first, pads = _first_input(x, lengths, padding, native)  # (T, B, F + 1), (T, B, 1) | None
     zero = zero_state(module, cell, B, x, kept=True)  # (L * D, B, H_k)
     H_out = zero[0].shape[2]
-    # The one direction that ends on pads reads its final h at its last real step.
+    # The one direction that ends on pads reads its final h at its last real step: copied by
+    # the kernel without autograd, else gathered at an index made once for all layers.
     d = 0 if padding == "post" else 1
+    native_pick = native is not None and not torch.is_grad_enabled()
     index = None
-    if d < D:
+    if d < D and not native_pick:
         index = _last_processed(lengths, T, padding, reverse=d == 1, empty_rows=empty_rows)
-        index = index.view(1, B, 1)
-        index = index.expand(1, B, H_out)
+        index = index.view(1, B, 1).expand(1, B, H_out)
     dropout = module.dropout if module.training else 0.0
-    indicator: Tensor | None = None
     layer_finals: list[State] = []
-    out = augmented  # (each layer's output, read by the next)
+    out = augmented = first  # (each layer's output, read by the next)
     for layer in range(L):
         if layer:
-            if indicator is None:
-                indicator = pads.to(x.dtype)
             layer_input = nn.functional.dropout(out, dropout, training=True) if dropout else out
+            indicator = first[:, :, F:] if pads is None else pads.to(x.dtype)  # (T, B, 1)
             augmented = torch.cat([layer_input, indicator], dim=2)  # (T, B, D * H_out + 1)
         params = layer_params(module, cell, layer, 0, plain=True)  # (checked above: plain)
         if D == 2:
@@ -960,22 +965,90 @@ def _fast_padded(
             train=module.training,
             batch_first=False,
         )  # (T, B, D * H_out)
-        if index is not None:
-            if D == 1:
-                finals = (out.gather(0, index), *finals[1:])
-            else:
-                h = out[..., d * H_out : (d + 1) * H_out].gather(0, index)
-                both = (h, finals[0][1:]) if d == 0 else (finals[0][:1], h)
-                finals = (torch.cat(both), *finals[1:])
+        if d < D:
+            h = _pick_final(out, lengths, padding, d, H_out, index, native)  # (1, B, H_out)
+            both = (h,) if D == 1 else (h, finals[0][1:]) if d == 0 else (finals[0][:1], h)
+            finals = (both[0] if D == 1 else torch.cat(both), *finals[1:])
         layer_finals.append(finals)
     merged = (
         layer_finals[0]
         if L == 1
         else tuple(torch.cat(parts) for parts in zip(*layer_finals, strict=True))
     )
-    if not cell.zero_at_pads:
+    if not cell.zero_at_pads:  # a GRU carries h through pads: zero its outputs there
+        if pads is None:
+            pads = torch.ge(_step_index(T, x.device, padding), lengths).unsqueeze(2)
         out = torch.where(pads, 0.0, out)
     return out.transpose(0, 1), merged
+
+
+_STEP_DTYPES = (torch.float32, torch.float64)  # what the compiled step kernels take
+
+
+def _first_input(
+    x: Tensor, lengths: Tensor, padding: Padding, native: Any
+) -> tuple[Tensor, Tensor | None]:
+    """The first layer's input ``(T, B, F + 1)`` and the pad mask ``(T, B, 1)`` if it was made.
+
+    The compiled kernel (``native``) writes it in one pass from the lengths, for an ``x`` that
+    needs no gradient (data; a gradient to ``x`` takes the torch ops, whose select carries it);
+    otherwise the pad mask and one select (:func:`_select_input`). The same values either way.
+    """
+    if (
+        native is not None
+        and not x.requires_grad
+        and x.dtype in _STEP_DTYPES
+        and x.is_contiguous()
+        and lengths.is_contiguous()
+    ):
+        B, T, F = x.shape
+        first = torch.empty(T, B, F + 1, dtype=x.dtype)
+        arrays = _arrays(x, lengths, first)
+        if arrays is not None:
+            native.time_major_steps(*arrays, padding == "pre")
+            return first, None
+    pads = torch.ge(_step_index(x.shape[1], x.device, padding), lengths).unsqueeze(2)
+    return _select_input(x, pads), pads
+
+
+def _arrays(a: Tensor, b: Tensor, c: Tensor) -> tuple[Any, Any, Any] | None:
+    """NumPy views of three CPU tensors for the compiled kernels, or ``None``.
+
+    ``None`` where one of them has no memory NumPy can see: the tensors ``torch.func``
+    transforms wrap (``torch.func.grad`` over a model) have no storage; the torch ops then
+    run, as they do for any input the kernels do not take.
+    """
+    try:
+        return a.numpy(), b.numpy(), c.numpy()
+    except RuntimeError:
+        return None
+
+
+def _pick_final(
+    out: Tensor,
+    lengths: Tensor,
+    padding: Padding,
+    d: int,
+    H_out: int,
+    index: Tensor | None,
+    native: Any,
+) -> Tensor:
+    """``(1, B, H_out)``: direction ``d``'s output at its last real step, from ``out (T, B, W)``.
+
+    Gathered at ``index`` (``(1, B, H_out)``, made by the caller when autograd may record);
+    else copied by the compiled kernel, or gathered at an index made here.
+    """
+    T, B, W = out.shape
+    if index is None and not out.requires_grad and out.is_contiguous() and lengths.is_contiguous():
+        h = torch.empty(1, B, H_out, dtype=out.dtype)
+        arrays = _arrays(out, lengths, h[0])
+        if arrays is not None:
+            native.last_steps(arrays[0], arrays[1], padding == "pre", d * H_out, arrays[2])
+            return h
+    if index is None:
+        index = _last_processed(lengths, T, padding, reverse=d == 1).view(1, B, 1)
+        index = index.expand(1, B, H_out)
+    return (out if H_out == W else out[..., d * H_out : (d + 1) * H_out]).gather(0, index)
 
 
 def _fast_lengths(
