@@ -292,7 +292,7 @@ def test_fast_call_leaves_other_calls_to_the_general_path():
     proj=st.booleans(),
     compiled=st.booleans(),
     mode=st.sampled_from([torch.no_grad, torch.inference_mode]),
-    dtype=st.sampled_from([torch.float32, torch.float64]),
+    dtype=st.sampled_from([torch.float32, torch.float64, torch.float16, torch.bfloat16]),
     seed=st.integers(0, 2**16),
 )
 def test_fast_call_without_autograd_is_the_general_path_bit_for_bit(
@@ -300,7 +300,8 @@ def test_fast_call_without_autograd_is_the_general_path_bit_for_bit(
 ):
     """Without autograd the compiled kernels also copy the final h: still bit for bit.
 
-    Pads hold NaN and inf; float32 and float64; the kernels or torch ops only.
+    Pads hold NaN and inf; float32 and float64, and the half dtypes the kernels leave to the
+    torch ops (they once failed there); the kernels or torch ops only.
     """
     torch.manual_seed(seed)
     kwargs = {"proj_size": 2} if proj and cls is LSTM else {}

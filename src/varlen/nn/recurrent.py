@@ -939,7 +939,7 @@ def _fast_padded(
     # The one direction that ends on pads reads its final h at its last real step: copied by
     # the kernel without autograd, else gathered at an index made once for all layers.
     d = 0 if padding == "post" else 1
-    native_pick = native is not None and not torch.is_grad_enabled()
+    native_pick = native is not None and not torch.is_grad_enabled() and x.dtype in _STEP_DTYPES
     index = None
     if d < D and not native_pick:
         index = _last_processed(lengths, T, padding, reverse=d == 1, empty_rows=empty_rows)
