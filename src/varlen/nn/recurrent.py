@@ -942,8 +942,7 @@ def _fast_padded(
     native_pick = native is not None and not torch.is_grad_enabled() and x.dtype in _STEP_DTYPES
     index = None
     if d < D and not native_pick:
-        index = _last_processed(lengths, T, padding, reverse=d == 1, empty_rows=empty_rows)
-        index = index.view(1, B, 1).expand(1, B, H_out)
+        index = _final_index(lengths, T, padding, d, H_out, empty_rows=empty_rows)
     dropout = module.dropout if module.training else 0.0
     layer_finals: list[State] = []
     out = augmented = first  # (each layer's output, read by the next)
@@ -967,8 +966,9 @@ def _fast_padded(
         )  # (T, B, D * H_out)
         if d < D:
             h = _pick_final(out, lengths, padding, d, H_out, index, native)  # (1, B, H_out)
-            both = (h,) if D == 1 else (h, finals[0][1:]) if d == 0 else (finals[0][:1], h)
-            finals = (both[0] if D == 1 else torch.cat(both), *finals[1:])
+            if D == 2:  # beside the other direction's own final h
+                h = torch.cat((h, finals[0][1:]) if d == 0 else (finals[0][:1], h))
+            finals = (h, *finals[1:])
         layer_finals.append(finals)
     merged = (
         layer_finals[0]
@@ -977,7 +977,7 @@ def _fast_padded(
     )
     if not cell.zero_at_pads:  # a GRU carries h through pads: zero its outputs there
         if pads is None:
-            pads = torch.ge(_step_index(T, x.device, padding), lengths).unsqueeze(2)
+            pads = _pad_steps(lengths, T, padding, graph=False)
         out = torch.where(pads, 0.0, out)
     return out.transpose(0, 1), merged
 
@@ -1007,7 +1007,7 @@ def _first_input(
         if arrays is not None:
             native.time_major_steps(*arrays, padding == "pre")
             return first, None
-    pads = torch.ge(_step_index(x.shape[1], x.device, padding), lengths).unsqueeze(2)
+    pads = _pad_steps(lengths, x.shape[1], padding, graph=False)  # (T, B, 1)
     return _select_input(x, pads), pads
 
 
@@ -1046,9 +1046,16 @@ def _pick_final(
             native.last_steps(arrays[0], arrays[1], padding == "pre", d * H_out, arrays[2])
             return h
     if index is None:
-        index = _last_processed(lengths, T, padding, reverse=d == 1).view(1, B, 1)
-        index = index.expand(1, B, H_out)
+        index = _final_index(lengths, T, padding, d, H_out)
     return (out if H_out == W else out[..., d * H_out : (d + 1) * H_out]).gather(0, index)
+
+
+def _final_index(
+    lengths: Tensor, T: int, padding: Padding, d: int, H_out: int, *, empty_rows: bool = True
+) -> Tensor:
+    """``(1, B, H_out)`` int64: direction ``d``'s last processed step per row, for a gather."""
+    index = _last_processed(lengths, T, padding, reverse=d == 1, empty_rows=empty_rows)
+    return index.view(1, -1, 1).expand(1, lengths.shape[0], H_out)
 
 
 def _fast_lengths(
