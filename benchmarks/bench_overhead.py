@@ -14,8 +14,8 @@ Then, per shape, the breakdown of one inference call: each stage of varlen's pad
 timed on its own on the same batch (validation, planning, control columns/augmented weights,
 pad mask and augmented input, the kernel, the final-state pick), and what is left: the
 Python glue between them. Where the compiled step kernels are built
-(``varlen.data._steps.STEPS``), the augmented input and the final-state pick are theirs, as
-in the fast call. ``autograd nodes``: nodes in the backward graph of each call.
+(``varlen.data.step_kernels.STEP_KERNELS``), the augmented input and the final-state pick
+are theirs, as in the fast call. ``autograd nodes``: nodes in the backward graph of each call.
 
 Then stacked layers (2 layers, uni and bidirectional, at 32 x 29 x 12 -> 64: torch runs them
 in one fused call, varlen layer by layer), and the other entry points: ``StreamingRNN``
@@ -47,7 +47,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from varlen.data._steps import STEPS
+from varlen.data.step_kernels import STEP_KERNELS
 from varlen.nn import GRU, LSTM, StreamingRNN, recurrent
 from varlen.nn._gates import cell_of, layer_params, zero_state
 from varlen.nn._plans import Tuning, capturing_graph, plan_call, row_groups
@@ -205,7 +205,7 @@ def breakdown(
 
     def first_input() -> Tensor:  # as the fast call builds it (else as _drive_padded does)
         if plan.select:
-            return recurrent._first_input(x, inputs.lengths, "post", STEPS)[0]
+            return recurrent._first_input(x, inputs.lengths, "post", STEP_KERNELS)[0]
         pads = recurrent._pad_steps(inputs.lengths, T, "post", graph=False)  # (T, B, 1)
         indicator = pads.to(x.dtype)
         zeroed = recurrent._zero_pads(x.transpose(0, 1), pads, indicator, graph=False)
@@ -228,14 +228,14 @@ def breakdown(
     def gather() -> object:  # in inference, as the fast call picks them
         H_out = init[0].shape[2]
         return [
-            recurrent._pick_final(out, inputs.lengths, "post", d, H_out, None, STEPS)
-            if STEPS is not None
+            recurrent._pick_final(out, inputs.lengths, "post", d, H_out, None, STEP_KERNELS)
+            if STEP_KERNELS is not None
             else out[..., d * H_out : (d + 1) * H_out].gather(0, pick.expand(1, -1, H_out))
             for d, pick in enumerate(picks)
             if pick is not None
         ]
 
-    first_route = "multiply" if not plan.select else "compiled" if STEPS else "select"
+    first_route = "multiply" if not plan.select else "compiled" if STEP_KERNELS else "select"
     stages: dict[str, Callable[[], object]] = {
         "validation (lengths, x, state, dtype/device)": lambda: (
             recurrent._resolve(ours, x, lengths, None, "post", graph=capturing_graph()),
@@ -257,8 +257,10 @@ def breakdown(
         ],
         f"pad mask, zeroed pads, augmented input ({first_route})": first_input,
         "initial state (zeros, kept)": lambda: zero_state(ours, cell, x.shape[0], x, kept=True),
-        f"final-state {'copies (compiled)' if STEPS else 'gathers'}": lambda: (
-            None if STEPS else recurrent._final_picks(inputs.lengths, T, "post", D),  # (index)
+        f"final-state {'copies (compiled)' if STEP_KERNELS else 'gathers'}": lambda: (
+            None
+            if STEP_KERNELS
+            else recurrent._final_picks(inputs.lengths, T, "post", D),  # (index)
             gather(),
         ),
         "kernel (torch.lstm / torch.gru)": lambda: cell.kernel(

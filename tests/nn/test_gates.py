@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from varlen.data._steps import STEPS
+from varlen.data.step_kernels import STEP_KERNELS
 from varlen.nn import GRU, LSTM, recurrent
 from varlen.nn._gates import cell_of
 from varlen.nn._plans import Tuning
@@ -146,8 +146,8 @@ def test_fast_call_is_the_general_path_bit_for_bit(
     with or without an initial state; row groups of 8+ rows and a given state with pads
     through the general driver); pads hold NaN (they must not leak). ``neither``: no lengths
     and no mask, torch's call (every step real). ``compiled``: with the compiled step kernels
-    (``varlen.data._steps.STEPS``, where built) or torch ops only; ``grad``: ``x`` needs a
-    gradient (the kernels leave such an ``x`` to the torch ops).
+    (``varlen.data.step_kernels.STEP_KERNELS``, where built) or torch ops only; ``grad``:
+    ``x`` needs a gradient (the kernels leave such an ``x`` to the torch ops).
     """
     torch.manual_seed(seed)
     kwargs = {"proj_size": 2} if proj and cls is LSTM else {}
@@ -177,7 +177,7 @@ def test_fast_call_is_the_general_path_bit_for_bit(
         given_as
     ]
     torch.manual_seed(seed + 1)  # the same dropout masks on both paths
-    native = STEPS if compiled else None
+    native = STEP_KERNELS if compiled else None
     fast = recurrent._fast_call(
         module, cell, x, given, padding, None, hx=hx, mask=mask, native=native
     )
@@ -316,7 +316,7 @@ def test_fast_call_without_autograd_is_the_general_path_bit_for_bit(
     cell = cell_of(module)
     with mode():
         fast = recurrent._fast_call(
-            module, cell, x, lengths_t, padding, None, native=STEPS if compiled else None
+            module, cell, x, lengths_t, padding, None, native=STEP_KERNELS if compiled else None
         )
         general = recurrent._forward(
             module, cell, x, lengths_t, mask=None, padding=padding, hx=None, method="auto"

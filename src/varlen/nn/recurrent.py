@@ -57,8 +57,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from varlen._checks import check_choice, check_side, error_context, unplaced
 from varlen._types import Padding
-from varlen.data._steps import STEPS
 from varlen.data.ragged import Ragged
+from varlen.data.step_kernels import STEP_KERNELS
 from varlen.nn._checks import check_agreement, check_mask, read_lengths
 from varlen.nn._gates import (
     GRU_CELL,
@@ -812,7 +812,7 @@ def _fast_call(
     hx: Any = None,
     mask: Any = None,
     batch_first: bool = False,
-    native: Any = STEPS,
+    native: Any = STEP_KERNELS,
 ) -> tuple[Tensor, State] | None:
     """The commonest calls, run with the least Python; ``None`` where they do not apply.
 
@@ -917,7 +917,7 @@ def _fast_padded(
     padding: Padding,
     *,
     empty_rows: bool,
-    native: Any = STEPS,
+    native: Any = STEP_KERNELS,
 ) -> tuple[Tensor, State]:
     """The fast call's padded route: a zero initial state, pads zeroed by one select.
 
@@ -926,9 +926,9 @@ def _fast_padded(
     input, each later layer reads the previous output ``(T, B, D * H_out)`` (after dropout in
     training) with the indicator column, and the direction that ends on pads reads its final
     ``h`` at its last real step. ``empty_rows``: whether some length is 0. ``native``: the
-    compiled step kernels (:data:`varlen.data._steps.STEPS`), which write the first input and,
-    without autograd, copy the final ``h`` in one pass each (the same values); ``None``:
-    torch ops only.
+    compiled step kernels (:data:`varlen.data.step_kernels.STEP_KERNELS`), which write the
+    first input and, without autograd, copy the final ``h`` in one pass each (the same
+    values); ``None``: torch ops only.
     """
     B, T, F = x.shape
     D = 2 if module.bidirectional else 1

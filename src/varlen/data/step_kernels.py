@@ -1,5 +1,9 @@
 """The compiled time-major step kernels of a recurrent layer's padded route (optional).
 
+The public home of ``varlen.data._native``'s two step kernels, for :mod:`varlen.nn` (which
+passes :data:`STEP_KERNELS` to its fast call, or ``None`` for torch ops only) and for
+benchmarks and tests that compare the two routes.
+
 ``varlen.nn``'s fast call builds a layer's first input ``(T, B, F + 1)`` from a batch-first
 ``(B, T, F)`` batch: each real step is the step's features and a 0, each padded step the
 constant row ``(0, ..., 0, 1)`` whatever the batch holds there (the pad indicator that makes
@@ -9,7 +13,7 @@ the lengths. In inference it also copies each row's final output (the last real 
 direction that ends on the pads) instead of an index, its expansion and a gather.
 
 Both kernels only copy values (never compute them): their results are bit for bit those of
-the torch ops, which remain the route wherever :data:`STEPS` is ``None`` (an install without
+the torch ops, which remain the route wherever :data:`STEP_KERNELS` is ``None`` (an install without
 a C compiler, or a build that predates the kernels) and for inputs they do not take.
 """
 
@@ -22,9 +26,9 @@ try:
 except ImportError:  # installed without a C compiler
     _native = None  # type: ignore[assignment]
 
-__all__ = ["STEPS"]
+__all__ = ["STEP_KERNELS"]
 
-STEPS: Any = _native if _native is not None and hasattr(_native, "last_steps") else None
+STEP_KERNELS: Any = _native if _native is not None and hasattr(_native, "last_steps") else None
 """The compiled module with ``time_major_steps`` and ``last_steps``, or ``None``.
 
 ``time_major_steps(x, lengths, out, pre)``: ``out (T, B, F + 1)`` from ``x (B, T, F)``

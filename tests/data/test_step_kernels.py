@@ -16,15 +16,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from varlen.data._steps import STEPS
+from varlen.data.step_kernels import STEP_KERNELS
 
-needs_kernel = pytest.mark.skipif(STEPS is None, reason="compiled kernel not built")
+needs_kernel = pytest.mark.skipif(STEP_KERNELS is None, reason="compiled kernel not built")
 
 
 @pytest.mark.skipif(os.environ.get("VARLEN_REQUIRE_NATIVE") != "1", reason="kernel optional")
 def test_built_where_required():
     """CI builds the kernels (VARLEN_REQUIRE_NATIVE=1): they must be there."""
-    assert STEPS is not None
+    assert STEP_KERNELS is not None
 
 
 def _reference(x: np.ndarray, lengths: np.ndarray, pre: bool) -> np.ndarray:
@@ -58,7 +58,7 @@ def test_time_major_steps_is_the_reference(lengths, T_extra, F, pre, dtype, seed
     x = rng.normal(size=(B, T, F)).astype(dtype)
     x[rng.random(size=(B, T)) < 0.3] = np.nan  # anywhere: pads must not leak
     out = np.full((T, B, F + 1), 7.0, dtype=dtype)  # (anything: every value is written)
-    assert STEPS.time_major_steps(x, n, out, pre) is None
+    assert STEP_KERNELS.time_major_steps(x, n, out, pre) is None
     expected = _reference(x, n, pre)
     np.testing.assert_array_equal(out, expected)  # (NaN equal to NaN: the real ones)
 
@@ -83,7 +83,7 @@ def test_last_steps_copies_the_direction_that_ends_on_the_pads(
     out = rng.normal(size=(T, B, directions * H)).astype(dtype)
     column = (directions - 1) * H if pre else 0
     dest = np.empty((B, H), dtype=dtype)
-    assert STEPS.last_steps(out, n, pre, column, dest) is None
+    assert STEP_KERNELS.last_steps(out, n, pre, column, dest) is None
     for b in range(B):
         t = min(max(T - n[b] if pre else n[b] - 1, 0), T - 1)
         np.testing.assert_array_equal(dest[b], out[t, b, column : column + H])
@@ -95,7 +95,7 @@ def test_arguments_they_refuse():
     x = np.zeros((2, 3, 4), dtype=np.float32)
     n = np.array([3, 1], dtype=np.int64)
     out = np.zeros((3, 2, 5), dtype=np.float32)
-    STEPS.time_major_steps(x, n, out, False)
+    STEP_KERNELS.time_major_steps(x, n, out, False)
     bad_calls: list[tuple[type[Exception], tuple[Any, ...]]] = [
         (TypeError, (x.astype(np.float64), n, out, False)),  # dtypes differ
         (TypeError, (x.astype(np.float16), n, out.astype(np.float16), False)),
@@ -110,15 +110,15 @@ def test_arguments_they_refuse():
     ]
     for error, args in bad_calls:
         with pytest.raises(error):
-            STEPS.time_major_steps(*args)
+            STEP_KERNELS.time_major_steps(*args)
     frozen = out.copy()
     frozen.flags.writeable = False
     with pytest.raises(ValueError, match="writeable"):
-        STEPS.time_major_steps(x, n, frozen, False)
+        STEP_KERNELS.time_major_steps(x, n, frozen, False)
     with pytest.raises(TypeError):
-        STEPS.time_major_steps(x, n, out)  # three arguments
+        STEP_KERNELS.time_major_steps(x, n, out)  # three arguments
     dest = np.zeros((2, 5), dtype=np.float32)
-    STEPS.last_steps(out, n, False, 0, dest)
+    STEP_KERNELS.last_steps(out, n, False, 0, dest)
     bad_picks: list[tuple[type[Exception], tuple[Any, ...]]] = [
         (ValueError, (out, n, False, 1, dest)),  # column + H > W
         (ValueError, (out, n, False, -1, dest)),
@@ -129,4 +129,4 @@ def test_arguments_they_refuse():
     ]
     for error, args in bad_picks:
         with pytest.raises(error):
-            STEPS.last_steps(*args)
+            STEP_KERNELS.last_steps(*args)
